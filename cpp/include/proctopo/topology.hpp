@@ -1,0 +1,134 @@
+#pragma once
+/// \file
+/// A Cartesian grid of named axes laid over the ranks of a distributed job.
+///
+/// Row-major: the last axis varies fastest, rank = sum(coord[i] * stride[i]),
+/// stride[i] = prod(dims[i+1:]). Every query is O(number of axes) or O(size of
+/// its result); nothing is stored per rank. A const topology is safe to share
+/// between threads.
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "proctopo/divider.hpp"
+#include "proctopo/errors.hpp"
+
+namespace proctopo {
+
+/// Integer type of ranks, coordinates and sizes.
+using rank_t = std::int64_t;
+
+/// Wildcard for match(): the axis may take any value.
+inline constexpr rank_t any = std::numeric_limits<rank_t>::min();
+
+/// Shape of a group table: num_groups rows of group_size ranks each.
+struct group_shape {
+  rank_t num_groups;  ///< number of groups (rows)
+  rank_t group_size;  ///< ranks in each group (columns)
+};
+
+/// An n-dimensional row-major grid of named axes.
+class topology {
+ public:
+  /// Builds a topology; throws std::invalid_argument on bad names or sizes and
+  /// std::overflow_error when the world size does not fit in 63 bits.
+  topology(std::vector<std::string> axes, std::vector<rank_t> dims);
+
+  /// Number of axes.
+  std::size_t ndim() const noexcept { return axes_.size(); }
+  /// Product of all axis sizes (1 for a topology without axes).
+  rank_t world_size() const noexcept { return world_; }
+  /// Axis names, slowest first.
+  const std::vector<std::string>& axes() const noexcept { return axes_; }
+  /// Axis sizes, in axis order.
+  const std::vector<rank_t>& dims() const noexcept { return dims_; }
+  /// Row-major strides, in axis order.
+  const std::vector<rank_t>& strides() const noexcept { return strides_; }
+
+  /// Index of an axis, or -1 when the topology has no such axis.
+  std::ptrdiff_t find_axis(std::string_view name) const noexcept;
+  /// Index of an axis; throws unknown_axis when absent.
+  std::size_t axis_index(std::string_view name) const;
+  /// Indices of several axes; throws unknown_axis or, for a repeated axis, std::invalid_argument.
+  std::vector<std::size_t> axis_indices(const std::vector<std::string>& names) const;
+  /// Size of an axis, 0 when the topology has no such axis.
+  rank_t dim(std::string_view name) const noexcept;
+
+  /// Rank of a full coordinate (ndim() values); throws coordinate_out_of_range.
+  rank_t rank_of(const rank_t* coord) const;
+  /// Rank of a full coordinate; throws std::invalid_argument on a wrong length.
+  rank_t rank_of(const std::vector<rank_t>& coord) const;
+  /// Writes the ndim() coordinates of a rank to out; throws rank_out_of_range.
+  void coord_of(rank_t rank, rank_t* out) const;
+  /// Coordinates of a rank.
+  std::vector<rank_t> coord_of(rank_t rank) const;
+  /// One coordinate of a rank.
+  rank_t coord_of(rank_t rank, std::size_t axis) const;
+
+  /// Ranks of n coordinates stored row-major (n x ndim()); throws on the first bad one.
+  void rank_of_bulk(const rank_t* coords, std::size_t n, rank_t* out) const;
+  /// Coordinates (n x ndim(), row-major) of n ranks; throws on the first bad one.
+  void coord_of_bulk(const rank_t* ranks, std::size_t n, rank_t* out) const;
+
+  /// Number of ranks whose coordinates equal `partial` wherever it is not `any`.
+  /// A value outside its axis matches nothing.
+  rank_t match_count(const rank_t* partial) const noexcept;
+  /// Writes the match_count(partial) matching ranks to out, ascending.
+  void match(const rank_t* partial, rank_t* out) const;
+  /// The matching ranks, ascending; throws std::invalid_argument on a wrong length.
+  std::vector<rank_t> match(const std::vector<rank_t>& partial) const;
+
+  /// Shape of the group table over a subset of axes.
+  group_shape group_table_shape(const std::vector<std::size_t>& axes) const;
+  /// Writes the group table: one row per combination of the other axes (row-major),
+  /// each row the ranks that differ only along `axes` (row-major in topology order).
+  void group_table(const std::vector<std::size_t>& axes, rank_t* out) const;
+  /// The group table, num_groups * group_size values.
+  std::vector<rank_t> group_table(const std::vector<std::size_t>& axes) const;
+  /// Writes the row of the group table that holds `rank` (group_size values).
+  void group_of(rank_t rank, const std::vector<std::size_t>& axes, rank_t* out) const;
+  /// The row of the group table that holds `rank`.
+  std::vector<rank_t> group_of(rank_t rank, const std::vector<std::size_t>& axes) const;
+  /// (row, column) of `rank` in the group table over `axes`.
+  std::pair<rank_t, rank_t> group_index(rank_t rank, const std::vector<std::size_t>& axes) const;
+
+  /// Rank `delta` steps along an axis; wraps when `periodic`, else -1 past the edge.
+  rank_t shift(rank_t rank, std::size_t axis, rank_t delta, bool periodic) const;
+
+  /// "axis{inner}NN{outer}..." for the axes not in `omit` (DeepSpeed's get_rank_repr).
+  std::string rank_repr(rank_t rank, const std::vector<std::string>& omit,
+                        std::string_view inner_sep, std::string_view outer_sep) const;
+  /// Short text such as "pipe=2 x data=4 (8 ranks)".
+  std::string describe() const;
+
+  /// Same axes and sizes.
+  bool operator==(const topology& other) const noexcept {
+    return axes_ == other.axes_ && dims_ == other.dims_;
+  }
+  /// Differs in axes or sizes.
+  bool operator!=(const topology& other) const noexcept { return !(*this == other); }
+
+ private:
+  void check_rank(rank_t rank) const;
+  void check_axis(std::size_t axis) const;
+  void coord_of_unchecked(rank_t rank, rank_t* out) const noexcept;
+  std::vector<std::size_t> complement(const std::vector<std::size_t>& axes) const;
+
+  std::vector<std::string> axes_;
+  std::vector<rank_t> dims_;
+  std::vector<rank_t> strides_;
+  std::vector<detail::divider> divs_;
+  rank_t world_ = 1;
+  bool fast_ = true;
+};
+
+/// Prime factors of n >= 1, ascending with repetition; O(sqrt n).
+std::vector<rank_t> prime_factors(rank_t n);
+
+}  // namespace proctopo

@@ -1,0 +1,449 @@
+#include "proctopo/topology.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace proctopo {
+namespace detail {
+namespace {
+
+constexpr rank_t fast_limit = rank_t{1} << 32;
+
+/// One run of an enumeration: `count` values `stride` apart.
+struct run {
+  rank_t count;
+  rank_t stride;
+};
+
+/// Merges neighbouring runs whose strides nest exactly (outer = inner.count * inner.stride),
+/// so that a block of adjacent axes becomes one long contiguous run.
+std::vector<run> coalesce(const std::vector<run>& runs) {
+  std::vector<run> out;
+  out.reserve(runs.size());
+  for (const run& r : runs) {
+    if (r.count == 1) continue;
+    if (!out.empty() && out.back().stride == r.count * r.stride) {
+      out.back().count *= r.count;
+      out.back().stride = r.stride;
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+/// Writes base + sum(i_k * stride_k) for every index vector in row-major order.
+/// Ascending whenever the strides decrease (they do for any subset of axes in order).
+rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out) {
+  const std::vector<run> runs = coalesce(runs_in);
+  if (runs.empty()) {
+    *out++ = base;
+    return out;
+  }
+  const std::size_t k = runs.size();
+  const rank_t inner_n = runs[k - 1].count;
+  const rank_t inner_s = runs[k - 1].stride;
+  std::vector<rank_t> idx(k, 0);
+  rank_t cur = base;
+  for (;;) {
+    if (inner_s == 1) {
+      for (rank_t t = 0; t < inner_n; ++t) out[t] = cur + t;
+    } else {
+      for (rank_t t = 0; t < inner_n; ++t) out[t] = cur + t * inner_s;
+    }
+    out += inner_n;
+    std::size_t i = k - 1;
+    for (;;) {
+      if (i == 0) return out;
+      --i;
+      cur += runs[i].stride;
+      if (++idx[i] < runs[i].count) break;
+      cur -= runs[i].count * runs[i].stride;
+      idx[i] = 0;
+    }
+  }
+}
+
+std::string quoted(std::string_view s) {
+  std::string q;
+  q.reserve(s.size() + 2);
+  q += '\'';
+  q += s;
+  q += '\'';
+  return q;
+}
+
+}  // namespace
+}  // namespace detail
+
+topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims)
+    : axes_(std::move(axes)), dims_(std::move(dims)) {
+  if (axes_.size() != dims_.size()) {
+    throw invalid_topology("a topology needs one size per axis, but got " +
+                                std::to_string(axes_.size()) + " axes and " +
+                                std::to_string(dims_.size()) + " sizes");
+  }
+  for (std::size_t i = 0; i < axes_.size(); ++i) {
+    if (axes_[i].empty()) {
+      throw invalid_topology("axis " + std::to_string(i) + " has an empty name");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (axes_[j] == axes_[i]) {
+        throw invalid_topology("axis name " + detail::quoted(axes_[i]) +
+                                    " appears twice (positions " + std::to_string(j) +
+                                    " and " + std::to_string(i) + "); names must be unique");
+      }
+    }
+    if (dims_[i] < 1) {
+      throw invalid_topology("axis " + detail::quoted(axes_[i]) + " has size " +
+                                  std::to_string(dims_[i]) + "; every size must be at least 1");
+    }
+  }
+  world_ = 1;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (world_ > std::numeric_limits<rank_t>::max() / dims_[i]) {
+      std::string prod;
+      for (std::size_t j = 0; j < dims_.size(); ++j) {
+        if (j) prod += " * ";
+        prod += std::to_string(dims_[j]);
+      }
+      throw world_size_overflow("the world size " + prod +
+                                " does not fit in a signed 64-bit integer");
+    }
+    world_ *= dims_[i];
+  }
+  strides_.assign(dims_.size(), 1);
+  for (std::size_t i = dims_.size(); i-- > 1;) strides_[i - 1] = strides_[i] * dims_[i];
+  fast_ = world_ < detail::fast_limit;
+  divs_.reserve(dims_.size());
+  for (rank_t d : dims_) divs_.emplace_back(static_cast<std::uint64_t>(d));
+}
+
+std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < axes_.size(); ++i) {
+    if (axes_[i] == name) return static_cast<std::ptrdiff_t>(i);
+  }
+  return -1;
+}
+
+std::size_t topology::axis_index(std::string_view name) const {
+  const std::ptrdiff_t i = find_axis(name);
+  if (i < 0) {
+    std::string known;
+    for (std::size_t j = 0; j < axes_.size(); ++j) {
+      if (j) known += ", ";
+      known += detail::quoted(axes_[j]);
+    }
+    throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" + known + "]");
+  }
+  return static_cast<std::size_t>(i);
+}
+
+std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& names) const {
+  std::vector<std::size_t> out;
+  out.reserve(names.size());
+  for (const std::string& n : names) {
+    const std::size_t i = axis_index(n);
+    if (std::find(out.begin(), out.end(), i) != out.end()) {
+      throw std::invalid_argument("axis " + detail::quoted(n) + " is listed twice");
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+rank_t topology::dim(std::string_view name) const noexcept {
+  const std::ptrdiff_t i = find_axis(name);
+  return i < 0 ? 0 : dims_[static_cast<std::size_t>(i)];
+}
+
+void topology::check_rank(rank_t rank) const {
+  if (rank < 0 || rank >= world_) {
+    throw rank_out_of_range("rank " + std::to_string(rank) + " is not in the topology: ranks run from 0 to " +
+                            std::to_string(world_ - 1));
+  }
+}
+
+void topology::check_axis(std::size_t axis) const {
+  if (axis >= axes_.size()) {
+    throw std::out_of_range("axis index " + std::to_string(axis) + " is out of range for " +
+                            std::to_string(axes_.size()) + " axes");
+  }
+}
+
+rank_t topology::rank_of(const rank_t* coord) const {
+  rank_t r = 0;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    const rank_t c = coord[i];
+    if (c < 0 || c >= dims_[i]) {
+      throw coordinate_out_of_range("coordinate " + std::to_string(c) + " is out of range for axis " +
+                                    detail::quoted(axes_[i]) + " of size " + std::to_string(dims_[i]) +
+                                    " (valid: 0.." + std::to_string(dims_[i] - 1) + ")");
+    }
+    r += c * strides_[i];
+  }
+  return r;
+}
+
+rank_t topology::rank_of(const std::vector<rank_t>& coord) const {
+  if (coord.size() != dims_.size()) {
+    throw std::invalid_argument("a coordinate needs " + std::to_string(dims_.size()) +
+                                " values, one per axis, but got " + std::to_string(coord.size()));
+  }
+  return rank_of(coord.data());
+}
+
+void topology::coord_of_unchecked(rank_t rank, rank_t* out) const noexcept {
+  auto r = static_cast<std::uint64_t>(rank);
+  const std::size_t n = dims_.size();
+  if (fast_) {
+    for (std::size_t i = n; i-- > 0;) {
+      const std::uint64_t q = divs_[i].div32(r);
+      out[i] = static_cast<rank_t>(r - q * divs_[i].divisor());
+      r = q;
+    }
+  } else {
+    for (std::size_t i = n; i-- > 0;) {
+      const std::uint64_t q = divs_[i].div64(r);
+      out[i] = static_cast<rank_t>(r - q * divs_[i].divisor());
+      r = q;
+    }
+  }
+}
+
+void topology::coord_of(rank_t rank, rank_t* out) const {
+  check_rank(rank);
+  coord_of_unchecked(rank, out);
+}
+
+std::vector<rank_t> topology::coord_of(rank_t rank) const {
+  std::vector<rank_t> out(dims_.size());
+  coord_of(rank, out.data());
+  return out;
+}
+
+rank_t topology::coord_of(rank_t rank, std::size_t axis) const {
+  check_rank(rank);
+  check_axis(axis);
+  return (rank / strides_[axis]) % dims_[axis];
+}
+
+void topology::rank_of_bulk(const rank_t* coords, std::size_t n, rank_t* out) const {
+  const std::size_t d = dims_.size();
+  for (std::size_t k = 0; k < n; ++k) out[k] = rank_of(coords + k * d);
+}
+
+void topology::coord_of_bulk(const rank_t* ranks, std::size_t n, rank_t* out) const {
+  const std::size_t d = dims_.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    check_rank(ranks[k]);
+    coord_of_unchecked(ranks[k], out + k * d);
+  }
+}
+
+rank_t topology::match_count(const rank_t* partial) const noexcept {
+  rank_t count = 1;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (partial[i] == any) {
+      count *= dims_[i];
+    } else if (partial[i] < 0 || partial[i] >= dims_[i]) {
+      return 0;
+    }
+  }
+  return count;
+}
+
+void topology::match(const rank_t* partial, rank_t* out) const {
+  if (match_count(partial) == 0) return;
+  std::vector<detail::run> runs;
+  rank_t base = 0;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (partial[i] == any) {
+      runs.push_back({dims_[i], strides_[i]});
+    } else {
+      base += partial[i] * strides_[i];
+    }
+  }
+  detail::enumerate(runs, base, out);
+}
+
+std::vector<rank_t> topology::match(const std::vector<rank_t>& partial) const {
+  if (partial.size() != dims_.size()) {
+    throw std::invalid_argument("a partial coordinate needs " + std::to_string(dims_.size()) +
+                                " values (proctopo::any for a free axis), but got " +
+                                std::to_string(partial.size()));
+  }
+  std::vector<rank_t> out(static_cast<std::size_t>(match_count(partial.data())));
+  match(partial.data(), out.data());
+  return out;
+}
+
+std::vector<std::size_t> topology::complement(const std::vector<std::size_t>& axes) const {
+  std::vector<bool> in(dims_.size(), false);
+  for (std::size_t a : axes) {
+    check_axis(a);
+    if (in[a]) {
+      throw std::invalid_argument("axis " + detail::quoted(axes_[a]) + " is listed twice");
+    }
+    in[a] = true;
+  }
+  std::vector<std::size_t> other;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (!in[i]) other.push_back(i);
+  }
+  return other;
+}
+
+group_shape topology::group_table_shape(const std::vector<std::size_t>& axes) const {
+  const std::vector<std::size_t> other = complement(axes);
+  rank_t groups = 1;
+  for (std::size_t i : other) groups *= dims_[i];
+  return {groups, world_ / groups};
+}
+
+void topology::group_table(const std::vector<std::size_t>& axes, rank_t* out) const {
+  const std::vector<std::size_t> other = complement(axes);
+  std::vector<detail::run> inner, outer;
+  for (std::size_t i = 0, o = 0; i < dims_.size(); ++i) {
+    if (o < other.size() && other[o] == i) {
+      outer.push_back({dims_[i], strides_[i]});
+      ++o;
+    } else {
+      inner.push_back({dims_[i], strides_[i]});
+    }
+  }
+  rank_t gs = 1;
+  for (const auto& r : inner) gs *= r.count;
+  rank_t ng = 1;
+  for (const auto& r : outer) ng *= r.count;
+  // Row offsets once, then each row is its base plus the offsets.
+  std::vector<rank_t> offsets(static_cast<std::size_t>(gs));
+  detail::enumerate(inner, 0, offsets.data());
+  std::vector<rank_t> bases(static_cast<std::size_t>(ng));
+  detail::enumerate(outer, 0, bases.data());
+  const rank_t* off = offsets.data();
+  for (rank_t g = 0; g < ng; ++g) {
+    const rank_t b = bases[static_cast<std::size_t>(g)];
+    rank_t* row = out + g * gs;
+    for (rank_t j = 0; j < gs; ++j) row[j] = b + off[j];
+  }
+}
+
+std::vector<rank_t> topology::group_table(const std::vector<std::size_t>& axes) const {
+  const group_shape s = group_table_shape(axes);
+  std::vector<rank_t> out(static_cast<std::size_t>(s.num_groups * s.group_size));
+  group_table(axes, out.data());
+  return out;
+}
+
+void topology::group_of(rank_t rank, const std::vector<std::size_t>& axes, rank_t* out) const {
+  check_rank(rank);
+  complement(axes);  // validates
+  std::vector<rank_t> coord(dims_.size());
+  coord_of_unchecked(rank, coord.data());
+  std::vector<detail::run> runs;
+  rank_t base = rank;
+  std::vector<bool> in(dims_.size(), false);
+  for (std::size_t a : axes) in[a] = true;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (in[i]) {
+      base -= coord[i] * strides_[i];
+      runs.push_back({dims_[i], strides_[i]});
+    }
+  }
+  detail::enumerate(runs, base, out);
+}
+
+std::vector<rank_t> topology::group_of(rank_t rank, const std::vector<std::size_t>& axes) const {
+  const group_shape s = group_table_shape(axes);
+  std::vector<rank_t> out(static_cast<std::size_t>(s.group_size));
+  group_of(rank, axes, out.data());
+  return out;
+}
+
+std::pair<rank_t, rank_t> topology::group_index(rank_t rank,
+                                                const std::vector<std::size_t>& axes) const {
+  check_rank(rank);
+  complement(axes);  // validates
+  std::vector<rank_t> coord(dims_.size());
+  coord_of_unchecked(rank, coord.data());
+  std::vector<bool> in(dims_.size(), false);
+  for (std::size_t a : axes) in[a] = true;
+  rank_t row = 0, col = 0;
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (in[i]) {
+      col = col * dims_[i] + coord[i];
+    } else {
+      row = row * dims_[i] + coord[i];
+    }
+  }
+  return {row, col};
+}
+
+rank_t topology::shift(rank_t rank, std::size_t axis, rank_t delta, bool periodic) const {
+  check_rank(rank);
+  check_axis(axis);
+  const rank_t d = dims_[axis];
+  const rank_t c = (rank / strides_[axis]) % d;
+  rank_t n;
+  if (periodic) {
+    n = (c + delta % d) % d;
+    if (n < 0) n += d;
+  } else {
+    if (delta > d || delta < -d) return -1;
+    n = c + delta;
+    if (n < 0 || n >= d) return -1;
+  }
+  return rank + (n - c) * strides_[axis];
+}
+
+std::string topology::rank_repr(rank_t rank, const std::vector<std::string>& omit,
+                                std::string_view inner_sep, std::string_view outer_sep) const {
+  check_rank(rank);
+  std::vector<rank_t> coord(dims_.size());
+  coord_of_unchecked(rank, coord.data());
+  std::string out;
+  bool first = true;
+  for (std::size_t i = 0; i < axes_.size(); ++i) {
+    if (std::find(omit.begin(), omit.end(), axes_[i]) != omit.end()) continue;
+    if (!first) out += outer_sep;
+    first = false;
+    out += axes_[i];
+    out += inner_sep;
+    if (coord[i] < 10) out += '0';
+    out += std::to_string(coord[i]);
+  }
+  return out;
+}
+
+std::string topology::describe() const {
+  std::ostringstream os;
+  for (std::size_t i = 0; i < axes_.size(); ++i) {
+    if (i) os << " x ";
+    os << axes_[i] << '=' << dims_[i];
+  }
+  if (axes_.empty()) os << "(no axes)";
+  os << " (" << world_ << (world_ == 1 ? " rank)" : " ranks)");
+  return os.str();
+}
+
+std::vector<rank_t> prime_factors(rank_t n) {
+  if (n < 1) {
+    throw std::invalid_argument("prime_factors needs a positive integer, got " + std::to_string(n));
+  }
+  std::vector<rank_t> out;
+  while (n % 2 == 0) {
+    out.push_back(2);
+    n /= 2;
+  }
+  for (rank_t p = 3; p <= n / p; p += 2) {
+    while (n % p == 0) {
+      out.push_back(p);
+      n /= p;
+    }
+  }
+  if (n > 1) out.push_back(n);
+  return out;
+}
+
+}  // namespace proctopo

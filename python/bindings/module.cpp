@@ -1,0 +1,198 @@
+// proctopo._core: a thin pybind11 layer over proctopo::topology.
+// Bulk results are NumPy arrays filled in place with the GIL released; C++
+// exceptions become the Python classes that proctopo.errors re-exports.
+
+#include <pybind11/numpy.h>
+#include <pybind11/operators.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "proctopo/topology.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+using proctopo::rank_t;
+using proctopo::topology;
+
+namespace {
+
+using int_array = py::array_t<rank_t, py::array::c_style | py::array::forcecast>;
+
+// Python exception classes, created once at import and kept for the process lifetime.
+PyObject* exc_unknown_axis = nullptr;
+PyObject* exc_coordinate = nullptr;
+PyObject* exc_rank = nullptr;
+PyObject* exc_topology = nullptr;
+PyObject* exc_overflow = nullptr;
+PyObject* exc_argument = nullptr;
+
+PyObject* make_exception(py::module_& m, const char* name, py::tuple bases, const char* doc) {
+  py::dict ns("__module__"_a = "proctopo.errors", "__doc__"_a = doc);
+  py::object cls = py::module_::import("builtins").attr("type")(name, bases, ns);
+  m.attr(name) = cls;
+  return cls.release().ptr();
+}
+
+py::object builtin(const char* name) { return py::module_::import("builtins").attr(name); }
+
+std::vector<std::size_t> axis_list(const topology& t, const std::vector<std::string>& names) {
+  return t.axis_indices(names);
+}
+
+py::array_t<rank_t> group_table(const topology& t, const std::vector<std::string>& names) {
+  const auto axes = axis_list(t, names);
+  const auto shape = t.group_table_shape(axes);
+  py::array_t<rank_t> out({shape.num_groups, shape.group_size});
+  rank_t* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    t.group_table(axes, data);
+  }
+  return out;
+}
+
+py::array_t<rank_t> group_of(const topology& t, rank_t rank, const std::vector<std::string>& names) {
+  const auto axes = axis_list(t, names);
+  py::array_t<rank_t> out(t.group_table_shape(axes).group_size);
+  t.group_of(rank, axes, out.mutable_data());
+  return out;
+}
+
+py::array_t<rank_t> match(const topology& t, const std::vector<rank_t>& partial) {
+  if (partial.size() != t.ndim()) {
+    throw std::invalid_argument("a partial coordinate needs " + std::to_string(t.ndim()) +
+                                " values, but got " + std::to_string(partial.size()));
+  }
+  py::array_t<rank_t> out(t.match_count(partial.data()));
+  t.match(partial.data(), out.mutable_data());
+  return out;
+}
+
+py::array_t<rank_t> ranks(const topology& t, const int_array& coords) {
+  const auto d = static_cast<py::ssize_t>(t.ndim());
+  if (coords.ndim() != 2 || coords.shape(1) != d) {
+    throw std::invalid_argument("coordinates must be an array of shape (n, " + std::to_string(d) +
+                                "), one column per axis");
+  }
+  const auto n = static_cast<std::size_t>(coords.shape(0));
+  py::array_t<rank_t> out(coords.shape(0));
+  const rank_t* in = coords.data();
+  rank_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    t.rank_of_bulk(in, n, o);
+  }
+  return out;
+}
+
+py::array_t<rank_t> coords(const topology& t, const int_array& ranks) {
+  if (ranks.ndim() != 1) {
+    throw std::invalid_argument("ranks must be a 1-D array, got " + std::to_string(ranks.ndim()) +
+                                " dimensions");
+  }
+  const auto n = static_cast<std::size_t>(ranks.shape(0));
+  py::array_t<rank_t> out({ranks.shape(0), static_cast<py::ssize_t>(t.ndim())});
+  const rank_t* in = ranks.data();
+  rank_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    t.coord_of_bulk(in, n, o);
+  }
+  return out;
+}
+
+py::tuple state(const topology& t) { return py::make_tuple(t.axes(), t.dims()); }
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "proctopo's C++ core (thin bindings; use proctopo.ProcessTopology)";
+
+  make_exception(m, "ProctopoError", py::make_tuple(builtin("Exception")),
+                 "Base class of every error proctopo raises.");
+  py::object error = m.attr("ProctopoError");
+  exc_argument = make_exception(m, "InvalidArgumentError", py::make_tuple(error, builtin("ValueError")),
+                                "An argument that breaks a rule of the topology.");
+  py::object argument = m.attr("InvalidArgumentError");
+  exc_topology = make_exception(m, "InvalidTopologyError", py::make_tuple(argument),
+                                "Axes and sizes that do not form a topology.");
+  exc_overflow = make_exception(m, "WorldSizeOverflowError",
+                                py::make_tuple(m.attr("InvalidTopologyError"), builtin("OverflowError")),
+                                "A world size past 2**63 - 1.");
+  exc_unknown_axis = make_exception(
+      m, "UnknownAxisError",
+      py::make_tuple(argument, builtin("AttributeError"), builtin("TypeError")),
+      "An axis name the topology does not have (DeepSpeed raised AttributeError, "
+      "ValueError or TypeError here, depending on the method).");
+  exc_coordinate = make_exception(
+      m, "CoordinateOutOfRangeError",
+      py::make_tuple(argument, builtin("IndexError"), builtin("AssertionError")),
+      "A coordinate outside its axis (DeepSpeed's get_rank raised AssertionError).");
+  exc_rank = make_exception(m, "RankOutOfRangeError",
+                            py::make_tuple(argument, builtin("IndexError")),
+                            "A rank outside [0, world_size) (DeepSpeed's get_coord raised ValueError).");
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const proctopo::unknown_axis& e) {
+      PyErr_SetString(exc_unknown_axis, e.what());
+    } catch (const proctopo::coordinate_out_of_range& e) {
+      PyErr_SetString(exc_coordinate, e.what());
+    } catch (const proctopo::rank_out_of_range& e) {
+      PyErr_SetString(exc_rank, e.what());
+    } catch (const proctopo::world_size_overflow& e) {
+      PyErr_SetString(exc_overflow, e.what());
+    } catch (const proctopo::invalid_topology& e) {
+      PyErr_SetString(exc_topology, e.what());
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(exc_argument, e.what());
+    }
+  });
+
+  m.attr("ANY") = proctopo::any;
+
+  py::class_<topology>(m, "Topology")
+      .def(py::init<std::vector<std::string>, std::vector<rank_t>>(), "axes"_a, "dims"_a)
+      .def_property_readonly("axes", &topology::axes)
+      .def_property_readonly("dims", &topology::dims)
+      .def_property_readonly("strides", &topology::strides)
+      .def_property_readonly("world_size", &topology::world_size)
+      .def_property_readonly("ndim", &topology::ndim)
+      .def("find_axis", &topology::find_axis, "name"_a)
+      .def("dim", &topology::dim, "name"_a)
+      .def("rank_of", py::overload_cast<const std::vector<rank_t>&>(&topology::rank_of, py::const_),
+           py::arg("coord").noconvert())
+      .def("coord_of", py::overload_cast<rank_t>(&topology::coord_of, py::const_),
+           py::arg("rank").noconvert())
+      .def("ranks", &ranks, "coords"_a)
+      .def("coords", &coords, "ranks"_a)
+      .def("match", &match, py::arg("partial").noconvert())
+      .def("groups", &group_table, "axes"_a)
+      .def("group_of", &group_of, py::arg("rank").noconvert(), "axes"_a)
+      .def(
+          "group_index",
+          [](const topology& t, rank_t rank, const std::vector<std::string>& names) {
+            return t.group_index(rank, axis_list(t, names));
+          },
+          py::arg("rank").noconvert(), "axes"_a)
+      .def(
+          "shift",
+          [](const topology& t, rank_t rank, const std::string& axis, rank_t delta, bool periodic) {
+            return t.shift(rank, t.axis_index(axis), delta, periodic);
+          },
+          py::arg("rank").noconvert(), "axis"_a, py::arg("delta").noconvert(), "periodic"_a)
+      .def("rank_repr", &topology::rank_repr, py::arg("rank").noconvert(), "omit"_a, "inner_sep"_a,
+           "outer_sep"_a)
+      .def("describe", &topology::describe)
+      .def(py::self == py::self)  // NOLINT
+      .def("__hash__", [](const topology& t) { return py::hash(state(t)); })
+      .def(py::pickle(&state, [](const py::tuple& s) {
+        return topology(s[0].cast<std::vector<std::string>>(), s[1].cast<std::vector<rank_t>>());
+      }));
+
+  m.def("prime_factors", &proctopo::prime_factors, py::arg("n").noconvert());
+}

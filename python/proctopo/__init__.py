@@ -1,0 +1,58 @@
+"""proctopo: process topologies for distributed training.
+
+Lays the ranks of a job on a grid of named axes (pipe, data, model, ...), answers
+every question about it in O(number of axes), and builds the matching
+``torch.distributed`` groups. A drop-in for DeepSpeed's
+``deepspeed.runtime.pipe.topology``. Importing proctopo never imports torch.
+
+>>> import proctopo
+>>> topo = proctopo.PipeModelDataParallelTopology(num_pp=2, num_mp=2, num_dp=2)
+>>> topo.get_axis_comm_lists('data')
+[[0, 2], [1, 3], [4, 6], [5, 7]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    CoordinateOutOfRangeError,
+    InvalidArgumentError,
+    InvalidTopologyError,
+    ProctopoError,
+    RankOutOfRangeError,
+    UnknownAxisError,
+    WorldSizeOverflowError,
+)
+from .topology import (
+    PipeDataParallelTopology,
+    PipeModelDataParallelTopology,
+    ProcessTopology,
+    prime_factors,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoordinateOutOfRangeError",
+    "InvalidArgumentError",
+    "InvalidTopologyError",
+    "PipeDataParallelTopology",
+    "PipeModelDataParallelTopology",
+    "ProcessTopology",
+    "ProctopoError",
+    "RankOutOfRangeError",
+    "UnknownAxisError",
+    "WorldSizeOverflowError",
+    "__version__",
+    "prime_factors",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The grid needs torch; load it only when asked for, so `import proctopo` stays torch-free.
+    if name == "PipelineParallelGrid":
+        from .grid import PipelineParallelGrid
+
+        return PipelineParallelGrid
+    raise AttributeError(f"module 'proctopo' has no attribute {name!r}")

@@ -1,0 +1,352 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proctopo/topology.hpp"
+
+using proctopo::any;
+using proctopo::rank_t;
+using proctopo::topology;
+
+namespace {
+
+using vec = std::vector<rank_t>;
+using idx = std::vector<std::size_t>;
+
+topology make(const vec& dims) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < dims.size(); ++i) names.push_back("a" + std::to_string(i));
+  return topology(names, dims);
+}
+
+/// Every shape with `n` axes of sizes 1..maxd.
+std::vector<vec> shapes(std::size_t n, rank_t maxd) {
+  std::vector<vec> out;
+  vec cur(n, 1);
+  for (;;) {
+    out.push_back(cur);
+    std::size_t i = 0;
+    while (i < n && cur[i] == maxd) cur[i++] = 1;
+    if (i == n) break;
+    ++cur[i];
+  }
+  return out;
+}
+
+std::vector<vec> small_shapes() {
+  std::vector<vec> all{{}};
+  for (std::size_t n = 1; n <= 4; ++n) {
+    for (auto& s : shapes(n, n <= 2 ? 5 : 3)) all.push_back(s);
+  }
+  return all;
+}
+
+/// Reference coordinates by an independent odometer over all ranks.
+std::vector<vec> reference_coords(const vec& dims) {
+  std::vector<vec> out;
+  vec c(dims.size(), 0);
+  rank_t w = 1;
+  for (rank_t d : dims) w *= d;
+  for (rank_t r = 0; r < w; ++r) {
+    out.push_back(c);
+    for (std::size_t i = dims.size(); i-- > 0;) {
+      if (++c[i] < dims[i]) break;
+      c[i] = 0;
+    }
+  }
+  return out;
+}
+
+/// All subsets of {0..n-1} as index lists.
+std::vector<idx> subsets(std::size_t n) {
+  std::vector<idx> out;
+  for (unsigned m = 0; m < (1u << n); ++m) {
+    idx s;
+    for (std::size_t i = 0; i < n; ++i)
+      if (m & (1u << i)) s.push_back(i);
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Topology, RoundTripEverySmallShape) {
+  for (const vec& dims : small_shapes()) {
+    const topology t = make(dims);
+    const auto ref = reference_coords(dims);
+    ASSERT_EQ(static_cast<std::size_t>(t.world_size()), ref.size());
+    for (rank_t r = 0; r < t.world_size(); ++r) {
+      const vec c = t.coord_of(r);
+      ASSERT_EQ(c, ref[static_cast<std::size_t>(r)]);
+      ASSERT_EQ(t.rank_of(c), r);
+      for (std::size_t a = 0; a < dims.size(); ++a) ASSERT_EQ(t.coord_of(r, a), c[a]);
+    }
+  }
+}
+
+TEST(Topology, BulkMatchesScalar) {
+  const topology t = make({3, 4, 5});
+  vec ranks(60);
+  std::iota(ranks.begin(), ranks.end(), 0);
+  std::reverse(ranks.begin(), ranks.end());
+  vec coords(60 * 3), back(60);
+  t.coord_of_bulk(ranks.data(), ranks.size(), coords.data());
+  t.rank_of_bulk(coords.data(), ranks.size(), back.data());
+  EXPECT_EQ(back, ranks);
+  for (std::size_t k = 0; k < 60; ++k) {
+    EXPECT_EQ(vec(coords.begin() + static_cast<std::ptrdiff_t>(3 * k),
+                  coords.begin() + static_cast<std::ptrdiff_t>(3 * k + 3)),
+              t.coord_of(ranks[k]));
+  }
+}
+
+TEST(Topology, StridesAndWorld) {
+  const topology t({"pipe", "data", "model"}, {2, 3, 4});
+  EXPECT_EQ(t.world_size(), 24);
+  EXPECT_EQ(t.strides(), (vec{12, 4, 1}));
+  EXPECT_EQ(t.dim("data"), 3);
+  EXPECT_EQ(t.dim("nope"), 0);
+  EXPECT_EQ(t.find_axis("model"), 2);
+  EXPECT_EQ(t.find_axis("nope"), -1);
+  EXPECT_EQ(t.describe(), "pipe=2 x data=3 x model=4 (24 ranks)");
+  const topology empty({}, {});
+  EXPECT_EQ(empty.world_size(), 1);
+  EXPECT_EQ(empty.coord_of(0), vec{});
+  EXPECT_EQ(empty.match(vec{}), vec{0});
+}
+
+// Golden values from DeepSpeed's documented behaviour.
+TEST(Topology, GoldenGroupTables) {
+  const topology t({"pipe", "data", "model"}, {2, 2, 2});
+  EXPECT_EQ(t.group_table(idx{0}), (vec{0, 4, 1, 5, 2, 6, 3, 7}));
+  EXPECT_EQ(t.group_table(idx{1}), (vec{0, 2, 1, 3, 4, 6, 5, 7}));
+  EXPECT_EQ(t.group_table(idx{2}), (vec{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(t.group_table(idx{2, 0}), (vec{0, 1, 4, 5, 2, 3, 6, 7}));
+  EXPECT_EQ(t.group_table(idx{}), (vec{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(t.group_table_shape(idx{}).group_size, 1);
+  EXPECT_EQ(t.group_table(idx{0, 1, 2}), (vec{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(t.group_table_shape(idx{0, 1, 2}).num_groups, 1);
+
+  const topology x({"x", "y"}, {2, 3});
+  EXPECT_EQ(x.match(vec{0, any}), (vec{0, 1, 2}));
+  EXPECT_EQ(x.match(vec{any, 0}), (vec{0, 3}));
+  const topology pdm({"pipe", "data", "model"}, {2, 2, 2});
+  EXPECT_EQ(pdm.match(vec{0, 1, any}), (vec{2, 3}));
+}
+
+TEST(Topology, GroupTablesPartitionAndAgreeWithGroupOf) {
+  for (const vec& dims : small_shapes()) {
+    const topology t = make(dims);
+    const auto ref = reference_coords(dims);
+    for (const idx& axes : subsets(dims.size())) {
+      const auto shape = t.group_table_shape(axes);
+      ASSERT_EQ(shape.num_groups * shape.group_size, t.world_size());
+      const vec table = t.group_table(axes);
+      std::set<rank_t> seen(table.begin(), table.end());
+      ASSERT_EQ(static_cast<rank_t>(seen.size()), t.world_size());  // disjoint and covering
+      for (rank_t g = 0; g < shape.num_groups; ++g) {
+        const auto row = table.begin() + g * shape.group_size;
+        const vec group(row, row + shape.group_size);
+        ASSERT_TRUE(std::is_sorted(group.begin(), group.end()));
+        for (std::size_t j = 0; j < group.size(); ++j) {
+          const rank_t r = group[j];
+          // Members agree on every other axis.
+          for (std::size_t a = 0; a < dims.size(); ++a) {
+            if (std::find(axes.begin(), axes.end(), a) == axes.end()) {
+              ASSERT_EQ(ref[static_cast<std::size_t>(r)][a], ref[static_cast<std::size_t>(group[0])][a]);
+            }
+          }
+          ASSERT_EQ(t.group_of(r, axes), group);
+          const auto gi = t.group_index(r, axes);
+          ASSERT_EQ(gi.first, g);
+          ASSERT_EQ(gi.second, static_cast<rank_t>(j));
+        }
+      }
+      // Rows are ordered by the other axes, row-major: first members ascend.
+      for (rank_t g = 1; g < shape.num_groups; ++g) {
+        ASSERT_LT(table[static_cast<std::size_t>((g - 1) * shape.group_size)],
+                  table[static_cast<std::size_t>(g * shape.group_size)]);
+      }
+    }
+  }
+}
+
+TEST(Topology, MatchEnumeratesExactlyTheMatchingRanks) {
+  for (const vec& dims : small_shapes()) {
+    if (dims.size() > 3) continue;
+    const topology t = make(dims);
+    const auto ref = reference_coords(dims);
+    // Every partial coordinate with values in [-1, d] (-1 and d match nothing; any is free).
+    std::vector<vec> partials{vec(dims.size(), any)};
+    for (std::size_t a = 0; a < dims.size(); ++a) {
+      std::vector<vec> next;
+      for (const vec& p : partials) {
+        for (rank_t v = -1; v <= dims[a]; ++v) {
+          vec q = p;
+          q[a] = v;
+          next.push_back(q);
+        }
+        next.push_back(p);
+      }
+      partials = next;
+    }
+    for (const vec& p : partials) {
+      vec expect;
+      for (rank_t r = 0; r < t.world_size(); ++r) {
+        bool ok = true;
+        for (std::size_t a = 0; a < dims.size(); ++a)
+          if (p[a] != any && ref[static_cast<std::size_t>(r)][a] != p[a]) ok = false;
+        if (ok) expect.push_back(r);
+      }
+      ASSERT_EQ(t.match(p), expect);
+      ASSERT_EQ(t.match_count(p.data()), static_cast<rank_t>(expect.size()));
+    }
+  }
+}
+
+TEST(Topology, Shift) {
+  const topology t({"pipe", "data"}, {4, 2});
+  EXPECT_EQ(t.shift(0, 0, 1, true), 2);
+  EXPECT_EQ(t.shift(6, 0, 1, true), 0);
+  EXPECT_EQ(t.shift(6, 0, 1, false), -1);
+  EXPECT_EQ(t.shift(0, 0, -1, true), 6);
+  EXPECT_EQ(t.shift(0, 0, -1, false), -1);
+  EXPECT_EQ(t.shift(1, 0, 7, true), 7);
+  EXPECT_EQ(t.shift(1, 0, -9, true), 7);
+  EXPECT_EQ(t.shift(3, 1, 1, true), 2);
+  EXPECT_EQ(t.shift(3, 0, 0, false), 3);
+  EXPECT_EQ(t.shift(1, 0, std::numeric_limits<rank_t>::max(), false), -1);
+  EXPECT_EQ(t.shift(1, 0, std::numeric_limits<rank_t>::min() + 1, false), -1);
+}
+
+TEST(Topology, RankRepr) {
+  const topology t({"pipe", "data", "model"}, {2, 2, 12});
+  EXPECT_EQ(t.rank_repr(0, {"data", "pipe"}, "_", "-"), "model_00");
+  EXPECT_EQ(t.rank_repr(47, {}, "_", "-"), "pipe_01-data_01-model_11");
+  EXPECT_EQ(t.rank_repr(47, {"pipe", "data", "model"}, "_", "-"), "");
+  EXPECT_EQ(t.rank_repr(5, {"data"}, "::", "/"), "pipe::00/model::05");
+  const topology big({"a"}, {1000});
+  EXPECT_EQ(big.rank_repr(999, {}, "_", "-"), "a_999");
+  EXPECT_EQ(big.rank_repr(7, {}, "_", "-"), "a_07");
+}
+
+TEST(Topology, PrimeFactors) {
+  EXPECT_EQ(proctopo::prime_factors(1), vec{});
+  EXPECT_EQ(proctopo::prime_factors(2), vec{2});
+  EXPECT_EQ(proctopo::prime_factors(12), (vec{2, 2, 3}));
+  EXPECT_EQ(proctopo::prime_factors(97), vec{97});
+  EXPECT_EQ(proctopo::prime_factors(1 << 20), vec(20, 2));
+  EXPECT_EQ(proctopo::prime_factors(2147483647), vec{2147483647});
+  EXPECT_EQ(proctopo::prime_factors(600851475143), (vec{71, 839, 1471, 6857}));
+  for (rank_t n = 1; n < 2000; ++n) {
+    const vec f = proctopo::prime_factors(n);
+    ASSERT_TRUE(std::is_sorted(f.begin(), f.end()));
+    ASSERT_EQ(std::accumulate(f.begin(), f.end(), rank_t{1}, std::multiplies<rank_t>()), n);
+  }
+  EXPECT_THROW(proctopo::prime_factors(0), std::invalid_argument);
+  EXPECT_THROW(proctopo::prime_factors(-4), std::invalid_argument);
+}
+
+TEST(Topology, LargeWorldsUseTheSlowPathCorrectly) {
+  // 2^40 ranks: beyond the 32-bit fast division.
+  const topology t({"pipe", "data", "model"}, {1024, 1 << 20, 1024});
+  const rank_t r = t.world_size() - 1;
+  EXPECT_EQ(t.coord_of(r), (vec{1023, (1 << 20) - 1, 1023}));
+  EXPECT_EQ(t.rank_of(vec{5, 77777, 3}), 5 * (rank_t{1} << 30) + 77777 * 1024 + 3);
+  EXPECT_EQ(t.coord_of(t.rank_of(vec{5, 77777, 3})), (vec{5, 77777, 3}));
+  // The 32-bit boundary: 2^32 - 1 ranks (fast) and 2^32 ranks (slow).
+  const topology a({"x", "y"}, {65535, 65537});
+  EXPECT_EQ(a.coord_of(a.world_size() - 1), (vec{65534, 65536}));
+  const topology b({"x", "y"}, {65536, 65536});
+  EXPECT_EQ(b.coord_of(b.world_size() - 1), (vec{65535, 65535}));
+  EXPECT_EQ(b.group_of(b.world_size() - 1, idx{0}).size(), 65536u);
+}
+
+TEST(Topology, MillionRanks) {
+  const topology t({"pipe", "data", "model"}, {8, 16384, 8});
+  EXPECT_EQ(t.world_size(), 1048576);
+  EXPECT_EQ(t.coord_of(1048575), (vec{7, 16383, 7}));
+  EXPECT_EQ(t.group_of(1048575, idx{1}).front(), 7 * 131072 + 7);
+  EXPECT_EQ(t.group_table_shape(idx{1}).num_groups, 64);
+}
+
+TEST(Topology, ConstObjectIsSharedBetweenThreads) {
+  const topology t({"pipe", "data", "model"}, {4, 64, 8});
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> ts;
+  for (int k = 0; k < 4; ++k) {
+    ts.emplace_back([&t, &bad, k] {
+      for (rank_t r = k; r < t.world_size(); r += 4) {
+        if (t.rank_of(t.coord_of(r)) != r) ++bad[static_cast<std::size_t>(k)];
+        if (t.group_of(r, idx{1})[0] != r % 8 + (r / 512) * 512) ++bad[static_cast<std::size_t>(k)];
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(bad, std::vector<int>(4, 0));
+}
+
+TEST(Errors, Construction) {
+  EXPECT_THROW(topology({"a", "b"}, {2}), std::invalid_argument);
+  EXPECT_THROW(topology({"a"}, {2, 3}), std::invalid_argument);
+  EXPECT_THROW(topology({"a", "b"}, {2, 0}), std::invalid_argument);
+  EXPECT_THROW(topology({"a"}, {-3}), std::invalid_argument);
+  EXPECT_THROW(topology({"a", "a"}, {2, 2}), std::invalid_argument);
+  EXPECT_THROW(topology({""}, {2}), std::invalid_argument);
+  EXPECT_THROW(topology({"a", "b", "c"}, {1 << 30, 1 << 30, 1 << 30}), std::overflow_error);
+  EXPECT_THROW(topology({"a", "b", "c"}, {1 << 30, 1 << 30, 1 << 30}), proctopo::world_size_overflow);
+  EXPECT_THROW(topology({"a"}, {0}), proctopo::invalid_topology);
+  // 2^62 * 2 = 2^63 overflows by one; 2^62 * 1 does not.
+  EXPECT_THROW(topology({"a", "b"}, {rank_t{1} << 62, 2}), proctopo::world_size_overflow);
+  EXPECT_EQ(topology({"a", "b"}, {rank_t{1} << 62, 1}).world_size(), rank_t{1} << 62);
+  try {
+    topology({"pipe", "data"}, {2, 0});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "axis 'data' has size 0; every size must be at least 1");
+  }
+}
+
+TEST(Errors, Queries) {
+  const topology t({"pipe", "data"}, {2, 3});
+  EXPECT_THROW(t.rank_of(vec{2, 0}), proctopo::coordinate_out_of_range);
+  EXPECT_THROW(t.rank_of(vec{0, -1}), std::out_of_range);
+  EXPECT_THROW(t.rank_of(vec{0}), std::invalid_argument);
+  EXPECT_THROW(t.coord_of(6), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.coord_of(-1), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.coord_of(0, 2), std::out_of_range);
+  EXPECT_THROW(t.axis_index("model"), proctopo::unknown_axis);
+  EXPECT_THROW(t.axis_indices({"pipe", "pipe"}), std::invalid_argument);
+  EXPECT_THROW(t.group_table(idx{0, 0}), std::invalid_argument);
+  EXPECT_THROW(t.group_table(idx{5}), std::out_of_range);
+  EXPECT_THROW(t.group_of(6, idx{0}), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.group_index(0, idx{2}), std::out_of_range);
+  EXPECT_THROW(t.shift(6, 0, 1, true), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.shift(0, 3, 1, true), std::out_of_range);
+  EXPECT_THROW(t.rank_repr(9, {}, "_", "-"), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.match(vec{any}), std::invalid_argument);
+  vec coords{0, 0, 1, 7}, out(2);
+  EXPECT_THROW(t.rank_of_bulk(coords.data(), 2, out.data()), proctopo::coordinate_out_of_range);
+  vec ranks{0, 6}, cout(4);
+  EXPECT_THROW(t.coord_of_bulk(ranks.data(), 2, cout.data()), proctopo::rank_out_of_range);
+  try {
+    t.rank_of(vec{0, 3});
+    FAIL();
+  } catch (const std::out_of_range& e) {
+    EXPECT_EQ(std::string(e.what()), "coordinate 3 is out of range for axis 'data' of size 3 (valid: 0..2)");
+  }
+  try {
+    t.axis_index("model");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "unknown axis 'model'; the axes are ['pipe', 'data']");
+  }
+}
