@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,55 @@ py::array_t<rank_t> coords(const topology& t, const int_array& ranks) {
   return out;
 }
 
+// One integer argument: a Python int or any object with __index__ (NumPy integers), never a float.
+rank_t index_arg(PyObject* v, const topology& t, std::size_t i_axis) {
+  const std::string& axis = t.axes()[i_axis];
+  if (PyLong_CheckExact(v)) {
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow == 0) return static_cast<rank_t>(value);
+    throw proctopo::coordinate_out_of_range(
+        "coordinate " + py::repr(v).cast<std::string>() + " is out of range for axis '" + axis +
+        "' of size " + std::to_string(t.dims()[i_axis]) + " (valid: 0.." + std::to_string(t.dims()[i_axis] - 1) + ")");
+  }
+  if (PyFloat_Check(v) || !PyIndex_Check(v)) {
+    throw py::type_error("the coordinate for axis '" + axis + "' must be an integer, got " +
+                         py::repr(v).cast<std::string>() + " (" + Py_TYPE(v)->tp_name + ")");
+  }
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v));
+  if (!i) throw py::error_already_set();
+  return index_arg(i.ptr(), t, i_axis);
+}
+
+// get_rank(**kwargs) in one crossing. `names` holds the axis names as Python strings
+// (kept by the caller), so each lookup reuses their cached hashes.
+rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs, const py::tuple& names) {
+  const std::size_t n = t.ndim();
+  constexpr std::size_t small = 16;
+  rank_t stack[small];
+  std::vector<rank_t> heap(n > small ? n : 0);
+  rank_t* coord = n > small ? heap.data() : stack;
+  if (names.size() != n) throw std::invalid_argument("names must hold one str per axis");
+  const bool complete = kwargs.size() == n;
+  for (std::size_t i = 0; complete && i < n; ++i) {
+    PyObject* v = PyDict_GetItem(kwargs.ptr(), names[i].ptr());  // borrowed
+    if (v == nullptr) break;
+    coord[i] = index_arg(v, t, i);
+    if (i + 1 == n) return t.rank_of(coord);
+  }
+  if (n == 0 && complete) return 0;
+  for (const auto& item : kwargs) {
+    const auto key = py::str(item.first).cast<std::string>();
+    if (t.find_axis(key) < 0) t.axis_index(key);  // throws unknown_axis naming it
+  }
+  std::string missing;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!kwargs.contains(names[i])) missing += (missing.empty() ? "'" : ", '") + t.axes()[i] + "'";
+  }
+  throw std::invalid_argument("get_rank() needs one coordinate for every axis; missing " + missing +
+                              "; use filter_match() for a partial coordinate");
+}
+
 py::tuple state(const topology& t) { return py::make_tuple(t.axes(), t.dims()); }
 
 }  // namespace
@@ -166,6 +216,7 @@ PYBIND11_MODULE(_core, m) {
       .def("dim", &topology::dim, "name"_a)
       .def("rank_of", py::overload_cast<const std::vector<rank_t>&>(&topology::rank_of, py::const_),
            py::arg("coord").noconvert())
+      .def("rank_of_kwargs", &rank_of_kwargs, "kwargs"_a, "names"_a)
       .def("coord_of", py::overload_cast<rank_t>(&topology::coord_of, py::const_),
            py::arg("rank").noconvert())
       .def("ranks", &ranks, "coords"_a)

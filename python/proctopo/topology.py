@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import _core
 from .errors import (
-    CoordinateOutOfRangeError,
     InvalidArgumentError,
     InvalidTopologyError,
     RankOutOfRangeError,
@@ -125,13 +124,14 @@ class ProcessTopology:
     ProcessCoord(pipe=1, data=0, model=1)
     """
 
-    __slots__ = ("ProcessCoord", "__weakref__", "_axes", "_core", "_dims", "_pos")
+    __slots__ = ("ProcessCoord", "__weakref__", "_axes", "_core", "_dims", "_names", "_pos")
 
     def __init__(self, axes: Sequence[str], dims: Sequence[int]) -> None:
         names = _check_axes(axes)
         sizes = _check_dims(names, dims)
         self._core = _core.Topology(names, sizes)  # validates the rest (e.g. repeated names)
         self._axes = names
+        self._names = tuple(names)
         self._dims = sizes
         self._pos = {a: i for i, a in enumerate(names)}
         #: The namedtuple class of coordinates, with one field per axis.
@@ -160,22 +160,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_rank(x=1, y=2)
         5
         """
-        axes = self._axes
-        if len(coord_kwargs) != len(axes):
-            raise InvalidArgumentError(
-                f"get_rank() needs one coordinate for each of the axes {axes}, got "
-                f"{coord_kwargs}; use filter_match() for a partial coordinate"
-            )
-        try:
-            coord = [coord_kwargs[a] for a in axes]
-        except KeyError:
-            unknown = sorted(k for k in coord_kwargs if k not in self._pos)
-            raise UnknownAxisError(f"unknown axis {unknown[0]!r}; the axes are {axes}") from None
-        try:
-            return self._core.rank_of(coord)  # type: ignore[no-any-return]
-        except TypeError:
-            self._explain_coordinate(coord)
-            raise
+        return self._core.rank_of_kwargs(coord_kwargs, self._names)  # type: ignore[no-any-return]
 
     def get_axis_names(self) -> list[str]:
         """Return the axis names in topology order.
@@ -423,15 +408,6 @@ class ProcessTopology:
         return (_rebuild, (type(self), self._axes, self._dims))
 
     # ----------------------------------------------------------------- error diagnosis
-    def _explain_coordinate(self, coord: list[Any]) -> None:
-        """Raise a clear error for a coordinate the core could not even convert."""
-        for a, v, d in zip(self._axes, coord, self._dims):
-            c = _as_int(v, f"the coordinate for axis {a!r}")
-            if not 0 <= c < d:
-                raise CoordinateOutOfRangeError(
-                    f"coordinate {c} is out of range for axis {a!r} of size {d} (valid: 0..{d - 1})"
-                )
-
     def _explain_rank(self, rank: object) -> None:
         r = _as_int(rank, "rank")
         if not 0 <= r < self.world_size():
