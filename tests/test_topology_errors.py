@@ -1,0 +1,130 @@
+"""Every bad input raises a clear error naming the value and the rule, never via assert."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from proctopo import (
+    CoordinateOutOfRangeError,
+    InvalidArgumentError,
+    InvalidTopologyError,
+    ProcessTopology,
+    ProctopoError,
+    RankOutOfRangeError,
+    UnknownAxisError,
+    WorldSizeOverflowError,
+)
+
+T = ProcessTopology(axes=["pipe", "data", "model"], dims=[2, 3, 4])
+
+
+@pytest.mark.parametrize(
+    ("axes", "dims", "exc", "text"),
+    [
+        (["a", "b"], [2, 0], InvalidTopologyError, "axis 'b' has size 0; every size must be at least 1"),
+        (["a"], [-3], InvalidTopologyError, "axis 'a' has size -3"),
+        (["a"], [2, 3], InvalidTopologyError, "1 axes ['a'] and 2 sizes [2, 3]"),
+        (["a", "b"], [2], InvalidTopologyError, "2 axes"),
+        (["a", "a"], [2, 2], InvalidTopologyError, "axis name 'a' appears twice"),
+        (["1x"], [2], InvalidTopologyError, "'1x' is not allowed"),
+        (["_a"], [2], InvalidTopologyError, "'_a' is not allowed"),
+        (["class"], [2], InvalidTopologyError, "'class' is not allowed"),
+        (["a", "b"], [2**40, 2**40], WorldSizeOverflowError, "1099511627776 * 1099511627776"),
+        (["a"], [2**64], WorldSizeOverflowError, "does not fit in a signed 64-bit integer"),
+        (["a"], [2.0], TypeError, "the size of axis 'a' must be an integer, got 2.0"),
+        (["a"], ["2"], TypeError, "got '2'"),
+        ("ab", [2], TypeError, "axes must be a list"),
+        ([3], [2], TypeError, "axis 0 must be named by a str"),
+        (["a"], 2, TypeError, "dims must be a list"),
+    ],
+)
+def test_bad_construction(axes: object, dims: object, exc: type[Exception], text: str) -> None:
+    with pytest.raises(exc) as info:
+        ProcessTopology(axes, dims)  # type: ignore[arg-type]
+    assert text in str(info.value)
+
+
+def test_class_hierarchy() -> None:
+    assert issubclass(WorldSizeOverflowError, OverflowError) and issubclass(WorldSizeOverflowError, ValueError)
+    assert issubclass(CoordinateOutOfRangeError, AssertionError) and issubclass(CoordinateOutOfRangeError, ValueError)
+    assert issubclass(UnknownAxisError, AttributeError) and issubclass(UnknownAxisError, ValueError)
+    assert issubclass(RankOutOfRangeError, ValueError) and issubclass(RankOutOfRangeError, IndexError)
+    for cls in (InvalidTopologyError, UnknownAxisError, RankOutOfRangeError, CoordinateOutOfRangeError):
+        assert issubclass(cls, ProctopoError) and issubclass(cls, InvalidArgumentError)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "text"),
+    [
+        (lambda: T.get_rank(pipe=2, data=0, model=0), CoordinateOutOfRangeError,
+         "coordinate 2 is out of range for axis 'pipe' of size 2 (valid: 0..1)"),
+        (lambda: T.get_rank(pipe=0, data=-1, model=0), CoordinateOutOfRangeError, "coordinate -1"),
+        (lambda: T.get_rank(pipe=0, data=0, model=2**80), CoordinateOutOfRangeError, str(2**80)),
+        (lambda: T.get_rank(pipe=0, data=0), InvalidArgumentError, "missing 'model'"),
+        (lambda: T.get_rank(pipe=0, data=0, model=0, foo=1), UnknownAxisError, "unknown axis 'foo'"),
+        (lambda: T.get_rank(pipe=0, data=0, mdl=0), UnknownAxisError, "unknown axis 'mdl'; the axes are"),
+        (lambda: T.get_rank(pipe=0.0, data=0, model=0), TypeError, "axis 'pipe' must be an integer, got 0.0"),
+        (lambda: T.get_rank(pipe="0", data=0, model=0), TypeError, "got '0' (str)"),
+        (lambda: T.get_coord(24), RankOutOfRangeError, "rank 24 is not in the topology: ranks run from 0 to 23"),
+        (lambda: T.get_coord(-1), RankOutOfRangeError, "rank -1"),
+        (lambda: T.get_coord(2**70), RankOutOfRangeError, str(2**70)),
+        (lambda: T.get_coord(1.0), TypeError, "rank must be an integer, got 1.0"),
+        (lambda: T.get_coord(None), TypeError, "rank must be an integer, got None"),
+        (lambda: T.filter_match(modle=0), UnknownAxisError, "unknown axis 'modle'"),
+        (lambda: T.filter_match(pipe=0.5), TypeError, "the value for axis 'pipe' must be an integer"),
+        (lambda: T.get_axis_list("modle", 0), UnknownAxisError, "unknown axis 'modle'"),
+        (lambda: T.get_axis_list("pipe", "0"), TypeError, "must be an integer"),
+        (lambda: T.get_rank_repr(99), RankOutOfRangeError, "rank 99"),
+        (lambda: T.groups("modle"), UnknownAxisError, "unknown axis 'modle'"),
+        (lambda: T.groups(["pipe", "pipe"]), InvalidArgumentError, "axis 'pipe' is listed twice"),
+        (lambda: T.group_of(24, "pipe"), RankOutOfRangeError, "rank 24"),
+        (lambda: T.group_index(0, ["x"]), UnknownAxisError, "unknown axis 'x'"),
+        (lambda: T.shift(0, "x"), UnknownAxisError, "unknown axis 'x'"),
+        (lambda: T.shift(99, "pipe"), RankOutOfRangeError, "rank 99"),
+        (lambda: T.shift(0, "pipe", 0.5), TypeError, "delta must be an integer"),
+        (lambda: T.ranks([[0, 0]]), InvalidArgumentError, "shape (n, 3)"),
+        (lambda: T.ranks([[0, 0, 4]]), CoordinateOutOfRangeError, "coordinate 4 is out of range for axis 'model'"),
+        (lambda: T.ranks([[0.5, 0, 0]]), TypeError, "coords must hold integers, got dtype float64"),
+        (lambda: T.coords([[0]]), InvalidArgumentError, "1-D"),
+        (lambda: T.coords([0, 24]), RankOutOfRangeError, "rank 24"),
+        (lambda: T.coords(np.array([2**63], dtype=np.uint64)), InvalidArgumentError, "past 2**63 - 1"),
+    ],
+)
+def test_bad_queries(call: object, exc: type[Exception], text: str) -> None:
+    with pytest.raises(exc) as info:
+        call()  # type: ignore[operator]
+    assert text in str(info.value)
+
+
+def test_numpy_integers_and_bools_are_accepted() -> None:
+    assert T.get_rank(pipe=np.int8(1), data=np.uint16(2), model=np.int64(3)) == 23
+    assert T.get_coord(np.int32(23)) == (1, 2, 3)
+    assert T.get_rank(pipe=True, data=0, model=0) == 12
+    assert T.filter_match(pipe=np.int64(1), data=np.uint8(2)) == [20, 21, 22, 23]
+    assert T.coords(np.array([23], dtype=np.uint8)).tolist() == [[1, 2, 3]]
+    assert T.ranks(np.zeros((0, 3), dtype=np.int64)).tolist() == []
+    assert T.coords([]).shape == (0, 3)
+    assert T.shift(0, "pipe", 2**70 + 1) == 12
+    assert T.shift(0, "pipe", 2**70, periodic=False) == -1
+
+
+def test_errors_survive_python_O() -> None:
+    code = (
+        "import proctopo\n"
+        "t = proctopo.ProcessTopology(['pipe', 'data'], [2, 2])\n"
+        "try:\n    t.get_rank(pipe=5, data=0)\nexcept AssertionError as e:\n    print('raised', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.startswith("raised coordinate 5 is out of range")
+
+
+def test_failed_calls_leave_the_topology_intact() -> None:
+    t = ProcessTopology(axes=["pipe", "data"], dims=[2, 3])
+    for bad in (lambda: t.get_rank(pipe=9, data=0), lambda: t.groups("x"), lambda: t.ranks([[5, 5]])):
+        with pytest.raises(ProctopoError):
+            bad()
+    assert t.get_axis_comm_lists("data") == [[0, 1, 2], [3, 4, 5]] and t.world_size() == 6
