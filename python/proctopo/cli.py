@@ -1,0 +1,144 @@
+"""The ``proctopo`` command: look at a layout before a job runs.
+
+    proctopo show pipe=2 data=2 model=2          rank -> coordinates -> groups
+    proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8
+    proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
+
+Axes are given slowest first as ``name=size``. This module never imports torch
+(``run`` loads the grid, and so torch, only when it is chosen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from .errors import ProctopoError
+from .topology import ProcessTopology
+
+DEFAULT_AXES = ["pipe=2", "data=2", "model=2"]
+
+
+def parse_axes(specs: Sequence[str]) -> ProcessTopology:
+    """Build a topology from ``name=size`` words, slowest axis first.
+
+    >>> parse_axes(["pipe=2", "data=4"])
+    ProcessTopology(axes=['pipe', 'data'], dims=[2, 4])
+    """
+    axes: list[str] = []
+    dims: list[int] = []
+    for spec in specs:
+        name, sep, size = spec.partition("=")
+        if not sep or not name:
+            raise ProctopoError(f"axis {spec!r} must be written name=size, e.g. data=4")
+        try:
+            dims.append(int(size))
+        except ValueError:
+            raise ProctopoError(f"axis {spec!r}: the size {size!r} is not an integer") from None
+        axes.append(name)
+    return ProcessTopology(axes, dims)
+
+
+def _ranks_text(ranks: Sequence[int], limit: int = 8) -> str:
+    shown = ", ".join(str(r) for r in ranks[:limit])
+    more = f", ... ({len(ranks)} ranks)" if len(ranks) > limit else ""
+    return f"[{shown}{more}]"
+
+
+def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> None:
+    """Print a layout: sizes and strides, one row per rank (up to ``limit``), the groups of each axis.
+
+    >>> show(ProcessTopology(['pipe', 'data'], [2, 2]), limit=1)  # doctest: +ELLIPSIS
+    topology   pipe=2 x data=2 (4 ranks)
+    strides    pipe=2  data=1
+    ...
+    """
+    out = out or sys.stdout
+    axes = topo.get_axis_names()
+    print(f"topology   {topo._core.describe()}", file=out)
+    print("strides    " + "  ".join(f"{a}={s}" for a, s in zip(axes, topo.strides)), file=out)
+    print(file=out)
+    width = max([4, *(len(a) for a in axes)])
+    w = topo.world_size()
+    shown = list(range(min(w, limit))) + ([w - 1] if w > limit else [])
+    cells = [[_ranks_text(topo.group_of(r, a).tolist(), 4) for a in axes] for r in shown]
+    cols = [max([len(a) + 6, *(len(row[i]) for row in cells)]) for i, a in enumerate(axes)]
+    head = "rank".rjust(8) + "".join(a.rjust(width + 2) for a in axes) + "   "
+    print(head + "   ".join(f"{a}-group".ljust(c) for a, c in zip(axes, cols)).rstrip(), file=out)
+    for r, row in zip(shown, cells):
+        if w > limit and r == w - 1:
+            print(f"{'...':>8}  ({w - limit - 1} more)", file=out)
+        coord = topo.get_coord(r)
+        text = f"{r:8d}" + "".join(str(c).rjust(width + 2) for c in coord) + "   "
+        print(text + "   ".join(g.ljust(c) for g, c in zip(row, cols)).rstrip(), file=out)
+    print(file=out)
+    for a in axes:
+        table = topo.groups(a)
+        rows = [_ranks_text(g, 4) for g in table[:3].tolist()]
+        more = f" ... ({table.shape[0]} groups)" if table.shape[0] > 3 else ""
+        print(f"{a:>{width}} groups: {table.shape[0]} x {table.shape[1]} ranks: {' '.join(rows)}{more}", file=out)
+
+
+def check(topo: ProcessTopology, world_size: int | None, ranks_per_node: int | None,
+          out: TextIO | None = None) -> int:
+    """Check a layout against a world size and report how each axis's groups sit on nodes.
+
+    Returns 0 when the layout fits, 1 when it does not.
+    """
+    out = out or sys.stdout
+    status = 0
+    w = topo.world_size()
+    if world_size is not None and world_size != w:
+        axes, dims = topo.get_axis_names(), topo.dims
+        print(
+            f"MISMATCH: {' * '.join(axes)} = {' * '.join(map(str, dims))} = {w}, "
+            f"but the world size is {world_size}",
+            file=out,
+        )
+        status = 1
+    else:
+        print(f"ok: {topo._core.describe()}", file=out)
+    if ranks_per_node:
+        if ranks_per_node < 1:
+            raise ProctopoError(f"--ranks-per-node must be at least 1, got {ranks_per_node}")
+        nodes = -(-w // ranks_per_node)
+        print(f"{nodes} node(s) of {ranks_per_node} ranks", file=out)
+        import numpy as np
+
+        for a, stride in zip(topo.get_axis_names(), topo.strides):
+            node = topo.groups(a) // ranks_per_node  # rows ascend, so count the steps
+            worst = int(np.count_nonzero(np.diff(node, axis=1), axis=1).max()) + 1
+            where = "inside one node" if worst == 1 else f"across up to {worst} nodes"
+            print(f"  {a}: groups of {node.shape[1]}, stride {stride}: {where}", file=out)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``proctopo`` and ``python -m proctopo``."""
+    parser = argparse.ArgumentParser(prog="proctopo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    p_show = sub.add_parser("show", help="print rank -> coordinates -> groups")
+    p_show.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
+    p_show.add_argument("--limit", type=int, default=16, help="ranks to list (default 16)")
+    p_check = sub.add_parser("check", help="check a layout against a world size and nodes")
+    p_check.add_argument("axes", nargs="+", help="name=size, slowest first")
+    p_check.add_argument("--world-size", type=int)
+    p_check.add_argument("--ranks-per-node", type=int)
+    p_run = sub.add_parser("run", help="run a real grid over local CPU processes (needs torch)")
+    p_run.add_argument("rest", nargs=argparse.REMAINDER, help="options of proctopo.demo")
+    args = parser.parse_args(argv)
+    try:
+        if args.command in (None, "show"):
+            topo = parse_axes(getattr(args, "axes", DEFAULT_AXES))
+            show(topo, limit=getattr(args, "limit", 16))
+            return 0
+        if args.command == "check":
+            return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)
+        from .demo import main as run_main  # torch is needed from here on
+
+        return run_main(args.rest)
+    except (ProctopoError, TypeError) as exc:
+        print(f"proctopo: error: {exc}", file=sys.stderr)
+        return 2
