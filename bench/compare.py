@@ -1,0 +1,1076 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of proctopo against DeepSpeed, Megatron, DeviceMesh and NumPy.
+
+Every (library, world size, layout) runs in its own fresh Python process, so that
+construction memory is measured from a clean heap and one library's caches cannot
+help another. Times are medians of repeated ``timeit`` batches (gc off while timing,
+as timeit does); ratios are peer time / proctopo time, so ``120x`` means proctopo is
+120 times faster. A call that would exceed the time bound is stopped and reported as
+such, never dropped. Results of every operation are fingerprinted and compared with
+proctopo's, so a fast wrong answer shows up as a mismatch.
+
+The script also runs the C++ Google Benchmark binary (``--cpp-bench``) and the grid
+engineer's scale simulation (``bench/grid_sim.py``, when present), then writes
+``bench/RESULTS.md``, ``bench/results.json`` and ``bench/compare.png``.
+
+Usage (see bench/README.md)::
+
+    python bench/compare.py --quick                     # smoke run, about a minute
+    python bench/compare.py --cpp-bench build/dev/bench/proctopo_bench   # full run
+"""
+
+# ruff: noqa: RUF001, RUF003, E501  (a report generator: markdown lines are long and use × and – on purpose)
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MARK = "@@PROCTOPO-BENCH "
+
+LIBS = ["proctopo", "deepspeed", "megatron", "devicemesh", "numpy"]
+LIB_LABEL = {
+    "proctopo": "proctopo",
+    "deepspeed": "DeepSpeed",
+    "megatron": "Megatron",
+    "devicemesh": "DeviceMesh",
+    "numpy": "NumPy",
+}
+OPS = [
+    "construct",
+    "get_rank",
+    "get_coord",
+    "filter_match",
+    "get_axis_list",
+    "get_axis_comm_lists",
+    "groups",
+    "coords_bulk",
+]
+OP_LABEL = {
+    "construct": "construction",
+    "get_rank": "get_rank",
+    "get_coord": "get_coord",
+    "filter_match": "filter_match(data=1)",
+    "get_axis_list": "get_axis_list('pipe', 1)",
+    "get_axis_comm_lists": "get_axis_comm_lists('data') (lists)",
+    "groups": "groups('data') (array)",
+    "coords_bulk": "coords of all ranks (bulk array)",
+}
+FULL_SIZES = [1024, 65536, 1048576]
+QUICK_SIZES = [1024, 65536]
+GOAL_WORLD = 65536
+
+
+# --------------------------------------------------------------------------- layouts
+def layout(naxes: int, world: int) -> tuple[list[str], list[int]]:
+    """The two layouts of issue 4."""
+    if naxes == 3:
+        if world % 64:
+            raise SystemExit(f"world size {world} is not a multiple of 64 (pipe 8 x model 8)")
+        return ["pipe", "data", "model"], [8, world // 64, 8]
+    if naxes == 5:
+        if world % 512:
+            raise SystemExit(f"world size {world} is not a multiple of 512 (8 x 4 x 2 x 8)")
+        return ["pipe", "data", "expert", "context", "tensor"], [8, world // 512, 4, 2, 8]
+    raise SystemExit(f"--axes takes 3 or 5, not {naxes}")
+
+
+def probe_rank(world: int) -> int:
+    """The rank get_coord looks up: mid-grid, so a linear scan reads about half the ranks."""
+    return world // 2 + 3
+
+
+def unravel(rank: int, dims: list[int]) -> list[int]:
+    out = []
+    for d in reversed(dims):
+        out.append(rank % d)
+        rank //= d
+    return out[::-1]
+
+
+# --------------------------------------------------------------------------- worker side
+class Unsupported(Exception):
+    """The library has no counterpart of this operation."""
+
+
+def _megatron_names(axes: list[str]) -> dict[str, str]:
+    return {"pipe": "pp", "data": "dp", "model": "tp", "tensor": "tp", "expert": "ep", "context": "cp"}
+
+
+def build_namespace(lib: str, axes: list[str], dims: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Imports the library and returns (namespace, {op: stmt string or Unsupported reason}).
+
+    The "construct" stmt must build the object the other stmts use under the name ``obj``.
+    Statements use literal arguments so that timeit measures only the call.
+    """
+    world = math.prod(dims)
+    r = probe_rank(world)
+    coord = unravel(r, dims)
+    kw = ", ".join(f"{a}={c}" for a, c in zip(axes, coord))
+    d_data = dims[1]
+    ns: dict[str, Any] = {"AXES": axes, "DIMS": dims, "W": world, "R": r}
+    ops: dict[str, Any] = {}
+    if lib == "proctopo":
+        import numpy as np
+        import proctopo
+
+        ns.update(ProcessTopology=proctopo.ProcessTopology, ALL=np.arange(world, dtype=np.int64))
+        ops["construct"] = "ProcessTopology(AXES, DIMS)"
+        ops["get_rank"] = f"obj.get_rank({kw})"
+        ops["get_coord"] = "obj.get_coord(R)"
+        ops["filter_match"] = "obj.filter_match(data=1)"
+        ops["get_axis_list"] = "obj.get_axis_list('pipe', 1)"
+        ops["get_axis_comm_lists"] = "obj.get_axis_comm_lists('data')"
+        ops["groups"] = "obj.groups('data')"
+        ops["coords_bulk"] = "obj.coords(ALL)"
+    elif lib == "deepspeed":
+        from deepspeed.runtime.pipe.topology import ProcessTopology
+
+        ns.update(ProcessTopology=ProcessTopology)
+        ops["construct"] = "ProcessTopology(AXES, DIMS)"
+        ops["get_rank"] = f"obj.get_rank({kw})"
+        ops["get_coord"] = "obj.get_coord(R)"
+        ops["filter_match"] = "obj.filter_match(data=1)"
+        ops["get_axis_list"] = "obj.get_axis_list('pipe', 1)"
+        ops["get_axis_comm_lists"] = "obj.get_axis_comm_lists('data')"
+        ops["groups"] = Unsupported("no array API (lists only)")
+        ops["coords_bulk"] = Unsupported("no bulk API")
+    elif lib == "megatron":
+        from megatron.core.parallel_state import RankGenerator, generate_masked_orthogonal_rank_groups
+
+        names = _megatron_names(axes)
+        fastest_first = [names[a] for a in reversed(axes)]
+        sizes = dict(zip([names[a] for a in axes], dims))
+        ns.update(
+            RankGenerator=RankGenerator,
+            generate=generate_masked_orthogonal_rank_groups,
+            ORDERED=[sizes[n] for n in fastest_first],
+            MASK=[n == "dp" for n in fastest_first],
+        )
+        order = "-".join(fastest_first)
+        if len(axes) == 3:
+            ops["construct"] = (
+                f"RankGenerator(tp={sizes['tp']}, ep=1, dp={sizes['dp']}, pp={sizes['pp']}, "
+                f"cp=1, order={order!r})"
+            )
+            ops["get_axis_comm_lists"] = "obj.get_ranks('dp')"
+        else:
+            # RankGenerator asserts ep == 1 or cp == 1 (Megatron keeps a second generator
+            # for experts); get_ranks is a thin wrapper over this function, timed directly.
+            ops["construct"] = Unsupported("RankGenerator refuses ep > 1 together with cp > 1")
+            ops["get_axis_comm_lists"] = "generate(W, ORDERED, MASK)"
+        for op in ("get_rank", "get_coord", "filter_match", "get_axis_list"):
+            ops[op] = Unsupported("no equivalent API")
+        ops["groups"] = Unsupported("no array API (lists only)")
+        ops["coords_bulk"] = Unsupported("no bulk API")
+    elif lib == "devicemesh":
+        import torch
+
+        torch.set_num_threads(1)
+        ns.update(torch=torch, ALL=torch.arange(world))
+        idx = ", ".join(str(c) for c in coord)
+        ops["construct"] = "torch.arange(W).view(DIMS)"
+        ops["get_rank"] = f"obj[{idx}].item()"
+        # What DeviceMesh does to find a rank's coordinate.
+        ops["get_coord"] = "tuple((obj == R).nonzero()[0].tolist())"
+        ops["filter_match"] = "obj.select(1, 1).flatten().tolist()"
+        ops["get_axis_list"] = "obj.select(0, 1).flatten().tolist()"
+        # DeviceMesh uses swapdims(-1, dim); movedim keeps the other axes in row-major
+        # order for any number of axes (the same as swapdims for 3 axes) and costs the same.
+        ops["get_axis_comm_lists"] = f"obj.movedim(1, -1).reshape(-1, {d_data}).tolist()"
+        ops["groups"] = f"obj.movedim(1, -1).reshape(-1, {d_data})"
+        ops["coords_bulk"] = "torch.stack(torch.unravel_index(ALL, DIMS), dim=1)"
+    elif lib == "numpy":
+        import numpy as np
+
+        ns.update(np=np, ALL=np.arange(world, dtype=np.int64), SHAPE=tuple(dims))
+        ops["construct"] = "np.arange(W).reshape(DIMS)"
+        ops["get_rank"] = f"np.ravel_multi_index(({', '.join(map(str, coord))},), SHAPE)"
+        ops["get_coord"] = "np.unravel_index(R, SHAPE)"
+        ops["filter_match"] = "obj[:, 1].ravel().tolist()"
+        ops["get_axis_list"] = "obj[1].ravel().tolist()"
+        ops["get_axis_comm_lists"] = f"np.moveaxis(obj, 1, -1).reshape(-1, {d_data}).tolist()"
+        ops["groups"] = f"np.moveaxis(obj, 1, -1).reshape(-1, {d_data})"
+        ops["coords_bulk"] = "np.stack(np.unravel_index(ALL, SHAPE), axis=1)"
+    else:
+        raise SystemExit(f"unknown library {lib!r}")
+    return ns, ops
+
+
+def fingerprint(value: Any) -> str:
+    """A short hash of a result's values and shape, independent of its Python type."""
+    import numpy as np
+
+    if hasattr(value, "numpy") and hasattr(value, "detach"):  # torch tensor
+        value = value.detach().numpy()
+    arr = np.asarray(value, dtype=np.int64)
+    h = hashlib.sha1(repr(arr.shape).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    raise _Timeout
+
+
+def _with_bound(fn: Callable[[], Any], seconds: float) -> Any:
+    """Runs fn, interrupting it (between bytecodes) after `seconds`."""
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def measure(stmt: str, ns: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """Median time per call of stmt: calibrated batches, repeated within a budget."""
+    timer = timeit.Timer(stmt, globals=ns)
+    bound = cfg["bound"]
+    start = time.perf_counter()
+    try:
+        first = _with_bound(lambda: timer.timeit(1), bound)
+    except _Timeout:
+        return {"status": "exceeded", "bound": bound, "elapsed": time.perf_counter() - start}
+    if first > bound:
+        return {"status": "exceeded", "bound": bound, "elapsed": first}
+    # Calibrate: grow the batch until it takes cfg["batch"] seconds.
+    number, per_call = 1, first
+    while per_call * number < cfg["batch"]:
+        number = max(number * 2, int(cfg["batch"] / max(per_call, 1e-9) * 1.1))
+        t = timer.timeit(number)
+        per_call = t / number
+        if t >= cfg["batch"]:
+            break
+    batch_time = per_call * number
+    repeats = int(cfg["budget"] / max(batch_time, 1e-9))
+    repeats = max(cfg["min_repeats"], min(cfg["repeats"], repeats))
+    try:
+        times = _with_bound(lambda: timer.repeat(repeats, number), bound * repeats * 2 + 5)
+    except _Timeout:
+        return {"status": "exceeded", "bound": bound, "elapsed": time.perf_counter() - start}
+    per = sorted(t / number for t in times)
+    return {
+        "status": "ok",
+        "median": statistics.median(per),
+        "min": per[0],
+        "max": per[-1],
+        "number": number,
+        "repeats": repeats,
+    }
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(MARK + json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def worker(lib: str, world: int, naxes: int, cfg: dict[str, Any]) -> None:
+    axes, dims = layout(naxes, world)
+    t0 = time.perf_counter()
+    ns, ops = build_namespace(lib, axes, dims)
+    emit({"kind": "meta", "import_s": time.perf_counter() - t0, "versions": lib_versions(lib)})
+
+    construct = ops["construct"]
+    if isinstance(construct, Unsupported):
+        emit({"kind": "op", "op": "construct", "status": "unsupported", "reason": str(construct)})
+        ns["obj"] = None
+    else:
+        make = eval("lambda: " + construct, ns)
+        # Warm-up on a one-rank grid, so lazy imports and first-use caches of the library
+        # are not charged to the memory of the measured construction.
+        tiny = dict(ns, DIMS=[1] * len(dims), W=1)
+        eval(construct, tiny)
+        del tiny
+        # Memory 1: resident-set growth of one construction in a fresh process.
+        gc.collect()
+        rss0 = rss_bytes()
+        obj = make()
+        rss1 = rss_bytes()
+        # Memory 2: bytes Python's allocators hold for a second construction (tracemalloc
+        # cannot see C++ or torch allocations; the RSS figure does).
+        gc.collect()
+        tracemalloc.start()
+        obj2 = make()
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        del obj2
+        gc.collect()
+        emit({"kind": "memory", "rss_delta": rss1 - rss0, "traced": current, "traced_peak": peak})
+        ns["obj"] = obj
+        emit({"kind": "op", "op": "construct", **measure(construct, ns, cfg)})
+
+    for op in OPS[1:]:
+        stmt = ops.get(op, Unsupported("not measured"))
+        if isinstance(stmt, Unsupported):
+            emit({"kind": "op", "op": op, "status": "unsupported", "reason": str(stmt)})
+            continue
+        try:
+            result = _with_bound(lambda s=stmt: eval(s, ns), cfg["bound"])
+        except _Timeout:
+            emit({"kind": "op", "op": op, "status": "exceeded", "bound": cfg["bound"]})
+            continue
+        except Exception as e:  # a peer that breaks is reported, not hidden
+            emit({"kind": "op", "op": op, "status": "error", "reason": f"{type(e).__name__}: {e}"})
+            continue
+        fp = fingerprint(result)
+        del result
+        emit({"kind": "op", "op": op, "fingerprint": fp, **measure(stmt, ns, cfg)})
+
+
+def lib_versions(lib: str) -> dict[str, str]:
+    from importlib import metadata
+
+    dist = {
+        "proctopo": "proctopo",
+        "deepspeed": "deepspeed",
+        "megatron": "megatron-core",
+        "devicemesh": "torch",
+        "numpy": "numpy",
+    }[lib]
+    out = {dist: metadata.version(dist)}
+    if lib == "proctopo":
+        import proctopo
+
+        out["proctopo_path"] = str(Path(proctopo.__file__).parent)
+    return out
+
+
+# --------------------------------------------------------------------------- parent side
+def run_worker(lib: str, world: int, naxes: int, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        lib,
+        str(world),
+        str(naxes),
+        json.dumps(cfg),
+    ]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    rec: dict[str, Any] = {"lib": lib, "world": world, "naxes": naxes, "ops": {}, "memory": None}
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=HERE)
+        out, err, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err, rc = f"worker stopped after {timeout:.0f} s", None
+    rec["wall_s"] = time.perf_counter() - t0
+    for line in out.splitlines():
+        if not line.startswith(MARK):
+            continue
+        r = json.loads(line[len(MARK) :])
+        kind = r.pop("kind")
+        if kind == "op":
+            rec["ops"][r.pop("op")] = r
+        elif kind == "memory":
+            rec["memory"] = r
+        elif kind == "meta":
+            rec["meta"] = r
+    for op in OPS:
+        if op not in rec["ops"]:
+            if rc is None:
+                rec["ops"][op] = {"status": "exceeded", "bound": timeout, "reason": "worker time limit"}
+            else:
+                tail = (err or "").strip().splitlines()[-1:] or [f"exit code {rc}"]
+                rec["ops"][op] = {"status": "error", "reason": tail[0][:200]}
+    return rec
+
+
+def run_cpp(binary: str, quick: bool, timeout: float) -> dict[str, Any]:
+    args = [binary, "--benchmark_format=json"]
+    if quick:
+        args += ["--benchmark_min_time=0.02"]
+    else:
+        args += [
+            "--benchmark_min_time=0.1",
+            "--benchmark_repetitions=3",
+            "--benchmark_report_aggregates_only=true",
+        ]
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": f"{binary}: {e}"}
+    if proc.returncode != 0:
+        return {"error": f"{binary} exited {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+    return {"command": " ".join(shlex.quote(a) for a in args), **json.loads(proc.stdout)}
+
+
+def cpp_table(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{benchmark name: {"per_elem": s, "real_time": s}} from median aggregates or single runs."""
+    out: dict[str, dict[str, float]] = {}
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+    for b in data.get("benchmarks", []):
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        name = b.get("run_name", b["name"])
+        out[name] = {
+            "per_elem": float(b.get("per_elem", float("nan"))),
+            "real_time": b["real_time"] * scale[b.get("time_unit", "ns")],
+        }
+    return out
+
+
+def run_grid_sim(quick: bool, timeout: float) -> str:
+    """The grid engineer's scale simulation, in a subprocess so it cannot hang this run."""
+    path = HERE / "grid_sim.py"
+    if not path.exists():
+        return "_bench/grid_sim.py is missing, so the scale simulation is not part of this run._\n"
+    code = (
+        "import inspect, sys\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "import grid_sim\n"
+        "kw = {}\n"
+        "ps = inspect.signature(grid_sim.run).parameters\n"
+        f"if 'quick' in ps: kw['quick'] = {quick!r}\n"
+        "sys.stdout.write(" + repr(MARK) + " + grid_sim.run(**kw))\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=HERE
+        )
+    except subprocess.TimeoutExpired:
+        return f"_bench/grid_sim.py did not finish within {timeout:.0f} s; its section is missing from this run._\n"
+    if proc.returncode != 0 or MARK not in proc.stdout:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return f"_bench/grid_sim.py failed (exit {proc.returncode}); its section is missing:_\n\n```\n{tail}\n```\n"
+    return proc.stdout.split(MARK, 1)[1]
+
+
+# --------------------------------------------------------------------------- formatting
+def fmt_time(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "—"
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if s >= f or unit == "ns":
+            v = s / f
+            return f"{v:.3g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
+    return f"{s} s"
+
+
+def fmt_ratio(x: float) -> str:
+    if x >= 100:
+        return f"{x:,.0f}×"
+    if x >= 10:
+        return f"{x:.0f}×"
+    return f"{x:.2g}×"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= f:
+            return f"{sign}{n / f:.3g} {unit}"
+    return f"{sign}{n} B"
+
+
+def cell(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "not run"
+    st = rec.get("status")
+    if st == "ok":
+        return fmt_time(rec["median"])
+    if st == "exceeded":
+        return f"> {fmt_time(rec['bound'])} (time bound)"
+    if st == "unsupported":
+        return "n/a"
+    return "error"
+
+
+def median_of(results: dict, lib: str, world: int, naxes: int, op: str) -> float | None:
+    rec = results.get((lib, world, naxes))
+    if not rec:
+        return None
+    o = rec["ops"].get(op)
+    if o and o.get("status") == "ok":
+        return float(o["median"])
+    return None
+
+
+# --------------------------------------------------------------------------- report
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = fmt_bytes(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def evaluate_goals(
+    results: dict, sizes: list[int], axes_list: list[int], cpp: dict[str, dict[str, float]]
+) -> list[tuple[str, str, str, bool | None]]:
+    """(goal, layout, measured, met) rows; met is None when it could not be measured."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    w = GOAL_WORLD
+    for naxes in axes_list:
+        lay = f"{naxes} axes"
+        if w in sizes:
+            for op, need in (
+                ("construct", 1000),
+                ("get_coord", 500),
+                ("filter_match", 10),
+                ("get_axis_list", 10),
+                ("get_axis_comm_lists", 10),
+            ):
+                p = median_of(results, "proctopo", w, naxes, op)
+                d = median_of(results, "deepspeed", w, naxes, op)
+                goal = f"{OP_LABEL[op]} ≥ {need:,}× faster than DeepSpeed at {w:,}"
+                if p and d:
+                    rows.append(
+                        (goal, lay, f"{fmt_ratio(d / p)} ({fmt_time(p)} vs {fmt_time(d)})", d / p >= need)
+                    )
+                else:
+                    rows.append((goal, lay, "not measured", None))
+            p = median_of(results, "proctopo", w, naxes, "get_axis_comm_lists")
+            n = median_of(results, "numpy", w, naxes, "get_axis_comm_lists")
+            goal = f"get_axis_comm_lists within 1.5× of NumPy's moveaxis + reshape + .tolist() at {w:,}"
+            if p and n:
+                rows.append((goal, lay, f"{p / n:.2f}× NumPy ({fmt_time(p)} vs {fmt_time(n)})", p / n <= 1.5))
+            else:
+                rows.append((goal, lay, "not measured", None))
+            p = median_of(results, "proctopo", w, naxes, "groups")
+            base = cpp.get(f"group_table/baseline_alloc/{naxes}ax:{w}/data", {}).get("real_time")
+            goal = f"groups() array within 2× of a plain C++ loop (fresh buffer) at {w:,}"
+            if p and base:
+                rows.append(
+                    (
+                        goal,
+                        lay,
+                        f"{p / base:.2f}× the C++ loop ({fmt_time(p)} vs {fmt_time(base)})",
+                        p / base <= 2,
+                    )
+                )
+            else:
+                rows.append((goal, lay, "not measured (needs --cpp-bench)" if p else "not measured", None))
+        worst = None
+        for s in sizes:
+            p = median_of(results, "proctopo", s, naxes, "get_rank")
+            d = median_of(results, "deepspeed", s, naxes, "get_rank")
+            if p and d and (worst is None or p / d > worst[0]):
+                worst = (p / d, s, p, d)
+        goal = "get_rank no slower than DeepSpeed at any size"
+        if worst:
+            rows.append(
+                (
+                    goal,
+                    lay,
+                    f"worst {worst[0]:.2f}× DeepSpeed's time at {worst[1]:,} ({fmt_time(worst[2])} vs {fmt_time(worst[3])})",
+                    worst[0] <= 1.0,
+                )
+            )
+        else:
+            rows.append((goal, lay, "not measured", None))
+        mems = [(s, results.get(("proctopo", s, naxes), {}).get("memory")) for s in sizes]
+        mems = [(s, m) for s, m in mems if m]
+        goal = "topology memory independent of world size"
+        if len(mems) >= 2:
+            traced = [m["traced"] for _, m in mems]
+            rss = [m["rss_delta"] for _, m in mems]
+            ok = max(traced) - min(traced) <= 256 and max(rss) < 2**20
+            rows.append(
+                (
+                    goal,
+                    lay,
+                    "traced "
+                    + " / ".join(fmt_bytes(t) for t in traced)
+                    + "; RSS growth "
+                    + " / ".join(fmt_bytes(r) for r in rss)
+                    + f" at {' / '.join(f'{s:,}' for s, _ in mems)}",
+                    ok,
+                )
+            )
+        else:
+            rows.append((goal, lay, "not measured", None))
+    return rows
+
+
+def write_report(
+    path: Path,
+    args: argparse.Namespace,
+    argv: list[str],
+    results: dict,
+    sizes: list[int],
+    axes_list: list[int],
+    libs: list[str],
+    cpp_data: dict[str, Any] | None,
+    grid_md: str,
+    png: Path | None,
+    elapsed: float,
+) -> None:
+    cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
+    m = machine_info()
+    versions: dict[str, str] = {}
+    for rec in results.values():
+        versions.update(rec.get("meta", {}).get("versions", {}))
+    L: list[str] = []
+    L.append("# proctopo benchmark results\n")
+    L.append("_Written by `bench/compare.py`; do not edit by hand. Regenerate with the command below._\n")
+    L.append(f"- Command: `{' '.join(shlex.quote(a) for a in ['python', 'bench/compare.py', *argv])}`")
+    L.append(
+        f"- Date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; total run time {elapsed:.0f} s; mode: {'quick' if args.quick else 'full'}"
+    )
+    L.append(
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}; load average at the end {m['load']} (the machine is shared, so absolute times drift; compare ratios)"
+    )
+    vtxt = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if not k.endswith("_path"))
+    L.append(f"- Versions: Python {m['python']}, {vtxt}; proctopo commit {git_commit()}")
+    if cpp_data and "context" in cpp_data:
+        ctx = cpp_data["context"]
+        L.append(
+            f"- C++: {ctx.get('compiler', '?')}, optimised build: {ctx.get('proctopo_optimized', '?')}, Google Benchmark `{cpp_data.get('command', '')}`"
+        )
+    L.append(
+        "- Method: one fresh process per library, world size and layout; each time is the median of repeated timeit batches (gc off while timing), single-threaded (torch.set_num_threads(1)). Ratio = peer time / proctopo time: above 1× proctopo is faster. Every result is fingerprinted and checked against proctopo's (section *Agreement*)."
+    )
+    L.append(
+        "- Layouts: 3 axes = pipe 8 × data W/64 × model 8; 5 axes = pipe 8 × data W/512 × expert 4 × context 2 × tensor 8. get_coord looks up rank W/2+3 (a scan reads about half the grid); get_rank the same coordinate."
+    )
+    L.append(
+        f"- Time bound per call: {fmt_time(args_cfg(args)['bound'])}; a call past it is stopped and shown as `> bound`, never dropped."
+    )
+    if png:
+        L.append(f"\n![time against world size]({png.name})\n")
+
+    L.append("## Goals (issue 4)\n")
+    L.append("| goal | layout | measured | met |")
+    L.append("|---|---|---|---|")
+    for goal, lay, measured, met in evaluate_goals(results, sizes, axes_list, cpp):
+        L.append(f"| {goal} | {lay} | {measured} | {'yes' if met else ('—' if met is None else '**no**')} |")
+    L.append("")
+
+    reasons: dict[str, str] = {}
+    for naxes in axes_list:
+        L.append(f"## Python API, {naxes} axes\n")
+        L.append("Time per call (median); in brackets the ratio peer / proctopo.\n")
+        for op in OPS:
+            L.append(f"### {OP_LABEL[op]}\n")
+            L.append("| world | " + " | ".join(LIB_LABEL[lib] for lib in libs) + " |")
+            L.append("|---:|" + "---:|" * len(libs))
+            for s in sizes:
+                row = [f"{s:,}"]
+                p = median_of(results, "proctopo", s, naxes, op)
+                for lib in libs:
+                    rec = results.get((lib, s, naxes), {}).get("ops", {}).get(op)
+                    txt = cell(rec)
+                    if rec and rec.get("status") == "unsupported":
+                        reasons[f"{LIB_LABEL[lib]}, {op}"] = rec.get("reason", "")
+                    if rec and rec.get("status") == "error":
+                        txt = f"error: {rec.get('reason', '')[:80]}"
+                    v = median_of(results, lib, s, naxes, op)
+                    if lib != "proctopo" and v and p:
+                        txt += f" ({fmt_ratio(v / p)})"
+                    elif lib != "proctopo" and p and rec and rec.get("status") == "exceeded":
+                        txt += f" (> {fmt_ratio(rec['bound'] / p)})"
+                    row.append(txt)
+                L.append("| " + " | ".join(row) + " |")
+            L.append("")
+        L.append(f"### Memory of one topology object, {naxes} axes\n")
+        L.append(
+            "RSS growth of the first construction in a fresh process / bytes held by Python's allocators (tracemalloc; blind to C++ and torch allocations).\n"
+        )
+        L.append("| world | " + " | ".join(LIB_LABEL[lib] for lib in libs) + " |")
+        L.append("|---:|" + "---:|" * len(libs))
+        for s in sizes:
+            row = [f"{s:,}"]
+            for lib in libs:
+                mem = results.get((lib, s, naxes), {}).get("memory")
+                row.append(f"{fmt_bytes(mem['rss_delta'])} / {fmt_bytes(mem['traced'])}" if mem else "n/a")
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+    if reasons:
+        L.append(
+            "n/a means the library has no counterpart: "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+            + ".\n"
+        )
+
+    L.append("## Agreement\n")
+    bad = []
+    checked = 0
+    for (lib, s, naxes), rec in sorted(results.items()):
+        if lib == "proctopo":
+            continue
+        ref = results.get(("proctopo", s, naxes), {}).get("ops", {})
+        for op, o in rec["ops"].items():
+            fp, rfp = o.get("fingerprint"), ref.get(op, {}).get("fingerprint")
+            if fp and rfp:
+                checked += 1
+                if fp != rfp:
+                    bad.append(f"{LIB_LABEL[lib]} {op} at {s:,} ({naxes} axes)")
+    if bad:
+        L.append(f"**{len(bad)} of {checked} results differ from proctopo's:** " + "; ".join(bad) + "\n")
+    else:
+        L.append(
+            f"All {checked} peer results that have a proctopo counterpart hold the same values as proctopo's (compared as int64 arrays of the same shape).\n"
+        )
+
+    L.append("## C++ core (Google Benchmark)\n")
+    if not cpp_data:
+        L.append(
+            "_Not run: pass `--cpp-bench build/dev/bench/proctopo_bench` (built with `cmake --preset dev`)._\n"
+        )
+    elif "error" in cpp_data:
+        L.append(f"_The C++ benchmark failed: {cpp_data['error']}_\n")
+    else:
+        L.extend(cpp_report(cpp))
+    L.append("## Scale simulation (bench/grid_sim.py)\n")
+    L.append(grid_md.strip() + "\n")
+    path.write_text("\n".join(L) + "\n")
+
+
+def cpp_report(cpp: dict[str, dict[str, float]]) -> list[str]:
+    L: list[str] = []
+
+    def pe(name: str) -> float | None:
+        v = cpp.get(name, {}).get("per_elem")
+        return v if v is not None and math.isfinite(v) else None
+
+    L.append(
+        "Per call, 1–8 axes (target: at most 5 ns up to 5 axes). Baseline: a plain loop with hardware division, one non-inlined call per rank like the core.\n"
+    )
+    L.append("| axes | rank_of | baseline | coord_of | baseline | coord_of ≤ 5 ns |")
+    L.append("|---:|---:|---:|---:|---:|---|")
+    for k in range(1, 9):
+        ro, rb = pe(f"rank_of/proctopo/{k}axes"), pe(f"rank_of/baseline/{k}axes")
+        co, cb = pe(f"coord_of/proctopo/{k}axes"), pe(f"coord_of/baseline/{k}axes")
+        tgt = "—" if k > 5 or ro is None or co is None else ("yes" if max(ro, co) <= 5e-9 else "**no**")
+        L.append(f"| {k} | {fmt_time(ro)} | {fmt_time(rb)} | {fmt_time(co)} | {fmt_time(cb)} | {tgt} |")
+    L.append("")
+    L.append("Bulk, per rank, 65,536 ranks:\n")
+    L.append("| operation | layout | proctopo | baseline | ratio |")
+    L.append("|---|---|---:|---:|---:|")
+    for op in ("coord_of_bulk", "rank_of_bulk"):
+        for naxes in (3, 5):
+            a, b = pe(f"{op}/proctopo/{naxes}ax:65536"), pe(f"{op}/baseline/{naxes}ax:65536")
+            L.append(
+                f"| {op} | {naxes} axes | {fmt_time(a)} | {fmt_time(b)} | {fmt_ratio(b / a) if a and b else '—'} |"
+            )
+    L.append("")
+    L.append(
+        "Group table of the data axis, per element (target: about 1 ns or less). `_alloc` = a fresh uninitialised buffer per call, as a Python call needs; `vector` = the std::vector overload.\n"
+    )
+    L.append(
+        "| layout | world | proctopo | baseline | proctopo_alloc | baseline_alloc | proctopo vector | whole table, proctopo_alloc |"
+    )
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for naxes in (3, 5):
+        for w in (1024, 65536, 1048576):
+            n = f"{naxes}ax:{w}/data"
+            vals = [
+                pe(f"group_table/{i}/{n}")
+                for i in ("proctopo", "baseline", "proctopo_alloc", "baseline_alloc", "proctopo_vector")
+            ]
+            whole = cpp.get(f"group_table/proctopo_alloc/{n}", {}).get("real_time")
+            L.append(
+                f"| {naxes} axes | {w:,} | "
+                + " | ".join(fmt_time(v) for v in vals)
+                + f" | {fmt_time(whole)} |"
+            )
+    for axis in ("pipe", "model"):
+        n = f"3ax:65536/{axis}"
+        vals = [
+            pe(f"group_table/{i}/{n}") for i in ("proctopo", "baseline", "proctopo_alloc", "baseline_alloc")
+        ]
+        L.append(f"| 3 axes, {axis} | 65,536 | " + " | ".join(fmt_time(v) for v in vals) + " | — | — |")
+    L.append("")
+    L.append(
+        "match (filter_match with one coordinate fixed), 3 axes, 65,536 ranks, per matching rank; baseline = a scan of every rank:\n"
+    )
+    L.append("| fixed axis | proctopo | scan baseline | whole call, proctopo |")
+    L.append("|---|---:|---:|---:|")
+    for axis in ("pipe", "data", "model"):
+        a, b = pe(f"match/proctopo/3ax:65536/{axis}"), pe(f"match/baseline/3ax:65536/{axis}")
+        whole = cpp.get(f"match/proctopo/3ax:65536/{axis}", {}).get("real_time")
+        L.append(f"| {axis}=1 | {fmt_time(a)} | {fmt_time(b)} | {fmt_time(whole)} |")
+    L.append("")
+    return L
+
+
+def plot(
+    path: Path,
+    results: dict,
+    sizes: list[int],
+    axes_list: list[int],
+    libs: list[str],
+    cpp: dict[str, dict[str, float]],
+) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        return None
+    colors = {
+        "proctopo": "#d62728",
+        "deepspeed": "#1f77b4",
+        "megatron": "#2ca02c",
+        "devicemesh": "#ff7f0e",
+        "numpy": "#9467bd",
+        "cpp": "#444444",
+    }
+    styles = {3: "-", 5: "--"}
+    fig, axs = plt.subplots(2, 4, figsize=(17, 8.5), sharex=True)
+    for ax, op in zip(axs.flat, OPS):
+        for lib in libs:
+            for naxes in axes_list:
+                xs, ys, xb, yb = [], [], [], []
+                for s in sizes:
+                    rec = results.get((lib, s, naxes), {}).get("ops", {}).get(op)
+                    if rec and rec.get("status") == "ok":
+                        xs.append(s)
+                        ys.append(rec["median"])
+                    elif rec and rec.get("status") == "exceeded":
+                        xb.append(s)
+                        yb.append(rec["bound"])
+                if xs:
+                    ax.plot(
+                        xs,
+                        ys,
+                        styles[naxes],
+                        marker="o",
+                        ms=4,
+                        color=colors[lib],
+                        label=f"{LIB_LABEL[lib]}" if naxes == axes_list[0] else None,
+                    )
+                if xb:
+                    ax.plot(xb, yb, "^", ms=8, mfc="none", color=colors[lib])
+        if op == "groups" and cpp:
+            for naxes in axes_list:
+                pts = [
+                    (w, cpp.get(f"group_table/baseline_alloc/{naxes}ax:{w}/data", {}).get("real_time"))
+                    for w in sizes
+                ]
+                pts = [(w, t) for w, t in pts if t]
+                if pts:
+                    ax.plot(
+                        *zip(*pts),
+                        styles[naxes],
+                        marker="s",
+                        ms=3,
+                        color=colors["cpp"],
+                        label="plain C++ loop" if naxes == axes_list[0] else None,
+                    )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_time(v)))
+        ax.set_title(OP_LABEL[op], fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{s:,}" for s in sizes], fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        if len(axes_list) > 1:
+            handles += [Line2D([], [], color="k", ls=styles[n]) for n in axes_list]
+            labels += [f"{n} axes" for n in axes_list]
+        ax.legend(handles, labels, fontsize=7, loc="upper left")
+    for ax in axs[:, 0]:
+        ax.set_ylabel("seconds per call")
+    for ax in axs[-1, :]:
+        ax.set_xlabel("world size (ranks)")
+    fig.suptitle(
+        "proctopo vs peers: time per call against world size (log-log; solid = 3 axes, dashed = 5 axes; △ = stopped at the time bound)",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- main
+def args_cfg(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        cfg = {"batch": 0.01, "budget": 0.15, "repeats": 5, "min_repeats": 3, "bound": 5.0}
+    else:
+        cfg = {"batch": 0.04, "budget": 1.0, "repeats": 9, "min_repeats": 3, "bound": 30.0}
+    if args.bound is not None:
+        cfg["bound"] = args.bound
+    return cfg
+
+
+def default_cpp_binary() -> str | None:
+    for p in (REPO / "build" / "dev" / "bench" / "proctopo_bench",):
+        if p.exists():
+            return str(p)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        worker(argv[1], int(argv[2]), int(argv[3]), json.loads(argv[4]))
+        return 0
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 1,024 and 65,536 ranks, short budgets, 5 s bound"
+    )
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", help="world sizes (default 1024 65536 1048576; quick: 1024 65536)"
+    )
+    ap.add_argument("--axes", type=int, nargs="+", default=[3, 5], choices=[3, 5], help="layouts to run")
+    ap.add_argument(
+        "--libs", nargs="+", default=LIBS, choices=LIBS, help="libraries to run (proctopo is always included)"
+    )
+    ap.add_argument("--bound", type=float, help="time bound per call in seconds (default 30, quick 5)")
+    ap.add_argument(
+        "--cpp-bench",
+        metavar="BINARY",
+        help="Google Benchmark binary to run (default: build/dev/bench/proctopo_bench if it exists)",
+    )
+    ap.add_argument("--no-cpp", action="store_true", help="skip the C++ benchmarks")
+    ap.add_argument("--no-grid-sim", action="store_true", help="skip bench/grid_sim.py")
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=HERE,
+        help="where RESULTS.md, results.json and compare.png go (default bench/)",
+    )
+    args = ap.parse_args(argv)
+
+    t_start = time.perf_counter()
+    cfg = args_cfg(args)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    libs = ["proctopo"] + [lib for lib in args.libs if lib != "proctopo"]
+    worker_timeout = 90.0 if args.quick else 300.0
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    results: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for naxes in args.axes:
+        for s in sizes:
+            for lib in libs:
+                print(
+                    f"[compare] {LIB_LABEL[lib]:10s} {naxes} axes {s:>9,} ranks ...",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rec = run_worker(lib, s, naxes, cfg, worker_timeout)
+                results[(lib, s, naxes)] = rec
+                bad = [op for op, o in rec["ops"].items() if o.get("status") in ("error", "exceeded")]
+                print(
+                    f" {rec['wall_s']:.1f} s" + (f"  (not ok: {', '.join(bad)})" if bad else ""),
+                    file=sys.stderr,
+                )
+
+    cpp_data = None
+    if not args.no_cpp:
+        binary = args.cpp_bench or default_cpp_binary()
+        if binary:
+            print(f"[compare] C++ benchmarks: {binary} ...", end="", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            cpp_data = run_cpp(binary, args.quick, 300.0)
+            print(
+                f" {time.perf_counter() - t0:.1f} s"
+                + (f"  ({cpp_data['error']})" if "error" in cpp_data else ""),
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "[compare] no C++ benchmark binary (build it with `cmake --workflow --preset dev` or pass --cpp-bench)",
+                file=sys.stderr,
+            )
+
+    if args.no_grid_sim:
+        grid_md = "_Skipped (--no-grid-sim)._\n"
+    else:
+        print("[compare] grid simulation (bench/grid_sim.py) ...", end="", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        grid_md = run_grid_sim(args.quick, 120.0 if args.quick else 300.0)
+        print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
+    png = plot(args.out_dir / "compare.png", results, sizes, args.axes, libs, cpp)
+    elapsed = time.perf_counter() - t_start
+    report = args.out_dir / "RESULTS.md"
+    write_report(report, args, argv, results, sizes, args.axes, libs, cpp_data, grid_md, png, elapsed)
+    raw = {
+        "argv": argv,
+        "config": cfg,
+        "results": [rec for rec in results.values()],
+        "cpp": cpp_data,
+    }
+    (args.out_dir / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    print(
+        f"[compare] wrote {report}, {args.out_dir / 'results.json'}"
+        + (f", {png}" if png else "")
+        + f" in {elapsed:.0f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
