@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from proctopo import ProcessTopology, cli
 
 
@@ -49,6 +48,11 @@ def test_bad_axes_exit_2_with_a_message(words: list[str], capsys: pytest.Capture
 
 
 def test_module_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-m", "proctopo", "show", "pipe=2", "data=2"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "proctopo", "show", "pipe=2", "data=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "pipe=2 x data=2 (4 ranks)" in out.stdout

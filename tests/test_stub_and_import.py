@@ -33,16 +33,26 @@ def test_stub_and_module_agree() -> None:
     top, members = _stub_names()
     public = {n for n in dir(_core) if not n.startswith("_")}
     assert top == public
-    own = {n for n in vars(_core.Topology) if not n.startswith("_") or n in {
-        "__init__", "__eq__", "__hash__", "__getstate__", "__setstate__"}}
+    own = {
+        n
+        for n in vars(_core.Topology)
+        if not n.startswith("_") or n in {"__init__", "__eq__", "__hash__", "__getstate__", "__setstate__"}
+    }
     assert members["Topology"] == own
     for name in ("ProctopoError", "UnknownAxisError", "CoordinateOutOfRangeError"):
-        stub_cls = next(n for n in ast.parse(STUB.read_text()).body if isinstance(n, ast.ClassDef) and n.name == name)
-        assert [ast.unparse(b) for b in stub_cls.bases] == [b.__name__ for b in getattr(_core, name).__bases__]
+        stub_cls = next(
+            n for n in ast.parse(STUB.read_text()).body if isinstance(n, ast.ClassDef) and n.name == name
+        )
+        assert [ast.unparse(b) for b in stub_cls.bases] == [
+            b.__name__ for b in getattr(_core, name).__bases__
+        ]
 
 
 def test_import_does_not_load_torch_or_numpy() -> None:
-    code = "import sys, proctopo; t = proctopo.ProcessTopology(['a'], [2]); t.get_coord(1); print(sorted(m for m in ('torch', 'numpy', 'deepspeed') if m in sys.modules))"
+    code = (
+        "import sys, proctopo; t = proctopo.ProcessTopology(['a'], [2]); t.get_coord(1); "
+        "print(sorted(m for m in ('torch', 'numpy', 'deepspeed') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from proctopo import (
     CoordinateOutOfRangeError,
     InvalidArgumentError,
@@ -49,8 +48,12 @@ def test_bad_construction(axes: object, dims: object, exc: type[Exception], text
 
 
 def test_class_hierarchy() -> None:
-    assert issubclass(WorldSizeOverflowError, OverflowError) and issubclass(WorldSizeOverflowError, ValueError)
-    assert issubclass(CoordinateOutOfRangeError, AssertionError) and issubclass(CoordinateOutOfRangeError, ValueError)
+    assert issubclass(WorldSizeOverflowError, OverflowError) and issubclass(
+        WorldSizeOverflowError, ValueError
+    )
+    assert issubclass(CoordinateOutOfRangeError, AssertionError) and issubclass(
+        CoordinateOutOfRangeError, ValueError
+    )
     assert issubclass(UnknownAxisError, AttributeError) and issubclass(UnknownAxisError, ValueError)
     assert issubclass(RankOutOfRangeError, ValueError) and issubclass(RankOutOfRangeError, IndexError)
     for cls in (InvalidTopologyError, UnknownAxisError, RankOutOfRangeError, CoordinateOutOfRangeError):
@@ -60,8 +63,11 @@ def test_class_hierarchy() -> None:
 @pytest.mark.parametrize(
     ("call", "exc", "text"),
     [
-        (lambda: T.get_rank(pipe=2, data=0, model=0), CoordinateOutOfRangeError,
-         "coordinate 2 is out of range for axis 'pipe' of size 2 (valid: 0..1)"),
+        (
+            lambda: T.get_rank(pipe=2, data=0, model=0),
+            CoordinateOutOfRangeError,
+            "coordinate 2 is out of range for axis 'pipe' of size 2 (valid: 0..1)",
+        ),
         (lambda: T.get_rank(pipe=0, data=-1, model=0), CoordinateOutOfRangeError, "coordinate -1"),
         (lambda: T.get_rank(pipe=0, data=0, model=2**80), CoordinateOutOfRangeError, str(2**80)),
         (lambda: T.get_rank(pipe=0, data=0), InvalidArgumentError, "missing 'model'"),
@@ -69,7 +75,11 @@ def test_class_hierarchy() -> None:
         (lambda: T.get_rank(pipe=0, data=0, mdl=0), UnknownAxisError, "unknown axis 'mdl'; the axes are"),
         (lambda: T.get_rank(pipe=0.0, data=0, model=0), TypeError, "axis 'pipe' must be an integer, got 0.0"),
         (lambda: T.get_rank(pipe="0", data=0, model=0), TypeError, "got '0' (str)"),
-        (lambda: T.get_coord(24), RankOutOfRangeError, "rank 24 is not in the topology: ranks run from 0 to 23"),
+        (
+            lambda: T.get_coord(24),
+            RankOutOfRangeError,
+            "rank 24 is not in the topology: ranks run from 0 to 23",
+        ),
         (lambda: T.get_coord(-1), RankOutOfRangeError, "rank -1"),
         (lambda: T.get_coord(2**70), RankOutOfRangeError, str(2**70)),
         (lambda: T.get_coord(1.0), TypeError, "rank must be an integer, got 1.0"),
@@ -87,7 +97,11 @@ def test_class_hierarchy() -> None:
         (lambda: T.shift(99, "pipe"), RankOutOfRangeError, "rank 99"),
         (lambda: T.shift(0, "pipe", 0.5), TypeError, "delta must be an integer"),
         (lambda: T.ranks([[0, 0]]), InvalidArgumentError, "shape (n, 3)"),
-        (lambda: T.ranks([[0, 0, 4]]), CoordinateOutOfRangeError, "coordinate 4 is out of range for axis 'model'"),
+        (
+            lambda: T.ranks([[0, 0, 4]]),
+            CoordinateOutOfRangeError,
+            "coordinate 4 is out of range for axis 'model'",
+        ),
         (lambda: T.ranks([[0.5, 0, 0]]), TypeError, "coords must hold integers, got dtype float64"),
         (lambda: T.coords([[0]]), InvalidArgumentError, "1-D"),
         (lambda: T.coords([0, 24]), RankOutOfRangeError, "rank 24"),
@@ -118,7 +132,9 @@ def test_errors_survive_python_O() -> None:
         "t = proctopo.ProcessTopology(['pipe', 'data'], [2, 2])\n"
         "try:\n    t.get_rank(pipe=5, data=0)\nexcept AssertionError as e:\n    print('raised', e)\n"
     )
-    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.startswith("raised coordinate 5 is out of range")
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-import pytest
-
 import proctopo
+import pytest
 from proctopo import (
     PipeDataParallelTopology,
     PipeModelDataParallelTopology,
@@ -72,7 +71,12 @@ def test_filter_match() -> None:
 
 def test_rank_repr() -> None:
     topo = ProcessTopology(axes=["a", "b"], dims=[2, 2])
-    assert [topo.get_rank_repr(rank=r) for r in range(4)] == ["a_00-b_00", "a_00-b_01", "a_01-b_00", "a_01-b_01"]
+    assert [topo.get_rank_repr(rank=r) for r in range(4)] == [
+        "a_00-b_00",
+        "a_00-b_01",
+        "a_01-b_00",
+        "a_01-b_01",
+    ]
     assert topo.get_rank_repr(rank=3, inner_sep="+") == "a+01-b+01"
     assert topo.get_rank_repr(rank=3, inner_sep="🤗", outer_sep="_JEFF_") == "a🤗01_JEFF_b🤗01"
     assert topo.get_rank_repr(rank=3, omit_axes=["a"]) == "b_01"

@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from proctopo import ProcessTopology
 
 NAMES = ["pipe", "data", "model", "expert", "context", "seq"]
@@ -98,7 +97,7 @@ def test_shift_and_repr(topo: ProcessTopology, data: st.DataObject) -> None:
     assert topo.shift(r, a, delta) == topo.get_rank(**dict(zip(names, wrapped)))
     edge = topo.shift(r, a, delta, periodic=False)
     assert edge == (topo.get_rank(**dict(zip(names, wrapped))) if 0 <= c[i] + delta < d else -1)
-    omit = data.draw(st.lists(st.sampled_from(names + ["data", "pipe"])))
+    omit = data.draw(st.lists(st.sampled_from([*names, "data", "pipe"])))
     expect = "-".join(f"{n}_{v:02d}" for n, v in zip(names, c) if n not in omit)
     assert topo.get_rank_repr(r, omit_axes=omit) == expect
 

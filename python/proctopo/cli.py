@@ -78,11 +78,15 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
         table = topo.groups(a)
         rows = [_ranks_text(g, 4) for g in table[:3].tolist()]
         more = f" ... ({table.shape[0]} groups)" if table.shape[0] > 3 else ""
-        print(f"{a:>{width}} groups: {table.shape[0]} x {table.shape[1]} ranks: {' '.join(rows)}{more}", file=out)
+        print(
+            f"{a:>{width}} groups: {table.shape[0]} x {table.shape[1]} ranks: {' '.join(rows)}{more}",
+            file=out,
+        )
 
 
-def check(topo: ProcessTopology, world_size: int | None, ranks_per_node: int | None,
-          out: TextIO | None = None) -> int:
+def check(
+    topo: ProcessTopology, world_size: int | None, ranks_per_node: int | None, out: TextIO | None = None
+) -> int:
     """Check a layout against a world size and report how each axis's groups sit on nodes.
 
     Returns 0 when the layout fits, 1 when it does not.

@@ -44,7 +44,7 @@ AxesArg = Union[str, Sequence[str]]
 @lru_cache(maxsize=1024)
 def _coord_class(axes: tuple[str, ...]) -> type[tuple[int, ...]]:
     """One ``ProcessCoord`` namedtuple class per axis tuple (creating one costs ~50 µs)."""
-    return namedtuple("ProcessCoord", axes)  # type: ignore[misc]  # noqa: PYI024
+    return namedtuple("ProcessCoord", axes)
 
 
 def _as_int(value: object, what: str) -> int:
@@ -160,7 +160,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_rank(x=1, y=2)
         5
         """
-        return self._core.rank_of_kwargs(coord_kwargs, self._names)  # type: ignore[no-any-return]
+        return self._core.rank_of_kwargs(coord_kwargs, self._names)
 
     def get_axis_names(self) -> list[str]:
         """Return the axis names in topology order.
@@ -190,7 +190,7 @@ class ProcessTopology:
         """
         omit = [a for a in omit_axes if isinstance(a, str)]
         try:
-            return self._core.rank_repr(rank, omit, str(inner_sep), str(outer_sep))  # type: ignore[no-any-return]
+            return self._core.rank_repr(rank, omit, str(inner_sep), str(outer_sep))
         except TypeError:
             self._explain_rank(rank)
             raise
@@ -283,7 +283,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).world_size()
         6
         """
-        return self._core.world_size  # type: ignore[no-any-return]
+        return self._core.world_size
 
     @property
     def mapping(self) -> Mapping[Any, int]:
@@ -317,7 +317,7 @@ class ProcessTopology:
                 f"coords must have shape (n, {self.ndim}), one column per axis {self._axes}, "
                 f"got shape {arr.shape}"
             )
-        return self._core.ranks(arr)  # type: ignore[no-any-return]
+        return self._core.ranks(arr)
 
     def coords(self, ranks: npt.ArrayLike) -> np.ndarray:
         """Return the ``(n, ndim)`` coordinates of ``n`` ranks.
@@ -328,7 +328,7 @@ class ProcessTopology:
         arr = _int_array(ranks, "ranks")
         if arr.ndim != 1:
             raise InvalidArgumentError(f"ranks must be a 1-D array, got shape {arr.shape}")
-        return self._core.coords(arr)  # type: ignore[no-any-return]
+        return self._core.coords(arr)
 
     def groups(self, axes: AxesArg) -> np.ndarray:
         """Return the groups along one axis or a set of axes as a 2-D array.
@@ -347,7 +347,7 @@ class ProcessTopology:
         >>> topo.groups(['model', 'pipe']).tolist()
         [[0, 1, 4, 5], [2, 3, 6, 7]]
         """
-        return self._core.groups(_axis_list(axes))  # type: ignore[no-any-return]
+        return self._core.groups(_axis_list(axes))
 
     def group_of(self, rank: int, axes: AxesArg) -> np.ndarray:
         """Return the row of ``groups(axes)`` that holds ``rank``, without building the others.
@@ -356,7 +356,7 @@ class ProcessTopology:
         [2, 6]
         """
         try:
-            return self._core.group_of(rank, _axis_list(axes))  # type: ignore[no-any-return]
+            return self._core.group_of(rank, _axis_list(axes))
         except TypeError:
             self._explain_rank(rank)
             raise
@@ -368,7 +368,7 @@ class ProcessTopology:
         (2, 1)
         """
         try:
-            return self._core.group_index(rank, _axis_list(axes))  # type: ignore[no-any-return]
+            return self._core.group_index(rank, _axis_list(axes))
         except TypeError:
             self._explain_rank(rank)
             raise
@@ -385,7 +385,7 @@ class ProcessTopology:
             # Far past any axis: only the remainder matters when wrapping.
             d = d % self.get_dim(axis) if periodic else self.get_dim(axis)
         try:
-            return self._core.shift(rank, axis, d, bool(periodic))  # type: ignore[no-any-return]
+            return self._core.shift(rank, axis, d, bool(periodic))
         except TypeError:
             self._explain_rank(rank)
             raise
@@ -448,7 +448,7 @@ class _CoordMapping(Mapping[Any, int]):
         if not isinstance(key, tuple) or len(key) != t.ndim:
             raise KeyError(key)
         try:
-            return t._core.rank_of(list(key))  # type: ignore[no-any-return]
+            return t._core.rank_of(list(key))
         except (TypeError, ValueError):
             raise KeyError(key) from None
 
@@ -502,7 +502,7 @@ def prime_factors(n: int) -> list[int]:
     if n < 1:
         raise InvalidArgumentError(f"prime_factors needs a positive integer, got {n}")
     if n <= _INT64_MAX:
-        return _core.prime_factors(n)  # type: ignore[no-any-return]
+        return _core.prime_factors(n)
     out: list[int] = []
     p = 2
     while p * p <= n:
