@@ -76,6 +76,15 @@ def _entry(fn: Callable[..., Any], rank: int, world_size: int, rdzv: str, out: s
             f.truncate()
             pickle.dump(("error", f"result of rank {rank} cannot be pickled: {exc}"), f)
     os.replace(tmp, out)
+    if result[0] == "ok":
+        # Stay until every rank is done: a process that exits while a peer is still
+        # connecting to it (gloo builds each group's mesh lazily) breaks that peer.
+        try:
+            import torch.distributed as dist
+
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=init_timeout))
+        except Exception:  # noqa: BLE001 - the parent judges by the results
+            pass
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: a group left mid-collective by a test of failure
@@ -144,6 +153,10 @@ def run_workers(
                 break
             time.sleep(0.02)
     finally:
+        if len(results) == world_size:  # let the final barrier finish (2 s at most)
+            stop = time.monotonic() + 2.0
+            for p in procs:
+                p.join(max(0.0, stop - time.monotonic()))
         for p in procs:
             if p.is_alive():
                 p.kill()

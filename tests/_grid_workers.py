@@ -1,0 +1,175 @@
+"""Worker functions for tests/test_grid_mp.py (run by tests/mp_helper.py in gloo processes)."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from typing import Any
+
+TIMEOUT = 30.0
+
+
+def _proves(group: Any, rank: int) -> list[int]:
+    """Ranks of ``group``; asserts an all_reduce over it sums (global rank + 1) of its members."""
+    import torch
+    import torch.distributed as dist
+
+    ranks = dist.get_process_group_ranks(group)
+    assert rank in ranks, (rank, ranks)
+    t = torch.tensor([float(rank + 1)])
+    work = dist.all_reduce(t, group=group, async_op=True)
+    work.wait(timeout=datetime.timedelta(seconds=TIMEOUT))
+    expected = float(sum(r + 1 for r in ranks))
+    assert t.item() == expected, f"all_reduce over {ranks} gave {t.item()}, expected {expected}"
+    return list(ranks)
+
+
+def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Build each (axes, dims, strategy, expectations) grid; check every group against DeepSpeed."""
+    import torch.distributed as dist
+
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+    from proctopo.groups import GroupCreationError
+
+    checked = 0
+    strategies = []
+    for axes, dims, strategy, exp_all in cases:
+        exp = exp_all[rank]
+        topo = None if axes is None else proctopo.ProcessTopology(axes, dims)
+        grid = PipelineParallelGrid(topo, group_creation=strategy, timeout=TIMEOUT)
+        strategies.append(grid.strategy)
+        where = f"{axes}={dims} strategy={strategy} rank={rank}"
+        for name, want in exp["groups"].items():
+            got = _proves(getattr(grid, name), rank)
+            assert got == want, f"{where}: {name} has ranks {got}, DeepSpeed's has {want}"
+            checked += 1
+        for name, want in exp["values"].items():
+            assert getattr(grid, name) == want, f"{where}: {name}={getattr(grid, name)!r}, DeepSpeed {want!r}"
+        for getter, attr in (
+            ("get_data_parallel_group", "dp_proc_group"),
+            ("get_pipe_parallel_group", "pp_proc_group"),
+            ("get_model_parallel_group", "ds_model_proc_group"),
+            ("get_slice_parallel_group", "slice_proc_group"),
+            ("get_tensor_model_parallel_group", "slice_proc_group"),
+        ):
+            assert getattr(grid, getter)() is getattr(grid, attr), f"{where}: {getter}"
+        # Every axis has its own getters, and every subset of axes a group.
+        # ('model' is the exception: get_model_parallel_* is DeepSpeed's every-axis-but-data
+        # group; the model axis alone is get_slice_parallel_*.)
+        for a in exp["axes"]:
+            want = exp["subsets"][(a,)]
+            prefix = "get_slice" if a == "model" else f"get_{a}"
+            got = _proves(getattr(grid, f"{prefix}_parallel_group")(), rank)
+            assert got == want, f"{where}: {prefix}_parallel_group has {got}, expected {want}"
+            assert getattr(grid, f"{prefix}_parallel_world_size")() == len(want)
+            assert getattr(grid, f"{prefix}_parallel_rank")() == want.index(rank)
+            assert grid.get_axis_world_size(a) == len(want) and grid.get_axis_rank(a) == want.index(rank)
+            checked += 1
+        for subset, want in exp["subsets"].items():
+            got = _proves(grid.get_group(list(subset)), rank)
+            assert got == want, f"{where}: get_group({list(subset)}) has {got}, expected {want}"
+            assert grid.get_group_ranks(list(subset)) == want
+            checked += 1
+
+    # Ordinary new_group calls made by all ranks still work after the grids.
+    everyone = dist.new_group(list(range(world_size)))
+    assert _proves(everyone, rank) == list(range(world_size))
+    pair = dist.new_group([0, world_size - 1])
+    if rank in (0, world_size - 1):
+        assert _proves(pair, rank) == [0, world_size - 1]
+    mine = dist.new_group([rank], use_local_synchronization=True)
+    assert _proves(mine, rank) == [rank]
+
+    # gloo cannot split: asking for it is a clear error, not a hang.
+    try:
+        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [1, world_size]), group_creation="split")
+    except GroupCreationError as exc:
+        split_error = str(exc)
+    else:
+        raise AssertionError("group_creation='split' on gloo did not raise")
+    return {"checked": checked, "strategies": strategies, "split_error": split_error}
+
+
+def over_process_group(rank: int, world_size: int, members: list[int], exp_by_grid_rank: list[dict[str, Any]]) -> Any:
+    """A 2x2 grid laid over a subgroup of the world; rank lists are global ranks."""
+    import torch.distributed as dist
+
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+    from proctopo.groups import GroupCreationError
+
+    sub = dist.new_group(members)  # every rank calls new_group, as torch requires
+    if rank not in members:
+        dist.new_group(list(range(world_size)))  # stay in step with the members below
+        return None
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, len(members) // 2])
+    try:
+        PipelineParallelGrid(topo, sub, group_creation="global")
+    except GroupCreationError as exc:
+        global_error = str(exc)
+    else:
+        raise AssertionError("'global' inside a proper subgroup did not raise")
+    out = {}
+    for strategy in ("local", "auto"):
+        grid = PipelineParallelGrid(topo, sub, group_creation=strategy, timeout=TIMEOUT)
+        me = members.index(rank)
+        exp = exp_by_grid_rank[me]
+        assert grid.global_rank == rank and grid.grid_rank == me and grid.world_size == len(members)
+        for name, want_grid in exp["groups"].items():
+            want = [members[r] for r in want_grid]
+            got = _proves(getattr(grid, name), rank)
+            assert got == want, f"{strategy}: {name} has {got}, expected {want}"
+        assert grid.dp_group == [members[r] for r in exp["values"]["dp_group"]]
+        assert grid.stage_to_global(0) == members[topo.get_rank(pipe=0, data=exp["values"]["data_parallel_id"])]
+        out[strategy] = grid.strategy
+    dist.new_group(list(range(world_size)))
+    out["global_error"] = global_error
+    return out
+
+
+def mismatch(rank: int, world_size: int) -> str:
+    """Rank 0 is given a different topology: every rank must fail fast with a clear error."""
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+    from proctopo.groups import TopologyMismatchError
+
+    dims = [4, world_size // 4] if rank == 0 else [2, world_size // 2]
+    try:
+        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], dims), timeout=TIMEOUT)
+    except TopologyMismatchError as exc:
+        return str(exc)
+    raise AssertionError("no TopologyMismatchError")
+
+
+def skipped_check(rank: int, world_size: int, timeout: float) -> tuple[str, str]:
+    """The last rank skips the fingerprint check: everyone ends in an error within the timeout."""
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, world_size // 2])
+    try:
+        PipelineParallelGrid(topo, verify=rank != world_size - 1, group_creation="local", timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - the test inspects the type
+        return type(exc).__name__, str(exc)
+    return "none", ""
+
+
+def naming_trap(rank: int, world_size: int) -> dict[str, Any]:
+    """Ranks 0 and 1 made a group before the grid; 'local' still works (and warns on the others)."""
+    import torch.distributed as dist
+
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+
+    if rank < 2:
+        dist.new_group([0, 1], use_local_synchronization=True)
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, world_size // 2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = PipelineParallelGrid(topo, group_creation="local", timeout=TIMEOUT)
+    groups = {name: _proves(getattr(grid, name), rank) for name in ("dp_proc_group", "pp_proc_group")}
+    after = dist.new_group([0, world_size - 1], use_local_synchronization=True) if rank in (0, world_size - 1) else None
+    if after is not None:
+        _proves(after, rank)
+    return {"groups": groups, "warned": any("even it out" in str(w.message) for w in caught)}

@@ -1,0 +1,410 @@
+"""PipelineParallelGrid in one process, on a recording comm layer.
+
+The differential tests build DeepSpeed 0.19.8's own PipelineParallelGrid with
+its comm layer (``deepspeed.comm``) replaced by the same recorder, for every
+rank of many topologies, and compare every attribute, getter and process group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import pytest
+from _ds_oracle import (
+    DS_GROUP_ATTRS,
+    DS_GROUP_GETTERS,
+    DS_VALUE_ATTRS,
+    DS_VALUE_GETTERS,
+    ds_grid,
+    ds_topology_of,
+    ds_with_recorder,
+)
+
+import proctopo
+from proctopo.grid import GridSizeError, PipelineParallelGrid
+from proctopo.groups import (
+    GroupCreationError,
+    RecordingComm,
+    TopologyMismatchError,
+    resolve_strategy,
+)
+
+
+def _topologies() -> list[tuple[list[str] | None, list[int] | None, int]]:
+    out: list[tuple[list[str] | None, list[int] | None, int]] = []
+    for axes in (
+        ["pipe", "data"],
+        ["data", "pipe"],
+        ["pipe", "data", "model"],
+        ["model", "pipe", "data"],
+        ["data", "model", "pipe"],
+        ["pipe", "data", "sequence", "model"],
+        ["pipe", "expert", "data", "model"],
+    ):
+        for dims in itertools.product([1, 2, 3], repeat=len(axes)):
+            n = 1
+            for d in dims:
+                n *= d
+            if len(axes) == 4 and n > 24:
+                continue
+            out.append((axes, list(dims), n))
+    out += [(None, None, n) for n in range(1, 37)]  # DeepSpeed's default split
+    out += [(["pipe", "data", "model"], [4, 3, 2], 24), (["pipe", "data"], [5, 7], 35)]
+    return out
+
+
+TOPOLOGIES = _topologies()
+
+
+def _ours(axes: Any, dims: Any, rank: int, n: int, strategy: str, ds_topo: bool = False) -> PipelineParallelGrid:
+    if axes is None:
+        topo = None
+    elif ds_topo:
+        topo = ds_topology_of(axes, dims)
+    else:
+        topo = proctopo.ProcessTopology(axes, dims)
+    comm = RecordingComm(rank, n, can_split=strategy == "split")
+    return PipelineParallelGrid(topo, group_creation=strategy, comm=comm)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("strategy", ["global", "local", "split"])
+def test_every_attribute_and_getter_equals_deepspeed(strategy: str) -> None:
+    compared = 0
+    for axes, dims, n in TOPOLOGIES:
+        for rank in range(n):
+            ds, rec = ds_grid(rank, n, axes, dims)
+            mine = _ours(axes, dims, rank, n, strategy)
+            where = f"{axes}={dims} rank {rank}"
+            names = list(DS_VALUE_ATTRS) + [a for a in ("mp_group", "model_groups") if hasattr(ds, a)]
+            for name in names:
+                assert _same(getattr(mine, name), getattr(ds, name)), (where, name, getattr(mine, name), getattr(ds, name))
+            for name in DS_VALUE_GETTERS:
+                want = ds_with_recorder(ds, rec, name)
+                assert _same(getattr(mine, name)(), want), (where, name)
+            for name in DS_GROUP_ATTRS:
+                assert sorted(mine._comm.group_ranks(getattr(mine, name))) == sorted(rec.group_ranks(getattr(ds, name))), (where, name)
+            for name in DS_GROUP_GETTERS:
+                assert sorted(mine._comm.group_ranks(getattr(mine, name)())) == sorted(rec.group_ranks(getattr(ds, name)())), (where, name)
+            names_ds = ds._topo.get_axis_names()
+            for stage in range(mine.pipe_parallel_size):
+                assert mine.stage_to_global(stage) == ds.stage_to_global(stage), (where, stage)
+                if "data" in names_ds:
+                    for d in range(mine.data_parallel_size):
+                        assert mine.stage_to_global(stage, data=d) == ds.stage_to_global(stage, data=d)
+            assert mine.topology().get_axis_names() == names_ds
+            assert [mine.topology().get_dim(a) for a in names_ds] == [ds._topo.get_dim(a) for a in names_ds]
+            compared += 1
+    assert compared > 1000
+
+
+def test_deepspeed_topology_objects_are_accepted() -> None:
+    for axes, dims, n in TOPOLOGIES[::7]:
+        if axes is None:
+            continue
+        for rank in range(n):
+            ds, _ = ds_grid(rank, n, axes, dims)
+            mine = _ours(axes, dims, rank, n, "local", ds_topo=True)
+            assert mine.topology() is mine._topo
+            assert type(mine._topo).__module__.startswith("deepspeed")
+            for name in DS_VALUE_ATTRS:
+                assert _same(getattr(mine, name), getattr(ds, name)), name
+
+
+def test_default_topology_splits_prime_factors_like_deepspeed() -> None:
+    for n in (1, 2, 12, 64, 360, 1024):
+        grid = PipelineParallelGrid(comm=RecordingComm(0, n))
+        ds, _ = ds_grid(0, n, None, None)
+        assert grid.topology().get_axis_names() == ["pipe", "data"]
+        assert (grid.pipe_parallel_size, grid.data_parallel_size) == (ds.pipe_parallel_size, ds.data_parallel_size)
+
+
+def test_stage_to_global_errors_like_deepspeed() -> None:
+    mine = _ours(["pipe", "data"], [2, 2], 0, 4, "local")
+    ds, _ = ds_grid(0, 4, ["pipe", "data"], [2, 2])
+    for bad in ({"stage_id": 2}, {"stage_id": 0, "data": 5}):
+        with pytest.raises(AssertionError):
+            ds.stage_to_global(**bad)
+        with pytest.raises(AssertionError):
+            mine.stage_to_global(**bad)
+    with pytest.raises(ValueError):
+        ds.stage_to_global(0, nope=1)
+    with pytest.raises(ValueError):
+        mine.stage_to_global(0, nope=1)
+
+
+# ----------------------------------------------------------------------- strategies
+
+
+def _calls(axes: list[str], dims: list[int], strategy: str, rank: int = 0, **kw: Any) -> tuple[PipelineParallelGrid, RecordingComm]:
+    n = 1
+    for d in dims:
+        n *= d
+    comm = RecordingComm(rank, n, **kw)
+    grid = PipelineParallelGrid(proctopo.ProcessTopology(axes, dims), group_creation=strategy, comm=comm)
+    return grid, comm
+
+
+@pytest.mark.parametrize(
+    ("axes", "dims"),
+    [
+        (["pipe", "data", "model"], [2, 3, 2]),
+        (["pipe", "data", "model"], [1, 4, 1]),
+        (["pipe", "data"], [3, 1]),
+        (["pipe", "data", "sequence", "model"], [2, 2, 2, 2]),
+        (["pipe", "expert", "data", "context", "model"], [2, 3, 2, 1, 2]),
+    ],
+)
+def test_local_makes_at_most_axes_plus_two_calls_and_each_is_local(axes: list[str], dims: list[int]) -> None:
+    n = 1
+    for d in dims:
+        n *= d
+    for rank in range(n):
+        grid, comm = _calls(axes, dims, "local", rank)
+        assert comm.calls["new_group"] == comm.calls["local_new_group"] == grid.group_creation_calls
+        assert comm.calls["new_group"] <= len(axes) + 2
+        assert comm.calls["split_group"] == 0
+        # every group created is the one this rank belongs to, and no rank set twice
+        made = [tuple(g.ranks) for g in comm.groups]
+        assert len(made) == len(set(made))
+        assert all(rank in g for g in made)
+
+
+def test_local_call_counts_follow_the_distinct_rank_sets() -> None:
+    # 2x3x2: pipe, data, model, and pipe+model (DeepSpeed's model-parallel group)
+    assert _calls(["pipe", "data", "model"], [2, 3, 2], "local")[1].calls["new_group"] == 4
+    # pipe=1, model=1: the data group is the whole world (reused), the rest is one
+    # single-rank group shared by pipe, model, slice and model-parallel.
+    grid, comm = _calls(["pipe", "data", "model"], [1, 4, 1], "local")
+    assert comm.calls["new_group"] == 1
+    assert grid.dp_proc_group is comm.parent()
+    assert grid.pp_proc_group is grid.slice_proc_group is grid.ds_model_proc_group
+    # two axes: DeepSpeed's model-parallel group is the pipe group; no model axis
+    # means a single-rank slice group
+    grid, comm = _calls(["pipe", "data"], [2, 2], "local")
+    assert comm.calls["new_group"] == 3 and grid.ds_model_proc_group is grid.pp_proc_group
+    assert comm.group_ranks(grid.slice_proc_group) == [0]
+
+
+def test_global_calls_new_group_for_every_group_like_deepspeed() -> None:
+    for axes, dims in ((["pipe", "data", "model"], [2, 3, 2]), (["pipe", "data", "model"], [3, 2, 1]), (["pipe", "data"], [4, 2])):
+        n = 1
+        for d in dims:
+            n *= d
+        for rank in range(n):
+            _, comm = _calls(axes, dims, "global", rank)
+            _, rec = ds_grid(rank, n, axes, dims)
+            assert comm.calls["local_new_group"] == 0
+            ours, theirs = comm.calls["new_group"], rec.calls["new_group"]
+            assert ours <= theirs
+            if all(d > 1 for d in dims) and len(dims) == 3:
+                assert ours == theirs  # no rank set repeats: the same calls
+            assert len(comm.groups) == len({tuple(g.ranks) for g in comm.groups})
+
+
+def test_split_calls_split_group_once_per_kind() -> None:
+    grid, comm = _calls(["pipe", "data", "model"], [2, 3, 2], "split", 7, can_split=True)
+    assert comm.calls == {"new_group": 0, "split_group": 4, "local_new_group": 0, "collective": 1}
+    assert grid.strategy == "split"
+
+
+def test_auto_picks_split_then_local_then_global() -> None:
+    assert resolve_strategy("auto", RecordingComm(0, 4, backend="nccl", can_split=True), whole_world=True) == "split"
+    assert resolve_strategy("auto", RecordingComm(0, 4), whole_world=True) == "local"
+    assert resolve_strategy("auto", RecordingComm(0, 4, backend="mpi"), whole_world=True) == "global"
+    with pytest.raises(GroupCreationError, match="no strategy"):
+        resolve_strategy("auto", RecordingComm(0, 4, backend="mpi"), whole_world=False)
+
+
+def test_impossible_strategies_are_explained() -> None:
+    with pytest.raises(GroupCreationError, match="'split' is not possible here.*cannot split"):
+        _calls(["pipe", "data"], [2, 2], "split")
+    with pytest.raises(GroupCreationError, match="'local' is not possible here.*MPI"):
+        _calls(["pipe", "data"], [2, 2], "local", backend="mpi")
+    with pytest.raises(ValueError, match="group_creation must be one of"):
+        _calls(["pipe", "data"], [2, 2], "fast")
+    comm = RecordingComm(1, 8, parent_ranks=[1, 3, 5, 7])
+    with pytest.raises(GroupCreationError, match="group_creation='global'"):
+        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), group_creation="global", comm=comm)
+
+
+# ------------------------------------------------------------------- any axes, groups
+
+
+def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
+    axes, dims = ["pipe", "data", "sequence", "model"], [2, 2, 2, 2]
+    topo = proctopo.ProcessTopology(axes, dims)
+    for rank in range(16):
+        grid, comm = _calls(axes, dims, "local", rank)
+        coord = topo.get_coord(rank)
+        assert grid.get_sequence_parallel_rank() == coord.sequence
+        assert grid.get_sequence_parallel_world_size() == 2
+        assert grid.get_sequence_parallel_group_ranks() == topo.group_of(rank, "sequence").tolist()
+        assert comm.group_ranks(grid.get_sequence_parallel_group()) == topo.group_of(rank, "sequence").tolist()
+        assert "get_sequence_parallel_group" in dir(grid)
+        before = comm.calls["new_group"]
+        for k in range(5):
+            for subset in itertools.combinations(axes, k):
+                fixed = {a: getattr(coord, a) for a in axes if a not in subset}
+                want = topo.filter_match(**fixed)
+                assert grid.get_group_ranks(list(subset)) == want
+                assert comm.group_ranks(grid.get_group(list(subset))) == want
+                assert grid.get_group(list(reversed(subset))) is grid.get_group(list(subset))
+        # 16 subsets; 5 existed (4 axes + pipe/sequence/model), the whole set is the parent
+        assert comm.calls["new_group"] - before == 16 - 5 - 1
+    grid, _ = _calls(["pipe", "data"], [2, 2], "local")
+    assert not hasattr(grid, "get_sequence_parallel_group")
+    with pytest.raises(AttributeError):
+        grid.get_expert_parallel_rank()
+    with pytest.raises(proctopo.UnknownAxisError, match="'expert'"):
+        grid.get_group("expert")
+    with pytest.raises(proctopo.InvalidArgumentError, match="distinct"):
+        grid.get_group(["data", "data"])
+
+
+def test_extra_groups_are_made_with_the_grid() -> None:
+    comm = RecordingComm(5, 16)
+    topo = proctopo.ProcessTopology(["pipe", "data", "context", "model"], [2, 2, 2, 2])
+    grid = PipelineParallelGrid(topo, groups=[("data", "context"), "context"], comm=comm)
+    made = comm.calls["new_group"]
+    assert comm.group_ranks(grid.get_group(["context", "data"])) == [1, 3, 5, 7]
+    assert comm.calls["new_group"] == made
+
+
+def test_tensor_model_parallel_src_rank_is_the_first_of_the_slice_group() -> None:
+    for rank in range(12):
+        grid, _ = _calls(["pipe", "data", "model"], [1, 3, 4], "local", rank)
+        assert grid.get_tensor_model_parallel_src_rank() == (rank // 4) * 4  # Megatron's formula
+    grid, _ = _calls(["pipe", "data"], [2, 2], "local", 3)
+    assert grid.get_tensor_model_parallel_src_rank() == 3
+
+
+def test_process_group_ranks_are_translated_to_global_ranks() -> None:
+    members = [2, 3, 6, 7, 10, 11, 14, 15]
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 4])
+    for i, rank in enumerate(members):
+        comm = RecordingComm(rank, 16, parent_ranks=members)
+        grid = PipelineParallelGrid(topo, comm=comm)
+        assert (grid.global_rank, grid.grid_rank, grid.world_size) == (rank, i, 8)
+        assert grid.dp_group == [members[r] for r in topo.group_of(i, "data").tolist()]
+        assert grid.pp_group == [members[r] for r in topo.group_of(i, "pipe").tolist()]
+        assert grid.dp_groups == [[members[r] for r in g] for g in topo.get_axis_comm_lists("data")]
+        assert grid.p2p_groups[i] == [rank, members[topo.shift(i, "pipe")]]
+        assert grid.stage_to_global(0) == members[topo.get_rank(pipe=0, data=i % 4)]
+        assert comm.group_ranks(grid.dp_proc_group) == grid.dp_group
+        assert comm.group_ranks(grid.get_group(["pipe", "data"])) == members  # the parent itself
+    with pytest.raises(GroupCreationError, match="not a member"):
+        PipelineParallelGrid(topo, comm=RecordingComm(0, 16, parent_ranks=members))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_wrong_size_is_a_clear_error_and_still_an_assertion_error() -> None:
+    with pytest.raises(GridSizeError, match=r"pipe \* data \* model = 2 \* 3 \* 2 = 12, but the world size is 16") as info:
+        PipelineParallelGrid(proctopo.PipeModelDataParallelTopology(2, 2, 3), comm=RecordingComm(0, 16))
+    assert isinstance(info.value, AssertionError) and isinstance(info.value, ValueError)
+    rec = RecordingComm(0, 16)
+    with pytest.raises(AssertionError):  # DeepSpeed: assert self._is_grid_valid()
+        ds_grid(0, 16, ["pipe", "data", "model"], [2, 3, 2])
+    del rec
+
+
+def test_missing_pipe_or_data_axis_is_named() -> None:
+    with pytest.raises(proctopo.UnknownAxisError, match=r"missing \['pipe'\]") as info:
+        PipelineParallelGrid(proctopo.ProcessTopology(["data", "model"], [2, 2]), comm=RecordingComm(0, 4))
+    assert isinstance(info.value, AttributeError)  # what DeepSpeed raised
+    with pytest.raises(AttributeError):
+        ds_grid(0, 4, ["data", "model"], [2, 2])
+
+
+def test_process_group_and_comm_are_exclusive_and_timeout_must_be_positive() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    with pytest.raises(ValueError, match="either process_group or comm"):
+        PipelineParallelGrid(topo, object(), comm=RecordingComm(0, 4))
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=0)
+
+
+class _DisagreeingComm(RecordingComm):
+    """Plays a rank whose peers hold other descriptions / more groups."""
+
+    def __init__(self, peers: list[dict[str, Any]] | None = None, peer_count: int = 0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.peers = peers
+        self.peer_count = peer_count
+
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+        from proctopo.groups import fingerprint
+
+        out = list(values)
+        for d in self.peers or []:
+            fp = fingerprint(d)
+            out[0], out[1] = max(out[0], fp), max(out[1], -fp)
+        out[2] = max(out[2], self.peer_count)
+        return out
+
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
+        return [data] + [json.dumps(d, sort_keys=True).encode() for d in self.peers or []]
+
+
+def test_mismatch_error_names_the_first_difference() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    # Capture this rank's own description by letting it agree once.
+    seen: list[bytes] = []
+
+    class Spy(RecordingComm):
+        def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+            return list(values)
+
+    spy = Spy(0, 4)
+    PipelineParallelGrid(topo, comm=spy)
+    other = {"axes": ["pipe", "data"], "dims": [4, 1], "group_creation": "auto", "strategy": "local",
+             "grid_size": 4, "world_size": 4, "process_group": None, "groups": [["pipe"]]}
+    comm = _DisagreeingComm(peers=[other], rank=0, world_size=4)
+    with pytest.raises(TopologyMismatchError, match=r"dims: grid rank 0 has \[2, 2\], grid rank 1 has \[4, 1\]"):
+        PipelineParallelGrid(topo, comm=comm)
+    assert not seen
+    # verify=False skips the exchange entirely
+    comm = _DisagreeingComm(peers=[other], rank=0, world_size=4)
+    PipelineParallelGrid(topo, comm=comm, verify=False)
+    assert comm.calls["collective"] == 0
+
+
+def test_fewer_prior_groups_are_padded_for_local_only() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    comm = _DisagreeingComm(peer_count=4, rank=0, world_size=4)  # peers made 3 more groups
+    with pytest.warns(RuntimeWarning, match="creates 3 single-rank group"):
+        PipelineParallelGrid(topo, comm=comm, group_creation="local")
+    assert [g.ranks for g in comm.groups[:3]] == [[0], [0], [0]]
+    comm = _DisagreeingComm(peer_count=4, rank=0, world_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PipelineParallelGrid(topo, comm=comm, group_creation="global")
+
+
+def test_lists_of_all_groups_are_built_lazily() -> None:
+    grid, _ = _calls(["pipe", "data", "model"], [4, 4, 4], "local", 17)
+    assert grid._lazy == {}
+    assert grid.p2p_groups[17] == [17, 33] and grid.p2p_groups[63] == [63, 15]
+    assert grid.dp_groups is grid.dp_groups
+    assert set(grid._lazy) == {"p2p_groups", "dp_groups"}
+
+
+def test_importing_the_grid_does_not_import_torch() -> None:
+    code = (
+        "import sys, proctopo, proctopo.grid, proctopo.groups\n"
+        "from proctopo.groups import RecordingComm\n"
+        "g = proctopo.PipelineParallelGrid(comm=RecordingComm(3, 8))\n"
+        "print(json.dumps(['torch' in sys.modules, g.dp_group]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [False, [2, 3]]  # 8 ranks: pipe=4 x data=2

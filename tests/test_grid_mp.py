@@ -1,0 +1,83 @@
+"""PipelineParallelGrid over real torch.distributed groups: gloo on CPU, 4 and 8 processes.
+
+Every group is compared with the ranks DeepSpeed's own grid puts in it and
+proven with an all_reduce. Each run has a timeout that turns a hang into a
+failure (see tests/mp_helper.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import _grid_workers as workers
+from _ds_oracle import expectations
+from mp_helper import run_workers
+
+CASES = {
+    4: [
+        (["pipe", "data"], [2, 2]),
+        (["pipe", "data", "model"], [1, 2, 2]),
+        (["pipe", "data", "model"], [2, 1, 2]),
+        (None, None),  # DeepSpeed's default split of the world size
+    ],
+    8: [
+        (["pipe", "data", "model"], [2, 2, 2]),
+        (["pipe", "data", "sequence", "model"], [2, 1, 2, 2]),
+        (["data", "pipe"], [4, 2]),
+        (["pipe", "data"], [1, 8]),
+        (None, None),
+    ],
+}
+
+
+@pytest.mark.parametrize("world_size", [4, 8])
+def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path) -> None:
+    cases = []
+    for axes, dims in CASES[world_size]:
+        exp = expectations(world_size, axes, dims)
+        for strategy in ("global", "local", "auto"):
+            cases.append((axes, dims, strategy, exp))
+    results = run_workers(workers.real_groups, world_size, tmp_path, (cases,), timeout=150)
+    per_case = [4 + len(e[0]["axes"]) + len(e[0]["subsets"]) for *_, e in cases]
+    for r, res in enumerate(results):
+        assert res["checked"] == sum(per_case), (r, res["checked"])
+        assert res["strategies"] == [s if s != "auto" else "local" for *_, s, _ in cases]
+        assert "split" in res["split_error"] and "device" in res["split_error"]
+
+
+def test_process_group_is_honoured(tmp_path: Path) -> None:
+    members = [1, 2, 5, 6]
+    exp = expectations(4, ["pipe", "data"], [2, 2])
+    results = run_workers(workers.over_process_group, 8, tmp_path, (members, exp), timeout=60)
+    for rank, res in enumerate(results):
+        if rank not in members:
+            assert res is None
+            continue
+        assert res["local"] == "local" and res["auto"] == "local"
+        assert "group_creation='global'" in res["global_error"]
+
+
+def test_fingerprint_mismatch_fails_fast_with_the_difference(tmp_path: Path) -> None:
+    messages = run_workers(workers.mismatch, 4, tmp_path, timeout=60)
+    for msg in messages:
+        assert "dims: grid rank 0 has [4, 1], grid rank 1 has [2, 2]" in msg, msg
+        assert "3 of 4 ranks differ" in msg, msg
+
+
+def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path) -> None:
+    results = run_workers(workers.skipped_check, 4, tmp_path, (3.0,), timeout=60)
+    for rank, (kind, msg) in enumerate(results[:-1]):
+        assert kind == "GridTimeoutError", (rank, kind, msg)
+        assert "fingerprint" in msg
+    kind, msg = results[-1]
+    assert kind == "GroupCreationError", (kind, msg)
+
+
+def test_uneven_prior_groups_are_evened_out_for_local(tmp_path: Path) -> None:
+    results = run_workers(workers.naming_trap, 4, tmp_path, timeout=60)
+    for rank, res in enumerate(results):
+        assert res["groups"]["dp_proc_group"] == [rank - rank % 2, rank - rank % 2 + 1]
+        assert res["groups"]["pp_proc_group"] == [rank % 2, rank % 2 + 2]
+        assert res["warned"] == (rank >= 2), (rank, res)
