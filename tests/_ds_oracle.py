@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import deepspeed.runtime.pipe.topology as ds_topology
-
 from proctopo.groups import RecordingComm
 
 #: Instance attributes DeepSpeed's grid sets whatever the topology (plus
@@ -76,7 +75,9 @@ def ds_topology_of(axes: Sequence[str] | None, dims: Sequence[int] | None) -> An
     return ds_topology.ProcessTopology(axes=list(axes), dims=list(dims or []))
 
 
-def ds_grid(rank: int, world_size: int, axes: Sequence[str] | None, dims: Sequence[int] | None) -> tuple[Any, RecordingComm]:
+def ds_grid(
+    rank: int, world_size: int, axes: Sequence[str] | None, dims: Sequence[int] | None
+) -> tuple[Any, RecordingComm]:
     """DeepSpeed's grid for one rank, with its comm layer replaced by a recorder."""
     rec = RecordingComm(rank, world_size)
     saved = ds_topology.dist
@@ -99,7 +100,9 @@ def ds_with_recorder(grid: Any, rec: RecordingComm, method: str, *args: Any, **k
         ds_topology.dist = saved
 
 
-def expectations(world_size: int, axes: Sequence[str] | None, dims: Sequence[int] | None) -> list[dict[str, Any]]:
+def expectations(
+    world_size: int, axes: Sequence[str] | None, dims: Sequence[int] | None
+) -> list[dict[str, Any]]:
     """Per rank: the sorted ranks of every group DeepSpeed makes, plus key values.
 
     Also, from DeepSpeed's topology alone (``filter_match``, an independent
@@ -122,8 +125,18 @@ def expectations(world_size: int, axes: Sequence[str] | None, dims: Sequence[int
         out.append(
             {
                 "groups": {a: sorted(rec.group_ranks(getattr(grid, a))) for a in DS_GROUP_ATTRS},
-                "values": {a: getattr(grid, a) for a in ("stage_id", "data_parallel_id", "dp_group", "pp_group",
-                                                         "slice_group", "ds_model_rank", "ds_model_world_size")},
+                "values": {
+                    a: getattr(grid, a)
+                    for a in (
+                        "stage_id",
+                        "data_parallel_id",
+                        "dp_group",
+                        "pp_group",
+                        "slice_group",
+                        "ds_model_rank",
+                        "ds_model_world_size",
+                    )
+                },
                 "axes": names,
                 "subsets": subsets,
             }

@@ -26,9 +26,8 @@ def _proves(group: Any, rank: int) -> list[int]:
 
 def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dict[str, Any]:
     """Build each (axes, dims, strategy, expectations) grid; check every group against DeepSpeed."""
-    import torch.distributed as dist
-
     import proctopo
+    import torch.distributed as dist
     from proctopo.grid import PipelineParallelGrid
     from proctopo.groups import GroupCreationError
 
@@ -83,7 +82,9 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
 
     # gloo cannot split: asking for it is a clear error, not a hang.
     try:
-        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [1, world_size]), group_creation="split")
+        PipelineParallelGrid(
+            proctopo.ProcessTopology(["pipe", "data"], [1, world_size]), group_creation="split"
+        )
     except GroupCreationError as exc:
         split_error = str(exc)
     else:
@@ -91,11 +92,12 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
     return {"checked": checked, "strategies": strategies, "split_error": split_error}
 
 
-def over_process_group(rank: int, world_size: int, members: list[int], exp_by_grid_rank: list[dict[str, Any]]) -> Any:
+def over_process_group(
+    rank: int, world_size: int, members: list[int], exp_by_grid_rank: list[dict[str, Any]]
+) -> Any:
     """A 2x2 grid laid over a subgroup of the world; rank lists are global ranks."""
-    import torch.distributed as dist
-
     import proctopo
+    import torch.distributed as dist
     from proctopo.grid import PipelineParallelGrid
     from proctopo.groups import GroupCreationError
 
@@ -121,7 +123,9 @@ def over_process_group(rank: int, world_size: int, members: list[int], exp_by_gr
             got = _proves(getattr(grid, name), rank)
             assert got == want, f"{strategy}: {name} has {got}, expected {want}"
         assert grid.dp_group == [members[r] for r in exp["values"]["dp_group"]]
-        assert grid.stage_to_global(0) == members[topo.get_rank(pipe=0, data=exp["values"]["data_parallel_id"])]
+        assert (
+            grid.stage_to_global(0) == members[topo.get_rank(pipe=0, data=exp["values"]["data_parallel_id"])]
+        )
         out[strategy] = grid.strategy
     dist.new_group(list(range(world_size)))
     out["global_error"] = global_error
@@ -150,16 +154,15 @@ def skipped_check(rank: int, world_size: int, timeout: float) -> tuple[str, str]
     topo = proctopo.ProcessTopology(["pipe", "data"], [2, world_size // 2])
     try:
         PipelineParallelGrid(topo, verify=rank != world_size - 1, group_creation="local", timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - the test inspects the type
+    except Exception as exc:
         return type(exc).__name__, str(exc)
     return "none", ""
 
 
 def naming_trap(rank: int, world_size: int) -> dict[str, Any]:
     """Ranks 0 and 1 made a group before the grid; 'local' still works (and warns on the others)."""
-    import torch.distributed as dist
-
     import proctopo
+    import torch.distributed as dist
     from proctopo.grid import PipelineParallelGrid
 
     if rank < 2:
@@ -169,7 +172,11 @@ def naming_trap(rank: int, world_size: int) -> dict[str, Any]:
         warnings.simplefilter("always")
         grid = PipelineParallelGrid(topo, group_creation="local", timeout=TIMEOUT)
     groups = {name: _proves(getattr(grid, name), rank) for name in ("dp_proc_group", "pp_proc_group")}
-    after = dist.new_group([0, world_size - 1], use_local_synchronization=True) if rank in (0, world_size - 1) else None
+    after = (
+        dist.new_group([0, world_size - 1], use_local_synchronization=True)
+        if rank in (0, world_size - 1)
+        else None
+    )
     if after is not None:
         _proves(after, rank)
     return {"groups": groups, "warned": any("even it out" in str(w.message) for w in caught)}

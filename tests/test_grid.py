@@ -14,18 +14,9 @@ import sys
 import warnings
 from typing import Any
 
-import pytest
-from _ds_oracle import (
-    DS_GROUP_ATTRS,
-    DS_GROUP_GETTERS,
-    DS_VALUE_ATTRS,
-    DS_VALUE_GETTERS,
-    ds_grid,
-    ds_topology_of,
-    ds_with_recorder,
-)
-
 import proctopo
+import pytest
+from conftest import require
 from proctopo.grid import GridSizeError, PipelineParallelGrid
 from proctopo.groups import (
     GroupCreationError,
@@ -61,11 +52,22 @@ def _topologies() -> list[tuple[list[str] | None, list[int] | None, int]]:
 TOPOLOGIES = _topologies()
 
 
-def _ours(axes: Any, dims: Any, rank: int, n: int, strategy: str, ds_topo: bool = False) -> PipelineParallelGrid:
+@pytest.fixture(scope="module")
+def oracle() -> Any:
+    """tests/_ds_oracle.py: DeepSpeed's grid on the recorder (needs deepspeed)."""
+    require("deepspeed.runtime.pipe.topology")
+    import _ds_oracle
+
+    return _ds_oracle
+
+
+def _ours(
+    axes: Any, dims: Any, rank: int, n: int, strategy: str, ds_topo: Any = None
+) -> PipelineParallelGrid:
     if axes is None:
         topo = None
-    elif ds_topo:
-        topo = ds_topology_of(axes, dims)
+    elif ds_topo is not None:
+        topo = ds_topo(axes, dims)
     else:
         topo = proctopo.ProcessTopology(axes, dims)
     comm = RecordingComm(rank, n, can_split=strategy == "split")
@@ -77,23 +79,32 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("strategy", ["global", "local", "split"])
-def test_every_attribute_and_getter_equals_deepspeed(strategy: str) -> None:
+def test_every_attribute_and_getter_equals_deepspeed(strategy: str, oracle: Any) -> None:
     compared = 0
     for axes, dims, n in TOPOLOGIES:
         for rank in range(n):
-            ds, rec = ds_grid(rank, n, axes, dims)
+            ds, rec = oracle.ds_grid(rank, n, axes, dims)
             mine = _ours(axes, dims, rank, n, strategy)
             where = f"{axes}={dims} rank {rank}"
-            names = list(DS_VALUE_ATTRS) + [a for a in ("mp_group", "model_groups") if hasattr(ds, a)]
+            names = list(oracle.DS_VALUE_ATTRS) + [a for a in ("mp_group", "model_groups") if hasattr(ds, a)]
             for name in names:
-                assert _same(getattr(mine, name), getattr(ds, name)), (where, name, getattr(mine, name), getattr(ds, name))
-            for name in DS_VALUE_GETTERS:
-                want = ds_with_recorder(ds, rec, name)
+                assert _same(getattr(mine, name), getattr(ds, name)), (
+                    where,
+                    name,
+                    getattr(mine, name),
+                    getattr(ds, name),
+                )
+            for name in oracle.DS_VALUE_GETTERS:
+                want = oracle.ds_with_recorder(ds, rec, name)
                 assert _same(getattr(mine, name)(), want), (where, name)
-            for name in DS_GROUP_ATTRS:
-                assert sorted(mine._comm.group_ranks(getattr(mine, name))) == sorted(rec.group_ranks(getattr(ds, name))), (where, name)
-            for name in DS_GROUP_GETTERS:
-                assert sorted(mine._comm.group_ranks(getattr(mine, name)())) == sorted(rec.group_ranks(getattr(ds, name)())), (where, name)
+            for name in oracle.DS_GROUP_ATTRS:
+                assert sorted(mine._comm.group_ranks(getattr(mine, name))) == sorted(
+                    rec.group_ranks(getattr(ds, name))
+                ), (where, name)
+            for name in oracle.DS_GROUP_GETTERS:
+                assert sorted(mine._comm.group_ranks(getattr(mine, name)())) == sorted(
+                    rec.group_ranks(getattr(ds, name)())
+                ), (where, name)
             names_ds = ds._topo.get_axis_names()
             for stage in range(mine.pipe_parallel_size):
                 assert mine.stage_to_global(stage) == ds.stage_to_global(stage), (where, stage)
@@ -106,30 +117,33 @@ def test_every_attribute_and_getter_equals_deepspeed(strategy: str) -> None:
     assert compared > 1000
 
 
-def test_deepspeed_topology_objects_are_accepted() -> None:
+def test_deepspeed_topology_objects_are_accepted(oracle: Any) -> None:
     for axes, dims, n in TOPOLOGIES[::7]:
         if axes is None:
             continue
         for rank in range(n):
-            ds, _ = ds_grid(rank, n, axes, dims)
-            mine = _ours(axes, dims, rank, n, "local", ds_topo=True)
+            ds, _ = oracle.ds_grid(rank, n, axes, dims)
+            mine = _ours(axes, dims, rank, n, "local", ds_topo=oracle.ds_topology_of)
             assert mine.topology() is mine._topo
             assert type(mine._topo).__module__.startswith("deepspeed")
-            for name in DS_VALUE_ATTRS:
+            for name in oracle.DS_VALUE_ATTRS:
                 assert _same(getattr(mine, name), getattr(ds, name)), name
 
 
-def test_default_topology_splits_prime_factors_like_deepspeed() -> None:
+def test_default_topology_splits_prime_factors_like_deepspeed(oracle: Any) -> None:
     for n in (1, 2, 12, 64, 360, 1024):
         grid = PipelineParallelGrid(comm=RecordingComm(0, n))
-        ds, _ = ds_grid(0, n, None, None)
+        ds, _ = oracle.ds_grid(0, n, None, None)
         assert grid.topology().get_axis_names() == ["pipe", "data"]
-        assert (grid.pipe_parallel_size, grid.data_parallel_size) == (ds.pipe_parallel_size, ds.data_parallel_size)
+        assert (grid.pipe_parallel_size, grid.data_parallel_size) == (
+            ds.pipe_parallel_size,
+            ds.data_parallel_size,
+        )
 
 
-def test_stage_to_global_errors_like_deepspeed() -> None:
+def test_stage_to_global_errors_like_deepspeed(oracle: Any) -> None:
     mine = _ours(["pipe", "data"], [2, 2], 0, 4, "local")
-    ds, _ = ds_grid(0, 4, ["pipe", "data"], [2, 2])
+    ds, _ = oracle.ds_grid(0, 4, ["pipe", "data"], [2, 2])
     for bad in ({"stage_id": 2}, {"stage_id": 0, "data": 5}):
         with pytest.raises(AssertionError):
             ds.stage_to_global(**bad)
@@ -144,7 +158,9 @@ def test_stage_to_global_errors_like_deepspeed() -> None:
 # ----------------------------------------------------------------------- strategies
 
 
-def _calls(axes: list[str], dims: list[int], strategy: str, rank: int = 0, **kw: Any) -> tuple[PipelineParallelGrid, RecordingComm]:
+def _calls(
+    axes: list[str], dims: list[int], strategy: str, rank: int = 0, **kw: Any
+) -> tuple[PipelineParallelGrid, RecordingComm]:
     n = 1
     for d in dims:
         n *= d
@@ -194,14 +210,18 @@ def test_local_call_counts_follow_the_distinct_rank_sets() -> None:
     assert comm.group_ranks(grid.slice_proc_group) == [0]
 
 
-def test_global_calls_new_group_for_every_group_like_deepspeed() -> None:
-    for axes, dims in ((["pipe", "data", "model"], [2, 3, 2]), (["pipe", "data", "model"], [3, 2, 1]), (["pipe", "data"], [4, 2])):
+def test_global_calls_new_group_for_every_group_like_deepspeed(oracle: Any) -> None:
+    for axes, dims in (
+        (["pipe", "data", "model"], [2, 3, 2]),
+        (["pipe", "data", "model"], [3, 2, 1]),
+        (["pipe", "data"], [4, 2]),
+    ):
         n = 1
         for d in dims:
             n *= d
         for rank in range(n):
             _, comm = _calls(axes, dims, "global", rank)
-            _, rec = ds_grid(rank, n, axes, dims)
+            _, rec = oracle.ds_grid(rank, n, axes, dims)
             assert comm.calls["local_new_group"] == 0
             ours, theirs = comm.calls["new_group"], rec.calls["new_group"]
             assert ours <= theirs
@@ -217,7 +237,10 @@ def test_split_calls_split_group_once_per_kind() -> None:
 
 
 def test_auto_picks_split_then_local_then_global() -> None:
-    assert resolve_strategy("auto", RecordingComm(0, 4, backend="nccl", can_split=True), whole_world=True) == "split"
+    assert (
+        resolve_strategy("auto", RecordingComm(0, 4, backend="nccl", can_split=True), whole_world=True)
+        == "split"
+    )
     assert resolve_strategy("auto", RecordingComm(0, 4), whole_world=True) == "local"
     assert resolve_strategy("auto", RecordingComm(0, 4, backend="mpi"), whole_world=True) == "global"
     with pytest.raises(GroupCreationError, match="no strategy"):
@@ -225,15 +248,17 @@ def test_auto_picks_split_then_local_then_global() -> None:
 
 
 def test_impossible_strategies_are_explained() -> None:
-    with pytest.raises(GroupCreationError, match="'split' is not possible here.*cannot split"):
+    with pytest.raises(GroupCreationError, match=r"'split' is not possible here.*cannot split"):
         _calls(["pipe", "data"], [2, 2], "split")
-    with pytest.raises(GroupCreationError, match="'local' is not possible here.*MPI"):
+    with pytest.raises(GroupCreationError, match=r"'local' is not possible here.*MPI"):
         _calls(["pipe", "data"], [2, 2], "local", backend="mpi")
     with pytest.raises(ValueError, match="group_creation must be one of"):
         _calls(["pipe", "data"], [2, 2], "fast")
     comm = RecordingComm(1, 8, parent_ranks=[1, 3, 5, 7])
     with pytest.raises(GroupCreationError, match="group_creation='global'"):
-        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), group_creation="global", comm=comm)
+        PipelineParallelGrid(
+            proctopo.ProcessTopology(["pipe", "data"], [2, 2]), group_creation="global", comm=comm
+        )
 
 
 # ------------------------------------------------------------------- any axes, groups
@@ -248,7 +273,9 @@ def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
         assert grid.get_sequence_parallel_rank() == coord.sequence
         assert grid.get_sequence_parallel_world_size() == 2
         assert grid.get_sequence_parallel_group_ranks() == topo.group_of(rank, "sequence").tolist()
-        assert comm.group_ranks(grid.get_sequence_parallel_group()) == topo.group_of(rank, "sequence").tolist()
+        assert (
+            comm.group_ranks(grid.get_sequence_parallel_group()) == topo.group_of(rank, "sequence").tolist()
+        )
         assert "get_sequence_parallel_group" in dir(grid)
         before = comm.calls["new_group"]
         for k in range(5):
@@ -308,22 +335,22 @@ def test_process_group_ranks_are_translated_to_global_ranks() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def test_wrong_size_is_a_clear_error_and_still_an_assertion_error() -> None:
-    with pytest.raises(GridSizeError, match=r"pipe \* data \* model = 2 \* 3 \* 2 = 12, but the world size is 16") as info:
+def test_wrong_size_is_a_clear_error_and_still_an_assertion_error(oracle: Any) -> None:
+    with pytest.raises(
+        GridSizeError, match=r"pipe \* data \* model = 2 \* 3 \* 2 = 12, but the world size is 16"
+    ) as info:
         PipelineParallelGrid(proctopo.PipeModelDataParallelTopology(2, 2, 3), comm=RecordingComm(0, 16))
     assert isinstance(info.value, AssertionError) and isinstance(info.value, ValueError)
-    rec = RecordingComm(0, 16)
     with pytest.raises(AssertionError):  # DeepSpeed: assert self._is_grid_valid()
-        ds_grid(0, 16, ["pipe", "data", "model"], [2, 3, 2])
-    del rec
+        oracle.ds_grid(0, 16, ["pipe", "data", "model"], [2, 3, 2])
 
 
-def test_missing_pipe_or_data_axis_is_named() -> None:
+def test_missing_pipe_or_data_axis_is_named(oracle: Any) -> None:
     with pytest.raises(proctopo.UnknownAxisError, match=r"missing \['pipe'\]") as info:
         PipelineParallelGrid(proctopo.ProcessTopology(["data", "model"], [2, 2]), comm=RecordingComm(0, 4))
     assert isinstance(info.value, AttributeError)  # what DeepSpeed raised
     with pytest.raises(AttributeError):
-        ds_grid(0, 4, ["data", "model"], [2, 2])
+        oracle.ds_grid(0, 4, ["data", "model"], [2, 2])
 
 
 def test_process_group_and_comm_are_exclusive_and_timeout_must_be_positive() -> None:
@@ -367,10 +394,20 @@ def test_mismatch_error_names_the_first_difference() -> None:
 
     spy = Spy(0, 4)
     PipelineParallelGrid(topo, comm=spy)
-    other = {"axes": ["pipe", "data"], "dims": [4, 1], "group_creation": "auto", "strategy": "local",
-             "grid_size": 4, "world_size": 4, "process_group": None, "groups": [["pipe"]]}
+    other = {
+        "axes": ["pipe", "data"],
+        "dims": [4, 1],
+        "group_creation": "auto",
+        "strategy": "local",
+        "grid_size": 4,
+        "world_size": 4,
+        "process_group": None,
+        "groups": [["pipe"]],
+    }
     comm = _DisagreeingComm(peers=[other], rank=0, world_size=4)
-    with pytest.raises(TopologyMismatchError, match=r"dims: grid rank 0 has \[2, 2\], grid rank 1 has \[4, 1\]"):
+    with pytest.raises(
+        TopologyMismatchError, match=r"dims: grid rank 0 has \[2, 2\], grid rank 1 has \[4, 1\]"
+    ):
         PipelineParallelGrid(topo, comm=comm)
     assert not seen
     # verify=False skips the exchange entirely
@@ -406,5 +443,7 @@ def test_importing_the_grid_does_not_import_torch() -> None:
         "g = proctopo.PipelineParallelGrid(comm=RecordingComm(3, 8))\n"
         "print(json.dumps(['torch' in sys.modules, g.dp_group]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == [False, [2, 3]]  # 8 ranks: pipe=4 x data=2

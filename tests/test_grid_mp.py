@@ -8,12 +8,28 @@ failure (see tests/mp_helper.py).
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 import _grid_workers as workers
-from _ds_oracle import expectations
+import pytest
+from conftest import require
 from mp_helper import run_workers
+
+
+@pytest.fixture(scope="module")
+def expectations() -> Any:
+    """Per-rank group lists from DeepSpeed's own grid (needs torch and deepspeed)."""
+    require("torch.distributed")
+    require("deepspeed.runtime.pipe.topology")
+    import _ds_oracle
+
+    return _ds_oracle.expectations
+
+
+@pytest.fixture(scope="module")
+def torch_dist() -> Any:
+    return require("torch.distributed")
+
 
 CASES = {
     4: [
@@ -33,7 +49,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("world_size", [4, 8])
-def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path) -> None:
+def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path, expectations: Any) -> None:
     cases = []
     for axes, dims in CASES[world_size]:
         exp = expectations(world_size, axes, dims)
@@ -47,7 +63,7 @@ def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path) 
         assert "split" in res["split_error"] and "device" in res["split_error"]
 
 
-def test_process_group_is_honoured(tmp_path: Path) -> None:
+def test_process_group_is_honoured(tmp_path: Path, expectations: Any) -> None:
     members = [1, 2, 5, 6]
     exp = expectations(4, ["pipe", "data"], [2, 2])
     results = run_workers(workers.over_process_group, 8, tmp_path, (members, exp), timeout=60)
@@ -59,14 +75,14 @@ def test_process_group_is_honoured(tmp_path: Path) -> None:
         assert "group_creation='global'" in res["global_error"]
 
 
-def test_fingerprint_mismatch_fails_fast_with_the_difference(tmp_path: Path) -> None:
+def test_fingerprint_mismatch_fails_fast_with_the_difference(tmp_path: Path, torch_dist: Any) -> None:
     messages = run_workers(workers.mismatch, 4, tmp_path, timeout=60)
     for msg in messages:
         assert "dims: grid rank 0 has [4, 1], grid rank 1 has [2, 2]" in msg, msg
         assert "3 of 4 ranks differ" in msg, msg
 
 
-def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path) -> None:
+def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path, torch_dist: Any) -> None:
     results = run_workers(workers.skipped_check, 4, tmp_path, (3.0,), timeout=60)
     for rank, (kind, msg) in enumerate(results[:-1]):
         assert kind == "GridTimeoutError", (rank, kind, msg)
@@ -75,7 +91,7 @@ def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path) -> 
     assert kind == "GroupCreationError", (kind, msg)
 
 
-def test_uneven_prior_groups_are_evened_out_for_local(tmp_path: Path) -> None:
+def test_uneven_prior_groups_are_evened_out_for_local(tmp_path: Path, torch_dist: Any) -> None:
     results = run_workers(workers.naming_trap, 4, tmp_path, timeout=60)
     for rank, res in enumerate(results):
         assert res["groups"]["dp_proc_group"] == [rank - rank % 2, rank - rank % 2 + 1]

@@ -136,7 +136,9 @@ class PipelineParallelGrid:
 
             comm = TorchComm(process_group)
         elif process_group is not None:
-            raise ValueError("pass either process_group or comm, not both (a comm carries its own parent group)")
+            raise ValueError(
+                "pass either process_group or comm, not both (a comm carries its own parent group)"
+            )
         self._comm = comm
         seconds = _seconds(timeout)
 
@@ -174,9 +176,8 @@ class PipelineParallelGrid:
             size *= d
         if size != self.world_size:
             where = "the world size" if comm.parent_ranks() is None else "the process group's size"
-            raise GridSizeError(
-                f"{' * '.join(axes)} = {' * '.join(map(str, dims))} = {size}, but {where} is {self.world_size}"
-            )
+            product = " * ".join(map(str, dims))
+            raise GridSizeError(f"{' * '.join(axes)} = {product} = {size}, but {where} is {self.world_size}")
 
         self.data_parallel_size: int = max(pt.get_dim("data"), 1)
         self.pipe_parallel_size: int = max(pt.get_dim("pipe"), 1)

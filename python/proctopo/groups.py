@@ -178,7 +178,7 @@ class TorchComm:
             )
         self._torch = torch
         self._dist = dist
-        self._group = process_group if process_group is not None else dist.group.WORLD
+        self._group: Any = process_group if process_group is not None else dist.group.WORLD
         self._whole = process_group is None or process_group is dist.group.WORLD
         self._global_rank = int(dist.get_rank())
         self._world_size = int(dist.get_world_size())
@@ -195,22 +195,22 @@ class TorchComm:
         self.backend = str(dist.get_backend(self._group))
 
     # -- identity
-    def global_rank(self) -> int:  # noqa: D102
+    def global_rank(self) -> int:
         return self._global_rank
 
-    def grid_rank(self) -> int:  # noqa: D102
+    def grid_rank(self) -> int:
         return self._grid_rank
 
-    def grid_size(self) -> int:  # noqa: D102
+    def grid_size(self) -> int:
         return self._grid_size
 
-    def world_size(self) -> int:  # noqa: D102
+    def world_size(self) -> int:
         return self._world_size
 
-    def parent(self) -> Any:  # noqa: D102
+    def parent(self) -> Any:
         return self._group
 
-    def parent_ranks(self) -> Sequence[int] | None:  # noqa: D102
+    def parent_ranks(self) -> Sequence[int] | None:
         return self._parent_ranks
 
     # -- capabilities
@@ -218,7 +218,7 @@ class TorchComm:
         default = self._dist.distributed_c10d._get_default_group()
         return getattr(default, "bound_device_id", None)
 
-    def split_support(self) -> str | None:  # noqa: D102
+    def split_support(self) -> str | None:
         device = self._bound_device()
         if device is None:
             return (
@@ -235,7 +235,7 @@ class TorchComm:
             return f"the {self.backend!r} backend of the parent group cannot split communicators"
         return None
 
-    def local_support(self) -> str | None:  # noqa: D102
+    def local_support(self) -> str | None:
         if "mpi" in self.backend.lower():
             return "the MPI backend does not support use_local_synchronization=True"
         if self._bound_device() is not None and "nccl" in self.backend.lower():
@@ -247,13 +247,13 @@ class TorchComm:
             )
         return None
 
-    def group_count(self) -> int | None:  # noqa: D102
+    def group_count(self) -> int | None:
         try:
             return len(self._dist.distributed_c10d._world.pg_names)
         except Exception:  # pragma: no cover - private API moved
             return None
 
-    def pad_group(self) -> None:  # noqa: D102
+    def pad_group(self) -> None:
         # A gloo group of one: cheap, never a device split, and it advances the
         # count torch names locally synchronised groups from.
         self._dist.new_group([self._global_rank], backend="gloo", use_local_synchronization=True)
@@ -262,13 +262,15 @@ class TorchComm:
     def _td(self, timeout: float | None) -> datetime.timedelta | None:
         return None if timeout is None else datetime.timedelta(seconds=timeout)
 
-    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:  # noqa: D102
+    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:
         return self._dist.new_group(ranks=ranks, timeout=self._td(timeout), use_local_synchronization=local)
 
-    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:  # noqa: D102
-        return self._dist.split_group(parent_pg=self._group, split_ranks=[grid_ranks], timeout=self._td(timeout))
+    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
+        return self._dist.split_group(
+            parent_pg=self._group, split_ranks=[grid_ranks], timeout=self._td(timeout)
+        )
 
-    def group_ranks(self, group: Any) -> list[int]:  # noqa: D102
+    def group_ranks(self, group: Any) -> list[int]:
         return [int(r) for r in self._dist.get_process_group_ranks(group)]
 
     # -- small collectives with a timeout
@@ -288,14 +290,14 @@ class TorchComm:
                 "different group leaves the others waiting"
             ) from exc
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:  # noqa: D102
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
         torch = self._torch
         t = torch.tensor(values, dtype=torch.int64, device=self._device())
         work = self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self._group, async_op=True)
         self._wait(work, timeout, "the topology fingerprint exchange (all_reduce)")
         return [int(v) for v in t.cpu().tolist()]
 
-    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:  # noqa: D102
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         torch = self._torch
         (length,) = self.allreduce_max([len(data)], timeout=timeout)
         buf = torch.zeros(length + 8, dtype=torch.uint8, device=self._device())
@@ -395,28 +397,33 @@ class RecordingComm:
         return self._world
 
     # Comm protocol
-    def global_rank(self) -> int:  # noqa: D102
+    def global_rank(self) -> int:
         return self._rank
 
-    def grid_rank(self) -> int:  # noqa: D102
+    def grid_rank(self) -> int:
         if self._parent_ranks is None:
             return self._rank
         return self._parent_ranks.index(self._rank) if self._rank in self._parent_ranks else -1
 
-    def grid_size(self) -> int:  # noqa: D102
+    def grid_size(self) -> int:
         return self._parent_size
 
-    def world_size(self) -> int:  # noqa: D102
+    def world_size(self) -> int:
         return self._world
 
-    def parent(self) -> Any:  # noqa: D102
+    def parent(self) -> Any:
         return self._parent
 
-    def parent_ranks(self) -> Sequence[int] | None:  # noqa: D102
+    def parent_ranks(self) -> Sequence[int] | None:
         return self._parent_ranks
 
     def new_group(
-        self, ranks: Sequence[int] | None = None, *, local: bool = False, timeout: float | None = None, **_: Any
+        self,
+        ranks: Sequence[int] | None = None,
+        *,
+        local: bool = False,
+        timeout: float | None = None,
+        **_: Any,
     ) -> Any:
         """Record a ``new_group`` call; returns a group only to members."""
         self.calls["new_group"] += 1
@@ -435,7 +442,7 @@ class RecordingComm:
             self.groups.append(RecordedGroup(ranks, "non-member"))
         return self.NON_MEMBER
 
-    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:  # noqa: D102
+    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
         self.calls["split_group"] += 1
         ranks = grid_ranks if self._parent_ranks is None else [self._parent_ranks[r] for r in grid_ranks]
         group = RecordedGroup(ranks, "split")
@@ -443,27 +450,27 @@ class RecordingComm:
         self.count += 1
         return group
 
-    def split_support(self) -> str | None:  # noqa: D102
+    def split_support(self) -> str | None:
         return None if self._can_split else f"the recorder plays a {self.backend!r} group that cannot split"
 
-    def local_support(self) -> str | None:  # noqa: D102
+    def local_support(self) -> str | None:
         return "the MPI backend does not support local synchronization" if self.backend == "mpi" else None
 
-    def group_count(self) -> int | None:  # noqa: D102
+    def group_count(self) -> int | None:
         return self.count
 
-    def pad_group(self) -> None:  # noqa: D102
+    def pad_group(self) -> None:
         self.new_group([self._rank], local=True)
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:  # noqa: D102
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
         self.calls["collective"] += 1
         return list(values)
 
-    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:  # noqa: D102
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         self.calls["collective"] += 1
         return [data] * self._parent_size
 
-    def group_ranks(self, group: Any) -> list[int]:  # noqa: D102
+    def group_ranks(self, group: Any) -> list[int]:
         return list(group.ranks)
 
 
@@ -490,7 +497,9 @@ def resolve_strategy(requested: str, comm: Comm, *, whole_world: bool) -> str:
     'local'
     """
     if requested not in STRATEGIES:
-        raise ValueError(f"group_creation must be one of {', '.join(map(repr, STRATEGIES))}; got {requested!r}")
+        raise ValueError(
+            f"group_creation must be one of {', '.join(map(repr, STRATEGIES))}; got {requested!r}"
+        )
     split_why = comm.split_support()
     local_why = comm.local_support()
     if requested == "auto":
@@ -536,7 +545,9 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     first = differing[0]
     other = descriptions[first]
     fields = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
-    detail = "; ".join(f"{k}: grid rank 0 has {base.get(k)!r}, grid rank {first} has {other.get(k)!r}" for k in fields)
+    detail = "; ".join(
+        f"{k}: grid rank 0 has {base.get(k)!r}, grid rank {first} has {other.get(k)!r}" for k in fields
+    )
     shown = ", ".join(map(str, differing[:8])) + (", ..." if len(differing) > 8 else "")
     return (
         f"ranks of one grid were given different settings ({len(differing)} of {len(descriptions)} ranks "
@@ -545,7 +556,9 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     )
 
 
-def verify_and_align(comm: Comm, description: dict[str, Any], *, strategy: str, timeout: float | None) -> None:
+def verify_and_align(
+    comm: Comm, description: dict[str, Any], *, strategy: str, timeout: float | None
+) -> None:
     """Compare ``description`` across the parent group and even out group counts.
 
     One small all-reduce (maximum of the fingerprint, of its negation and of the
@@ -566,7 +579,9 @@ def verify_and_align(comm: Comm, description: dict[str, Any], *, strategy: str, 
     count = comm.group_count()
     known = count is not None
     c = count if count is not None else 0
-    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = comm.allreduce_max([fp, -fp, c, -c, 0 if known else 1], timeout=wait)
+    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = comm.allreduce_max(
+        [fp, -fp, c, -c, 0 if known else 1], timeout=wait
+    )
     if hi_fp != -neg_lo_fp:
         gathered = comm.allgather_bytes(json.dumps(description, sort_keys=True).encode(), timeout=wait)
         descriptions = [json.loads(b.decode()) for b in gathered]
@@ -644,7 +659,9 @@ class GroupBuilder:
     def global_ranks(self, grid_ranks: Any) -> list[int]:
         """Translate an array of grid ranks to a list of global ranks."""
         if self._map is None:
-            return [int(r) for r in grid_ranks.tolist()] if hasattr(grid_ranks, "tolist") else list(grid_ranks)
+            return (
+                [int(r) for r in grid_ranks.tolist()] if hasattr(grid_ranks, "tolist") else list(grid_ranks)
+            )
         return self._map[grid_ranks].tolist()  # type: ignore[no-any-return]
 
     def members(self, key: tuple[str, ...]) -> list[int]:
