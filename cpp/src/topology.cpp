@@ -446,4 +446,68 @@ std::vector<rank_t> prime_factors(rank_t n) {
   return out;
 }
 
+std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims) {
+  if (n < 1) {
+    throw std::invalid_argument("dims_create needs a positive number of ranks, got " + std::to_string(n));
+  }
+  rank_t fixed = 1;
+  std::vector<std::size_t> free;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 0) {
+      throw std::invalid_argument("dims_create: entry " + std::to_string(i) + " is " +
+                                  std::to_string(dims[i]) + "; entries must be 0 (free) or positive");
+    }
+    if (dims[i] == 0) {
+      free.push_back(i);
+    } else if (fixed > n / dims[i]) {
+      fixed = n + 1;  // already past n: cannot divide it
+    } else {
+      fixed *= dims[i];
+    }
+  }
+  if (fixed > n || n % fixed != 0) {
+    throw std::invalid_argument("dims_create: the fixed entries multiply to " +
+                                (fixed > n ? std::string("more than ") + std::to_string(n) : std::to_string(fixed)) +
+                                ", which does not divide " + std::to_string(n));
+  }
+  const rank_t rest = n / fixed;
+  if (free.empty()) {
+    if (rest != 1) {
+      throw std::invalid_argument("dims_create: no free entry is left to hold the remaining factor " +
+                                  std::to_string(rest) + " of " + std::to_string(n));
+    }
+    return dims;
+  }
+  std::vector<rank_t> f(free.size(), 1);
+  std::vector<rank_t> primes = prime_factors(rest);
+  for (auto p = primes.rbegin(); p != primes.rend(); ++p) {
+    *std::min_element(f.begin(), f.end()) *= *p;
+  }
+  std::sort(f.begin(), f.end(), [](rank_t a, rank_t b) { return a > b; });
+  for (std::size_t k = 0; k < free.size(); ++k) dims[free[k]] = f[k];
+  return dims;
+}
+
+std::vector<std::string> parse_order(std::string_view order) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = order.find('-', start);
+    const std::string_view token = order.substr(start, end == std::string_view::npos ? end : end - start);
+    if (token.empty()) {
+      throw std::invalid_argument("order " + detail::quoted(order) +
+                                  " has an empty name; write names joined by '-', e.g. 'tp-dp-pp'");
+    }
+    if (std::find(names.begin(), names.end(), token) != names.end()) {
+      throw std::invalid_argument("order " + detail::quoted(order) + " names " + detail::quoted(token) +
+                                  " twice");
+    }
+    names.emplace_back(token);
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  std::reverse(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace proctopo

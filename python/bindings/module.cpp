@@ -246,4 +246,6 @@ PYBIND11_MODULE(_core, m) {
       }));
 
   m.def("prime_factors", &proctopo::prime_factors, py::arg("n").noconvert());
+  m.def("dims_create", &proctopo::dims_create, py::arg("n").noconvert(), "dims"_a);
+  m.def("parse_order", &proctopo::parse_order, "order"_a);
 }

@@ -25,15 +25,18 @@ from .errors import (
     WorldSizeOverflowError,
 )
 from .topology import (
+    MEGATRON_TO_DEEPSPEED,
     PipeDataParallelTopology,
     PipeModelDataParallelTopology,
     ProcessTopology,
+    dims_create,
     prime_factors,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MEGATRON_TO_DEEPSPEED",
     "CoordinateOutOfRangeError",
     "InvalidArgumentError",
     "InvalidTopologyError",
@@ -45,6 +48,7 @@ __all__ = [
     "UnknownAxisError",
     "WorldSizeOverflowError",
     "__version__",
+    "dims_create",
     "prime_factors",
 ]
 

@@ -34,10 +34,15 @@ __all__ = [
     "PipeDataParallelTopology",
     "PipeModelDataParallelTopology",
     "ProcessTopology",
+    "MEGATRON_TO_DEEPSPEED",
+    "dims_create",
     "prime_factors",
 ]
 
 _INT64_MAX = 2**63 - 1
+
+#: Megatron's short axis names and DeepSpeed's long ones, for ``from_order(..., rename=...)``.
+MEGATRON_TO_DEEPSPEED = {"tp": "model", "pp": "pipe", "dp": "data", "cp": "context", "ep": "expert"}
 AxesArg = Union[str, Sequence[str]]
 
 
@@ -136,6 +141,37 @@ class ProcessTopology:
         self._pos = {a: i for i, a in enumerate(names)}
         #: The namedtuple class of coordinates, with one field per axis.
         self.ProcessCoord = _coord_class(tuple(names))
+
+    @classmethod
+    def from_order(
+        cls, order: str, *, rename: Mapping[str, str] | None = None, **sizes: int
+    ) -> ProcessTopology:
+        """Build a topology from a Megatron order string such as ``"tp-cp-ep-dp-pp"``.
+
+        Megatron lists the fastest-varying axis first, so the axes here are the
+        names reversed. Axes without a size get size 1. ``rename`` maps names, e.g.
+        :data:`MEGATRON_TO_DEEPSPEED` gives DeepSpeed's ``pipe``/``data``/``model``.
+
+        Raises:
+            InvalidArgumentError: an empty or repeated name in ``order``.
+            UnknownAxisError: a size given for a name that is not in ``order``.
+
+        >>> ProcessTopology.from_order("tp-dp-pp", tp=2, dp=3, pp=2)
+        ProcessTopology(axes=['pp', 'dp', 'tp'], dims=[2, 3, 2])
+        >>> ProcessTopology.from_order("tp-dp-pp", tp=2, pp=2, rename=MEGATRON_TO_DEEPSPEED).axes
+        ['pipe', 'data', 'model']
+        """
+        if not isinstance(order, str):
+            raise TypeError(f"order must be a str such as 'tp-dp-pp', got {order!r}")
+        tokens = _core.parse_order(order)
+        unknown = sorted(set(sizes) - set(tokens))
+        if unknown:
+            raise UnknownAxisError(f"size given for {unknown[0]!r}, which is not in the order {order!r}")
+        dims = [sizes.get(t, 1) for t in tokens]
+        names = [rename.get(t, t) for t in tokens] if rename else tokens
+        obj = cls.__new__(cls)
+        ProcessTopology.__init__(obj, names, dims)
+        return obj
 
     # ----------------------------------------------------------------- DeepSpeed API
     @property
@@ -516,6 +552,28 @@ def prime_factors(n: int) -> list[int]:
 
 
 _prime_factors = prime_factors
+
+
+def dims_create(n: int, dims: Sequence[int]) -> list[int]:
+    """Fill the zero entries of ``dims`` so their product with the rest is ``n`` (MPI_Dims_create).
+
+    The free entries come out as balanced as the greedy rule of MPICH and Open MPI
+    makes them, in non-increasing order; positive entries stay as given.
+
+    Raises:
+        InvalidArgumentError: ``n`` below 1, a negative entry, or fixed entries that
+            do not divide ``n``.
+
+    >>> dims_create(16, [0, 0, 0])
+    [4, 2, 2]
+    >>> dims_create(12, [0, 3])
+    [4, 3]
+    """
+    n = _as_int(n, "n")
+    entries = [_as_int(d, f"dims[{i}]") for i, d in enumerate(dims)]
+    if n > _INT64_MAX or any(d > _INT64_MAX for d in entries):
+        raise WorldSizeOverflowError(f"dims_create({n}, {entries}): values must fit in 64 bits")
+    return _core.dims_create(n, entries)
 
 
 class PipeDataParallelTopology(ProcessTopology):

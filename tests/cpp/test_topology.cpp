@@ -350,3 +350,43 @@ TEST(Errors, Queries) {
     EXPECT_EQ(std::string(e.what()), "unknown axis 'model'; the axes are ['pipe', 'data']");
   }
 }
+
+TEST(DimsCreate, MpiStandardExamples) {
+  // The examples of MPI_Dims_create in the MPI standard.
+  EXPECT_EQ(proctopo::dims_create(6, {0, 0}), (vec{3, 2}));
+  EXPECT_EQ(proctopo::dims_create(7, {0, 0}), (vec{7, 1}));
+  EXPECT_EQ(proctopo::dims_create(6, {0, 3, 0}), (vec{2, 3, 1}));
+  EXPECT_THROW(proctopo::dims_create(7, {0, 3, 0}), std::invalid_argument);
+}
+
+TEST(DimsCreate, BalancedAndComplete) {
+  EXPECT_EQ(proctopo::dims_create(16, {0, 0, 0}), (vec{4, 2, 2}));
+  EXPECT_EQ(proctopo::dims_create(12, {0, 0}), (vec{4, 3}));
+  EXPECT_EQ(proctopo::dims_create(1, {0, 0}), (vec{1, 1}));
+  EXPECT_EQ(proctopo::dims_create(8, {2, 0, 2}), (vec{2, 2, 2}));
+  EXPECT_EQ(proctopo::dims_create(8, {2, 4}), (vec{2, 4}));
+  EXPECT_EQ(proctopo::dims_create(1 << 20, {0, 0}), (vec{1024, 1024}));
+  for (rank_t n = 1; n <= 300; ++n) {
+    for (std::size_t k = 1; k <= 4; ++k) {
+      const vec d = proctopo::dims_create(n, vec(k, 0));
+      ASSERT_EQ(std::accumulate(d.begin(), d.end(), rank_t{1}, std::multiplies<rank_t>()), n);
+      ASSERT_TRUE(std::is_sorted(d.rbegin(), d.rend()));
+    }
+  }
+  EXPECT_THROW(proctopo::dims_create(8, {3, 0}), std::invalid_argument);
+  EXPECT_THROW(proctopo::dims_create(8, {2, 2}), std::invalid_argument);
+  EXPECT_THROW(proctopo::dims_create(8, {-1, 0}), std::invalid_argument);
+  EXPECT_THROW(proctopo::dims_create(0, {0}), std::invalid_argument);
+  EXPECT_THROW(proctopo::dims_create(8, {std::numeric_limits<rank_t>::max(), 2, 0}), std::invalid_argument);
+}
+
+TEST(ParseOrder, MegatronStrings) {
+  using names = std::vector<std::string>;
+  EXPECT_EQ(proctopo::parse_order("tp-cp-ep-dp-pp"), (names{"pp", "dp", "ep", "cp", "tp"}));
+  EXPECT_EQ(proctopo::parse_order("tp-dp-pp"), (names{"pp", "dp", "tp"}));
+  EXPECT_EQ(proctopo::parse_order("tp"), (names{"tp"}));
+  EXPECT_THROW(proctopo::parse_order(""), std::invalid_argument);
+  EXPECT_THROW(proctopo::parse_order("tp--dp"), std::invalid_argument);
+  EXPECT_THROW(proctopo::parse_order("tp-dp-"), std::invalid_argument);
+  EXPECT_THROW(proctopo::parse_order("tp-dp-tp"), std::invalid_argument);
+}

@@ -131,4 +131,14 @@ class topology {
 /// Prime factors of n >= 1, ascending with repetition; O(sqrt n).
 std::vector<rank_t> prime_factors(rank_t n);
 
+/// MPI_Dims_create: fills the zero entries of `dims` so that the product is n, as
+/// balanced as the greedy rule of MPICH and Open MPI makes them (largest prime
+/// factors first, each onto the smallest entry so far), free entries non-increasing.
+/// Positive entries stay fixed; throws std::invalid_argument when they do not divide n.
+std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims);
+
+/// Axis names of a Megatron order string, slowest first: "tp-cp-dp-pp" gives
+/// {"pp", "dp", "cp", "tp"} (Megatron lists the fastest axis first).
+std::vector<std::string> parse_order(std::string_view order);
+
 }  // namespace proctopo

@@ -1,0 +1,76 @@
+"""Megatron order strings and MPI_Dims_create, with megatron-core's RankGenerator as the oracle."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import warnings
+
+import pytest
+
+from conftest import require
+from proctopo import (
+    MEGATRON_TO_DEEPSPEED,
+    InvalidArgumentError,
+    ProcessTopology,
+    UnknownAxisError,
+    dims_create,
+)
+
+
+def test_from_order_reverses_megatron_order() -> None:
+    t = ProcessTopology.from_order("tp-cp-ep-dp-pp", tp=2, dp=3, pp=2)
+    assert t.axes == ["pp", "dp", "ep", "cp", "tp"] and t.dims == [2, 3, 1, 1, 2]
+    t = ProcessTopology.from_order("tp-dp-pp", tp=8, dp=4, pp=2, rename=MEGATRON_TO_DEEPSPEED)
+    assert t.axes == ["pipe", "data", "model"] and t.dims == [2, 4, 8]
+    assert t == ProcessTopology(["pipe", "data", "model"], [2, 4, 8])
+
+
+@pytest.mark.parametrize(
+    ("order", "sizes", "exc", "text"),
+    [
+        ("tp--dp", {}, InvalidArgumentError, "has an empty name"),
+        ("tp-dp-tp", {}, InvalidArgumentError, "names 'tp' twice"),
+        ("tp-dp", {"pp": 2}, UnknownAxisError, "size given for 'pp'"),
+        ("tp-dp", {"tp": 0}, InvalidArgumentError, "axis 'tp' has size 0"),
+    ],
+)
+def test_from_order_errors(order: str, sizes: dict[str, int], exc: type[Exception], text: str) -> None:
+    with pytest.raises(exc) as info:
+        ProcessTopology.from_order(order, **sizes)
+    assert text in str(info.value)
+
+
+def test_groups_match_megatron_rank_generator() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ps = require("megatron.core.parallel_state")
+    rng = random.Random(7)
+    tokens = ["tp", "cp", "ep", "dp", "pp"]
+    for _ in range(30):
+        sizes = {t: rng.choice([1, 2, 3]) for t in tokens}
+        sizes[rng.choice(["ep", "cp"])] = 1  # RankGenerator allows only one of them above 1
+        order = "-".join(rng.sample(tokens, len(tokens)))
+        gen = ps.RankGenerator(
+            tp=sizes["tp"], ep=sizes["ep"], dp=sizes["dp"], pp=sizes["pp"], cp=sizes["cp"], order=order
+        )
+        topo = ProcessTopology.from_order(order, **sizes)
+        for k in (1, 2):
+            for subset in itertools.combinations(tokens, k):
+                assert topo.groups(list(subset)).tolist() == gen.get_ranks("-".join(subset)), (order, subset)
+
+
+def test_dims_create_like_mpi() -> None:
+    assert dims_create(6, [0, 0]) == [3, 2]
+    assert dims_create(7, [0, 0]) == [7, 1]
+    assert dims_create(6, [0, 3, 0]) == [2, 3, 1]
+    assert dims_create(16, [0, 0, 0]) == [4, 2, 2]
+    with pytest.raises(InvalidArgumentError, match="does not divide 7"):
+        dims_create(7, [0, 3, 0])
+    with pytest.raises(InvalidArgumentError, match="entries must be 0"):
+        dims_create(8, [-2, 0])
+    with pytest.raises(TypeError):
+        dims_create(8.0, [0])  # type: ignore[arg-type]
+    for n in range(1, 200):
+        d = dims_create(n, [0, 0, 0])
+        assert d[0] * d[1] * d[2] == n and d == sorted(d, reverse=True)
