@@ -7,7 +7,6 @@ import random
 import warnings
 
 import pytest
-
 from conftest import require
 from proctopo import (
     MEGATRON_TO_DEEPSPEED,

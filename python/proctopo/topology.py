@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "MEGATRON_TO_DEEPSPEED",
     "PipeDataParallelTopology",
     "PipeModelDataParallelTopology",
     "ProcessTopology",
-    "MEGATRON_TO_DEEPSPEED",
     "dims_create",
     "prime_factors",
 ]
