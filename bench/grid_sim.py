@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Scale simulation of process-group creation: one process plays one rank of a huge world.
+
+``proctopo.groups.RecordingComm`` stands in for ``torch.distributed``: every
+``new_group`` / ``split_group`` call is counted and returns at once, so what is
+timed is the grid's own Python work per rank before any communicator exists.
+DeepSpeed 0.19.8's ``PipelineParallelGrid`` runs in the same harness (its
+``deepspeed.comm`` replaced by the same recorder), in a subprocess with a time
+bound; a run that passes the bound is reported as such, never dropped.
+
+    python bench/grid_sim.py                 # prints the markdown section
+    python bench/grid_sim.py --quick         # smaller DeepSpeed bound, for smoke runs
+
+``run(...)`` returns the same markdown; ``bench/compare.py`` puts it into
+``bench/RESULTS.md`` under its own "Scale simulation" heading.
+"""
+
+# ruff: noqa: RUF001, E501  (a report generator: its markdown uses the multiplication sign and en dash)
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import gc
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+# (world size, layout name, axes, dims): pipe x data x model as DeepSpeed's
+# PipeModelDataParallelTopology lays it out, plus a four-axis layout.
+LAYOUTS = [
+    (65_536, ["pipe", "data", "model"], [8, 1024, 8]),
+    (65_536, ["pipe", "data", "sequence", "model"], [8, 256, 4, 8]),
+    (1_048_576, ["pipe", "data", "model"], [16, 8192, 8]),
+    (1_048_576, ["pipe", "data", "sequence", "model"], [16, 2048, 4, 8]),
+]
+STRATEGIES = ["local", "split", "global", "auto"]
+COMMAND = "python bench/grid_sim.py"
+
+
+def _rank_of(world: int) -> int:
+    return world // 2 + 1  # a rank in the middle of the world; every rank does the same work
+
+
+def _shape(axes: list[str], dims: list[int]) -> str:
+    return " × ".join(f"{a}={d:,}" for a, d in zip(axes, dims))
+
+
+def _proctopo_row(world: int, axes: list[str], dims: list[int], strategy: str, repeat: int) -> dict[str, Any]:
+    import proctopo
+    from proctopo.grid import PipelineParallelGrid
+    from proctopo.groups import RecordingComm
+
+    rank = _rank_of(world)
+    t0 = time.perf_counter()
+    topo = proctopo.ProcessTopology(axes, dims)
+    topo_ms = (time.perf_counter() - t0) * 1e3
+    times = []
+    comm = None
+    grid = None
+    for _ in range(repeat):
+        comm = RecordingComm(rank, world, can_split=strategy == "split")
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            grid = PipelineParallelGrid(topo, group_creation=strategy, comm=comm)
+            times.append((time.perf_counter() - t0) * 1e3)
+        finally:
+            gc.enable()
+    assert comm is not None and grid is not None
+    return {
+        "lib": "proctopo",
+        "strategy": grid.strategy if strategy != "auto" else f"auto → {grid.strategy}",
+        "new_group": comm.calls["new_group"],
+        "split_group": comm.calls["split_group"],
+        "first_ms": times[0],
+        "median_ms": statistics.median(times),
+        "topo_ms": topo_ms,
+        "status": "ok",
+    }
+
+
+def _ds_child(world: int, axes: list[str], dims: list[int], bound: float) -> None:
+    """Runs in a subprocess: DeepSpeed's grid for one rank on the recorder, with a time bound."""
+    import signal
+
+    import deepspeed.runtime.pipe.topology as dst
+    from proctopo.groups import RecordingComm
+
+    class Bound(Exception):
+        pass
+
+    def alarm(*_: Any) -> None:
+        raise Bound
+
+    out: dict[str, Any] = {"status": "ok"}
+    rec = RecordingComm(_rank_of(world), world)
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, bound)
+    start = time.perf_counter()
+    try:
+        t0 = time.perf_counter()
+        topo = dst.ProcessTopology(axes=list(axes), dims=list(dims))
+        out["topo_ms"] = (time.perf_counter() - t0) * 1e3
+        dst.dist = rec
+        gc.disable()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            dst.PipelineParallelGrid(topology=topo)
+        out["median_ms"] = out["first_ms"] = (time.perf_counter() - t0) * 1e3
+    except Bound:
+        out["status"] = "bound"
+        out["elapsed_s"] = time.perf_counter() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        gc.enable()
+    out["new_group"] = rec.calls["new_group"]
+    print("@@GRID-SIM " + json.dumps(out))
+
+
+def _ds_expected_calls(world: int, axes: list[str], dims: list[int]) -> int:
+    """new_group calls DeepSpeed's grid makes per rank, counted from its loops."""
+    size = dict(zip(axes, dims))
+    dp = size.get("data", 1)
+    mp = size.get("model", 1)
+    pp = size.get("pipe", 1)
+    calls = dp  # model-parallel groups, one per data index
+    calls += world // dp  # data-parallel groups
+    calls += world // pp  # pipeline groups
+    calls += world if mp == 1 else world // mp  # slice groups (single-rank ones without model parallelism)
+    return calls
+
+
+def _ds_row(world: int, axes: list[str], dims: list[int], bound: float) -> dict[str, Any]:
+    code = [sys.executable, os.path.abspath(__file__), "--_ds-child", json.dumps([world, axes, dims, bound])]
+    row: dict[str, Any] = {"lib": "DeepSpeed 0.19.8", "strategy": "global (its only way)", "split_group": 0}
+    try:
+        proc = subprocess.run(code, capture_output=True, text=True, timeout=bound + 120)
+    except subprocess.TimeoutExpired:
+        row.update(status="bound", elapsed_s=bound, new_group=None)
+        return row
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@GRID-SIM ")), None)
+    if line is None:
+        tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
+        row.update(status=f"failed: {tail}", new_group=None)
+        return row
+    row.update(json.loads(line[len("@@GRID-SIM ") :]))
+    return row
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    if v >= 1000:
+        return f"{v / 1000:,.1f} s"
+    if v >= 10:
+        return f"{v:,.0f} ms"
+    return f"{v:.2f} ms"
+
+
+def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, deepspeed: bool = True) -> str:
+    """Run the simulation and return its markdown section.
+
+    Args:
+        quick: Shorter DeepSpeed bound (40 s instead of 90 s) and fewer repeats.
+        ds_bound: Seconds DeepSpeed's grid may run per world before it is
+            stopped and reported as past the bound.
+        repeat: proctopo grid builds per row; the median and the first are shown.
+        deepspeed: Include DeepSpeed's grid (needs deepspeed installed).
+
+    Returns:
+        Markdown: method, command, one table per world size, and the check of the
+        issue's done-when (``local`` at 65,536 ranks: at most axes + 2
+        ``new_group`` calls and at most 50 ms).
+
+    >>> "new_group" in run(repeat=1, deepspeed=False)  # doctest: +SKIP
+    True
+    """
+    import importlib.util
+
+    bound = ds_bound if ds_bound is not None else (40.0 if quick else 90.0)
+    repeat = max(1, 3 if quick else repeat)
+    have_ds = importlib.util.find_spec("deepspeed") is not None
+    lines: list[str] = []
+    lines.append(
+        "One Python process plays one rank (rank N/2 + 1) of the world with a recording stand-in for "
+        "`torch.distributed` (`proctopo.groups.RecordingComm`): each `new_group`/`split_group` call is "
+        "counted and returns at once, so the times are the grids' own Python work per rank before any "
+        "communicator exists (the real calls cost far more each, which is what the call counts show). "
+        "proctopo's grid includes its fingerprint check (one recorded all-reduce). DeepSpeed 0.19.8's "
+        "`PipelineParallelGrid` runs in the same harness with `deepspeed.comm` replaced by the same "
+        f"recorder, in a subprocess stopped after {bound:g} s. `split` is simulated as NCCL with a bound "
+        "device (the only case where it applies); `auto` is shown on a gloo-like group, where it picks "
+        "`local`.\n"
+    )
+    lines.append(
+        f"Command: `{COMMAND}{' --quick' if quick else ''}` · {_dt.date.today().isoformat()} · "
+        f"Python {platform.python_version()} · {platform.machine()} · median of {repeat} builds (gc off)\n"
+    )
+    check: list[str] = []
+    for world in sorted({w for w, _, _ in LAYOUTS}):
+        lines.append(f"### {world:,} ranks\n")
+        lines.append(
+            "| layout | grid | group_creation | `new_group` calls / rank | `split_group` calls / rank "
+            "| Python time / rank (median) | first build | topology build |"
+        )
+        lines.append("|---|---|---|--:|--:|--:|--:|--:|")
+        for w, axes, dims in LAYOUTS:
+            if w != world:
+                continue
+            shape = _shape(axes, dims)
+            for strategy in STRATEGIES:
+                r = _proctopo_row(world, axes, dims, strategy, repeat)
+                lines.append(
+                    f"| {shape} | proctopo | {r['strategy']} | {r['new_group']:,} | {r['split_group']:,} "
+                    f"| {_ms(r['median_ms'])} | {_ms(r['first_ms'])} | {_ms(r['topo_ms'])} |"
+                )
+                if world == 65_536 and strategy == "local":
+                    limit_calls = len(axes) + 2
+                    ok = r["new_group"] <= limit_calls and r["median_ms"] <= 50.0 and r["first_ms"] <= 50.0
+                    check.append(
+                        f"- {world:,} ranks, {shape}: `local` made {r['new_group']} `new_group` calls per rank "
+                        f"(limit {len(axes)} axes + 2 = {limit_calls}) in {_ms(r['median_ms'])} median, "
+                        f"{_ms(r['first_ms'])} first build (limit 50 ms): **{'pass' if ok else 'FAIL'}**"
+                    )
+            if len(axes) == 3:
+                if not (deepspeed and have_ds):
+                    lines.append(
+                        f"| {shape} | DeepSpeed 0.19.8 | – | – | – | not run (deepspeed missing) | – | – |"
+                    )
+                    continue
+                d = _ds_row(world, axes, dims, bound)
+                if d["status"] == "ok":
+                    lines.append(
+                        f"| {shape} | DeepSpeed 0.19.8 | {d['strategy']} | {d['new_group']:,} | 0 "
+                        f"| {_ms(d['median_ms'])} | {_ms(d['first_ms'])} | {_ms(d.get('topo_ms'))} |"
+                    )
+                elif d["status"] == "bound":
+                    made = d.get("new_group")
+                    expected = _ds_expected_calls(world, axes, dims)
+                    so_far = f"{made:,} made before the stop; " if made is not None else ""
+                    lines.append(
+                        f"| {shape} | DeepSpeed 0.19.8 | {d['strategy']} | {expected:,} by its loops "
+                        f"({so_far}not finished) | 0 | **> {bound:g} s** (stopped at the bound) | – "
+                        f"| {_ms(d.get('topo_ms'))} |"
+                    )
+                else:
+                    lines.append(f"| {shape} | DeepSpeed 0.19.8 | – | – | – | {d['status']} | – | – |")
+        lines.append("")
+    lines.append("Done-when check (issue 3):\n")
+    lines.extend(check)
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print the markdown section."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="40 s DeepSpeed bound, 3 repeats")
+    ap.add_argument("--ds-bound", type=float, default=None, help="seconds before DeepSpeed's grid is stopped")
+    ap.add_argument("--no-deepspeed", action="store_true", help="leave DeepSpeed out")
+    ap.add_argument("--_ds-child", dest="ds_child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.ds_child is not None:
+        world, axes, dims, bound = json.loads(args.ds_child)
+        _ds_child(world, axes, dims, bound)
+        return 0
+    print("## Scale simulation (bench/grid_sim.py)\n")
+    print(run(quick=args.quick, ds_bound=args.ds_bound, deepspeed=not args.no_deepspeed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
