@@ -277,6 +277,13 @@ def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
             comm.group_ranks(grid.get_sequence_parallel_group()) == topo.group_of(rank, "sequence").tolist()
         )
         assert "get_sequence_parallel_group" in dir(grid)
+        # DeepSpeed's get_sequence_data_parallel_*: sequence and data together
+        seq_dp = topo.group_of(rank, ["sequence", "data"]).tolist()
+        assert grid.get_sequence_data_parallel_group_ranks() == seq_dp
+        assert comm.group_ranks(grid.get_sequence_data_parallel_group()) == seq_dp
+        assert grid.get_sequence_data_parallel_world_size() == 4
+        assert grid.get_sequence_data_parallel_rank() == seq_dp.index(rank)
+        assert grid.get_axis_rank(["data", "sequence"]) == seq_dp.index(rank)
         before = comm.calls["new_group"]
         for k in range(5):
             for subset in itertools.combinations(axes, k):
@@ -285,10 +292,13 @@ def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
                 assert grid.get_group_ranks(list(subset)) == want
                 assert comm.group_ranks(grid.get_group(list(subset))) == want
                 assert grid.get_group(list(reversed(subset))) is grid.get_group(list(subset))
-        # 16 subsets; 5 existed (4 axes + pipe/sequence/model), the whole set is the parent
-        assert comm.calls["new_group"] - before == 16 - 5 - 1
+        # 16 subsets; 6 existed (4 axes, pipe+sequence+model, sequence+data), the whole set
+        # is the parent
+        assert comm.calls["new_group"] - before == 16 - 6 - 1
     grid, _ = _calls(["pipe", "data"], [2, 2], "local")
     assert not hasattr(grid, "get_sequence_parallel_group")
+    assert not hasattr(grid, "get_sequence_data_parallel_group")
+    assert not hasattr(grid, "get_data_data_parallel_group")
     with pytest.raises(AttributeError):
         grid.get_expert_parallel_rank()
     with pytest.raises(proctopo.UnknownAxisError, match="'expert'"):

@@ -60,7 +60,7 @@ class GridSizeError(InvalidTopologyError, AssertionError):
     """
 
 
-_GETTER = re.compile(r"get_(\w+?)_parallel_(rank|world_size|group|group_ranks)")
+_GETTER = re.compile(r"get_(\w+)_parallel_(rank|world_size|group_ranks|group)")
 
 
 def _as_proctopo(topology: Any) -> ProcessTopology:
@@ -428,23 +428,37 @@ class PipelineParallelGrid:
         """
         return self._pt.get_coord(self.grid_rank)
 
-    def get_axis_rank(self, axis: str) -> int:
-        """This rank's coordinate along ``axis`` (its rank in that axis' group).
+    def get_axis_rank(self, axes: str | Sequence[str]) -> int:
+        """This rank's position in its group over ``axes``.
+
+        For one axis that is the coordinate along it; for several, the index in
+        :meth:`get_group_ranks` (row-major over those axes).
+
+        Raises:
+            UnknownAxisError: the topology has no such axis.
+
+        >>> from proctopo.groups import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
+        >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(3, 8))
+        >>> grid.get_axis_rank("data"), grid.get_axis_rank(["sequence", "data"])
+        (1, 3)
+        """
+        key = self._builder.key(axes)
+        if isinstance(axes, str):
+            return int(getattr(self._pt.get_coord(self.grid_rank), axes))
+        return self._builder.members(key).index(self.global_rank)
+
+    def get_axis_world_size(self, axes: str | Sequence[str]) -> int:
+        """Number of ranks in this rank's group over ``axes`` (the product of their sizes).
 
         Raises:
             UnknownAxisError: the topology has no such axis.
         """
-        self._builder.key(axis)
-        return int(getattr(self._pt.get_coord(self.grid_rank), axis))
-
-    def get_axis_world_size(self, axis: str) -> int:
-        """Size of ``axis``.
-
-        Raises:
-            UnknownAxisError: the topology has no such axis.
-        """
-        self._builder.key(axis)
-        return int(self._pt.get_dim(axis))
+        key = self._builder.key(axes)
+        size = 1
+        for a in key:
+            size *= int(self._pt.get_dim(a))
+        return size
 
     def get_group(self, axes: str | Sequence[str]) -> Any:
         """The process group of this rank over a set of axes.
@@ -480,21 +494,33 @@ class PipelineParallelGrid:
         """``new_group``/``split_group`` calls this rank made for the grid so far."""
         return self._builder.calls
 
+    def _axes_of(self, spec: str) -> str | list[str] | None:
+        pt = self.__dict__.get("_pt")
+        if pt is None:
+            return None
+        names = pt.get_axis_names()
+        if spec in names:
+            return spec
+        parts = spec.split("_")
+        if len(parts) > 1 and all(p in names for p in parts) and len(set(parts)) == len(parts):
+            return parts  # e.g. get_sequence_data_parallel_group: sequence and data together
+        return None
+
     def __getattr__(self, name: str) -> Any:
-        # get_<axis>_parallel_{rank,world_size,group,group_ranks} for any axis.
+        # get_<axes>_parallel_{rank,world_size,group,group_ranks} for any axis of the
+        # topology, or several joined by '_' (DeepSpeed's get_sequence_data_parallel_*).
         if not name.startswith("_"):
             m = _GETTER.fullmatch(name)
             if m is not None:
-                pt = self.__dict__.get("_pt")
-                axis, what = m.group(1), m.group(2)
-                if pt is not None and axis in pt.get_axis_names():
+                axes, what = self._axes_of(m.group(1)), m.group(2)
+                if axes is not None:
                     if what == "rank":
-                        return lambda: self.get_axis_rank(axis)
+                        return lambda: self.get_axis_rank(axes)
                     if what == "world_size":
-                        return lambda: self.get_axis_world_size(axis)
+                        return lambda: self.get_axis_world_size(axes)
                     if what == "group":
-                        return lambda: self.get_group(axis)
-                    return lambda: self.get_group_ranks(axis)
+                        return lambda: self.get_group(axes)
+                    return lambda: self.get_group_ranks(axes)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __dir__(self) -> list[str]:
