@@ -103,6 +103,12 @@ def over_process_group(
 
     sub = dist.new_group(members)  # every rank calls new_group, as torch requires
     if rank not in members:
+        try:
+            PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), sub)
+        except GroupCreationError as exc:
+            assert "not a member of process_group" in str(exc), exc
+        else:
+            raise AssertionError("a non-member built a grid over process_group")
         dist.new_group(list(range(world_size)))  # stay in step with the members below
         return None
     topo = proctopo.ProcessTopology(["pipe", "data"], [2, len(members) // 2])

@@ -187,9 +187,14 @@ class TorchComm:
             self._grid_size = self._world_size
             self._parent_ranks: list[int] | None = None
         else:
+            self._grid_rank = int(dist.get_rank(self._group))
+            if self._grid_rank < 0:
+                raise GroupCreationError(
+                    f"global rank {self._global_rank} is not a member of process_group; "
+                    "only its members build the grid"
+                )
             self._parent_ranks = [int(r) for r in dist.get_process_group_ranks(self._group)]
             self._grid_size = len(self._parent_ranks)
-            self._grid_rank = int(dist.get_rank(self._group))
             if self._parent_ranks == list(range(self._world_size)):
                 self._parent_ranks = None
         self.backend = str(dist.get_backend(self._group))
