@@ -245,9 +245,7 @@ class PipelineParallelGrid:
         if axis not in self._pt.get_axis_names():
             return []
         table = np.asarray(self._pt.groups(axis))
-        if self._builder._map is not None:
-            table = self._builder._map[table]
-        return table.tolist()  # type: ignore[no-any-return]
+        return self._builder.to_global(table).tolist()  # type: ignore[no-any-return]
 
     def _cached(self, name: str, make: Callable[[], list[list[int]]]) -> list[list[int]]:
         value = self._lazy.get(name)
@@ -288,9 +286,7 @@ class PipelineParallelGrid:
         stage = (ranks // stride) % pp
         buddy = np.where(stage == pp - 1, ranks - (pp - 1) * stride, ranks + stride)
         pairs = np.stack([ranks, buddy], axis=1)
-        if self._builder._map is not None:
-            pairs = self._builder._map[pairs]
-        return pairs.tolist()  # type: ignore[no-any-return]
+        return self._builder.to_global(pairs).tolist()  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ DeepSpeed
     def get_stage_id(self) -> int:

@@ -626,19 +626,20 @@ class GroupBuilder:
     """
 
     def __init__(self, comm: Comm, topo: Any, strategy: str, timeout: float | None) -> None:
-        import numpy as np
-
         self.comm = comm
         self.topo = topo
         self.strategy = strategy
         self.timeout = timeout
         self._axes: list[str] = list(topo.get_axis_names())
         self._dims: list[int] = [int(topo.get_dim(a)) for a in self._axes]
+        self._strides: list[int] = [int(s) for s in topo.strides]
         self.full_key: tuple[str, ...] = tuple(a for a, d in zip(self._axes, self._dims) if d > 1)
         self.grid_rank = comm.grid_rank()
         self.global_rank = comm.global_rank()
+        self._coord: list[int] = [int(c) for c in topo.get_coord(self.grid_rank)]
         parent = comm.parent_ranks()
-        self._map = None if parent is None else np.asarray(parent, dtype=np.int64)
+        self.parent: list[int] | None = None if parent is None else [int(r) for r in parent]
+        self._np_parent: Any = None
         self.handles: dict[tuple[str, ...], Any] = {}
         self.order: list[tuple[str, ...]] = []
         self.calls = 0
@@ -661,21 +662,43 @@ class GroupBuilder:
         chosen = set(names)
         return tuple(a for a in self.full_key if a in chosen)
 
-    def global_ranks(self, grid_ranks: Any) -> list[int]:
-        """Translate an array of grid ranks to a list of global ranks."""
-        if self._map is None:
-            return (
-                [int(r) for r in grid_ranks.tolist()] if hasattr(grid_ranks, "tolist") else list(grid_ranks)
-            )
-        return self._map[grid_ranks].tolist()  # type: ignore[no-any-return]
+    def to_global(self, table: Any) -> Any:
+        """Map a NumPy array of grid ranks to global ranks (unchanged without a process group)."""
+        if self.parent is None:
+            return table
+        if self._np_parent is None:
+            import numpy as np
+
+            self._np_parent = np.asarray(self.parent, dtype=np.int64)
+        return self._np_parent[table]
+
+    def grid_members(self, key: tuple[str, ...]) -> list[int]:
+        """Grid ranks of this rank's group of kind ``key``, ascending (row-major over ``key``).
+
+        Plain Python in O(group size): the per-rank path of ``"local"`` and
+        ``"split"`` needs neither NumPy nor a table of the whole grid.
+        """
+        base = self.grid_rank
+        index = {a: i for i, a in enumerate(self._axes)}
+        for a in key:
+            i = index[a]
+            base -= self._coord[i] * self._strides[i]
+        members = [base]
+        for a in key:  # topology order, slowest first: the result comes out ascending
+            i = index[a]
+            stride = self._strides[i]
+            members = [m + c * stride for m in members for c in range(self._dims[i])]
+        return members
 
     def members(self, key: tuple[str, ...]) -> list[int]:
         """Global ranks of this rank's group of kind ``key``, in group order."""
-        import numpy as np
-
         if not key:
             return [self.global_rank]
-        return self.global_ranks(np.asarray(self.topo.group_of(self.grid_rank, list(key))))
+        grid = self.grid_members(key)
+        if self.parent is None:
+            return grid
+        parent = self.parent
+        return [parent[r] for r in grid]
 
     def get(self, key: tuple[str, ...]) -> Any:
         """The handle for ``key``, creating it (a collective over the grid) if needed."""
@@ -695,10 +718,7 @@ class GroupBuilder:
                 return self.comm.new_group(self.members(key), local=True, timeout=self.timeout)
             if self.strategy == "split":
                 self.calls += 1
-                if key:
-                    row = [int(r) for r in self.topo.group_of(self.grid_rank, list(key)).tolist()]
-                else:
-                    row = [self.grid_rank]
+                row = self.grid_members(key) if key else [self.grid_rank]
                 return self.comm.split_group(row, timeout=self.timeout)
             return self._create_global(key)
         except ProctopoError:
@@ -718,7 +738,7 @@ class GroupBuilder:
         mine = None
         if not key:
             n = self.comm.grid_size()
-            ranks = range(n) if self._map is None else self._map.tolist()
+            ranks = range(n) if self.parent is None else self.parent
             me = self.global_rank
             for r in ranks:
                 h = new_group([r], local=False, timeout=timeout)
@@ -729,8 +749,7 @@ class GroupBuilder:
         axes = list(key)
         table = np.asarray(self.topo.groups(axes))
         my_row = int(self.topo.group_index(self.grid_rank, axes)[0])
-        if self._map is not None:
-            table = self._map[table]
+        table = self.to_global(table)
         for i, row in enumerate(table.tolist()):
             h = new_group(row, local=False, timeout=timeout)
             if i == my_row:
