@@ -457,3 +457,21 @@ def test_importing_the_grid_does_not_import_torch() -> None:
         [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout) == [False, [2, 3]]  # 8 ranks: pipe=4 x data=2
+
+
+def test_per_rank_groups_equal_the_core_tables_for_every_subset() -> None:
+    """The plain-Python per-rank enumeration against the core's group_of, exhaustively."""
+    checked = 0
+    for axes, dims, n in TOPOLOGIES:
+        if axes is None:
+            continue
+        topo = proctopo.ProcessTopology(axes, dims)
+        for rank in range(n):
+            grid = PipelineParallelGrid(topo, comm=RecordingComm(rank, n), verify=False)
+            b = grid._builder
+            for k in range(len(axes) + 1):
+                for subset in itertools.combinations(axes, k):
+                    want = topo.group_of(rank, list(subset)).tolist()
+                    assert b.grid_members(b.key(list(subset))) == want, (axes, dims, rank, subset)
+                    checked += 1
+    assert checked > 20_000
