@@ -393,21 +393,17 @@ class _DisagreeingComm(RecordingComm):
         return [data] + [json.dumps(d, sort_keys=True).encode() for d in self.peers or []]
 
 
+class _SpyComm(RecordingComm):
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+        self.sent = list(values)
+        return super().allreduce_max(values, timeout=timeout)
+
+
 def test_mismatch_error_names_the_first_difference() -> None:
     topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
-    # Capture this rank's own description by letting it agree once.
-    seen: list[bytes] = []
-
-    class Spy(RecordingComm):
-        def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-            return list(values)
-
-    spy = Spy(0, 4)
-    PipelineParallelGrid(topo, comm=spy)
     other = {
         "axes": ["pipe", "data"],
         "dims": [4, 1],
-        "group_creation": "auto",
         "strategy": "local",
         "grid_size": 4,
         "world_size": 4,
@@ -417,13 +413,28 @@ def test_mismatch_error_names_the_first_difference() -> None:
     comm = _DisagreeingComm(peers=[other], rank=0, world_size=4)
     with pytest.raises(
         TopologyMismatchError, match=r"dims: grid rank 0 has \[2, 2\], grid rank 1 has \[4, 1\]"
-    ):
+    ) as info:
         PipelineParallelGrid(topo, comm=comm)
-    assert not seen
+    assert "1 of 2 ranks differ from grid rank 0: 1" in str(info.value)
+    assert comm.calls["new_group"] == 0  # failed before creating any group
     # verify=False skips the exchange entirely
     comm = _DisagreeingComm(peers=[other], rank=0, world_size=4)
     PipelineParallelGrid(topo, comm=comm, verify=False)
     assert comm.calls["collective"] == 0
+    # 'auto' on one rank and 'local' on another is no mismatch when both resolve alike;
+    # a different extra group is
+    fps = {}
+    for name, kw in (
+        ("auto", {}),
+        ("local", {"group_creation": "local"}),
+        ("extra", {"groups": ["pipe"]}),
+        ("other", {"groups": [("pipe", "data")]}),
+    ):
+        spy = _SpyComm(rank=0, world_size=4)
+        PipelineParallelGrid(topo, comm=spy, **kw)
+        fps[name] = spy.sent[0]
+    assert fps["auto"] == fps["local"] == fps["extra"]  # ("pipe",) is made anyway
+    assert fps["other"] != fps["auto"]
 
 
 def test_fewer_prior_groups_are_padded_for_local_only() -> None:

@@ -204,7 +204,6 @@ class PipelineParallelGrid:
             description = {
                 "axes": axes,
                 "dims": dims,
-                "group_creation": group_creation,
                 "strategy": self.strategy,
                 "grid_size": self.world_size,
                 "world_size": comm.world_size(),
