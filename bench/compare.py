@@ -682,20 +682,12 @@ def evaluate_goals(
 
 
 def write_report(
-    path: Path,
-    args: argparse.Namespace,
-    argv: list[str],
-    results: dict,
-    sizes: list[int],
-    axes_list: list[int],
-    libs: list[str],
-    cpp_data: dict[str, Any] | None,
-    grid_md: str,
-    png: Path | None,
-    elapsed: float,
+    path: Path, meta: dict[str, Any], results: dict, cpp_data: dict[str, Any] | None, png: Path | None
 ) -> None:
+    """RESULTS.md from one run's results; meta holds what describes the run (see main)."""
+    argv, sizes, axes_list, libs = meta["argv"], meta["sizes"], meta["axes"], meta["libs"]
+    grid_md, elapsed, m = meta["grid_md"], meta["elapsed"], meta["machine"]
     cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
-    m = machine_info()
     versions: dict[str, str] = {}
     for rec in results.values():
         versions.update(rec.get("meta", {}).get("versions", {}))
@@ -704,26 +696,31 @@ def write_report(
     L.append("_Written by `bench/compare.py`; do not edit by hand. Regenerate with the command below._\n")
     L.append(f"- Command: `{' '.join(shlex.quote(a) for a in ['python', 'bench/compare.py', *argv])}`")
     L.append(
-        f"- Date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; total run time {elapsed:.0f} s; mode: {'quick' if args.quick else 'full'}"
+        f"- Date: {meta['date']}; total run time {elapsed:.0f} s; mode: {'quick' if meta['quick'] else 'full'}"
+        + (
+            f" (report re-rendered from results.json by `{meta['rerendered']}`)"
+            if meta.get("rerendered")
+            else ""
+        )
     )
     L.append(
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}; load average at the end {m['load']} (the machine is shared, so absolute times drift; compare ratios)"
     )
     vtxt = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if not k.endswith("_path"))
-    L.append(f"- Versions: Python {m['python']}, {vtxt}; proctopo commit {git_commit()}")
+    L.append(f"- Versions: Python {m['python']}, {vtxt}; proctopo commit {meta['commit']}")
     if cpp_data and "context" in cpp_data:
         ctx = cpp_data["context"]
         L.append(
             f"- C++: {ctx.get('compiler', '?')}, optimised build: {ctx.get('proctopo_optimized', '?')}, Google Benchmark `{cpp_data.get('command', '')}`"
         )
     L.append(
-        f"- Method: one fresh process per library, world size and layout, libraries taking turns for {args.rounds} round(s) at up to {args.rounds_max_size:,} ranks (1 round above), samples pooled; each time is the median of repeated timeit batches of process CPU time (time.process_time, so time spent descheduled on this shared machine is not charged; gc off while timing), single-threaded (torch.set_num_threads(1)). Ratio = peer time / proctopo time: above 1× proctopo is faster. Every result is fingerprinted and checked against proctopo's (section *Agreement*)."
+        f"- Method: one fresh process per library, world size and layout, libraries taking turns for {meta['rounds']} round(s) at up to {meta['rounds_max_size']:,} ranks (1 round above), samples pooled; each time is the median of repeated timeit batches of process CPU time (time.process_time, so time spent descheduled on this shared machine is not charged; gc off while timing), single-threaded (torch.set_num_threads(1)). Ratio = peer time / proctopo time: above 1× proctopo is faster. Every result is fingerprinted and checked against proctopo's (section *Agreement*)."
     )
     L.append(
         "- Layouts: 3 axes = pipe 8 × data W/64 × model 8; 5 axes = pipe 8 × data W/512 × expert 4 × context 2 × tensor 8. get_coord looks up rank W/2+3 (a scan reads about half the grid); get_rank the same coordinate."
     )
     L.append(
-        f"- Time bound per call: {fmt_time(args_cfg(args)['bound'])}; a call past it is stopped and shown as `> bound`, never dropped."
+        f"- Time bound per call: {fmt_time(meta['config']['bound'])}; a call past it is stopped and shown as `> bound`, never dropped."
     )
     if png:
         L.append(f"\n![time against world size]({png.name})\n")
@@ -897,7 +894,7 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
-        from matplotlib.ticker import FuncFormatter, NullFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
         return None
@@ -911,6 +908,7 @@ def plot(
     }
     styles = {3: "-", 5: "--"}
     fig, axs = plt.subplots(2, 4, figsize=(17, 8.5), sharex=True)
+    legend: dict[str, Any] = {}
     for ax, op in zip(axs.flat, OPS):
         for lib in libs:
             for naxes in axes_list:
@@ -959,20 +957,32 @@ def plot(
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xticks(sizes)
         ax.set_xticklabels([f"{s:,}" for s in sizes], fontsize=8)
-        handles, labels = ax.get_legend_handles_labels()
-        if len(axes_list) > 1:
-            handles += [Line2D([], [], color="k", ls=styles[n]) for n in axes_list]
-            labels += [f"{n} axes" for n in axes_list]
-        ax.legend(handles, labels, fontsize=7, loc="upper left")
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+        lo, hi = ax.get_ylim()
+        if hi / lo < 30:  # less than about a decade and a half: label 1-2-5 steps too
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     for ax in axs[:, 0]:
         ax.set_ylabel("seconds per call")
     for ax in axs[-1, :]:
         ax.set_xlabel("world size (ranks)")
-    fig.suptitle(
-        "proctopo vs peers: time per call against world size (log-log; solid = 3 axes, dashed = 5 axes; △ = stopped at the time bound)",
-        fontsize=11,
+    handles, labels = list(legend.values()), list(legend)
+    if len(axes_list) > 1:
+        handles += [Line2D([], [], color="k", ls=styles[n]) for n in axes_list]
+        labels += [f"{n} axes" for n in axes_list]
+    handles.append(Line2D([], [], color="k", marker="^", mfc="none", ls="none"))
+    labels.append("stopped at the time bound")
+    fig.suptitle("proctopo and its peers: time per call against world size (log-log)", fontsize=12)
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.955),
+        ncol=len(labels),
+        fontsize=9,
+        frameon=False,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -994,6 +1004,18 @@ def default_cpp_binary() -> str | None:
         if p.exists():
             return str(p)
     return None
+
+
+def render(out_dir: Path, raw: dict[str, Any]) -> tuple[Path, Path | None]:
+    """Writes RESULTS.md and compare.png from the contents of results.json."""
+    meta = raw["meta"]
+    results = {(r["lib"], r["world"], r["naxes"]): r for r in raw["results"]}
+    cpp_data = raw.get("cpp")
+    cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
+    png = plot(out_dir / "compare.png", results, meta["sizes"], meta["axes"], meta["libs"], cpp)
+    report = out_dir / "RESULTS.md"
+    write_report(report, meta, results, cpp_data, png)
+    return report, png
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1038,6 +1060,12 @@ def main(argv: list[str] | None = None) -> int:
         help="use the output of an earlier `proctopo_bench --benchmark_format=json` instead of running it",
     )
     ap.add_argument("--no-cpp", action="store_true", help="skip the C++ benchmarks")
+    ap.add_argument(
+        "--rerender",
+        metavar="RESULTS_JSON",
+        type=Path,
+        help="measure nothing: rewrite RESULTS.md and compare.png from an earlier results.json",
+    )
     ap.add_argument("--no-grid-sim", action="store_true", help="skip bench/grid_sim.py")
     ap.add_argument(
         "--grid-ds-bound",
@@ -1047,12 +1075,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out-dir",
         type=Path,
-        default=HERE,
-        help="where RESULTS.md, results.json and compare.png go (default bench/)",
+        help="where RESULTS.md, results.json and compare.png go (default bench/; with --quick "
+        "build/bench-quick/, so a smoke run never overwrites the committed results)",
     )
     args = ap.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = REPO / "build" / "bench-quick" if args.quick else HERE
 
     t_start = time.perf_counter()
+    if args.rerender:
+        raw = json.loads(args.rerender.read_text())
+        raw["meta"]["rerendered"] = " ".join(shlex.quote(a) for a in ["python", "bench/compare.py", *argv])
+        report, png = render(args.out_dir, raw)
+        print(f"[compare] rewrote {report}" + (f" and {png}" if png else ""), file=sys.stderr)
+        return 0
     if args.grid_ds_bound is None and not args.quick:
         args.grid_ds_bound = 30.0
     if args.rounds is None:
@@ -1113,18 +1149,25 @@ def main(argv: list[str] | None = None) -> int:
         grid_md = run_grid_sim(args.quick, 150.0 if args.quick else 300.0, args.grid_ds_bound)
         print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
-    cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
-    png = plot(args.out_dir / "compare.png", results, sizes, args.axes, libs, cpp)
-    elapsed = time.perf_counter() - t_start
-    report = args.out_dir / "RESULTS.md"
-    write_report(report, args, argv, results, sizes, args.axes, libs, cpp_data, grid_md, png, elapsed)
-    raw = {
+    meta = {
         "argv": argv,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_info(),
+        "commit": git_commit(),
+        "elapsed": time.perf_counter() - t_start,
+        "quick": args.quick,
+        "sizes": sizes,
+        "axes": args.axes,
+        "libs": libs,
+        "rounds": args.rounds,
+        "rounds_max_size": args.rounds_max_size,
         "config": cfg,
-        "results": [rec for rec in results.values()],
-        "cpp": cpp_data,
+        "grid_md": grid_md,
     }
+    raw = {"meta": meta, "results": list(results.values()), "cpp": cpp_data}
     (args.out_dir / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    report, png = render(args.out_dir, raw)
+    elapsed = meta["elapsed"]
     print(
         f"[compare] wrote {report}, {args.out_dir / 'results.json'}"
         + (f", {png}" if png else "")
