@@ -76,6 +76,28 @@ std::string quoted(std::string_view s) {
 }  // namespace
 }  // namespace detail
 
+#if defined(__GNUC__)
+#define PROCTOPO_COLD __attribute__((noinline, cold))
+#define PROCTOPO_INLINE inline __attribute__((always_inline))
+#else
+#define PROCTOPO_COLD
+#define PROCTOPO_INLINE inline
+#endif
+
+namespace {
+// Error text is built out of line so that the checked fast paths stay small.
+[[noreturn]] PROCTOPO_COLD void throw_rank(rank_t rank, rank_t world) {
+  throw rank_out_of_range("rank " + std::to_string(rank) + " is not in the topology: ranks run from 0 to " +
+                            std::to_string(world - 1));
+}
+
+[[noreturn]] PROCTOPO_COLD void throw_coord(rank_t c, const std::string& axis, rank_t d) {
+  throw coordinate_out_of_range("coordinate " + std::to_string(c) + " is out of range for axis " +
+                                detail::quoted(axis) + " of size " + std::to_string(d) +
+                                " (valid: 0.." + std::to_string(d - 1) + ")");
+}
+}  // namespace
+
 topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims)
     : axes_(std::move(axes)), dims_(std::move(dims)) {
   if (axes_.size() != dims_.size()) {
@@ -117,6 +139,8 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims)
   fast_ = world_ < detail::fast_limit;
   divs_.reserve(dims_.size());
   for (rank_t d : dims_) divs_.emplace_back(static_cast<std::uint64_t>(d));
+  sdivs_.reserve(strides_.size());
+  for (rank_t st : strides_) sdivs_.emplace_back(static_cast<std::uint64_t>(st < detail::fast_limit ? st : 1));
 }
 
 std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
@@ -158,10 +182,7 @@ rank_t topology::dim(std::string_view name) const noexcept {
 }
 
 void topology::check_rank(rank_t rank) const {
-  if (rank < 0 || rank >= world_) {
-    throw rank_out_of_range("rank " + std::to_string(rank) + " is not in the topology: ranks run from 0 to " +
-                            std::to_string(world_ - 1));
-  }
+  if (static_cast<std::uint64_t>(rank) >= static_cast<std::uint64_t>(world_)) throw_rank(rank, world_);
 }
 
 void topology::check_axis(std::size_t axis) const {
@@ -171,17 +192,28 @@ void topology::check_axis(std::size_t axis) const {
   }
 }
 
-rank_t topology::rank_of(const rank_t* coord) const {
-  rank_t r = 0;
+PROCTOPO_INLINE rank_t topology::accumulate(const rank_t* coord, bool& bad) const noexcept {
+  // Unsigned arithmetic: a bad coordinate may wrap, but it is reported, never used.
+  std::uint64_t r = 0;
   for (std::size_t i = 0; i < dims_.size(); ++i) {
-    const rank_t c = coord[i];
-    if (c < 0 || c >= dims_[i]) {
-      throw coordinate_out_of_range("coordinate " + std::to_string(c) + " is out of range for axis " +
-                                    detail::quoted(axes_[i]) + " of size " + std::to_string(dims_[i]) +
-                                    " (valid: 0.." + std::to_string(dims_[i] - 1) + ")");
-    }
-    r += c * strides_[i];
+    const auto c = static_cast<std::uint64_t>(coord[i]);
+    bad |= c >= static_cast<std::uint64_t>(dims_[i]);
+    r += c * static_cast<std::uint64_t>(strides_[i]);
   }
+  return static_cast<rank_t>(r);
+}
+
+void topology::throw_bad_coordinate(const rank_t* coord) const {
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    if (coord[i] < 0 || coord[i] >= dims_[i]) throw_coord(coord[i], axes_[i], dims_[i]);
+  }
+  throw std::logic_error("proctopo: a coordinate was flagged out of range but none is");
+}
+
+rank_t topology::rank_of(const rank_t* coord) const {
+  bool bad = false;
+  const rank_t r = accumulate(coord, bad);
+  if (bad) throw_bad_coordinate(coord);
   return r;
 }
 
@@ -193,19 +225,42 @@ rank_t topology::rank_of(const std::vector<rank_t>& coord) const {
   return rank_of(coord.data());
 }
 
-void topology::coord_of_unchecked(rank_t rank, rank_t* out) const noexcept {
+namespace {
+// q_i = r / stride_i, independent of each other; c_i = q_i - d_i * q_{i-1}.
+// N > 0 is a compile-time axis count (fully unrolled); N == 0 loops over n axes.
+template <std::size_t N>
+PROCTOPO_INLINE void coord_by_strides(const detail::divider* sv, const rank_t* d, std::size_t n,
+                                      std::uint64_t r, rank_t* out) noexcept {
+  const std::size_t count = N > 0 ? N : n;
+  std::uint64_t prev = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t q = sv[i].div32(r);
+    out[i] = static_cast<rank_t>(q - prev * static_cast<std::uint64_t>(d[i]));
+    prev = q;
+  }
+}
+}  // namespace
+
+PROCTOPO_INLINE void topology::coord_of_unchecked(rank_t rank, rank_t* out) const noexcept {
   auto r = static_cast<std::uint64_t>(rank);
   const std::size_t n = dims_.size();
   if (fast_) {
-    for (std::size_t i = n; i-- > 0;) {
-      const std::uint64_t q = divs_[i].div32(r);
-      out[i] = static_cast<rank_t>(r - q * divs_[i].divisor());
-      r = q;
+    const detail::divider* sv = sdivs_.data();
+    const rank_t* d = dims_.data();
+    switch (n) {
+      case 1: return coord_by_strides<1>(sv, d, n, r, out);
+      case 2: return coord_by_strides<2>(sv, d, n, r, out);
+      case 3: return coord_by_strides<3>(sv, d, n, r, out);
+      case 4: return coord_by_strides<4>(sv, d, n, r, out);
+      case 5: return coord_by_strides<5>(sv, d, n, r, out);
+      case 6: return coord_by_strides<6>(sv, d, n, r, out);
+      default: return coord_by_strides<0>(sv, d, n, r, out);
     }
   } else {
+    const detail::divider* dv = divs_.data();
     for (std::size_t i = n; i-- > 0;) {
-      const std::uint64_t q = divs_[i].div64(r);
-      out[i] = static_cast<rank_t>(r - q * divs_[i].divisor());
+      const std::uint64_t q = dv[i].div64(r);
+      out[i] = static_cast<rank_t>(r - q * dv[i].divisor());
       r = q;
     }
   }
@@ -230,7 +285,11 @@ rank_t topology::coord_of(rank_t rank, std::size_t axis) const {
 
 void topology::rank_of_bulk(const rank_t* coords, std::size_t n, rank_t* out) const {
   const std::size_t d = dims_.size();
-  for (std::size_t k = 0; k < n; ++k) out[k] = rank_of(coords + k * d);
+  bool bad = false;
+  for (std::size_t k = 0; k < n; ++k) out[k] = accumulate(coords + k * d, bad);
+  if (bad) {
+    for (std::size_t k = 0; k < n; ++k) rank_of(coords + k * d);  // throws on the first bad one
+  }
 }
 
 void topology::coord_of_bulk(const rank_t* ranks, std::size_t n, rank_t* out) const {

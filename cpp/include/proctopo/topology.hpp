@@ -118,12 +118,15 @@ class topology {
   void check_rank(rank_t rank) const;
   void check_axis(std::size_t axis) const;
   void coord_of_unchecked(rank_t rank, rank_t* out) const noexcept;
+  rank_t accumulate(const rank_t* coord, bool& bad) const noexcept;
+  [[noreturn]] void throw_bad_coordinate(const rank_t* coord) const;
   std::vector<std::size_t> complement(const std::vector<std::size_t>& axes) const;
 
   std::vector<std::string> axes_;
   std::vector<rank_t> dims_;
   std::vector<rank_t> strides_;
-  std::vector<detail::divider> divs_;
+  std::vector<detail::divider> divs_;   // reciprocals of the sizes (any world size)
+  std::vector<detail::divider> sdivs_;  // reciprocals of the strides (worlds below 2^32)
   rank_t world_ = 1;
   bool fast_ = true;
 };
