@@ -6,10 +6,9 @@ import subprocess
 import sys
 from typing import Any
 
+import proctopo
 import pytest
 from conftest import require
-
-import proctopo
 
 
 @pytest.fixture(scope="module")

@@ -225,6 +225,12 @@ PYBIND11_MODULE(_core, m) {
       .def("groups", &group_table, "axes"_a)
       .def("group_of", &group_of, py::arg("rank").noconvert(), "axes"_a)
       .def(
+          "group_list",
+          [](const topology& t, rank_t rank, const std::vector<std::string>& names) {
+            return t.group_of(rank, axis_list(t, names));
+          },
+          py::arg("rank").noconvert(), "axes"_a)
+      .def(
           "group_index",
           [](const topology& t, rank_t rank, const std::vector<std::string>& names) {
             return t.group_index(rank, axis_list(t, names));

@@ -13,7 +13,7 @@ every question about it in O(number of axes), and builds the matching
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CoordinateOutOfRangeError,
@@ -32,6 +32,9 @@ from .topology import (
     dims_create,
     prime_factors,
 )
+
+if TYPE_CHECKING:  # at run time the grid (and torch) loads on first use, see __getattr__
+    from .grid import PipelineParallelGrid as PipelineParallelGrid
 
 __version__ = "0.1.0"
 
@@ -56,7 +59,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The grid needs torch; load it only when asked for, so `import proctopo` stays torch-free.
     if name == "PipelineParallelGrid":
-        from .grid import PipelineParallelGrid
+        from .grid import PipelineParallelGrid as PipelineParallelGrid
 
         return PipelineParallelGrid
     raise AttributeError(f"module 'proctopo' has no attribute {name!r}")

@@ -121,6 +121,11 @@ def check(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``proctopo`` and ``python -m proctopo``."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        from .demo import main as run_main  # torch is needed from here on
+
+        return run_main(words[1:])
     parser = argparse.ArgumentParser(prog="proctopo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     p_show = sub.add_parser("show", help="print rank -> coordinates -> groups")
@@ -130,19 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check.add_argument("axes", nargs="+", help="name=size, slowest first")
     p_check.add_argument("--world-size", type=int)
     p_check.add_argument("--ranks-per-node", type=int)
-    p_run = sub.add_parser("run", help="run a real grid over local CPU processes (needs torch)")
-    p_run.add_argument("rest", nargs=argparse.REMAINDER, help="options of proctopo.demo")
-    args = parser.parse_args(argv)
+    sub.add_parser("run", help="run a real grid over local CPU processes (needs torch); see run --help")
+    args = parser.parse_args(words)
     try:
         if args.command in (None, "show"):
             topo = parse_axes(getattr(args, "axes", DEFAULT_AXES))
             show(topo, limit=getattr(args, "limit", 16))
             return 0
-        if args.command == "check":
-            return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)
-        from .demo import main as run_main  # torch is needed from here on
-
-        return run_main(args.rest)
+        return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)
     except (ProctopoError, TypeError) as exc:
         print(f"proctopo: error: {exc}", file=sys.stderr)
         return 2

@@ -278,13 +278,11 @@ class PipelineParallelGrid:
     def _build_p2p_groups(self) -> list[list[int]]:
         import numpy as np
 
-        n = self.world_size
-        stride = int(self._pt.strides[list(self._pt.get_axis_names()).index("pipe")])
-        pp = self.pipe_parallel_size
-        ranks = np.arange(n, dtype=np.int64)
-        stage = (ranks // stride) % pp
-        buddy = np.where(stage == pp - 1, ranks - (pp - 1) * stride, ranks + stride)
-        pairs = np.stack([ranks, buddy], axis=1)
+        # Each rank's buddy is the next member of its pipeline group, wrapping at the end.
+        table = np.asarray(self._pt.groups("pipe"))
+        buddy = np.empty(self.world_size, dtype=np.int64)
+        buddy[table] = np.roll(table, -1, axis=1)
+        pairs = np.stack([np.arange(self.world_size, dtype=np.int64), buddy], axis=1)
         return self._builder.to_global(pairs).tolist()  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ DeepSpeed

@@ -632,11 +632,9 @@ class GroupBuilder:
         self.timeout = timeout
         self._axes: list[str] = list(topo.get_axis_names())
         self._dims: list[int] = [int(topo.get_dim(a)) for a in self._axes]
-        self._strides: list[int] = [int(s) for s in topo.strides]
         self.full_key: tuple[str, ...] = tuple(a for a, d in zip(self._axes, self._dims) if d > 1)
         self.grid_rank = comm.grid_rank()
         self.global_rank = comm.global_rank()
-        self._coord: list[int] = [int(c) for c in topo.get_coord(self.grid_rank)]
         parent = comm.parent_ranks()
         self.parent: list[int] | None = None if parent is None else [int(r) for r in parent]
         self._np_parent: Any = None
@@ -675,20 +673,10 @@ class GroupBuilder:
     def grid_members(self, key: tuple[str, ...]) -> list[int]:
         """Grid ranks of this rank's group of kind ``key``, ascending (row-major over ``key``).
 
-        Plain Python in O(group size): the per-rank path of ``"local"`` and
-        ``"split"`` needs neither NumPy nor a table of the whole grid.
+        O(group size) in the core, returned as a list: the per-rank path of
+        ``"local"`` and ``"split"`` needs neither NumPy nor a table of the whole grid.
         """
-        base = self.grid_rank
-        index = {a: i for i, a in enumerate(self._axes)}
-        for a in key:
-            i = index[a]
-            base -= self._coord[i] * self._strides[i]
-        members = [base]
-        for a in key:  # topology order, slowest first: the result comes out ascending
-            i = index[a]
-            stride = self._strides[i]
-            members = [m + c * stride for m in members for c in range(self._dims[i])]
-        return members
+        return self.topo.group_list(self.grid_rank, list(key))  # type: ignore[no-any-return]
 
     def members(self, key: tuple[str, ...]) -> list[int]:
         """Global ranks of this rank's group of kind ``key``, in group order."""

@@ -397,6 +397,18 @@ class ProcessTopology:
             self._explain_rank(rank)
             raise
 
+    def group_list(self, rank: int, axes: AxesArg) -> list[int]:
+        """``group_of(rank, axes)`` as a list of ints, without NumPy (for small groups on hot paths).
+
+        >>> ProcessTopology(axes=['pipe', 'data'], dims=[2, 4]).group_list(6, 'pipe')
+        [2, 6]
+        """
+        try:
+            return self._core.group_list(rank, _axis_list(axes))
+        except TypeError:
+            self._explain_rank(rank)
+            raise
+
     def group_index(self, rank: int, axes: AxesArg) -> tuple[int, int]:
         """Return ``(row, column)`` of ``rank`` in ``groups(axes)``.
 
