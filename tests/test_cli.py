@@ -56,3 +56,15 @@ def test_module_entry_point() -> None:
         check=True,
     )
     assert "pipe=2 x data=2 (4 ranks)" in out.stdout
+
+
+def test_run_subcommand_passes_options_through() -> None:
+    # `run` hands everything after it to proctopo.demo, options first included.
+    out = subprocess.run(
+        [sys.executable, "-m", "proctopo", "run", "--nproc", "2", "--strategy", "global", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "group_creation='global'" in out.stdout and "OK" in out.stdout
