@@ -68,3 +68,26 @@ def test_run_subcommand_passes_options_through() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "group_creation='global'" in out.stdout and "OK" in out.stdout
+
+
+def test_draw_letters_groups_and_numbers_nodes() -> None:
+    out = io.StringIO()
+    cli.draw(cli.parse_axes(["pipe=2", "data=4", "model=2"]), group="data", ranks_per_node=4, out=out)
+    cells: dict[int, tuple[str, str]] = {}
+    for line in out.getvalue().splitlines():
+        words = line.split()
+        if words and words[0].startswith("data="):
+            for k in range(1, len(words), 3):
+                cells[int(words[k])] = (words[k + 1], words[k + 2])
+    assert sorted(cells) == list(range(16))
+    topo = ProcessTopology(["pipe", "data", "model"], [2, 4, 2])
+    # Ranks share a letter exactly when they share a data group; @n is rank // 4.
+    for group in topo.get_axis_comm_lists("data"):
+        assert len({cells[r][0] for r in group}) == 1
+    assert len({cells[g[0]][0] for g in topo.get_axis_comm_lists("data")}) == 4
+    assert all(cells[r][1] == f"@{r // 4}" for r in range(16))
+
+
+def test_draw_refuses_huge_worlds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["draw", "pipe=64", "data=64"]) == 2
+    assert "at most 256 ranks" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     proctopo show pipe=2 data=2 model=2          rank -> coordinates -> groups
     proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8
+    proctopo draw pipe=2 data=4 model=2 --group data   the grid as a picture, groups lettered
     proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
 
 Axes are given slowest first as ``name=size``. This module never imports torch
@@ -84,6 +85,79 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
         )
 
 
+def _label(i: int) -> str:
+    """0 -> 'a', 25 -> 'z', 26 -> 'ba', ...: a short name for a group number."""
+    text = ""
+    while True:
+        text = chr(ord("a") + i % 26) + text
+        i //= 26
+        if i == 0:
+            return text
+
+
+def draw(
+    topo: ProcessTopology,
+    group: str | None = None,
+    ranks_per_node: int | None = None,
+    limit: int = 256,
+    out: TextIO | None = None,
+) -> None:
+    """Draw the grid: one panel per value of the slower axes, the last two axes as rows and columns.
+
+    Each cell is a rank; with ``group`` its group along that axis (or axes, joined by
+    ``,``) is lettered, so the members of one group share a letter; with
+    ``ranks_per_node`` the node number follows as ``@n``.
+
+    >>> draw(ProcessTopology(['pipe', 'data', 'model'], [2, 2, 2]), group='data')
+    pipe=0
+                model=0  model=1
+      data=0        0 a      1 b
+      data=1        2 a      3 b
+    <BLANKLINE>
+    pipe=1
+                model=0  model=1
+      data=0        4 c      5 d
+      data=1        6 c      7 d
+    <BLANKLINE>
+    """
+    out = out or sys.stdout
+    axes, dims = topo.get_axis_names(), topo.dims
+    w = topo.world_size()
+    if w > limit:
+        raise ProctopoError(f"draw shows at most {limit} ranks (--limit); this topology has {w}")
+    group_axes = [a for a in group.split(",") if a] if group else []
+    rows_axis = axes[-2] if len(axes) >= 2 else None
+    cols_axis = axes[-1] if axes else None
+    n_rows = dims[-2] if len(axes) >= 2 else 1
+    n_cols = dims[-1] if axes else 1
+
+    def cell(r: int) -> str:
+        text = str(r)
+        if group_axes:
+            text += " " + _label(topo.group_index(r, group_axes)[0])
+        if ranks_per_node:
+            text += f" @{r // ranks_per_node}"
+        return text
+
+    cells = [cell(r) for r in range(w)]
+    width = max(len(c) for c in cells)
+    if cols_axis:
+        width = max(width, len(f"{cols_axis}={n_cols - 1}"))
+    head = (len(f"{rows_axis}={n_rows - 1}") if rows_axis else 0) + 4
+    for first in range(0, w, n_rows * n_cols):
+        if len(axes) > 2:
+            coord = topo.get_coord(first)
+            print(" ".join(f"{a}={c}" for a, c in zip(axes[:-2], coord[:-2])), file=out)
+        if cols_axis:
+            print(" " * head + "".join(f"{cols_axis}={c}".rjust(width + 2) for c in range(n_cols)), file=out)
+        for i in range(n_rows):
+            label = f"  {rows_axis}={i}" if rows_axis else ""
+            row = "".join(cells[first + i * n_cols + j].rjust(width + 2) for j in range(n_cols))
+            print(label.ljust(head) + row, file=out)
+        if len(axes) > 2:
+            print(file=out)
+
+
 def check(
     topo: ProcessTopology, world_size: int | None, ranks_per_node: int | None, out: TextIO | None = None
 ) -> int:
@@ -135,12 +209,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check.add_argument("axes", nargs="+", help="name=size, slowest first")
     p_check.add_argument("--world-size", type=int)
     p_check.add_argument("--ranks-per-node", type=int)
+    p_draw = sub.add_parser("draw", help="draw the grid, groups lettered and nodes numbered")
+    p_draw.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
+    p_draw.add_argument("--group", help="letter the groups along this axis (or axes, joined by ',')")
+    p_draw.add_argument("--ranks-per-node", type=int, help="show each rank's node as @n")
+    p_draw.add_argument("--limit", type=int, default=256, help="largest world to draw (default 256)")
     sub.add_parser("run", help="run a real grid over local CPU processes (needs torch); see run --help")
     args = parser.parse_args(words)
     try:
         if args.command in (None, "show"):
             topo = parse_axes(getattr(args, "axes", DEFAULT_AXES))
             show(topo, limit=getattr(args, "limit", 16))
+            return 0
+        if args.command == "draw":
+            if args.ranks_per_node is not None and args.ranks_per_node < 1:
+                raise ProctopoError(f"--ranks-per-node must be at least 1, got {args.ranks_per_node}")
+            draw(parse_axes(args.axes), args.group, args.ranks_per_node, args.limit)
             return 0
         return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)
     except (ProctopoError, TypeError) as exc:
