@@ -77,6 +77,8 @@ def _check_axes(axes: object) -> list[str]:
 
 
 def _check_dims(names: list[str], dims: object) -> list[int]:
+    # The core checks sizes too, but only once they fit in 64 bits; Python ints may not,
+    # so sizes and the world size are bounded here, with the exact product in the message.
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable):
         raise TypeError(f"dims must be a list of axis sizes, got {dims!r}")
     sizes = list(dims)
