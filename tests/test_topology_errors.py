@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from proctopo import (
     CoordinateOutOfRangeError,
     InvalidArgumentError,
@@ -91,6 +93,8 @@ def test_class_hierarchy() -> None:
         (lambda: T.get_rank_repr(99), RankOutOfRangeError, "rank 99"),
         (lambda: T.groups("modle"), UnknownAxisError, "unknown axis 'modle'"),
         (lambda: T.groups(["pipe", "pipe"]), InvalidArgumentError, "axis 'pipe' is listed twice"),
+        (lambda: T.groups([0]), TypeError, "axes must be an axis name or a list of axis names, got [0]"),
+        (lambda: T.group_of(0, None), TypeError, "got None"),
         (lambda: T.group_of(24, "pipe"), RankOutOfRangeError, "rank 24"),
         (lambda: T.group_index(0, ["x"]), UnknownAxisError, "unknown axis 'x'"),
         (lambda: T.shift(0, "x"), UnknownAxisError, "unknown axis 'x'"),
@@ -144,3 +148,51 @@ def test_failed_calls_leave_the_topology_intact() -> None:
         with pytest.raises(ProctopoError):
             bad()
     assert t.get_axis_comm_lists("data") == [[0, 1, 2], [3, 4, 5]] and t.world_size() == 6
+
+
+_JUNK = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.sampled_from([np.int64(2), np.uint64(2**64 - 1), np.float32(1.0), np.int8(-1), object()]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        ["get_rank", "get_coord", "filter_match", "get_axis_list", "groups", "group_of", "shift", "rank_repr"]
+    ),
+    _JUNK,
+    _JUNK,
+)
+def test_junk_arguments_raise_only_clear_errors(method: str, a: object, b: object) -> None:
+    """Whatever crosses into the core comes back as a value or a TypeError/ProctopoError."""
+    t = ProcessTopology(axes=["pipe", "data", "model"], dims=[2, 3, 4])
+    calls = {
+        "get_rank": lambda: t.get_rank(pipe=a, data=b, model=0),
+        "get_coord": lambda: t.get_coord(a),
+        "filter_match": lambda: t.filter_match(pipe=a, model=b),
+        "get_axis_list": lambda: t.get_axis_list("data", a),
+        "groups": lambda: t.groups(a),  # type: ignore[arg-type]
+        "group_of": lambda: t.group_of(a, "pipe"),
+        "shift": lambda: t.shift(a, "pipe", b),
+        "rank_repr": lambda: t.get_rank_repr(a, omit_axes=["pipe"], inner_sep=b),
+    }
+    try:
+        calls[method]()
+    except (TypeError, ProctopoError) as exc:
+        assert str(exc)
+    assert t.get_axis_comm_lists("data") == [
+        [0, 4, 8],
+        [1, 5, 9],
+        [2, 6, 10],
+        [3, 7, 11],
+        [12, 16, 20],
+        [13, 17, 21],
+        [14, 18, 22],
+        [15, 19, 23],
+    ]

@@ -105,7 +105,10 @@ def _check_dims(names: list[str], dims: object) -> list[int]:
 def _axis_list(axes: AxesArg) -> list[str]:
     if isinstance(axes, str):
         return [axes]
-    return list(axes)
+    names = list(axes) if isinstance(axes, Iterable) else None
+    if names is None or not all(isinstance(a, str) for a in names):
+        raise TypeError(f"axes must be an axis name or a list of axis names, got {axes!r}")
+    return names
 
 
 class ProcessTopology:
