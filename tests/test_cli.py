@@ -91,3 +91,11 @@ def test_draw_letters_groups_and_numbers_nodes() -> None:
 def test_draw_refuses_huge_worlds(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["draw", "pipe=64", "data=64"]) == 2
     assert "at most 256 ranks" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words", [["check", "pipe=2", "--ranks-per-node", "0"], ["draw", "--limit", "-1"]])
+def test_counts_must_be_positive(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(words)
+    assert info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err

@@ -73,3 +73,9 @@ def test_dims_create_like_mpi() -> None:
     for n in range(1, 200):
         d = dims_create(n, [0, 0, 0])
         assert d[0] * d[1] * d[2] == n and d == sorted(d, reverse=True)
+
+
+def test_dims_create_rejects_values_past_64_bits() -> None:
+    for args in ((2**64, [0]), (8, [-(2**70), 0]), (8, [2**70])):
+        with pytest.raises(ValueError, match="must fit in 64 bits"):
+            dims_create(*args)

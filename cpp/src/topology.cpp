@@ -91,12 +91,14 @@ namespace {
                             std::to_string(world - 1));
 }
 
-[[noreturn]] PROCTOPO_COLD void throw_coord(rank_t c, const std::string& axis, rank_t d) {
-  throw coordinate_out_of_range("coordinate " + std::to_string(c) + " is out of range for axis " +
-                                detail::quoted(axis) + " of size " + std::to_string(d) +
-                                " (valid: 0.." + std::to_string(d - 1) + ")");
-}
 }  // namespace
+
+PROCTOPO_COLD void detail::throw_coordinate_out_of_range(std::string_view value, std::string_view axis,
+                                                         rank_t size) {
+  throw coordinate_out_of_range("coordinate " + std::string(value) + " is out of range for axis " +
+                                detail::quoted(axis) + " of size " + std::to_string(size) + " (valid: 0.." +
+                                std::to_string(size - 1) + ")");
+}
 
 topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims)
     : axes_(std::move(axes)), dims_(std::move(dims)) {
@@ -205,7 +207,9 @@ PROCTOPO_INLINE rank_t topology::accumulate(const rank_t* coord, bool& bad) cons
 
 void topology::throw_bad_coordinate(const rank_t* coord) const {
   for (std::size_t i = 0; i < dims_.size(); ++i) {
-    if (coord[i] < 0 || coord[i] >= dims_[i]) throw_coord(coord[i], axes_[i], dims_[i]);
+    if (coord[i] < 0 || coord[i] >= dims_[i]) {
+      detail::throw_coordinate_out_of_range(std::to_string(coord[i]), axes_[i], dims_[i]);
+    }
   }
   throw std::logic_error("proctopo: a coordinate was flagged out of range but none is");
 }

@@ -112,9 +112,7 @@ rank_t index_arg(PyObject* v, const topology& t, std::size_t i_axis) {
     int overflow = 0;
     const long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (overflow == 0) return static_cast<rank_t>(value);
-    throw proctopo::coordinate_out_of_range(
-        "coordinate " + py::repr(v).cast<std::string>() + " is out of range for axis '" + axis +
-        "' of size " + std::to_string(t.dims()[i_axis]) + " (valid: 0.." + std::to_string(t.dims()[i_axis] - 1) + ")");
+    proctopo::detail::throw_coordinate_out_of_range(py::repr(v).cast<std::string>(), axis, t.dims()[i_axis]);
   }
   if (PyFloat_Check(v) || !PyIndex_Check(v)) {
     throw py::type_error("the coordinate for axis '" + axis + "' must be an integer, got " +
@@ -127,7 +125,7 @@ rank_t index_arg(PyObject* v, const topology& t, std::size_t i_axis) {
 
 // get_rank(**kwargs) in one crossing. `names` holds the axis names as Python strings
 // (kept by the caller), so each lookup reuses their cached hashes.
-rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs, const py::tuple& names) {
+rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs, const py::list& names) {
   const std::size_t n = t.ndim();
   constexpr std::size_t small = 16;
   rank_t stack[small];

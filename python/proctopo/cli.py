@@ -179,8 +179,6 @@ def check(
     else:
         print(f"ok: {topo._core.describe()}", file=out)
     if ranks_per_node:
-        if ranks_per_node < 1:
-            raise ProctopoError(f"--ranks-per-node must be at least 1, got {ranks_per_node}")
         nodes = -(-w // ranks_per_node)
         print(f"{nodes} node(s) of {ranks_per_node} ranks", file=out)
         import numpy as np
@@ -191,6 +189,17 @@ def check(
             where = "inside one node" if worst == 1 else f"across up to {worst} nodes"
             print(f"  {a}: groups of {node.shape[1]}, stride {stride}: {where}", file=out)
     return status
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,16 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     p_show = sub.add_parser("show", help="print rank -> coordinates -> groups")
     p_show.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
-    p_show.add_argument("--limit", type=int, default=16, help="ranks to list (default 16)")
+    p_show.add_argument("--limit", type=_positive, default=16, help="ranks to list (default 16)")
     p_check = sub.add_parser("check", help="check a layout against a world size and nodes")
     p_check.add_argument("axes", nargs="+", help="name=size, slowest first")
     p_check.add_argument("--world-size", type=int)
-    p_check.add_argument("--ranks-per-node", type=int)
+    p_check.add_argument("--ranks-per-node", type=_positive)
     p_draw = sub.add_parser("draw", help="draw the grid, groups lettered and nodes numbered")
     p_draw.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
     p_draw.add_argument("--group", help="letter the groups along this axis (or axes, joined by ',')")
-    p_draw.add_argument("--ranks-per-node", type=int, help="show each rank's node as @n")
-    p_draw.add_argument("--limit", type=int, default=256, help="largest world to draw (default 256)")
+    p_draw.add_argument("--ranks-per-node", type=_positive, help="show each rank's node as @n")
+    p_draw.add_argument("--limit", type=_positive, default=256, help="largest world to draw (default 256)")
     sub.add_parser("run", help="run a real grid over local CPU processes (needs torch); see run --help")
     args = parser.parse_args(words)
     try:
@@ -222,8 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             show(topo, limit=getattr(args, "limit", 16))
             return 0
         if args.command == "draw":
-            if args.ranks_per_node is not None and args.ranks_per_node < 1:
-                raise ProctopoError(f"--ranks-per-node must be at least 1, got {args.ranks_per_node}")
             draw(parse_axes(args.axes), args.group, args.ranks_per_node, args.limit)
             return 0
         return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)

@@ -134,14 +134,13 @@ class ProcessTopology:
     ProcessCoord(pipe=1, data=0, model=1)
     """
 
-    __slots__ = ("ProcessCoord", "__weakref__", "_axes", "_core", "_dims", "_names", "_pos")
+    __slots__ = ("ProcessCoord", "__weakref__", "_axes", "_core", "_dims", "_pos")
 
     def __init__(self, axes: Sequence[str], dims: Sequence[int]) -> None:
         names = _check_axes(axes)
         sizes = _check_dims(names, dims)
         self._core = _core.Topology(names, sizes)  # validates the rest (e.g. repeated names)
         self._axes = names
-        self._names = tuple(names)
         self._dims = sizes
         self._pos = {a: i for i, a in enumerate(names)}
         #: The namedtuple class of coordinates, with one field per axis.
@@ -174,9 +173,7 @@ class ProcessTopology:
             raise UnknownAxisError(f"size given for {unknown[0]!r}, which is not in the order {order!r}")
         dims = [sizes.get(t, 1) for t in tokens]
         names = [rename.get(t, t) for t in tokens] if rename else tokens
-        obj = cls.__new__(cls)
-        ProcessTopology.__init__(obj, names, dims)
-        return obj
+        return _rebuild(cls, names, dims)
 
     # ----------------------------------------------------------------- DeepSpeed API
     @property
@@ -201,7 +198,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_rank(x=1, y=2)
         5
         """
-        return self._core.rank_of_kwargs(coord_kwargs, self._names)
+        return self._core.rank_of_kwargs(coord_kwargs, self._axes)
 
     def get_axis_names(self) -> list[str]:
         """Return the axis names in topology order.
@@ -588,7 +585,7 @@ def dims_create(n: int, dims: Sequence[int]) -> list[int]:
     """
     n = _as_int(n, "n")
     entries = [_as_int(d, f"dims[{i}]") for i, d in enumerate(dims)]
-    if n > _INT64_MAX or any(d > _INT64_MAX for d in entries):
+    if not all(-_INT64_MAX <= v <= _INT64_MAX for v in (n, *entries)):
         raise WorldSizeOverflowError(f"dims_create({n}, {entries}): values must fit in 64 bits")
     return _core.dims_create(n, entries)
 

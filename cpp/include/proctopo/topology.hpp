@@ -131,6 +131,12 @@ class topology {
   bool fast_ = true;
 };
 
+namespace detail {
+/// Throws coordinate_out_of_range for `value` (already as text, so that callers holding
+/// numbers wider than 64 bits can report them exactly) on an axis of `size` ranks.
+[[noreturn]] void throw_coordinate_out_of_range(std::string_view value, std::string_view axis, rank_t size);
+}  // namespace detail
+
 /// Prime factors of n >= 1, ascending with repetition; O(sqrt n).
 std::vector<rank_t> prime_factors(rank_t n);
 
