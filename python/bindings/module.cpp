@@ -30,15 +30,6 @@ PyObject* exc_topology = nullptr;
 PyObject* exc_overflow = nullptr;
 PyObject* exc_argument = nullptr;
 
-PyObject* make_exception(py::module_& m, const char* name, py::tuple bases, const char* doc) {
-  py::dict ns("__module__"_a = "proctopo.errors", "__doc__"_a = doc);
-  py::object cls = py::module_::import("builtins").attr("type")(name, bases, ns);
-  m.attr(name) = cls;
-  return cls.release().ptr();
-}
-
-py::object builtin(const char* name) { return py::module_::import("builtins").attr(name); }
-
 std::vector<std::size_t> axis_list(const topology& t, const std::vector<std::string>& names) {
   return t.axis_indices(names);
 }
@@ -159,29 +150,16 @@ py::tuple state(const topology& t) { return py::make_tuple(t.axes(), t.dims()); 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "proctopo's C++ core (thin bindings; use proctopo.ProcessTopology)";
 
-  make_exception(m, "ProctopoError", py::make_tuple(builtin("Exception")),
-                 "Base class of every error proctopo raises.");
-  py::object error = m.attr("ProctopoError");
-  exc_argument = make_exception(m, "InvalidArgumentError", py::make_tuple(error, builtin("ValueError")),
-                                "An argument that breaks a rule of the topology.");
-  py::object argument = m.attr("InvalidArgumentError");
-  exc_topology = make_exception(m, "InvalidTopologyError", py::make_tuple(argument),
-                                "Axes and sizes that do not form a topology.");
-  exc_overflow = make_exception(m, "WorldSizeOverflowError",
-                                py::make_tuple(m.attr("InvalidTopologyError"), builtin("OverflowError")),
-                                "A world size past 2**63 - 1.");
-  exc_unknown_axis = make_exception(
-      m, "UnknownAxisError",
-      py::make_tuple(argument, builtin("AttributeError"), builtin("TypeError")),
-      "An axis name the topology does not have (DeepSpeed raised AttributeError, "
-      "ValueError or TypeError here, depending on the method).");
-  exc_coordinate = make_exception(
-      m, "CoordinateOutOfRangeError",
-      py::make_tuple(argument, builtin("IndexError"), builtin("AssertionError")),
-      "A coordinate outside its axis (DeepSpeed's get_rank raised AssertionError).");
-  exc_rank = make_exception(m, "RankOutOfRangeError",
-                            py::make_tuple(argument, builtin("IndexError")),
-                            "A rank outside [0, world_size) (DeepSpeed's get_coord raised ValueError).");
+  // The classes live in proctopo.errors (the whole hierarchy, in Python); this module only
+  // translates C++ exceptions to them.
+  py::module_ errors = py::module_::import("proctopo.errors");
+  const auto keep = [&errors](const char* name) { return py::object(errors.attr(name)).release().ptr(); };
+  exc_argument = keep("InvalidArgumentError");
+  exc_topology = keep("InvalidTopologyError");
+  exc_overflow = keep("WorldSizeOverflowError");
+  exc_unknown_axis = keep("UnknownAxisError");
+  exc_coordinate = keep("CoordinateOutOfRangeError");
+  exc_rank = keep("RankOutOfRangeError");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -212,6 +190,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("ndim", &topology::ndim)
       .def("find_axis", &topology::find_axis, "name"_a)
       .def("dim", &topology::dim, "name"_a)
+      .def("axis_indices", &topology::axis_indices, "names"_a)
       .def("rank_of", py::overload_cast<const std::vector<rank_t>&>(&topology::rank_of, py::const_),
            py::arg("coord").noconvert())
       .def("rank_of_kwargs", &rank_of_kwargs, "kwargs"_a, "names"_a)

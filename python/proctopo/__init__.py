@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CoordinateOutOfRangeError,
+    GridSizeError,
+    GridTimeoutError,
+    GroupCreationError,
     InvalidArgumentError,
     InvalidTopologyError,
     ProctopoError,
     RankOutOfRangeError,
+    TopologyMismatchError,
     UnknownAxisError,
     WorldSizeOverflowError,
 )
@@ -41,6 +45,9 @@ __version__ = "0.1.0"
 __all__ = [
     "MEGATRON_TO_DEEPSPEED",
     "CoordinateOutOfRangeError",
+    "GridSizeError",
+    "GridTimeoutError",
+    "GroupCreationError",
     "InvalidArgumentError",
     "InvalidTopologyError",
     "PipeDataParallelTopology",
@@ -48,6 +55,7 @@ __all__ = [
     "ProcessTopology",
     "ProctopoError",
     "RankOutOfRangeError",
+    "TopologyMismatchError",
     "UnknownAxisError",
     "WorldSizeOverflowError",
     "__version__",

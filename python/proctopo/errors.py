@@ -1,9 +1,10 @@
-"""Exceptions raised by proctopo.
+"""Every exception proctopo raises.
 
-Each class also subclasses the built-in exception that DeepSpeed's
-``ProcessTopology`` raised (or would have raised) for the same mistake, so
-``except`` clauses written for DeepSpeed keep working, and none of them relies
-on ``assert`` (which ``python -O`` removes).
+Each class also subclasses the built-in exception that DeepSpeed raised (or would
+have raised) for the same mistake, so ``except`` clauses written for DeepSpeed keep
+working, and none of them relies on ``assert`` (which ``python -O`` removes). The
+compiled core raises the topology errors directly: its binding translates each C++
+exception to the class here, so a rule and its message live once, in the core.
 
 ============================  =============================================  ==========================
 class                         raised for                                     also an instance of
@@ -17,27 +18,84 @@ UnknownAxisError              an axis name the topology does not have        Val
 CoordinateOutOfRangeError     a coordinate outside its axis                  ValueError, IndexError,
                                                                              AssertionError
 RankOutOfRangeError           a rank outside ``[0, world_size)``             ValueError, IndexError
+GridSizeError                 a topology whose size is not the group's size  ValueError, AssertionError
+GroupCreationError            a process group that cannot be created         RuntimeError
+TopologyMismatchError         ranks of one grid given different settings     RuntimeError
+GridTimeoutError              a set-up collective that missed its timeout    TimeoutError
 ============================  =============================================  ==========================
 
-The classes are created by the compiled core, which raises them directly.
+>>> import proctopo
+>>> try:
+...     proctopo.ProcessTopology(["pipe", "data"], [2, 2]).get_coord(9)
+... except IndexError as exc:
+...     print(type(exc).__name__, exc)
+RankOutOfRangeError rank 9 is not in the topology: ranks run from 0 to 3
 """
 
-from ._core import (
-    CoordinateOutOfRangeError,
-    InvalidArgumentError,
-    InvalidTopologyError,
-    ProctopoError,
-    RankOutOfRangeError,
-    UnknownAxisError,
-    WorldSizeOverflowError,
-)
+from __future__ import annotations
 
 __all__ = [
     "CoordinateOutOfRangeError",
+    "GridSizeError",
+    "GridTimeoutError",
+    "GroupCreationError",
     "InvalidArgumentError",
     "InvalidTopologyError",
     "ProctopoError",
     "RankOutOfRangeError",
+    "TopologyMismatchError",
     "UnknownAxisError",
     "WorldSizeOverflowError",
 ]
+
+
+class ProctopoError(Exception):
+    """Base class of every error proctopo raises."""
+
+
+class InvalidArgumentError(ProctopoError, ValueError):
+    """An argument that breaks a rule of the topology."""
+
+
+class InvalidTopologyError(InvalidArgumentError):
+    """Axes and sizes that do not form a topology."""
+
+
+class WorldSizeOverflowError(InvalidTopologyError, OverflowError):
+    """A world size (or another product of sizes) past ``2**63 - 1``."""
+
+
+class UnknownAxisError(InvalidArgumentError, AttributeError, TypeError):
+    """An axis name the topology does not have.
+
+    DeepSpeed raised ``AttributeError``, ``ValueError`` or ``TypeError`` here,
+    depending on the method.
+    """
+
+
+class CoordinateOutOfRangeError(InvalidArgumentError, IndexError, AssertionError):
+    """A coordinate outside its axis (DeepSpeed's ``get_rank`` raised ``AssertionError``)."""
+
+
+class RankOutOfRangeError(InvalidArgumentError, IndexError):
+    """A rank outside ``[0, world_size)`` (DeepSpeed's ``get_coord`` raised ``ValueError``)."""
+
+
+class GridSizeError(InvalidTopologyError, AssertionError):
+    """The topology's size differs from the number of ranks it is laid over.
+
+    Also an ``AssertionError``: DeepSpeed fails the same case with
+    ``assert self._is_grid_valid()``.
+    """
+
+
+class GroupCreationError(ProctopoError, RuntimeError):
+    """A process group could not be created (or not with the strategy asked for)."""
+
+
+class TopologyMismatchError(ProctopoError, RuntimeError):
+    """Ranks of one grid were given different topologies or settings."""
+
+
+class GridTimeoutError(ProctopoError, TimeoutError):
+    """A collective of the grid set-up did not finish within its timeout."""

@@ -30,13 +30,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import InvalidTopologyError, UnknownAxisError
-from .groups import (
-    Comm,
+from .errors import (
+    GridSizeError,
     GridTimeoutError,
-    GroupBuilder,
     GroupCreationError,
     TopologyMismatchError,
+    UnknownAxisError,
+)
+from .groups import (
+    Comm,
+    GroupBuilder,
     _seconds,
     resolve_strategy,
     verify_and_align,
@@ -50,14 +53,6 @@ __all__ = [
     "PipelineParallelGrid",
     "TopologyMismatchError",
 ]
-
-
-class GridSizeError(InvalidTopologyError, AssertionError):
-    """The topology's size differs from the number of ranks it is laid over.
-
-    Also an ``AssertionError``: DeepSpeed fails the same case with
-    ``assert self._is_grid_valid()``.
-    """
 
 
 _GETTER = re.compile(r"get_(\w+)_parallel_(rank|world_size|group_ranks|group)")

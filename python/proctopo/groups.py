@@ -36,16 +36,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .errors import ProctopoError
+from .errors import GridTimeoutError, GroupCreationError, ProctopoError, TopologyMismatchError
 
 __all__ = [
     "STRATEGIES",
     "Comm",
-    "GridTimeoutError",
-    "GroupCreationError",
     "RecordedGroup",
     "RecordingComm",
-    "TopologyMismatchError",
     "TorchComm",
     "fingerprint",
     "resolve_strategy",
@@ -56,18 +53,6 @@ STRATEGIES = ("auto", "global", "local", "split")
 
 #: Seconds to wait for the fingerprint exchange when no timeout is given.
 DEFAULT_VERIFY_TIMEOUT = 600.0
-
-
-class GroupCreationError(ProctopoError, RuntimeError):
-    """A process group could not be created (or not with the strategy asked for)."""
-
-
-class TopologyMismatchError(ProctopoError, RuntimeError):
-    """Ranks of one grid were given different topologies or settings."""
-
-
-class GridTimeoutError(ProctopoError, TimeoutError):
-    """A collective of the grid set-up did not finish within its timeout."""
 
 
 def _seconds(timeout: datetime.timedelta | float | None) -> float | None:

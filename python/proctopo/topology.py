@@ -342,6 +342,18 @@ class ProcessTopology:
         """Row-major strides: how far apart in rank two neighbours along each axis are."""
         return tuple(self._core.strides)
 
+    def axis_indices(self, axes: AxesArg) -> list[int]:
+        """Return the positions of one axis or several, in the order given.
+
+        Raises:
+            UnknownAxisError: an axis the topology does not have.
+            InvalidArgumentError: an axis given twice.
+
+        >>> ProcessTopology(axes=['pipe', 'data', 'model'], dims=[2, 2, 2]).axis_indices(['model', 'pipe'])
+        [2, 0]
+        """
+        return self._core.axis_indices(_axis_list(axes))
+
     def ranks(self, coords: npt.ArrayLike) -> np.ndarray:
         """Return the ranks of ``n`` coordinates given as an ``(n, ndim)`` integer array.
 
