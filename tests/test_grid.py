@@ -7,8 +7,10 @@ rank of many topologies, and compare every attribute, getter and process group.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -17,13 +19,10 @@ from typing import Any
 import proctopo
 import pytest
 from conftest import require
-from proctopo.grid import GridSizeError, PipelineParallelGrid
-from proctopo.groups import (
-    GroupCreationError,
-    RecordingComm,
-    TopologyMismatchError,
-    resolve_strategy,
-)
+from proctopo import GridSizeError, GroupCreationError, TopologyMismatchError
+from proctopo.grid import PipelineParallelGrid
+from proctopo.groups import fingerprint, resolve_strategy
+from proctopo.testing import RecordingComm
 
 
 def _topologies() -> list[tuple[list[str] | None, list[int] | None, int]]:
@@ -303,8 +302,23 @@ def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
         grid.get_expert_parallel_rank()
     with pytest.raises(proctopo.UnknownAxisError, match="'expert'"):
         grid.get_group("expert")
-    with pytest.raises(proctopo.InvalidArgumentError, match="distinct"):
+    with pytest.raises(proctopo.InvalidArgumentError, match="'data' is listed twice"):
         grid.get_group(["data", "data"])
+
+
+def test_axis_errors_are_the_topologys_own() -> None:
+    """The grid translates nothing: an unknown or repeated axis fails with the topology's error."""
+    grid, _ = _calls(["pipe", "data", "model"], [2, 2, 2], "local")
+    for bad in ("expert", ["data", "expert"], ["model", "model"], ["pipe", "data", "pipe"]):
+        with pytest.raises(proctopo.InvalidArgumentError) as ours:
+            grid.get_group(bad)
+        with pytest.raises(proctopo.InvalidArgumentError) as topos:
+            grid._pt.axis_indices(bad)
+        assert type(ours.value) is type(topos.value)
+        assert str(ours.value) == str(topos.value)
+        for getter in (grid.get_group_ranks, grid.get_axis_rank, grid.get_axis_world_size):
+            with pytest.raises(type(topos.value), match=re.escape(str(topos.value))):
+                getter(bad)
 
 
 def test_extra_groups_are_made_with_the_grid() -> None:
@@ -365,10 +379,42 @@ def test_missing_pipe_or_data_axis_is_named(oracle: Any) -> None:
 
 def test_process_group_and_comm_are_exclusive_and_timeout_must_be_positive() -> None:
     topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
-    with pytest.raises(ValueError, match="either process_group or comm"):
+    with pytest.raises(proctopo.InvalidArgumentError, match="either process_group or comm"):
         PipelineParallelGrid(topo, object(), comm=RecordingComm(0, 4))
-    with pytest.raises(ValueError, match="timeout must be positive"):
-        PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=0)
+    for bad in (0, -1.5, datetime.timedelta(0), datetime.timedelta.min):
+        with pytest.raises(proctopo.InvalidArgumentError, match="timeout must be positive"):
+            PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [
+        (float("inf"), "inf"),
+        (float("-inf"), "-inf"),
+        (float("nan"), "nan"),
+        (datetime.timedelta.max, "datetime.timedelta(days=999999999"),
+        (1e300, "1e+300"),
+    ],
+)
+def test_timeout_must_be_finite(bad: Any, shown: str) -> None:
+    """A timeout no wait can honour is refused up front, naming the value, before any collective."""
+    comm = RecordingComm(0, 4)
+    with pytest.raises(
+        proctopo.InvalidArgumentError, match="timeout must be a finite number of seconds"
+    ) as info:
+        PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=comm, timeout=bad)
+    assert f"got {shown}" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert comm.calls == {"new_group": 0, "split_group": 0, "local_new_group": 0, "collective": 0}
+
+
+def test_timeout_accepts_seconds_and_timedeltas_and_refuses_other_types() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    for ok in (0.5, 3, datetime.timedelta(minutes=2), 86_400 * 365.0):
+        assert PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=ok).strategy == "local"
+    for bad in ("30", True, [5]):
+        with pytest.raises(TypeError, match=r"timeout must be a number of seconds or a datetime\.timedelta"):
+            PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=bad)
 
 
 class _DisagreeingComm(RecordingComm):
@@ -380,8 +426,6 @@ class _DisagreeingComm(RecordingComm):
         self.peer_count = peer_count
 
     def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        from proctopo.groups import fingerprint
-
         out = list(values)
         for d in self.peers or []:
             fp = fingerprint(d)
@@ -459,8 +503,8 @@ def test_lists_of_all_groups_are_built_lazily() -> None:
 
 def test_importing_the_grid_does_not_import_torch() -> None:
     code = (
-        "import sys, proctopo, proctopo.grid, proctopo.groups\n"
-        "from proctopo.groups import RecordingComm\n"
+        "import sys, proctopo, proctopo.grid, proctopo.groups, proctopo.comm, proctopo.testing\n"
+        "from proctopo.testing import RecordingComm\n"
         "g = proctopo.PipelineParallelGrid(comm=RecordingComm(3, 8))\n"
         "print(json.dumps(['torch' in sys.modules, g.dp_group]))\n"
     )
@@ -486,3 +530,106 @@ def test_per_rank_groups_equal_the_core_tables_for_every_subset() -> None:
                     assert b.grid_members(b.key(list(subset))) == want, (axes, dims, rank, subset)
                     checked += 1
     assert checked > 20_000
+
+
+# ------------------------------------------------------------- proctopo.testing, comm
+
+
+def test_comm_and_testing_import_without_torch_and_simulate_65536_ranks() -> None:
+    """The public recorder plays ranks of a 65,536-rank world in a process that never loads torch."""
+    code = """
+import json, sys
+import proctopo.comm, proctopo.testing
+from proctopo import PipeModelDataParallelTopology, PipelineParallelGrid
+from proctopo.comm import Comm
+from proctopo.testing import RecordingComm
+topo = PipeModelDataParallelTopology(num_pp=8, num_mp=8, num_dp=1024)
+out = {"torch_after_import": "torch" in sys.modules, "runs": []}
+for strategy in ("local", "split", "global"):
+    for rank in (0, 40_000, 65_535):
+        comm = RecordingComm(rank, topo.world_size(), backend="nccl", can_split=strategy == "split")
+        assert isinstance(comm, Comm)
+        grid = PipelineParallelGrid(topo, group_creation=strategy, comm=comm)
+        out["runs"].append({
+            "strategy": strategy, "rank": rank, "calls": comm.calls,
+            "grid_calls": grid.group_creation_calls,
+            "made": sorted(len(g.ranks) for g in comm.groups),
+            "dp": grid.get_data_parallel_group_ranks()[:3], "pp": comm.group_ranks(grid.pp_proc_group),
+        })
+out["torch_at_end"] = "torch" in sys.modules
+print(json.dumps(out))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["torch_after_import"] is False and result["torch_at_end"] is False
+    topo = proctopo.PipeModelDataParallelTopology(num_pp=8, num_mp=8, num_dp=1024)
+    # pipe 8 x data 1024 x model 8: groups per kind are 8192 (pipe), 64 (data), 8192 (model)
+    # and 1024 (DeepSpeed's model-parallel group, every axis but data): 17,472 in all
+    want = {
+        "local": {"new_group": 4, "split_group": 0, "local_new_group": 4, "collective": 1},
+        "split": {"new_group": 0, "split_group": 4, "local_new_group": 0, "collective": 1},
+        "global": {
+            "new_group": 8192 + 64 + 8192 + 1024,
+            "split_group": 0,
+            "local_new_group": 0,
+            "collective": 1,
+        },
+    }
+    assert len(result["runs"]) == 9
+    for run in result["runs"]:
+        rank, strategy = run["rank"], run["strategy"]
+        assert run["calls"] == want[strategy], run
+        assert run["grid_calls"] == want[strategy]["new_group"] + want[strategy]["split_group"]
+        # the groups this rank received: its pipe (8), model (8), pipe+model (64) and data (1024) groups
+        assert run["made"] == [8, 8, 64, 1024], run
+        assert run["dp"] == topo.group_list(rank, "data")[:3]
+        assert run["pp"] == topo.group_list(rank, "pipe")
+
+
+def test_recording_comm_records_members_non_members_and_parents() -> None:
+    from proctopo.comm import Comm
+    from proctopo.testing import RecordedGroup
+
+    comm = RecordingComm(5, 8)
+    assert isinstance(comm, Comm)
+    assert (comm.get_rank(), comm.get_world_size(), comm.global_rank(), comm.grid_rank()) == (5, 8, 5, 5)
+    assert comm.group_count() == 1
+    mine = comm.new_group([4, 5], local=True)
+    assert isinstance(mine, RecordedGroup) and mine.kind == "local" and mine.size() == 2
+    assert comm.new_group([0, 1], local=True) is None
+    assert comm.new_group([0, 1]) is RecordingComm.NON_MEMBER
+    whole = comm.new_group()  # deepspeed.comm style: the whole world
+    assert whole.kind == "global" and comm.group_ranks(whole) == list(range(8))
+    assert comm.calls == {"new_group": 4, "split_group": 0, "local_new_group": 2, "collective": 0}
+    assert comm.groups == [mine, whole] and comm.group_count() == 3
+    assert repr(mine) == "RecordedGroup('local', [4, 5])"
+    assert repr(RecordedGroup(range(100), "parent")) == "RecordedGroup('parent', 100 ranks: 0, 1, ..., 99)"
+
+    sub = RecordingComm(6, 16, parent_ranks=[2, 6, 10, 14])
+    assert (sub.grid_rank(), sub.grid_size(), sub.world_size()) == (1, 4, 16)
+    assert sub.group_ranks(sub.parent()) == [2, 6, 10, 14] and sub.parent().kind == "parent"
+    assert sub.group_ranks(sub.split_group([0, 1])) == [2, 6]  # grid ranks -> global ranks
+    assert sub.allgather_bytes(b"x", timeout=1.0) == [b"x"] * 4
+    assert RecordingComm(3, 16, parent_ranks=[2, 6]).grid_rank() == -1
+    assert RecordingComm(0, 2, backend="mpi").local_support() is not None
+    assert RecordingComm(0, 2, can_split=True).split_support() is None
+
+
+def test_recording_comm_rejects_a_rank_outside_its_world() -> None:
+    with pytest.raises(
+        proctopo.RankOutOfRangeError, match=r"rank 8 is not in the world: ranks run from 0 to 7"
+    ):
+        RecordingComm(8, 8)
+    with pytest.raises(proctopo.RankOutOfRangeError, match="rank -1"):
+        RecordingComm(-1, 8)
+    with pytest.raises(proctopo.InvalidArgumentError, match="world_size must be at least 1, got 0"):
+        RecordingComm(0, 0)
+
+
+def test_grid_module_exports_only_the_grid() -> None:
+    """Error classes come from proctopo / proctopo.errors, not from the grid module."""
+    import proctopo.grid
+    import proctopo.testing
+
+    assert proctopo.grid.__all__ == ["PipelineParallelGrid"]
+    assert proctopo.testing.__all__ == ["RecordedGroup", "RecordingComm"]

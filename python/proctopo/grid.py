@@ -26,33 +26,48 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import (
-    GridSizeError,
-    GridTimeoutError,
-    GroupCreationError,
-    TopologyMismatchError,
-    UnknownAxisError,
-)
-from .groups import (
-    Comm,
-    GroupBuilder,
-    _seconds,
-    resolve_strategy,
-    verify_and_align,
-)
+from .comm import Comm, TorchComm
+from .errors import GridSizeError, GroupCreationError, InvalidArgumentError, UnknownAxisError
+from .groups import GroupBuilder, resolve_strategy, verify_and_align
 from .topology import PipeDataParallelTopology, ProcessTopology, prime_factors
 
-__all__ = [
-    "GridSizeError",
-    "GridTimeoutError",
-    "GroupCreationError",
-    "PipelineParallelGrid",
-    "TopologyMismatchError",
-]
+__all__ = ["PipelineParallelGrid"]
+
+#: Longest timeout accepted, in seconds: ``timedelta.max`` itself means "no limit",
+#: which a collective that must fail rather than hang cannot honour.
+_MAX_TIMEOUT = datetime.timedelta.max.total_seconds()
+
+
+def _seconds(timeout: datetime.timedelta | float | None) -> float | None:
+    """The ``timeout`` argument in seconds (``None`` stays ``None``).
+
+    Raises:
+        InvalidArgumentError: not a finite number of seconds above 0 and below
+            ``timedelta.max`` (also a ValueError).
+        TypeError: neither a number nor a ``timedelta``.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, numbers.Real) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(f"timeout must be a number of seconds or a datetime.timedelta, got {timeout!r}")
+    if not math.isfinite(seconds) or seconds >= _MAX_TIMEOUT:
+        raise InvalidArgumentError(
+            f"timeout must be a finite number of seconds below timedelta.max, got {timeout!r}; "
+            "pass None for the default (600 s for the fingerprint exchange, torch's default for groups)"
+        )
+    if not seconds > 0:
+        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
+    return seconds
 
 
 _GETTER = re.compile(r"get_(\w+)_parallel_(rank|world_size|group_ranks|group)")
@@ -93,8 +108,9 @@ class PipelineParallelGrid:
         groups: Extra sets of axes whose groups are created with the others,
             e.g. ``[("data", "sequence")]``.
         comm: The communication layer (default: ``torch.distributed`` via
-            :class:`proctopo.groups.TorchComm`); for simulations pass a
-            :class:`proctopo.groups.RecordingComm`. Excludes ``process_group``.
+            :class:`proctopo.comm.TorchComm`); to simulate one rank of any
+            world without torch, pass a :class:`proctopo.testing.RecordingComm`.
+            Excludes ``process_group``.
 
     Raises:
         GridSizeError: the topology's size is not the number of ranks.
@@ -104,7 +120,7 @@ class PipelineParallelGrid:
         TopologyMismatchError: ranks were given different settings.
         GridTimeoutError: a rank did not join the fingerprint exchange in time.
 
-    >>> from proctopo.groups import RecordingComm
+    >>> from proctopo.testing import RecordingComm
     >>> topo = ProcessTopology(axes=["pipe", "data", "model"], dims=[2, 2, 2])
     >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(rank=5, world_size=8))
     >>> grid.stage_id, grid.data_parallel_id, grid.get_slice_parallel_rank()
@@ -127,11 +143,9 @@ class PipelineParallelGrid:
         comm: Comm | None = None,
     ) -> None:
         if comm is None:
-            from .groups import TorchComm
-
             comm = TorchComm(process_group)
         elif process_group is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "pass either process_group or comm, not both (a comm carries its own parent group)"
             )
         self._comm = comm
@@ -157,21 +171,18 @@ class PipelineParallelGrid:
         self._topo = topology
         pt = _as_proctopo(topology)
         self._pt = pt
-        axes = list(pt.get_axis_names())
-        dims = [int(pt.get_dim(a)) for a in axes]
+        axes = pt.get_axis_names()
         missing = [a for a in ("pipe", "data") if a not in axes]
         if missing:
             raise UnknownAxisError(
                 f"PipelineParallelGrid needs the axes 'pipe' and 'data'; the topology has {axes} "
                 f"(missing {missing}). Add a missing axis with size 1, e.g. "
-                f"ProcessTopology(axes={missing + axes}, dims={[1] * len(missing) + dims})"
+                f"ProcessTopology(axes={missing + axes}, dims={[1] * len(missing) + pt.dims})"
             )
-        size = 1
-        for d in dims:
-            size *= d
+        size = pt.world_size()
         if size != self.world_size:
             where = "the world size" if comm.parent_ranks() is None else "the process group's size"
-            product = " * ".join(map(str, dims))
+            product = " * ".join(map(str, pt.dims))
             raise GridSizeError(f"{' * '.join(axes)} = {product} = {size}, but {where} is {self.world_size}")
 
         self.data_parallel_size: int = max(pt.get_dim("data"), 1)
@@ -198,7 +209,7 @@ class PipelineParallelGrid:
             parent = comm.parent_ranks()
             description = {
                 "axes": axes,
-                "dims": dims,
+                "dims": pt.dims,
                 "strategy": self.strategy,
                 "grid_size": self.world_size,
                 "world_size": comm.world_size(),
@@ -290,10 +301,7 @@ class PipelineParallelGrid:
         return self.data_parallel_id
 
     def _is_grid_valid(self) -> bool:
-        size = 1
-        for a in self._pt.get_axis_names():
-            size *= self._pt.get_dim(a)
-        return bool(size == self.world_size)
+        return self._pt.world_size() == self.world_size
 
     def stage_to_global(self, stage_id: int, **kwargs: int) -> int:
         """Global rank of the given stage with this rank's other coordinates.
@@ -302,7 +310,7 @@ class PipelineParallelGrid:
             stage_id: The pipeline stage.
             **kwargs: Other coordinates to replace, e.g. ``data=0``.
 
-        >>> from proctopo.groups import RecordingComm
+        >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(axes=["pipe", "data"], dims=[4, 2])
         >>> PipelineParallelGrid(topo, comm=RecordingComm(3, 8)).stage_to_global(3, data=0)
         6
@@ -410,7 +418,7 @@ class PipelineParallelGrid:
     def coord(self) -> Any:
         """This rank's coordinates (a ``ProcessCoord`` namedtuple).
 
-        >>> from proctopo.groups import RecordingComm
+        >>> from proctopo.testing import RecordingComm
         >>> PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, 2]), comm=RecordingComm(2, 4)).coord
         ProcessCoord(pipe=1, data=0)
         """
@@ -425,7 +433,7 @@ class PipelineParallelGrid:
         Raises:
             UnknownAxisError: the topology has no such axis.
 
-        >>> from proctopo.groups import RecordingComm
+        >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
         >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(3, 8))
         >>> grid.get_axis_rank("data"), grid.get_axis_rank(["sequence", "data"])
@@ -442,10 +450,9 @@ class PipelineParallelGrid:
         Raises:
             UnknownAxisError: the topology has no such axis.
         """
-        key = self._builder.key(axes)
         size = 1
-        for a in key:
-            size *= int(self._pt.get_dim(a))
+        for a in self._builder.key(axes):
+            size *= self._pt.get_dim(a)
         return size
 
     def get_group(self, axes: str | Sequence[str]) -> Any:
@@ -459,7 +466,7 @@ class PipelineParallelGrid:
         Args:
             axes: An axis name or a sequence of them; ``[]`` is this rank alone.
 
-        >>> from proctopo.groups import RecordingComm
+        >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
         >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(3, 8))
         >>> grid.get_group(["data", "sequence"]).ranks
@@ -470,7 +477,7 @@ class PipelineParallelGrid:
     def get_group_ranks(self, axes: str | Sequence[str]) -> list[int]:
         """Global ranks of :meth:`get_group` (computed, nothing created).
 
-        >>> from proctopo.groups import RecordingComm
+        >>> from proctopo.testing import RecordingComm
         >>> grid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, 4]), comm=RecordingComm(6, 8))
         >>> grid.get_group_ranks("data")
         [4, 5, 6, 7]

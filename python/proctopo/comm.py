@@ -1,0 +1,279 @@
+"""The communication layer under :class:`proctopo.PipelineParallelGrid`.
+
+The grid reaches a communication library only through the small :class:`Comm`
+protocol defined here. :class:`TorchComm` implements it over
+``torch.distributed`` and is what the grid uses by default;
+:class:`proctopo.testing.RecordingComm` implements it without any library, to
+play one rank of a simulated world. Anything else with the same methods works
+too.
+
+Two numberings appear: *grid ranks* are positions in the parent group (the
+``process_group`` handed to the grid, or the whole world); *global ranks* are
+ranks of the default group, which ``new_group`` takes.
+
+Importing this module does not import torch; making a :class:`TorchComm` does.
+
+>>> from proctopo.comm import Comm
+>>> from proctopo.testing import RecordingComm
+>>> isinstance(RecordingComm(rank=0, world_size=2), Comm)
+True
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import GridTimeoutError, GroupCreationError
+
+__all__ = ["Comm", "TorchComm"]
+
+
+@runtime_checkable
+class Comm(Protocol):
+    """What the grid needs from a communication library.
+
+    Methods take and return *global* ranks unless they say *grid* ranks.
+    """
+
+    backend: str
+
+    def global_rank(self) -> int:
+        """This process's rank in the default group."""
+        ...
+
+    def grid_rank(self) -> int:
+        """This process's rank in the parent group, -1 when not a member."""
+        ...
+
+    def grid_size(self) -> int:
+        """Number of ranks in the parent group."""
+        ...
+
+    def world_size(self) -> int:
+        """Number of ranks in the default group."""
+        ...
+
+    def parent(self) -> Any:
+        """Handle of the parent group."""
+        ...
+
+    def parent_ranks(self) -> Sequence[int] | None:
+        """Global rank of each grid rank, or None when they are equal."""
+        ...
+
+    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:
+        """``torch.distributed.new_group`` over global ranks."""
+        ...
+
+    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
+        """``torch.distributed.split_group`` of the parent; ``grid_ranks`` is this rank's part."""
+        ...
+
+    def split_support(self) -> str | None:
+        """None when the parent can be split, else the reason it cannot."""
+        ...
+
+    def local_support(self) -> str | None:
+        """None when ``use_local_synchronization=True`` is safe, else the reason it is not."""
+        ...
+
+    def group_count(self) -> int | None:
+        """Process groups this rank has registered so far (torch names local groups from it)."""
+        ...
+
+    def pad_group(self) -> None:
+        """Create one single-rank group, to even out :meth:`group_count` across ranks."""
+        ...
+
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+        """Element-wise maximum of small integer vectors over the parent group."""
+        ...
+
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
+        """Every parent rank's ``data``, in grid-rank order."""
+        ...
+
+    def group_ranks(self, group: Any) -> list[int]:
+        """Global ranks of a group, in group-rank order."""
+        ...
+
+
+class TorchComm:
+    """:class:`Comm` over ``torch.distributed`` (imported here, lazily).
+
+    Args:
+        process_group: The parent group; ``None`` means the default group.
+
+    Raises:
+        GroupCreationError: ``torch.distributed`` is not initialised, or this
+            process is not a member of ``process_group``.
+    """
+
+    def __init__(self, process_group: Any = None) -> None:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_initialized():
+            raise GroupCreationError(
+                "torch.distributed is not initialised: call "
+                "torch.distributed.init_process_group(...) before building a PipelineParallelGrid"
+            )
+        self._torch = torch
+        self._dist = dist
+        self._group: Any = process_group if process_group is not None else dist.group.WORLD
+        whole = process_group is None or process_group is dist.group.WORLD
+        self._global_rank = int(dist.get_rank())
+        self._world_size = int(dist.get_world_size())
+        if whole:
+            self._grid_rank = self._global_rank
+            self._grid_size = self._world_size
+            self._parent_ranks: list[int] | None = None
+        else:
+            self._grid_rank = int(dist.get_rank(self._group))
+            if self._grid_rank < 0:
+                raise GroupCreationError(
+                    f"global rank {self._global_rank} is not a member of process_group; "
+                    "only its members build the grid"
+                )
+            self._parent_ranks = [int(r) for r in dist.get_process_group_ranks(self._group)]
+            self._grid_size = len(self._parent_ranks)
+            if self._parent_ranks == list(range(self._world_size)):
+                self._parent_ranks = None
+        self.backend = str(dist.get_backend(self._group))
+
+    # -- identity
+    def global_rank(self) -> int:
+        """This process's rank in the default group."""
+        return self._global_rank
+
+    def grid_rank(self) -> int:
+        """This process's rank in the parent group."""
+        return self._grid_rank
+
+    def grid_size(self) -> int:
+        """Number of ranks in the parent group."""
+        return self._grid_size
+
+    def world_size(self) -> int:
+        """Number of ranks in the default group."""
+        return self._world_size
+
+    def parent(self) -> Any:
+        """The parent group (``group.WORLD`` without a ``process_group``)."""
+        return self._group
+
+    def parent_ranks(self) -> Sequence[int] | None:
+        """Global rank of each grid rank, or None when they are equal."""
+        return self._parent_ranks
+
+    # -- capabilities
+    def _bound_device(self) -> Any:
+        default = self._dist.distributed_c10d._get_default_group()
+        return getattr(default, "bound_device_id", None)
+
+    def split_support(self) -> str | None:
+        """None when the default group is bound to a device and the backend can split."""
+        device = self._bound_device()
+        if device is None:
+            return (
+                f"the default process group (backend {self.backend!r}) is not bound to a device; "
+                "split_group needs init_process_group(..., device_id=torch.device('cuda', local_rank)) "
+                "and a backend that can split communicators (NCCL)"
+            )
+        try:
+            backend = self._group._get_backend(device)
+            ok = bool(getattr(backend, "supports_splitting", False))
+        except Exception as exc:  # pragma: no cover - depends on the build
+            return f"cannot query the {self.backend!r} backend for splitting: {exc}"
+        if not ok:
+            return f"the {self.backend!r} backend of the parent group cannot split communicators"
+        return None
+
+    def local_support(self) -> str | None:
+        """None unless the backend is MPI or NCCL on a bound device."""
+        if "mpi" in self.backend.lower():
+            return "the MPI backend does not support use_local_synchronization=True"
+        if self._bound_device() is not None and "nccl" in self.backend.lower():
+            return (
+                "the default group is bound to a device, so torch creates NCCL subgroups with "
+                "ncclCommSplit, which every rank of the parent must enter; "
+                "use_local_synchronization=True would leave non-members out and hang "
+                "(use 'split' or 'global')"
+            )
+        return None
+
+    def group_count(self) -> int | None:
+        """Process groups torch has registered on this rank (None if torch hides it)."""
+        try:
+            return len(self._dist.distributed_c10d._world.pg_names)
+        except Exception:  # pragma: no cover - private API moved
+            return None
+
+    def pad_group(self) -> None:
+        """Create a gloo group of this rank alone."""
+        # Cheap, never a device split, and it advances the count torch names
+        # locally synchronised groups from.
+        self._dist.new_group([self._global_rank], backend="gloo", use_local_synchronization=True)
+
+    # -- group creation
+    @staticmethod
+    def _td(timeout: float | None) -> datetime.timedelta | None:
+        return None if timeout is None else datetime.timedelta(seconds=timeout)
+
+    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:
+        """``torch.distributed.new_group(ranks, use_local_synchronization=local)``."""
+        return self._dist.new_group(ranks=ranks, timeout=self._td(timeout), use_local_synchronization=local)
+
+    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
+        """``torch.distributed.split_group`` of the parent with this rank's part."""
+        return self._dist.split_group(
+            parent_pg=self._group, split_ranks=[grid_ranks], timeout=self._td(timeout)
+        )
+
+    def group_ranks(self, group: Any) -> list[int]:
+        """``torch.distributed.get_process_group_ranks(group)``."""
+        return [int(r) for r in self._dist.get_process_group_ranks(group)]
+
+    # -- small collectives with a timeout
+    def _device(self) -> Any:
+        if "nccl" in self.backend.lower() and self._torch.cuda.is_available():
+            return self._torch.device("cuda", self._torch.cuda.current_device())
+        return self._torch.device("cpu")
+
+    def _wait(self, work: Any, timeout: float, what: str) -> None:
+        try:
+            work.wait(timeout=datetime.timedelta(seconds=timeout))
+        except Exception as exc:
+            raise GridTimeoutError(
+                f"{what} did not complete within {timeout:g} s on global rank {self._global_rank} "
+                f"({type(exc).__name__}: {exc}). Every rank of the grid must build it at the same "
+                "point with verify=True; a rank that crashed, skipped the check or is building a "
+                "different group leaves the others waiting"
+            ) from exc
+
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+        """All-reduce (MAX) of an int64 tensor over the parent group."""
+        torch = self._torch
+        t = torch.tensor(values, dtype=torch.int64, device=self._device())
+        work = self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self._group, async_op=True)
+        self._wait(work, timeout, "the topology fingerprint exchange (all_reduce)")
+        return [int(v) for v in t.cpu().tolist()]
+
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
+        """All-gather of byte strings, padded to the longest one."""
+        torch = self._torch
+        (length,) = self.allreduce_max([len(data)], timeout=timeout)
+        buf = torch.zeros(length + 8, dtype=torch.uint8, device=self._device())
+        payload = len(data).to_bytes(8, "little") + data
+        buf[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        out = [torch.empty_like(buf) for _ in range(self._grid_size)]
+        work = self._dist.all_gather(out, buf, group=self._group, async_op=True)
+        self._wait(work, timeout, "the topology description exchange (all_gather)")
+        result = []
+        for t in out:
+            raw = bytes(t.cpu().tolist())
+            n = int.from_bytes(raw[:8], "little")
+            result.append(raw[8 : 8 + n])
+        return result

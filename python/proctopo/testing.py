@@ -1,0 +1,247 @@
+"""Simulate one rank of any world, without torch: a recording stand-in for ``torch.distributed``.
+
+:class:`RecordingComm` plays a single rank of a world of any size (a million
+ranks is fine) and implements :class:`proctopo.comm.Comm`, so
+:class:`proctopo.PipelineParallelGrid` runs on it exactly as it would run on
+``torch.distributed``, in one process and with no torch installed. It creates no
+communicator: each ``new_group`` / ``split_group`` call is counted and returns
+at once, so you can check a layout, count the process-group calls a rank would
+make, or time the grid's own Python work before launching a real job.
+
+Pass it as ``comm=`` and read the grid as usual; ``calls`` holds the call
+counts and ``groups`` the groups this rank received. Here rank 40,000 of a
+65,536-rank job (pipe 8, data 1024, model 8):
+
+>>> import proctopo
+>>> from proctopo.testing import RecordingComm
+>>> topo = proctopo.PipeModelDataParallelTopology(num_pp=8, num_mp=8, num_dp=1024)
+>>> comm = RecordingComm(rank=40_000, world_size=topo.world_size())
+>>> grid = proctopo.PipelineParallelGrid(topo, group_creation="local", comm=comm)
+>>> comm.calls
+{'new_group': 4, 'split_group': 0, 'local_new_group': 4, 'collective': 1}
+>>> grid.coord
+ProcessCoord(pipe=4, data=904, model=0)
+>>> grid.get_pipe_parallel_group().ranks
+[7232, 15424, 23616, 31808, 40000, 48192, 56384, 64576]
+>>> grid.get_data_parallel_group()
+RecordedGroup('local', 1024 ranks: 32768, 32776, ..., 40952)
+>>> [group.kind for group in comm.groups]
+['local', 'local', 'local', 'local']
+
+The recorder also answers the calls DeepSpeed's grid makes through
+``deepspeed.comm`` (``get_rank()``, ``get_world_size()``, ``new_group(ranks=...)``),
+so the same object can stand in for ``deepspeed.comm`` when comparing with
+DeepSpeed's own ``PipelineParallelGrid``. Collectives (the grid's fingerprint
+check) behave as if every rank agreed; subclass and override
+:meth:`RecordingComm.allreduce_max` / :meth:`RecordingComm.allgather_bytes` to
+play disagreeing peers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import InvalidArgumentError, RankOutOfRangeError
+
+__all__ = ["RecordedGroup", "RecordingComm"]
+
+
+class RecordedGroup:
+    """A group made by :class:`RecordingComm`: its global ranks and how it was made.
+
+    Attributes:
+        ranks: Global ranks, in group-rank order (a ``range`` for the whole world).
+        kind: ``"global"`` (``new_group``), ``"local"`` (``new_group`` with local
+            synchronisation), ``"split"`` (``split_group``), ``"parent"`` (the
+            parent group) or ``"non-member"`` (what a rank outside a group gets).
+
+    >>> group = RecordedGroup([4, 5], "local")
+    >>> group.size(), group.ranks
+    (2, [4, 5])
+    """
+
+    __slots__ = ("kind", "ranks")
+
+    def __init__(self, ranks: Sequence[int], kind: str) -> None:
+        self.ranks: Sequence[int] = ranks if isinstance(ranks, range) else list(ranks)
+        self.kind = kind
+
+    def size(self) -> int:
+        """Number of ranks, like ``ProcessGroup.size()``."""
+        return len(self.ranks)
+
+    def __repr__(self) -> str:
+        n = len(self.ranks)
+        if n <= 16:
+            shown = str(list(self.ranks))
+        else:
+            r = self.ranks
+            shown = f"{n} ranks: {r[0]}, {r[1]}, ..., {r[-1]}"
+        return f"RecordedGroup({self.kind!r}, {shown})"
+
+
+class RecordingComm:
+    """A stand-in for ``torch.distributed`` that plays one rank and records calls.
+
+    It implements :class:`proctopo.comm.Comm`. ``new_group`` and ``split_group``
+    create nothing: they count the call and return a :class:`RecordedGroup` to a
+    member of the group (``None`` to a non-member of a locally synchronised
+    group, :attr:`NON_MEMBER` to a non-member of a global one, as torch does).
+
+    Args:
+        rank: The global rank to play.
+        world_size: Ranks in the default group.
+        parent_ranks: Global ranks of the parent group (the grid's
+            ``process_group``), ``None`` for the whole world.
+        backend: Backend name to report. ``"mpi"`` rules out local
+            synchronisation, as with torch.
+        can_split: Whether :meth:`split_support` reports that splitting works
+            (with ``backend="nccl"`` this plays NCCL on a bound device, where
+            ``group_creation="auto"`` picks ``"split"``).
+
+    Raises:
+        InvalidArgumentError: ``world_size`` is below 1.
+        RankOutOfRangeError: ``rank`` is not in ``[0, world_size)``.
+
+    Attributes:
+        calls: Call counts: ``new_group`` (all of them), ``local_new_group``
+            (those with local synchronisation), ``split_group`` and
+            ``collective`` (fingerprint exchanges).
+        groups: The groups this rank received, in creation order.
+
+    >>> comm = RecordingComm(rank=5, world_size=8)
+    >>> comm.new_group([4, 5], local=True).ranks
+    [4, 5]
+    >>> comm.new_group([0, 1], local=True) is None
+    True
+    >>> comm.calls["new_group"], comm.calls["local_new_group"], len(comm.groups)
+    (2, 2, 1)
+    """
+
+    #: What ``new_group`` returns to a rank outside a globally created group.
+    NON_MEMBER = RecordedGroup((), "non-member")
+
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        *,
+        parent_ranks: Sequence[int] | None = None,
+        backend: str = "gloo",
+        can_split: bool = False,
+    ) -> None:
+        if world_size < 1:
+            raise InvalidArgumentError(f"world_size must be at least 1, got {world_size}")
+        if not 0 <= rank < world_size:
+            raise RankOutOfRangeError(
+                f"rank {rank} is not in the world: ranks run from 0 to {world_size - 1}"
+            )
+        self._rank = rank
+        self._world = world_size
+        self._parent_ranks = list(parent_ranks) if parent_ranks is not None else None
+        self.backend = backend
+        self._can_split = can_split
+        self.calls: dict[str, int] = {"new_group": 0, "split_group": 0, "local_new_group": 0, "collective": 0}
+        self.groups: list[RecordedGroup] = []
+        self._count = 1  # the default group
+        whole: Sequence[int] = range(world_size) if self._parent_ranks is None else self._parent_ranks
+        self._parent = RecordedGroup(whole, "parent")
+
+    # -- deepspeed.comm style
+    def get_rank(self, group: Any = None) -> int:
+        """The global rank played (``deepspeed.comm.get_rank``)."""
+        return self._rank
+
+    def get_world_size(self, group: Any = None) -> int:
+        """The world size (``deepspeed.comm.get_world_size``)."""
+        return self._world
+
+    # -- Comm protocol: identity
+    def global_rank(self) -> int:
+        """The global rank played."""
+        return self._rank
+
+    def grid_rank(self) -> int:
+        """The played rank's position in the parent group, -1 when it is not a member."""
+        if self._parent_ranks is None:
+            return self._rank
+        return self._parent_ranks.index(self._rank) if self._rank in self._parent_ranks else -1
+
+    def grid_size(self) -> int:
+        """Number of ranks in the parent group."""
+        return self._parent.size()
+
+    def world_size(self) -> int:
+        """Number of ranks in the default group."""
+        return self._world
+
+    def parent(self) -> Any:
+        """The parent group, a :class:`RecordedGroup` of kind ``"parent"``."""
+        return self._parent
+
+    def parent_ranks(self) -> Sequence[int] | None:
+        """``parent_ranks`` as given (``None`` for the whole world)."""
+        return self._parent_ranks
+
+    # -- Comm protocol: group creation
+    def new_group(
+        self, ranks: Sequence[int] | None = None, *, local: bool = False, timeout: float | None = None
+    ) -> Any:
+        """Record a ``new_group`` call over global ``ranks`` (``None``: the whole world).
+
+        Returns:
+            A :class:`RecordedGroup` when the played rank is a member; otherwise
+            ``None`` for ``local=True`` and :attr:`NON_MEMBER` for a global group.
+        """
+        self.calls["new_group"] += 1
+        if local:
+            self.calls["local_new_group"] += 1
+        if ranks is None:
+            ranks = range(self._world)
+        if self._rank in ranks:  # O(group size), as torch's own checks
+            group = RecordedGroup(ranks, "local" if local else "global")
+            self.groups.append(group)
+            self._count += 1
+            return group
+        return None if local else self.NON_MEMBER
+
+    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
+        """Record a ``split_group`` call; ``grid_ranks`` are positions in the parent group."""
+        self.calls["split_group"] += 1
+        ranks = grid_ranks if self._parent_ranks is None else [self._parent_ranks[r] for r in grid_ranks]
+        group = RecordedGroup(ranks, "split")
+        self.groups.append(group)
+        self._count += 1
+        return group
+
+    def split_support(self) -> str | None:
+        """None when made with ``can_split=True``, else the reason splitting is out."""
+        return None if self._can_split else f"the recorder plays a {self.backend!r} group that cannot split"
+
+    def local_support(self) -> str | None:
+        """None unless the backend is ``"mpi"``."""
+        return "the MPI backend does not support local synchronization" if self.backend == "mpi" else None
+
+    def group_count(self) -> int:
+        """Groups this rank holds: the default group plus every group it received."""
+        return self._count
+
+    def pad_group(self) -> None:
+        """Record a locally synchronised group of the played rank alone."""
+        self.new_group([self._rank], local=True)
+
+    def group_ranks(self, group: Any) -> list[int]:
+        """Global ranks of a :class:`RecordedGroup`."""
+        return list(group.ranks)
+
+    # -- Comm protocol: collectives, as if every rank agreed
+    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
+        """Count a collective and return ``values`` (every rank sent the same)."""
+        self.calls["collective"] += 1
+        return list(values)
+
+    def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
+        """Count a collective and return ``data`` once per parent rank."""
+        self.calls["collective"] += 1
+        return [data] * self._parent.size()
