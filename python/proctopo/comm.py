@@ -37,8 +37,6 @@ class Comm(Protocol):
     Methods take and return *global* ranks unless they say *grid* ranks.
     """
 
-    backend: str
-
     def global_rank(self) -> int:
         """This process's rank in the default group."""
         ...

@@ -320,8 +320,8 @@ class PipelineParallelGrid:
         return self._to_global(rank)
 
     def _to_global(self, grid_rank: int) -> int:
-        ranks = self._comm.parent_ranks()
-        return grid_rank if ranks is None else int(ranks[grid_rank])
+        parent = self._builder.parent
+        return grid_rank if parent is None else parent[grid_rank]
 
     def topology(self) -> Any:
         """The topology given to the grid (or the default one it made)."""
