@@ -109,7 +109,16 @@ def test_class_hierarchy() -> None:
         (lambda: T.ranks([[0.5, 0, 0]]), TypeError, "coords must hold integers, got dtype float64"),
         (lambda: T.coords([[0]]), InvalidArgumentError, "1-D"),
         (lambda: T.coords([0, 24]), RankOutOfRangeError, "rank 24"),
-        (lambda: T.coords(np.array([2**63], dtype=np.uint64)), InvalidArgumentError, "past 2**63 - 1"),
+        (
+            lambda: T.coords(np.array([2**63], dtype=np.uint64)),
+            RankOutOfRangeError,
+            "rank 9223372036854775808 is not in the topology",
+        ),
+        (
+            lambda: T.ranks(np.array([[0, 0, 2**64 - 1]], dtype=np.uint64)),
+            CoordinateOutOfRangeError,
+            "coordinate 18446744073709551615 is out of range for axis 'model'",
+        ),
     ],
 )
 def test_bad_queries(call: object, exc: type[Exception], text: str) -> None:
@@ -196,3 +205,64 @@ def test_junk_arguments_raise_only_clear_errors(method: str, a: object, b: objec
         [14, 18, 22],
         [15, 19, 23],
     ]
+
+
+def test_shift_wraps_without_overflow_near_the_64_bit_limit() -> None:
+    t = ProcessTopology(["x", "y"], [2**62 + 1, 1])
+    assert t.shift(2**62, "x", 2**62) == 2**62 - 1  # (2**62 + 2**62) mod (2**62 + 1)
+    assert t.shift(2**62, "x", -(2**63) + 1) == (2**62 - (2**63 - 1)) % (2**62 + 1)
+    big = ProcessTopology(["x"], [2**63 - 1])
+    assert big.shift(2**63 - 2, "x", 1) == 0
+    assert big.shift(2**63 - 2, "x", 2**62, periodic=False) == -1
+    assert big.shift(0, "x", -(2**63) + 1, periodic=False) == -1
+    assert big.shift(1, "x", 2**63 - 3, periodic=False) == 2**63 - 2
+
+
+def test_int_subclasses_and_index_types_convert_exactly() -> None:
+    import enum
+    from fractions import Fraction
+
+    class Stage(enum.IntEnum):
+        FIRST = 0
+        LAST = 1
+
+    assert T.get_rank(pipe=Stage.LAST, data=0, model=0) == 12
+    assert T.get_coord(Stage.LAST) == (0, 0, 1)
+    assert ProcessTopology(["a"], [Stage.LAST]).dims == [1]
+    for bad in (np.float32(2.7), Fraction(2, 1), 2.0):
+        with pytest.raises(TypeError, match="the size of axis 'a' must be an integer"):
+            ProcessTopology(["a"], [bad])  # type: ignore[list-item]
+    with pytest.raises(RankOutOfRangeError, match="rank 18446744073709551615 is not in the topology"):
+        T.coords(np.array([2**64 - 1], dtype=np.uint64))
+    with pytest.raises(TypeError, match="ranks must hold integers, got dtype float64"):
+        T.coords(np.array([1.0]))
+
+
+def test_sizes_wider_than_64_bits_are_named_exactly() -> None:
+    with pytest.raises(InvalidTopologyError, match=r"axis 'b' has size -1267650600228229401496703205376;"):
+        ProcessTopology(["a", "b"], [2, -(2**100)])
+    with pytest.raises(
+        WorldSizeOverflowError, match=r"the world size 2 \* 1267650600228229401496703205376 does"
+    ):
+        ProcessTopology(["a", "b"], [2, 2**100])
+    with pytest.raises(
+        InvalidTopologyError, match=r"2 axes \['a', 'b'\] and 1 sizes \[1267650600228229401496703205376\]"
+    ):
+        ProcessTopology(["a", "b"], [2**100])
+
+
+def test_many_axes_and_repeated_names() -> None:
+    names = [f"a{i}" for i in range(20_000)]
+    t = ProcessTopology(names, [1] * len(names))
+    assert t.world_size() == 1 and t.get_coord(0) == (0,) * 20_000
+    with pytest.raises(InvalidTopologyError, match=r"axis name 'a7' appears twice \(positions 7 and 19999\)"):
+        ProcessTopology([*names[:-1], "a7"], [1] * len(names))
+
+
+def test_core_objects_hash_like_they_compare() -> None:
+    from proctopo import _core
+
+    a, b = _core.Topology(["x", "y"], [2, 3]), _core.Topology(["x", "y"], [2, 3])
+    assert a == b and hash(a) == hash(b) and a != _core.Topology(["x", "y"], [3, 2])
+    assert len({a, b}) == 1
+    assert (a == "x") is False

@@ -10,6 +10,7 @@ from proctopo import (
     PipeDataParallelTopology,
     PipeModelDataParallelTopology,
     ProcessTopology,
+    WorldSizeOverflowError,
     prime_factors,
 )
 from proctopo.topology import _prime_factors
@@ -105,7 +106,9 @@ def test_prime_factors() -> None:
     assert prime_factors(1) == []
     assert prime_factors(12) == [2, 2, 3]
     assert _prime_factors(97) == [97]
-    assert prime_factors(2**64) == [2] * 64  # beyond int64: still factored
+    assert prime_factors(2**62) == [2] * 62
+    with pytest.raises(WorldSizeOverflowError, match="n 18446744073709551616 does not fit"):
+        prime_factors(2**64)
     for n in range(1, 500):
         f = prime_factors(n)
         prod = 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import warnings
 
 import pytest
@@ -13,6 +14,7 @@ from proctopo import (
     InvalidArgumentError,
     ProcessTopology,
     UnknownAxisError,
+    WorldSizeOverflowError,
     dims_create,
 )
 
@@ -30,7 +32,7 @@ def test_from_order_reverses_megatron_order() -> None:
     [
         ("tp--dp", {}, InvalidArgumentError, "has an empty name"),
         ("tp-dp-tp", {}, InvalidArgumentError, "names 'tp' twice"),
-        ("tp-dp", {"pp": 2}, UnknownAxisError, "size given for 'pp'"),
+        ("tp-dp", {"pp": 2}, UnknownAxisError, "unknown axis 'pp'; the axes are ['dp', 'tp']"),
         ("tp-dp", {"tp": 0}, InvalidArgumentError, "axis 'tp' has size 0"),
     ],
 )
@@ -76,6 +78,15 @@ def test_dims_create_like_mpi() -> None:
 
 
 def test_dims_create_rejects_values_past_64_bits() -> None:
-    for args in ((2**64, [0]), (8, [-(2**70), 0]), (8, [2**70])):
-        with pytest.raises(ValueError, match="must fit in 64 bits"):
-            dims_create(*args)
+    for args, name in (((2**64, [0]), "n"), ((8, [-(2**70), 0]), "dims[0]"), ((8, [0, 2**70]), "dims[1]")):
+        with pytest.raises(
+            WorldSizeOverflowError, match=rf"^{re.escape(name)} -?\d+ does not fit in a signed 64-bit"
+        ):
+            dims_create(*args)  # type: ignore[arg-type]
+
+
+def test_dims_create_never_overflows() -> None:
+    # Fixed entries whose product passes 2**63 - 1 are reported, never wrapped (or divided by zero).
+    for dims in ([3, 2**62, 2], [3, 2**62], [2**62, 2**62, 0]):
+        with pytest.raises(InvalidArgumentError, match="multiply to more than 9223372036854775807"):
+            dims_create(2**63 - 1, dims)

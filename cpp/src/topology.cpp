@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "divider.hpp"
+
 namespace proctopo {
 namespace detail {
 namespace {
@@ -87,11 +89,29 @@ std::string quoted(std::string_view s) {
 namespace {
 // Error text is built out of line so that the checked fast paths stay small.
 [[noreturn]] PROCTOPO_COLD void throw_rank(rank_t rank, rank_t world) {
-  throw rank_out_of_range("rank " + std::to_string(rank) + " is not in the topology: ranks run from 0 to " +
-                            std::to_string(world - 1));
+  detail::throw_rank_out_of_range(std::to_string(rank), world);
+}
+
+template <class T, class F>
+std::string join(const std::vector<T>& items, std::string_view sep, F&& text) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += text(items[i]);
+  }
+  return out;
+}
+
+[[noreturn]] PROCTOPO_COLD void throw_listed_twice(std::string_view axis) {
+  throw std::invalid_argument("axis " + detail::quoted(axis) + " is listed twice");
 }
 
 }  // namespace
+
+PROCTOPO_COLD void detail::throw_rank_out_of_range(std::string_view value, rank_t world) {
+  throw rank_out_of_range("rank " + std::string(value) + " is not in the topology: ranks run from 0 to " +
+                          std::to_string(world - 1));
+}
 
 PROCTOPO_COLD void detail::throw_coordinate_out_of_range(std::string_view value, std::string_view axis,
                                                          rank_t size) {
@@ -100,41 +120,67 @@ PROCTOPO_COLD void detail::throw_coordinate_out_of_range(std::string_view value,
                                 std::to_string(size - 1) + ")");
 }
 
-topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims)
+PROCTOPO_COLD void detail::throw_too_large(std::string_view what, std::string_view value) {
+  throw world_size_overflow(std::string(what) + " " + std::string(value) +
+                            " does not fit in a signed 64-bit integer");
+}
+
+topology::~topology() = default;
+topology::topology(const topology& other) = default;
+topology::topology(topology&& other) noexcept = default;
+topology& topology::operator=(const topology& other) = default;
+topology& topology::operator=(topology&& other) noexcept = default;
+
+topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, const std::vector<std::string>& wide)
     : axes_(std::move(axes)), dims_(std::move(dims)) {
-  if (axes_.size() != dims_.size()) {
-    throw invalid_topology("a topology needs one size per axis, but got " +
-                                std::to_string(axes_.size()) + " axes and " +
-                                std::to_string(dims_.size()) + " sizes");
+  const auto size_text = [&](std::size_t i) {
+    return i < wide.size() && !wide[i].empty() ? wide[i] : std::to_string(dims_[i]);
+  };
+  if (axes_.size() != dims_.size() || (!wide.empty() && wide.size() != dims_.size())) {
+    std::vector<std::string> sizes;
+    for (std::size_t i = 0; i < dims_.size(); ++i) sizes.push_back(size_text(i));
+    throw invalid_topology("a topology needs one size per axis, but got " + std::to_string(axes_.size()) +
+                           " axes [" + join(axes_, ", ", detail::quoted) + "] and " +
+                           std::to_string(dims_.size()) + " sizes [" +
+                           join(sizes, ", ", [](const std::string& t) { return t; }) + "]");
   }
   for (std::size_t i = 0; i < axes_.size(); ++i) {
     if (axes_[i].empty()) {
       throw invalid_topology("axis " + std::to_string(i) + " has an empty name");
     }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (axes_[j] == axes_[i]) {
-        throw invalid_topology("axis name " + detail::quoted(axes_[i]) +
-                                    " appears twice (positions " + std::to_string(j) +
-                                    " and " + std::to_string(i) + "); names must be unique");
-      }
-    }
     if (dims_[i] < 1) {
-      throw invalid_topology("axis " + detail::quoted(axes_[i]) + " has size " +
-                                  std::to_string(dims_[i]) + "; every size must be at least 1");
+      throw invalid_topology("axis " + detail::quoted(axes_[i]) + " has size " + size_text(i) +
+                             "; every size must be at least 1");
+    }
+  }
+  {
+    // Duplicate names: sort positions by name, then compare neighbours (O(n log n)).
+    std::vector<std::size_t> order(axes_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [this](std::size_t x, std::size_t y) { return axes_[x] < axes_[y]; });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      if (axes_[order[k - 1]] == axes_[order[k]]) {
+        throw invalid_topology("axis name " + detail::quoted(axes_[order[k]]) + " appears twice (positions " +
+                               std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) +
+                               "); names must be unique");
+      }
     }
   }
   world_ = 1;
+  bool overflow = false;
   for (std::size_t i = 0; i < dims_.size(); ++i) {
-    if (world_ > std::numeric_limits<rank_t>::max() / dims_[i]) {
-      std::string prod;
-      for (std::size_t j = 0; j < dims_.size(); ++j) {
-        if (j) prod += " * ";
-        prod += std::to_string(dims_[j]);
-      }
-      throw world_size_overflow("the world size " + prod +
-                                " does not fit in a signed 64-bit integer");
+    const bool is_wide = i < wide.size() && !wide[i].empty();
+    if (is_wide || world_ > std::numeric_limits<rank_t>::max() / dims_[i]) {
+      overflow = true;
+      break;
     }
     world_ *= dims_[i];
+  }
+  if (overflow) {
+    std::vector<std::string> sizes;
+    for (std::size_t i = 0; i < dims_.size(); ++i) sizes.push_back(size_text(i));
+    detail::throw_too_large("the world size", join(sizes, " * ", [](const std::string& t) { return t; }));
   }
   strides_.assign(dims_.size(), 1);
   for (std::size_t i = dims_.size(); i-- > 1;) strides_[i - 1] = strides_[i] * dims_[i];
@@ -155,12 +201,8 @@ std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
 std::size_t topology::axis_index(std::string_view name) const {
   const std::ptrdiff_t i = find_axis(name);
   if (i < 0) {
-    std::string known;
-    for (std::size_t j = 0; j < axes_.size(); ++j) {
-      if (j) known += ", ";
-      known += detail::quoted(axes_[j]);
-    }
-    throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" + known + "]");
+    throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" +
+                       join(axes_, ", ", detail::quoted) + "]");
   }
   return static_cast<std::size_t>(i);
 }
@@ -171,7 +213,7 @@ std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& 
   for (const std::string& n : names) {
     const std::size_t i = axis_index(n);
     if (std::find(out.begin(), out.end(), i) != out.end()) {
-      throw std::invalid_argument("axis " + detail::quoted(n) + " is listed twice");
+      throw_listed_twice(n);
     }
     out.push_back(i);
   }
@@ -346,7 +388,7 @@ std::vector<std::size_t> topology::complement(const std::vector<std::size_t>& ax
   for (std::size_t a : axes) {
     check_axis(a);
     if (in[a]) {
-      throw std::invalid_argument("axis " + detail::quoted(axes_[a]) + " is listed twice");
+      throw_listed_twice(axes_[a]);
     }
     in[a] = true;
   }
@@ -448,14 +490,15 @@ rank_t topology::shift(rank_t rank, std::size_t axis, rank_t delta, bool periodi
   check_axis(axis);
   const rank_t d = dims_[axis];
   const rank_t c = (rank / strides_[axis]) % d;
+  // 0 <= c < d <= 2^63 - 1 throughout: no sum below may leave that range.
   rank_t n;
   if (periodic) {
-    n = (c + delta % d) % d;
-    if (n < 0) n += d;
+    rank_t step = delta % d;  // in (-d, d)
+    if (step < 0) step += d;  // in [0, d)
+    n = c >= d - step ? c - (d - step) : c + step;
   } else {
-    if (delta > d || delta < -d) return -1;
+    if (delta >= 0 ? delta > d - 1 - c : delta < -c) return -1;
     n = c + delta;
-    if (n < 0 || n >= d) return -1;
   }
   return rank + (n - c) * strides_[axis];
 }
@@ -514,6 +557,7 @@ std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims) {
     throw std::invalid_argument("dims_create needs a positive number of ranks, got " + std::to_string(n));
   }
   rank_t fixed = 1;
+  bool past_n = false;  // the fixed entries multiply to more than n
   std::vector<std::size_t> free;
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] < 0) {
@@ -522,15 +566,15 @@ std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims) {
     }
     if (dims[i] == 0) {
       free.push_back(i);
-    } else if (fixed > n / dims[i]) {
-      fixed = n + 1;  // already past n: cannot divide it
+    } else if (past_n || fixed > n / dims[i]) {
+      past_n = true;  // cannot divide n; keep checking the other entries' signs
     } else {
       fixed *= dims[i];
     }
   }
-  if (fixed > n || n % fixed != 0) {
+  if (past_n || n % fixed != 0) {
     throw std::invalid_argument("dims_create: the fixed entries multiply to " +
-                                (fixed > n ? std::string("more than ") + std::to_string(n) : std::to_string(fixed)) +
+                                (past_n ? std::string("more than ") + std::to_string(n) : std::to_string(fixed)) +
                                 ", which does not divide " + std::to_string(n));
   }
   const rank_t rest = n / fixed;

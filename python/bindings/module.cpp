@@ -1,13 +1,15 @@
 // proctopo._core: a thin pybind11 layer over proctopo::topology.
-// Bulk results are NumPy arrays filled in place with the GIL released; C++
-// exceptions become the Python classes that proctopo.errors re-exports.
+//
+// It converts Python arguments (one converter for every rank, coordinate, size and
+// shift), calls the core, and translates C++ exceptions to the classes of
+// proctopo.errors. The rules and their messages live in the core; a Python int too
+// wide for 64 bits is handed to the core's error functions as its exact text.
+// Bulk results are NumPy arrays filled in place with the GIL released.
 
 #include <pybind11/numpy.h>
-#include <pybind11/operators.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -20,9 +22,7 @@ using proctopo::topology;
 
 namespace {
 
-using int_array = py::array_t<rank_t, py::array::c_style | py::array::forcecast>;
-
-// Python exception classes, created once at import and kept for the process lifetime.
+// Python exception classes of proctopo.errors, kept for the process lifetime.
 PyObject* exc_unknown_axis = nullptr;
 PyObject* exc_coordinate = nullptr;
 PyObject* exc_rank = nullptr;
@@ -30,12 +30,170 @@ PyObject* exc_topology = nullptr;
 PyObject* exc_overflow = nullptr;
 PyObject* exc_argument = nullptr;
 
-std::vector<std::size_t> axis_list(const topology& t, const std::vector<std::string>& names) {
+std::string text_of(py::handle v) { return py::repr(v).cast<std::string>(); }
+
+// ---------------------------------------------------------------- argument conversion
+
+// An integer argument: its value when it fits in 64 bits; otherwise `wide` holds its
+// exact decimal text and `value` only its sign (-1 or 1).
+struct int_arg {
+  rank_t value = 0;
+  std::string wide;
+  py::object exact;  // the int itself
+  bool fits() const { return wide.empty(); }
+};
+
+// Any Python int or object with __index__ (bool, NumPy integers, IntEnum), never a
+// float; `what` names the argument in the TypeError, e.g. "rank".
+int_arg to_int(py::handle v, const std::string& what) {
+  PyObject* p = v.ptr();
+  if (PyFloat_Check(p) || !PyIndex_Check(p)) {
+    throw py::type_error(what + " must be an integer, got " + text_of(v) + " (" + Py_TYPE(p)->tp_name + ")");
+  }
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(p));  // an exact int, no recursion
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow == 0) {
+    if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return {static_cast<rank_t>(value), {}, i};
+  }
+  return {overflow, py::str(i).cast<std::string>(), i};
+}
+
+rank_t rank_arg(py::handle v, const topology& t) {
+  const int_arg r = to_int(v, "rank");
+  if (!r.fits()) proctopo::detail::throw_rank_out_of_range(r.wide, t.world_size());
+  return r.value;
+}
+
+rank_t coord_arg(py::handle v, const topology& t, std::size_t axis) {
+  const std::string& name = t.axes()[axis];
+  const int_arg c = to_int(v, "the coordinate for axis '" + name + "'");
+  if (!c.fits()) proctopo::detail::throw_coordinate_out_of_range(c.wide, name, t.dims()[axis]);
+  return c.value;
+}
+
+rank_t size_arg(py::handle v, const std::string& what) {
+  const int_arg n = to_int(v, what);
+  if (!n.fits()) proctopo::detail::throw_too_large(what, n.wide);
+  return n.value;
+}
+
+// A list of names (not a str, which would iterate by character).
+std::vector<std::string> names_arg(py::handle v, const char* what) {
+  if (py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) || !py::isinstance<py::iterable>(v)) {
+    throw py::type_error(std::string(what) + " must be a list of axis names, got " + text_of(v));
+  }
+  std::vector<std::string> out;
+  for (py::handle item : v) {
+    if (!py::isinstance<py::str>(item)) {
+      throw py::type_error("axis " + std::to_string(out.size()) + " must be named by a str, got " +
+                           text_of(item) + " (" + Py_TYPE(item.ptr())->tp_name + ")");
+    }
+    out.push_back(item.cast<std::string>());
+  }
+  return out;
+}
+
+// One axis name or a list of them.
+std::vector<std::size_t> axes_arg(const topology& t, py::handle v) {
+  if (py::isinstance<py::str>(v)) return {t.axis_index(v.cast<std::string>())};
+  if (py::isinstance<py::bytes>(v) || !py::isinstance<py::iterable>(v)) {
+    throw py::type_error("axes must be an axis name or a list of axis names, got " + text_of(v));
+  }
+  std::vector<std::string> names;
+  for (py::handle item : v) {
+    if (!py::isinstance<py::str>(item)) {
+      throw py::type_error("axes must be an axis name or a list of axis names, got " + text_of(v));
+    }
+    names.push_back(item.cast<std::string>());
+  }
   return t.axis_indices(names);
 }
 
-py::array_t<rank_t> group_table(const topology& t, const std::vector<std::string>& names) {
-  const auto axes = axis_list(t, names);
+std::string name_of(py::handle key) {
+  if (!py::isinstance<py::str>(key)) throw py::type_error("axis names must be str, got " + text_of(key));
+  return key.cast<std::string>();
+}
+
+// An integer NumPy array (any integer dtype; an empty float array is taken as empty).
+// `bad` reports a uint64 value past 2**63 - 1 at flat index i.
+template <class Bad>
+py::array_t<rank_t, py::array::c_style> int_array_arg(py::handle values, const char* what, Bad&& bad) {
+  py::array arr = py::module_::import("numpy").attr("asarray")(values);
+  const char kind = arr.dtype().kind();
+  if (arr.size() == 0 && kind == 'f') arr = arr.attr("astype")("int64");
+  else if (kind != 'i' && kind != 'u') {
+    throw py::type_error(std::string(what) + " must hold integers, got dtype " +
+                         py::str(arr.dtype()).cast<std::string>());
+  }
+  if (kind == 'u' && arr.itemsize() == 8 && arr.size() > 0) {
+    py::object flat = arr.attr("ravel")();
+    const auto big = flat.attr("argmax")().cast<py::ssize_t>();
+    py::object top = flat[py::int_(big)];
+    if (top.cast<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) bad(big, py::str(top).cast<std::string>());
+  }
+  return py::array_t<rank_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+}
+
+// ---------------------------------------------------------------- queries
+
+py::tuple coord_of(const topology& t, py::handle rank) {
+  constexpr std::size_t small = 16;
+  rank_t stack[small];
+  std::vector<rank_t> heap(t.ndim() > small ? t.ndim() : 0);
+  rank_t* c = t.ndim() > small ? heap.data() : stack;
+  t.coord_of(rank_arg(rank, t), c);
+  py::tuple out(t.ndim());
+  for (std::size_t i = 0; i < t.ndim(); ++i) {
+    PyTuple_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), PyLong_FromLongLong(c[i]));
+  }
+  return out;
+}
+
+// get_rank(**kwargs): one coordinate per axis, by name.
+rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs) {
+  const std::size_t n = t.ndim();
+  std::vector<rank_t> coord(n, 0);
+  std::vector<bool> seen(n, false);
+  std::size_t count = 0;
+  for (const auto& item : kwargs) {
+    const std::size_t i = t.axis_index(name_of(item.first));
+    coord[i] = coord_arg(item.second, t, i);
+    seen[i] = true;
+    ++count;
+  }
+  if (count != n) {
+    std::string missing;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!seen[i]) missing += (missing.empty() ? "'" : ", '") + t.axes()[i] + "'";
+    }
+    throw std::invalid_argument("get_rank() needs one coordinate for every axis; missing " + missing +
+                                "; use filter_match() for a partial coordinate");
+  }
+  return t.rank_of(coord);
+}
+
+// filter_match(**kwargs): a value outside its axis (however wide) matches nothing.
+py::list match_kwargs(const topology& t, const py::dict& kwargs) {
+  std::vector<rank_t> partial(t.ndim(), proctopo::any);
+  bool empty = false;
+  for (const auto& item : kwargs) {
+    const std::size_t i = t.axis_index(name_of(item.first));
+    const int_arg v = to_int(item.second, "the value for axis '" + t.axes()[i] + "'");
+    if (!v.fits() || v.value < 0 || v.value >= t.dims()[i]) empty = true;
+    partial[i] = v.value;
+  }
+  if (empty) return py::list();
+  const rank_t count = t.match_count(partial.data());
+  std::vector<rank_t> out(static_cast<std::size_t>(count));
+  t.match(partial.data(), out.data());
+  return py::cast(out);
+}
+
+py::array_t<rank_t> group_table(const topology& t, py::handle axes_in) {
+  const auto axes = axes_arg(t, axes_in);
   const auto shape = t.group_table_shape(axes);
   py::array_t<rank_t> out({shape.num_groups, shape.group_size});
   rank_t* data = out.mutable_data();
@@ -46,28 +204,53 @@ py::array_t<rank_t> group_table(const topology& t, const std::vector<std::string
   return out;
 }
 
-py::array_t<rank_t> group_of(const topology& t, rank_t rank, const std::vector<std::string>& names) {
-  const auto axes = axis_list(t, names);
+py::array_t<rank_t> group_of(const topology& t, py::handle rank, py::handle axes_in) {
+  const rank_t r = rank_arg(rank, t);
+  const auto axes = axes_arg(t, axes_in);
   py::array_t<rank_t> out(t.group_table_shape(axes).group_size);
-  t.group_of(rank, axes, out.mutable_data());
+  t.group_of(r, axes, out.mutable_data());
   return out;
 }
 
-py::array_t<rank_t> match(const topology& t, const std::vector<rank_t>& partial) {
-  if (partial.size() != t.ndim()) {
-    throw std::invalid_argument("a partial coordinate needs " + std::to_string(t.ndim()) +
-                                " values, but got " + std::to_string(partial.size()));
-  }
-  py::array_t<rank_t> out(t.match_count(partial.data()));
-  t.match(partial.data(), out.mutable_data());
-  return out;
+std::vector<rank_t> group_list(const topology& t, py::handle rank, py::handle axes) {
+  const rank_t r = rank_arg(rank, t);
+  return t.group_of(r, axes_arg(t, axes));
 }
 
-py::array_t<rank_t> ranks(const topology& t, const int_array& coords) {
+std::pair<rank_t, rank_t> group_index(const topology& t, py::handle rank, py::handle axes) {
+  const rank_t r = rank_arg(rank, t);
+  return t.group_index(r, axes_arg(t, axes));
+}
+
+rank_t shift(const topology& t, py::handle rank, const std::string& axis, py::handle delta, bool periodic) {
+  const rank_t r = rank_arg(rank, t);
+  const std::size_t a = t.axis_index(axis);
+  const int_arg d = to_int(delta, "delta");
+  if (d.fits()) return t.shift(r, a, d.value, periodic);
+  // Wider than 64 bits: past either edge, or, wrapping, only the exact remainder matters.
+  if (!periodic) return t.shift(r, a, d.value > 0 ? INT64_MAX : -INT64_MAX, false);
+  const auto rest = py::reinterpret_steal<py::object>(PyNumber_Remainder(d.exact.ptr(), py::int_(t.dims()[a]).ptr()));
+  if (!rest) throw py::error_already_set();
+  return t.shift(r, a, rest.cast<rank_t>(), true);
+}
+
+std::string rank_repr(const topology& t, py::handle rank, const std::vector<std::string>& omit,
+                      const std::string& inner, const std::string& outer) {
+  return t.rank_repr(rank_arg(rank, t), omit, inner, outer);
+}
+
+py::array_t<rank_t> ranks(const topology& t, py::handle values) {
   const auto d = static_cast<py::ssize_t>(t.ndim());
+  const auto coords = int_array_arg(values, "coords", [&](py::ssize_t i, const std::string& text) {
+    const auto axis = static_cast<std::size_t>(i % (d > 0 ? d : 1));
+    proctopo::detail::throw_coordinate_out_of_range(text, t.axes()[axis], t.dims()[axis]);
+  });
   if (coords.ndim() != 2 || coords.shape(1) != d) {
-    throw std::invalid_argument("coordinates must be an array of shape (n, " + std::to_string(d) +
-                                "), one column per axis");
+    std::string shape;
+    for (py::ssize_t k = 0; k < coords.ndim(); ++k) shape += (k ? ", " : "") + std::to_string(coords.shape(k));
+    if (coords.ndim() == 1) shape += ",";
+    throw std::invalid_argument("coords must have shape (n, " + std::to_string(d) +
+                                "), one column per axis, got shape (" + shape + ")");
   }
   const auto n = static_cast<std::size_t>(coords.shape(0));
   py::array_t<rank_t> out(coords.shape(0));
@@ -80,14 +263,16 @@ py::array_t<rank_t> ranks(const topology& t, const int_array& coords) {
   return out;
 }
 
-py::array_t<rank_t> coords(const topology& t, const int_array& ranks) {
-  if (ranks.ndim() != 1) {
-    throw std::invalid_argument("ranks must be a 1-D array, got " + std::to_string(ranks.ndim()) +
-                                " dimensions");
+py::array_t<rank_t> coords(const topology& t, py::handle values) {
+  const auto rk = int_array_arg(values, "ranks", [&](py::ssize_t, const std::string& text) {
+    proctopo::detail::throw_rank_out_of_range(text, t.world_size());
+  });
+  if (rk.ndim() != 1) {
+    throw std::invalid_argument("ranks must be a 1-D array, got " + std::to_string(rk.ndim()) + " dimensions");
   }
-  const auto n = static_cast<std::size_t>(ranks.shape(0));
-  py::array_t<rank_t> out({ranks.shape(0), static_cast<py::ssize_t>(t.ndim())});
-  const rank_t* in = ranks.data();
+  const auto n = static_cast<std::size_t>(rk.shape(0));
+  py::array_t<rank_t> out({rk.shape(0), static_cast<py::ssize_t>(t.ndim())});
+  const rank_t* in = rk.data();
   rank_t* o = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -96,54 +281,30 @@ py::array_t<rank_t> coords(const topology& t, const int_array& ranks) {
   return out;
 }
 
-// One integer argument: a Python int or any object with __index__ (NumPy integers), never a float.
-rank_t index_arg(PyObject* v, const topology& t, std::size_t i_axis) {
-  const std::string& axis = t.axes()[i_axis];
-  if (PyLong_CheckExact(v)) {
-    int overflow = 0;
-    const long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow == 0) return static_cast<rank_t>(value);
-    proctopo::detail::throw_coordinate_out_of_range(py::repr(v).cast<std::string>(), axis, t.dims()[i_axis]);
+topology make_topology(py::handle axes_in, py::handle dims_in) {
+  std::vector<std::string> axes = names_arg(axes_in, "axes");
+  if (py::isinstance<py::str>(dims_in) || py::isinstance<py::bytes>(dims_in) ||
+      !py::isinstance<py::iterable>(dims_in)) {
+    throw py::type_error("dims must be a list of axis sizes, got " + text_of(dims_in));
   }
-  if (PyFloat_Check(v) || !PyIndex_Check(v)) {
-    throw py::type_error("the coordinate for axis '" + axis + "' must be an integer, got " +
-                         py::repr(v).cast<std::string>() + " (" + Py_TYPE(v)->tp_name + ")");
+  std::vector<rank_t> dims;
+  std::vector<std::string> wide;
+  bool any_wide = false;
+  for (py::handle item : dims_in) {
+    const std::size_t i = dims.size();
+    const int_arg d = to_int(item, i < axes.size() ? "the size of axis '" + axes[i] + "'"
+                                                   : "size " + std::to_string(i));
+    dims.push_back(d.value);
+    wide.push_back(d.wide);
+    any_wide |= !d.fits();
   }
-  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v));
-  if (!i) throw py::error_already_set();
-  return index_arg(i.ptr(), t, i_axis);
+  if (!any_wide) wide.clear();
+  return topology(std::move(axes), std::move(dims), wide);
 }
 
-// get_rank(**kwargs) in one crossing. `names` holds the axis names as Python strings
-// (kept by the caller), so each lookup reuses their cached hashes.
-rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs, const py::list& names) {
-  const std::size_t n = t.ndim();
-  constexpr std::size_t small = 16;
-  rank_t stack[small];
-  std::vector<rank_t> heap(n > small ? n : 0);
-  rank_t* coord = n > small ? heap.data() : stack;
-  if (names.size() != n) throw std::invalid_argument("names must hold one str per axis");
-  const bool complete = kwargs.size() == n;
-  for (std::size_t i = 0; complete && i < n; ++i) {
-    PyObject* v = PyDict_GetItem(kwargs.ptr(), names[i].ptr());  // borrowed
-    if (v == nullptr) break;
-    coord[i] = index_arg(v, t, i);
-    if (i + 1 == n) return t.rank_of(coord);
-  }
-  if (n == 0 && complete) return 0;
-  for (const auto& item : kwargs) {
-    const auto key = py::str(item.first).cast<std::string>();
-    if (t.find_axis(key) < 0) t.axis_index(key);  // throws unknown_axis naming it
-  }
-  std::string missing;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!kwargs.contains(names[i])) missing += (missing.empty() ? "'" : ", '") + t.axes()[i] + "'";
-  }
-  throw std::invalid_argument("get_rank() needs one coordinate for every axis; missing " + missing +
-                              "; use filter_match() for a partial coordinate");
+py::tuple state(const topology& t) {
+  return py::make_tuple(py::tuple(py::cast(t.axes())), py::tuple(py::cast(t.dims())));
 }
-
-py::tuple state(const topology& t) { return py::make_tuple(t.axes(), t.dims()); }
 
 }  // namespace
 
@@ -179,56 +340,43 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.attr("ANY") = proctopo::any;
-
   py::class_<topology>(m, "Topology")
-      .def(py::init<std::vector<std::string>, std::vector<rank_t>>(), "axes"_a, "dims"_a)
+      .def(py::init(&make_topology), "axes"_a, "dims"_a)
       .def_property_readonly("axes", &topology::axes)
       .def_property_readonly("dims", &topology::dims)
       .def_property_readonly("strides", &topology::strides)
       .def_property_readonly("world_size", &topology::world_size)
       .def_property_readonly("ndim", &topology::ndim)
-      .def("find_axis", &topology::find_axis, "name"_a)
       .def("dim", &topology::dim, "name"_a)
-      .def("axis_indices", &topology::axis_indices, "names"_a)
-      .def("rank_of", py::overload_cast<const std::vector<rank_t>&>(&topology::rank_of, py::const_),
-           py::arg("coord").noconvert())
-      .def("rank_of_kwargs", &rank_of_kwargs, "kwargs"_a, "names"_a)
-      .def("coord_of", py::overload_cast<rank_t>(&topology::coord_of, py::const_),
-           py::arg("rank").noconvert())
+      .def("axis_indices", &axes_arg, "axes"_a)
+      .def("rank_of_kwargs", &rank_of_kwargs, "kwargs"_a)
+      .def("coord_of", &coord_of, "rank"_a)
+      .def("match_kwargs", &match_kwargs, "kwargs"_a)
       .def("ranks", &ranks, "coords"_a)
       .def("coords", &coords, "ranks"_a)
-      .def("match", &match, py::arg("partial").noconvert())
       .def("groups", &group_table, "axes"_a)
-      .def("group_of", &group_of, py::arg("rank").noconvert(), "axes"_a)
-      .def(
-          "group_list",
-          [](const topology& t, rank_t rank, const std::vector<std::string>& names) {
-            return t.group_of(rank, axis_list(t, names));
-          },
-          py::arg("rank").noconvert(), "axes"_a)
-      .def(
-          "group_index",
-          [](const topology& t, rank_t rank, const std::vector<std::string>& names) {
-            return t.group_index(rank, axis_list(t, names));
-          },
-          py::arg("rank").noconvert(), "axes"_a)
-      .def(
-          "shift",
-          [](const topology& t, rank_t rank, const std::string& axis, rank_t delta, bool periodic) {
-            return t.shift(rank, t.axis_index(axis), delta, periodic);
-          },
-          py::arg("rank").noconvert(), "axis"_a, py::arg("delta").noconvert(), "periodic"_a)
-      .def("rank_repr", &topology::rank_repr, py::arg("rank").noconvert(), "omit"_a, "inner_sep"_a,
-           "outer_sep"_a)
+      .def("group_of", &group_of, "rank"_a, "axes"_a)
+      .def("group_list", &group_list, "rank"_a, "axes"_a)
+      .def("group_index", &group_index, "rank"_a, "axes"_a)
+      .def("shift", &shift, "rank"_a, "axis"_a, "delta"_a, "periodic"_a)
+      .def("rank_repr", &rank_repr, "rank"_a, "omit"_a, "inner_sep"_a, "outer_sep"_a)
       .def("describe", &topology::describe)
-      .def(py::self == py::self)  // NOLINT
+      .def("__eq__", [](const topology& a, py::handle b) -> py::object {
+        if (!py::isinstance<topology>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        return py::bool_(a == b.cast<const topology&>());
+      })
       .def("__hash__", [](const topology& t) { return py::hash(state(t)); })
-      .def(py::pickle(&state, [](const py::tuple& s) {
-        return topology(s[0].cast<std::vector<std::string>>(), s[1].cast<std::vector<rank_t>>());
-      }));
+      .def(py::pickle(&state, [](const py::tuple& s) { return make_topology(s[0], s[1]); }));
 
-  m.def("prime_factors", &proctopo::prime_factors, py::arg("n").noconvert());
-  m.def("dims_create", &proctopo::dims_create, py::arg("n").noconvert(), "dims"_a);
+  m.def(
+      "prime_factors", [](py::handle n) { return proctopo::prime_factors(size_arg(n, "n")); }, "n"_a);
+  m.def(
+      "dims_create",
+      [](py::handle n, py::handle dims) {
+        std::vector<rank_t> entries;
+        for (py::handle d : dims) entries.push_back(size_arg(d, "dims[" + std::to_string(entries.size()) + "]"));
+        return proctopo::dims_create(size_arg(n, "n"), entries);
+      },
+      "n"_a, "dims"_a);
   m.def("parse_order", &proctopo::parse_order, "order"_a);
 }

@@ -13,6 +13,7 @@ every question about it in O(number of axes), and builds the matching
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -40,7 +41,10 @@ from .topology import (
 if TYPE_CHECKING:  # at run time the grid (and torch) loads on first use, see __getattr__
     from .grid import PipelineParallelGrid as PipelineParallelGrid
 
-__version__ = "0.1.0"
+try:  # the one version source is the build's metadata (CMakeLists.txt's project version)
+    __version__ = _metadata.version("proctopo")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "MEGATRON_TO_DEEPSPEED",

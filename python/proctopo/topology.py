@@ -10,21 +10,15 @@ O(size of the answer). This module never imports torch.
 from __future__ import annotations
 
 import keyword
-import operator
 from collections import namedtuple
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from functools import lru_cache
 from itertools import count, product
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from . import _core
-from .errors import (
-    InvalidArgumentError,
-    InvalidTopologyError,
-    RankOutOfRangeError,
-    UnknownAxisError,
-    WorldSizeOverflowError,
-)
+from ._core import Topology as _Topology
+from .errors import InvalidTopologyError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,76 +33,24 @@ __all__ = [
     "prime_factors",
 ]
 
-_INT64_MAX = 2**63 - 1
-
 #: Megatron's short axis names and DeepSpeed's long ones, for ``from_order(..., rename=...)``.
 MEGATRON_TO_DEEPSPEED = {"tp": "model", "pp": "pipe", "dp": "data", "cp": "context", "ep": "expert"}
 AxesArg = Union[str, Sequence[str]]
+_T = TypeVar("_T", bound="ProcessTopology")
 
 
 @lru_cache(maxsize=1024)
 def _coord_class(axes: tuple[str, ...]) -> type[tuple[int, ...]]:
     """One ``ProcessCoord`` namedtuple class per axis tuple (creating one costs ~50 µs)."""
-    return namedtuple("ProcessCoord", axes)
-
-
-def _as_int(value: object, what: str) -> int:
-    """``operator.index`` with an error that names the value (bool and NumPy integers pass)."""
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {value!r} ({type(value).__name__})") from None
-
-
-def _check_axes(axes: object) -> list[str]:
-    if isinstance(axes, (str, bytes)) or not isinstance(axes, Iterable):
-        raise TypeError(f"axes must be a list of axis names, got {axes!r}")
-    names = list(axes)
-    for i, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(f"axis {i} must be named by a str, got {name!r} ({type(name).__name__})")
+    for name in axes:
+        # The one rule the core does not own: names become namedtuple fields and keywords.
         if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
             raise InvalidTopologyError(
                 f"axis name {name!r} is not allowed: axis names become ProcessCoord fields and "
                 "keyword arguments, so they must be Python identifiers, not keywords, and not "
                 "start with '_'"
             )
-    return names
-
-
-def _check_dims(names: list[str], dims: object) -> list[int]:
-    # The core checks sizes too, but only once they fit in 64 bits; Python ints may not,
-    # so sizes and the world size are bounded here, with the exact product in the message.
-    if isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable):
-        raise TypeError(f"dims must be a list of axis sizes, got {dims!r}")
-    sizes = list(dims)
-    if len(sizes) != len(names):
-        raise InvalidTopologyError(
-            f"a topology needs one size per axis, but got {len(names)} axes {names} "
-            f"and {len(sizes)} sizes {sizes}"
-        )
-    out = [_as_int(d, f"the size of axis {a!r}") for a, d in zip(names, sizes)]
-    for a, d in zip(names, out):
-        if d < 1:
-            raise InvalidTopologyError(f"axis {a!r} has size {d}; every size must be at least 1")
-    world = 1
-    for d in out:
-        world *= d
-    if world > _INT64_MAX:
-        product_text = " * ".join(str(d) for d in out)
-        raise WorldSizeOverflowError(
-            f"the world size {product_text} = {world} does not fit in a signed 64-bit integer"
-        )
-    return out
-
-
-def _axis_list(axes: AxesArg) -> list[str]:
-    if isinstance(axes, str):
-        return [axes]
-    names = list(axes) if isinstance(axes, Iterable) else None
-    if names is None or not all(isinstance(a, str) for a in names):
-        raise TypeError(f"axes must be an axis name or a list of axis names, got {axes!r}")
-    return names
+    return namedtuple("ProcessCoord", axes)
 
 
 class ProcessTopology:
@@ -134,17 +76,12 @@ class ProcessTopology:
     ProcessCoord(pipe=1, data=0, model=1)
     """
 
-    __slots__ = ("ProcessCoord", "__weakref__", "_axes", "_core", "_dims", "_pos")
+    __slots__ = ("ProcessCoord", "__weakref__", "_core")
+    ProcessCoord: type[Any]  #: the namedtuple class of coordinates, one field per axis
+    _core: _Topology
 
     def __init__(self, axes: Sequence[str], dims: Sequence[int]) -> None:
-        names = _check_axes(axes)
-        sizes = _check_dims(names, dims)
-        self._core = _core.Topology(names, sizes)  # validates the rest (e.g. repeated names)
-        self._axes = names
-        self._dims = sizes
-        self._pos = {a: i for i, a in enumerate(names)}
-        #: The namedtuple class of coordinates, with one field per axis.
-        self.ProcessCoord = _coord_class(tuple(names))
+        _adopt(self, _core.Topology(axes, dims))
 
     @classmethod
     def from_order(
@@ -168,23 +105,21 @@ class ProcessTopology:
         if not isinstance(order, str):
             raise TypeError(f"order must be a str such as 'tp-dp-pp', got {order!r}")
         tokens = _core.parse_order(order)
-        unknown = sorted(set(sizes) - set(tokens))
-        if unknown:
-            raise UnknownAxisError(f"size given for {unknown[0]!r}, which is not in the order {order!r}")
+        _core.Topology(tokens, [1] * len(tokens)).axis_indices(list(sizes))  # a size for a name not in order
         dims = [sizes.get(t, 1) for t in tokens]
         names = [rename.get(t, t) for t in tokens] if rename else tokens
-        return _rebuild(cls, names, dims)
+        return _adopt(cls.__new__(cls), _core.Topology(names, dims))
 
     # ----------------------------------------------------------------- DeepSpeed API
     @property
     def axes(self) -> list[str]:
         """The axis names, slowest first (a fresh list; the topology cannot be mutated)."""
-        return list(self._axes)
+        return self._core.axes
 
     @property
     def dims(self) -> list[int]:
         """The axis sizes, in axis order (a fresh list)."""
-        return list(self._dims)
+        return self._core.dims
 
     def get_rank(self, **coord_kwargs: int) -> int:
         """Return the rank at a full coordinate, given as one keyword per axis.
@@ -198,7 +133,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_rank(x=1, y=2)
         5
         """
-        return self._core.rank_of_kwargs(coord_kwargs, self._axes)
+        return self._core.rank_of_kwargs(coord_kwargs)
 
     def get_axis_names(self) -> list[str]:
         """Return the axis names in topology order.
@@ -206,7 +141,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data'], dims=[2, 2]).get_axis_names()
         ['pipe', 'data']
         """
-        return list(self._axes)
+        return self._core.axes
 
     def get_rank_repr(
         self,
@@ -227,11 +162,7 @@ class ProcessTopology:
         'b_01'
         """
         omit = [a for a in omit_axes if isinstance(a, str)]
-        try:
-            return self._core.rank_repr(rank, omit, str(inner_sep), str(outer_sep))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return self._core.rank_repr(rank, omit, str(inner_sep), str(outer_sep))
 
     def get_dim(self, axis: str) -> int:
         """Return the size of an axis, or 0 when the topology has no such axis.
@@ -241,11 +172,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_dim('z')
         0
         """
-        try:
-            i = self._pos.get(axis)
-        except TypeError:  # unhashable: certainly not an axis
-            return 0
-        return 0 if i is None else self._dims[i]
+        return self._core.dim(axis) if isinstance(axis, str) else 0
 
     def get_coord(self, rank: int) -> Any:
         """Return the coordinate of a rank as a ``ProcessCoord`` namedtuple.
@@ -257,11 +184,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).get_coord(rank=4)
         ProcessCoord(x=1, y=1)
         """
-        try:
-            return tuple.__new__(self.ProcessCoord, self._core.coord_of(rank))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return tuple.__new__(self.ProcessCoord, self._core.coord_of(rank))
 
     def get_axis_comm_lists(self, axis: str) -> list[list[int]]:
         """Return the rank lists of the groups along one axis ([] for an unknown axis).
@@ -288,16 +211,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data', 'model'], dims=[2, 2, 2]).filter_match(pipe=0, data=1)
         [2, 3]
         """
-        partial = [_core.ANY] * len(self._axes)
-        for name, value in filter_kwargs.items():
-            i = self._pos.get(name)
-            if i is None:
-                raise UnknownAxisError(f"unknown axis {name!r}; the axes are {self._axes}")
-            v = _as_int(value, f"the value for axis {name!r}")
-            if not 0 <= v < self._dims[i]:
-                return []
-            partial[i] = v
-        return self._core.match(partial).tolist()  # type: ignore[no-any-return]
+        return self._core.match_kwargs(filter_kwargs)
 
     def get_axis_list(self, axis: str, idx: int) -> list[int]:
         """Return the ranks, ascending, whose coordinate along ``axis`` is ``idx``.
@@ -311,9 +225,7 @@ class ProcessTopology:
         >>> topo.get_axis_list(axis='y', idx=0)
         [0, 3]
         """
-        if self.get_dim(axis) == 0:
-            raise UnknownAxisError(f"unknown axis {axis!r}; the axes are {self._axes}")
-        return self.filter_match(**{axis: idx})
+        return self._core.match_kwargs({axis: idx})
 
     def world_size(self) -> int:
         """Return the number of ranks, the product of the axis sizes.
@@ -335,7 +247,7 @@ class ProcessTopology:
     @property
     def ndim(self) -> int:
         """Number of axes."""
-        return len(self._axes)
+        return self._core.ndim
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -352,7 +264,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data', 'model'], dims=[2, 2, 2]).axis_indices(['model', 'pipe'])
         [2, 0]
         """
-        return self._core.axis_indices(_axis_list(axes))
+        return self._core.axis_indices(axes)
 
     def ranks(self, coords: npt.ArrayLike) -> np.ndarray:
         """Return the ranks of ``n`` coordinates given as an ``(n, ndim)`` integer array.
@@ -361,13 +273,7 @@ class ProcessTopology:
         >>> topo.ranks([[0, 1], [1, 2]]).tolist()
         [1, 5]
         """
-        arr = _int_array(coords, "coords")
-        if arr.ndim != 2 or arr.shape[1] != self.ndim:
-            raise InvalidArgumentError(
-                f"coords must have shape (n, {self.ndim}), one column per axis {self._axes}, "
-                f"got shape {arr.shape}"
-            )
-        return self._core.ranks(arr)
+        return self._core.ranks(coords)
 
     def coords(self, ranks: npt.ArrayLike) -> np.ndarray:
         """Return the ``(n, ndim)`` coordinates of ``n`` ranks.
@@ -375,10 +281,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['x', 'y'], dims=[2, 3]).coords([1, 5]).tolist()
         [[0, 1], [1, 2]]
         """
-        arr = _int_array(ranks, "ranks")
-        if arr.ndim != 1:
-            raise InvalidArgumentError(f"ranks must be a 1-D array, got shape {arr.shape}")
-        return self._core.coords(arr)
+        return self._core.coords(ranks)
 
     def groups(self, axes: AxesArg) -> np.ndarray:
         """Return the groups along one axis or a set of axes as a 2-D array.
@@ -397,7 +300,7 @@ class ProcessTopology:
         >>> topo.groups(['model', 'pipe']).tolist()
         [[0, 1, 4, 5], [2, 3, 6, 7]]
         """
-        return self._core.groups(_axis_list(axes))
+        return self._core.groups(axes)
 
     def group_of(self, rank: int, axes: AxesArg) -> np.ndarray:
         """Return the row of ``groups(axes)`` that holds ``rank``, without building the others.
@@ -405,11 +308,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data'], dims=[2, 4]).group_of(6, 'pipe').tolist()
         [2, 6]
         """
-        try:
-            return self._core.group_of(rank, _axis_list(axes))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return self._core.group_of(rank, axes)
 
     def group_list(self, rank: int, axes: AxesArg) -> list[int]:
         """``group_of(rank, axes)`` as a list of ints, without NumPy (for small groups on hot paths).
@@ -417,11 +316,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data'], dims=[2, 4]).group_list(6, 'pipe')
         [2, 6]
         """
-        try:
-            return self._core.group_list(rank, _axis_list(axes))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return self._core.group_list(rank, axes)
 
     def group_index(self, rank: int, axes: AxesArg) -> tuple[int, int]:
         """Return ``(row, column)`` of ``rank`` in ``groups(axes)``.
@@ -429,11 +324,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['pipe', 'data'], dims=[2, 4]).group_index(6, 'pipe')
         (2, 1)
         """
-        try:
-            return self._core.group_index(rank, _axis_list(axes))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return self._core.group_index(rank, axes)
 
     def shift(self, rank: int, axis: str, delta: int = 1, periodic: bool = True) -> int:
         """Return the rank ``delta`` steps along ``axis``; past the edge, wrap or return -1.
@@ -442,59 +333,36 @@ class ProcessTopology:
         >>> topo.shift(6, 'pipe'), topo.shift(6, 'pipe', periodic=False)
         (0, -1)
         """
-        d = _as_int(delta, "delta")
-        if not -_INT64_MAX <= d <= _INT64_MAX and self.get_dim(axis):
-            # Far past any axis: only the remainder matters when wrapping.
-            d = d % self.get_dim(axis) if periodic else self.get_dim(axis)
-        try:
-            return self._core.shift(rank, axis, d, bool(periodic))
-        except TypeError:
-            self._explain_rank(rank)
-            raise
+        return self._core.shift(rank, axis, delta, bool(periodic))
 
     # ----------------------------------------------------------------- object protocol
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(axes={self._axes}, dims={self._dims})"
+        return f"{type(self).__name__}(axes={self._core.axes}, dims={self._core.dims})"
 
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProcessTopology):
             return NotImplemented
-        return self._axes == other._axes and self._dims == other._dims
+        return self._core == other._core
 
     def __hash__(self) -> int:
-        return hash((tuple(self._axes), tuple(self._dims)))
+        return hash(self._core)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self._axes, self._dims))
-
-    # ----------------------------------------------------------------- error diagnosis
-    def _explain_rank(self, rank: object) -> None:
-        r = _as_int(rank, "rank")
-        if not 0 <= r < self.world_size():
-            raise RankOutOfRangeError(
-                f"rank {r} is not in the topology: ranks run from 0 to {self.world_size() - 1}"
-            )
+        return (_rebuild, (type(self), self._core))
 
 
-def _rebuild(cls: type[ProcessTopology], axes: list[str], dims: list[int]) -> ProcessTopology:
-    obj = cls.__new__(cls)
-    ProcessTopology.__init__(obj, axes, dims)
-    return obj
+def _adopt(topo: _T, core: _Topology) -> _T:
+    """Give ``topo`` its core object (checked already) and its ``ProcessCoord`` class."""
+    topo.ProcessCoord = _coord_class(tuple(core.axes))
+    topo._core = core
+    return topo
 
 
-def _int_array(values: npt.ArrayLike, what: str) -> np.ndarray:
-    import numpy as np
-
-    arr = np.asarray(values)
-    if arr.size == 0 and arr.dtype.kind == "f":
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{what} must hold integers, got dtype {arr.dtype}")
-    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > _INT64_MAX:
-        raise InvalidArgumentError(f"{what} holds {int(arr.max())}, past 2**63 - 1")
-    return arr
+def _rebuild(cls: type[ProcessTopology], core: _Topology) -> ProcessTopology:
+    """Unpickle: the core object carries the state (the binding pickles it)."""
+    return _adopt(cls.__new__(cls), core)
 
 
 class _CoordMapping(Mapping[Any, int]):
@@ -510,13 +378,13 @@ class _CoordMapping(Mapping[Any, int]):
         if not isinstance(key, tuple) or len(key) != t.ndim:
             raise KeyError(key)
         try:
-            return t._core.rank_of(list(key))
+            return t._core.rank_of_kwargs(dict(zip(t._core.axes, key)))
         except (TypeError, ValueError):
             raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[Any]:
-        make = self._topo.ProcessCoord._make  # type: ignore[attr-defined]
-        return map(make, product(*(range(d) for d in self._topo._dims)))
+        make = self._topo.ProcessCoord._make
+        return map(make, product(*(range(d) for d in self._topo._core.dims)))
 
     def __len__(self) -> int:
         return self._topo.world_size()
@@ -556,28 +424,15 @@ def prime_factors(n: int) -> list[int]:
 
     Raises:
         InvalidArgumentError: ``n`` is below 1 (also a ValueError, as in DeepSpeed).
+        WorldSizeOverflowError: ``n`` is past ``2**63 - 1``.
 
     >>> prime_factors(12)
     [2, 2, 3]
     """
-    n = _as_int(n, "n")
-    if n < 1:
-        raise InvalidArgumentError(f"prime_factors needs a positive integer, got {n}")
-    if n <= _INT64_MAX:
-        return _core.prime_factors(n)
-    out: list[int] = []
-    p = 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1 if p == 2 else 2
-    if n > 1:
-        out.append(n)
-    return out
+    return _core.prime_factors(n)
 
 
-_prime_factors = prime_factors
+_prime_factors = prime_factors  # DeepSpeed's module-level name for the same function
 
 
 def dims_create(n: int, dims: Sequence[int]) -> list[int]:
@@ -589,17 +444,14 @@ def dims_create(n: int, dims: Sequence[int]) -> list[int]:
     Raises:
         InvalidArgumentError: ``n`` below 1, a negative entry, or fixed entries that
             do not divide ``n``.
+        WorldSizeOverflowError: a value past the 64-bit range.
 
     >>> dims_create(16, [0, 0, 0])
     [4, 2, 2]
     >>> dims_create(12, [0, 3])
     [4, 3]
     """
-    n = _as_int(n, "n")
-    entries = [_as_int(d, f"dims[{i}]") for i, d in enumerate(dims)]
-    if not all(-_INT64_MAX <= v <= _INT64_MAX for v in (n, *entries)):
-        raise WorldSizeOverflowError(f"dims_create({n}, {entries}): values must fit in 64 bits")
-    return _core.dims_create(n, entries)
+    return _core.dims_create(n, dims)
 
 
 class PipeDataParallelTopology(ProcessTopology):

@@ -4,7 +4,7 @@
 #include <initializer_list>
 #include <random>
 
-#include "proctopo/divider.hpp"
+#include "divider.hpp"
 
 using proctopo::detail::divider;
 

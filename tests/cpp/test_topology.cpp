@@ -390,3 +390,66 @@ TEST(ParseOrder, MegatronStrings) {
   EXPECT_THROW(proctopo::parse_order("tp-dp-"), std::invalid_argument);
   EXPECT_THROW(proctopo::parse_order("tp-dp-tp"), std::invalid_argument);
 }
+
+namespace {
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+}  // namespace
+
+TEST(Errors, OneTextPerRule) {
+  EXPECT_EQ(message_of([] { topology({"a", "b"}, {2}); }),
+            "a topology needs one size per axis, but got 2 axes ['a', 'b'] and 1 sizes [2]");
+  EXPECT_EQ(message_of([] { topology({"a", "b"}, {rank_t{1} << 40, rank_t{1} << 40}); }),
+            "the world size 1099511627776 * 1099511627776 does not fit in a signed 64-bit integer");
+  EXPECT_EQ(message_of([] { topology({"a", "b", "c", "b"}, {1, 1, 1, 1}); }),
+            "axis name 'b' appears twice (positions 1 and 3); names must be unique");
+  const topology t({"pipe", "data"}, {2, 3});
+  EXPECT_EQ(message_of([&] { t.axis_indices({"data", "data"}); }), "axis 'data' is listed twice");
+  EXPECT_EQ(message_of([&] { t.group_table(idx{1, 1}); }), "axis 'data' is listed twice");
+  EXPECT_EQ(message_of([&] { t.coord_of(6); }), "rank 6 is not in the topology: ranks run from 0 to 5");
+  EXPECT_EQ(message_of([] { proctopo::detail::throw_rank_out_of_range("99999999999999999999", 6); }),
+            "rank 99999999999999999999 is not in the topology: ranks run from 0 to 5");
+  EXPECT_EQ(message_of([] { proctopo::detail::throw_too_large("n", "18446744073709551616"); }),
+            "n 18446744073709551616 does not fit in a signed 64-bit integer");
+}
+
+TEST(Errors, WideSizesAreNamedExactly) {
+  // A caller with integers wider than 64 bits passes their text; the size is never accepted.
+  EXPECT_THROW(topology({"a"}, {1}, {"18446744073709551616"}), proctopo::world_size_overflow);
+  EXPECT_EQ(message_of([] { topology({"a", "b"}, {2, 1}, {"", "18446744073709551616"}); }),
+            "the world size 2 * 18446744073709551616 does not fit in a signed 64-bit integer");
+  EXPECT_EQ(message_of([] { topology({"a"}, {-1}, {"-18446744073709551616"}); }),
+            "axis 'a' has size -18446744073709551616; every size must be at least 1");
+  EXPECT_NO_THROW(topology({"a", "b"}, {2, 3}, {}));
+  EXPECT_NO_THROW(topology({"a", "b"}, {2, 3}, {"", ""}));
+}
+
+TEST(Shift, NoOverflowNearTheLimit) {
+  constexpr rank_t top = std::numeric_limits<rank_t>::max();
+  const topology t({"x", "y"}, {(rank_t{1} << 62) + 1, 1});
+  EXPECT_EQ(t.shift(rank_t{1} << 62, 0, rank_t{1} << 62, true), (rank_t{1} << 62) - 1);
+  EXPECT_EQ(t.shift(0, 0, -1, true), rank_t{1} << 62);
+  const topology big({"x"}, {top});
+  EXPECT_EQ(big.shift(top - 1, 0, 1, true), 0);
+  EXPECT_EQ(big.shift(top - 1, 0, top, true), top - 1);
+  EXPECT_EQ(big.shift(0, 0, -top, true), 0);
+  EXPECT_EQ(big.shift(top - 1, 0, top, false), -1);
+  EXPECT_EQ(big.shift(0, 0, -top, false), -1);
+  EXPECT_EQ(big.shift(1, 0, top - 3, false), top - 2);
+  EXPECT_EQ(big.shift(top - 2, 0, -(top - 2), false), 0);
+}
+
+TEST(DimsCreate, FixedEntriesPastTheLimitNeverWrap) {
+  constexpr rank_t top = std::numeric_limits<rank_t>::max();
+  for (const vec& dims : {vec{3, rank_t{1} << 62, 2}, vec{3, rank_t{1} << 62}, vec{rank_t{1} << 62, rank_t{1} << 62, 0}}) {
+    EXPECT_EQ(message_of([&] { proctopo::dims_create(top, dims); }),
+              "dims_create: the fixed entries multiply to more than 9223372036854775807, which does not divide "
+              "9223372036854775807");
+  }
+}

@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "proctopo/divider.hpp"
 #include "proctopo/errors.hpp"
 
 namespace proctopo {
@@ -27,6 +26,10 @@ using rank_t = std::int64_t;
 /// Wildcard for match(): the axis may take any value.
 inline constexpr rank_t any = std::numeric_limits<rank_t>::min();
 
+namespace detail {
+class divider;  // fast division by a run-time constant (private: src/divider.hpp)
+}  // namespace detail
+
 /// Shape of a group table: num_groups rows of group_size ranks each.
 struct group_shape {
   rank_t num_groups;  ///< number of groups (rows)
@@ -36,9 +39,18 @@ struct group_shape {
 /// An n-dimensional row-major grid of named axes.
 class topology {
  public:
-  /// Builds a topology; throws std::invalid_argument on bad names or sizes and
-  /// std::overflow_error when the world size does not fit in 63 bits.
-  topology(std::vector<std::string> axes, std::vector<rank_t> dims);
+  /// Builds a topology; throws invalid_topology on bad names or sizes and
+  /// world_size_overflow when the world size does not fit in 63 bits.
+  /// `wide` serves callers whose integers can be wider than 64 bits: when not empty it
+  /// holds, per size, the exact decimal text of a size that did not fit in rank_t (whose
+  /// entry in `dims` is then only its sign, -1 or 1) and "" for one that did. A wide size
+  /// is never accepted; the error names its exact value.
+  topology(std::vector<std::string> axes, std::vector<rank_t> dims, const std::vector<std::string>& wide = {});
+  ~topology();
+  topology(const topology& other);
+  topology(topology&& other) noexcept;
+  topology& operator=(const topology& other);
+  topology& operator=(topology&& other) noexcept;
 
   /// Number of axes.
   std::size_t ndim() const noexcept { return axes_.size(); }
@@ -131,10 +143,15 @@ class topology {
   bool fast_ = true;
 };
 
+/// The error of each rule, for callers that hold the offending value only as text (numbers
+/// wider than 64 bits); the core raises the same errors with the same words.
 namespace detail {
-/// Throws coordinate_out_of_range for `value` (already as text, so that callers holding
-/// numbers wider than 64 bits can report them exactly) on an axis of `size` ranks.
+/// Throws coordinate_out_of_range for `value` on an axis of `size` ranks.
 [[noreturn]] void throw_coordinate_out_of_range(std::string_view value, std::string_view axis, rank_t size);
+/// Throws rank_out_of_range for `value` in a world of `world` ranks.
+[[noreturn]] void throw_rank_out_of_range(std::string_view value, rank_t world);
+/// Throws world_size_overflow: `what` (e.g. "n") is `value`, past the 64-bit range.
+[[noreturn]] void throw_too_large(std::string_view what, std::string_view value);
 }  // namespace detail
 
 /// Prime factors of n >= 1, ascending with repetition; O(sqrt n).
