@@ -103,8 +103,9 @@ class PipelineParallelGrid:
         verify: Compare a fingerprint of the settings across ranks before
             creating groups (one small all-reduce). All ranks must agree on it.
         timeout: Seconds (or a ``timedelta``) for the fingerprint exchange and
-            each group creation; ``None`` waits at most 600 s for the exchange
-            and uses torch's default for group creation.
+            each group creation, finite, above 0 and below ``timedelta.max``;
+            ``None`` waits at most 600 s for the exchange and uses torch's
+            default for group creation.
         groups: Extra sets of axes whose groups are created with the others,
             e.g. ``[("data", "sequence")]``.
         comm: The communication layer (default: ``torch.distributed`` via
@@ -114,7 +115,10 @@ class PipelineParallelGrid:
 
     Raises:
         GridSizeError: the topology's size is not the number of ranks.
-        UnknownAxisError: the topology lacks ``pipe`` or ``data``.
+        UnknownAxisError: the topology lacks ``pipe`` or ``data``, or an extra
+            group names an axis it does not have.
+        InvalidArgumentError: an unknown ``group_creation``, a ``timeout`` that
+            is not finite and positive, or both ``process_group`` and ``comm``.
         GroupCreationError: the strategy cannot work on this backend, or a
             group could not be created.
         TopologyMismatchError: ranks were given different settings.
