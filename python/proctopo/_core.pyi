@@ -1,12 +1,12 @@
 """Type stub of proctopo._core, the compiled C++ core (see python/bindings/module.cpp)."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import SupportsIndex, Union
+from typing import SupportsIndex
 
 import numpy as np
 import numpy.typing as npt
 
-_Axes = Union[str, Iterable[str]]
+_Axes = str | Iterable[str]
 
 class Topology:
     def __init__(self, axes: Iterable[str], dims: Iterable[SupportsIndex]) -> None: ...
