@@ -9,8 +9,8 @@ as timeit does); ratios are peer time / proctopo time, so ``120x`` means proctop
 such, never dropped. Results of every operation are fingerprinted and compared with
 proctopo's, so a fast wrong answer shows up as a mismatch.
 
-The script also runs the C++ Google Benchmark binary (``--cpp-bench``) and the grid
-engineer's scale simulation (``bench/grid_sim.py``, when present), then writes
+The script also runs the C++ Google Benchmark binary (``--cpp-bench``) and the grid's
+scale simulation (``bench/grid_sim.py``, when present), then writes
 ``bench/RESULTS.md``, ``bench/results.json`` and ``bench/compare.png``.
 
 Usage (see bench/README.md)::
@@ -80,7 +80,8 @@ GOAL_WORLD = 65536
 
 # --------------------------------------------------------------------------- layouts
 def layout(naxes: int, world: int) -> tuple[list[str], list[int]]:
-    """The two layouts of issue 4."""
+    """The two layouts measured: 3 axes (pipe 8, data W/64, model 8) and
+    5 axes (pipe 8, data W/512, expert 4, context 2, tensor 8)."""
     if naxes == 3:
         if world % 64:
             raise SystemExit(f"world size {world} is not a multiple of 64 (pipe 8 x model 8)")
@@ -468,7 +469,7 @@ def cpp_table(data: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def run_grid_sim(quick: bool, timeout: float, ds_bound: float | None) -> str:
-    """The grid engineer's scale simulation, in a subprocess so it cannot hang this run."""
+    """The grid's scale simulation (bench/grid_sim.py), in a subprocess so it cannot hang this run."""
     path = HERE / "grid_sim.py"
     if not path.exists():
         return "_bench/grid_sim.py is missing, so the scale simulation is not part of this run._\n"
@@ -725,7 +726,7 @@ def write_report(
     if png:
         L.append(f"\n![time against world size]({png.name})\n")
 
-    L.append("## Goals (issue 4)\n")
+    L.append("## Goals\n")
     L.append("| goal | layout | measured | met |")
     L.append("|---|---|---|---|")
     for goal, lay, measured, met in evaluate_goals(results, sizes, axes_list, cpp):
