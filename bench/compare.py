@@ -1082,6 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = REPO / "build" / "bench-quick" if args.quick else HERE
+    args.out_dir.mkdir(parents=True, exist_ok=True)
 
     t_start = time.perf_counter()
     if args.rerender:
@@ -1098,7 +1099,6 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
     libs = ["proctopo"] + [lib for lib in args.libs if lib != "proctopo"]
     worker_timeout = 90.0 if args.quick else 300.0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict[tuple[str, int, int], dict[str, Any]] = {}
     for naxes in args.axes:
