@@ -7,7 +7,7 @@ import types
 import warnings
 
 import pytest
-from helpers import require
+from conftest import require
 from proctopo import InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
 
