@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
 
-import proctopo
 import pytest
-from conftest import require
-
-
-@pytest.fixture(scope="module")
-def torch_dist() -> Any:
-    return require("torch.distributed")
+from proctopo import demo
 
 
 def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -25,6 +20,7 @@ def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.mp
 def test_demo_proves_every_group_and_prints_the_layout(torch_dist: Any) -> None:
     out = _demo("pipe=2", "data=2", "--timeout", "60")
     assert out.returncode == 0, out.stderr
@@ -37,6 +33,7 @@ def test_demo_proves_every_group_and_prints_the_layout(torch_dist: Any) -> None:
     assert lines[-1].startswith("OK: 12/12 group memberships proven by all_reduce")
 
 
+@pytest.mark.mp
 def test_demo_with_global_strategy_and_deepspeed_default_split(torch_dist: Any) -> None:
     out = _demo("--nproc", "4", "--strategy", "global", "--quiet", "--timeout", "60")
     assert out.returncode == 0, out.stderr
@@ -44,26 +41,67 @@ def test_demo_with_global_strategy_and_deepspeed_default_split(torch_dist: Any) 
     assert "group_creation='global'" in out.stdout
 
 
+@pytest.mark.mp
+def test_demo_under_torchrun(torch_dist: Any) -> None:
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    out = subprocess.run(
+        [*torchrun, "-m", "proctopo.demo", "--quiet", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    # DeepSpeed's default split of 2 ranks: pipe=2 x data=1; 3 groups proven on each rank.
+    assert out.stdout.strip() == (
+        "OK: 6/6 group memberships proven by all_reduce (member ranks and sum of rank+1 as expected) "
+        "on 2 ranks, group_creation='local'"
+    )
+
+
 def test_demo_rejects_bad_arguments_before_starting_processes() -> None:
     out = _demo("pipe=2", "data=3", "--nproc", "4")
     assert out.returncode == 2
-    assert "pipe * data = 2 * 3 = 6, but --nproc is 4" in out.stderr
+    assert out.stderr == "proctopo run: error: pipe * data = 2 * 3 = 6, but --nproc is 4\n"
     out = _demo("pipe=two")
-    assert out.returncode == 2 and "name=size" in out.stderr
+    assert (
+        out.returncode == 2 and "proctopo run: error: axis 'pipe=two' must be written name=size" in out.stderr
+    )
+
+
+def _record(rank: int, ok: bool) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "coord": [0, rank],
+        "cells": [("data", [0, 1], ok)],
+        "ms": 1.0,
+        "calls": 1,
+        "strategy": "local",
+        "shape": [("pipe", 1), ("data", 2)],
+    }
 
 
 def test_report_counts_failures(capsys: pytest.CaptureFixture[str]) -> None:
-    from proctopo import demo
-
-    class Grid:
-        strategy = "local"
-        _pt = proctopo.ProcessTopology(["pipe", "data"], [1, 2])
-
-    records = [
-        {"rank": 0, "coord": [0, 0], "cells": [("data", [0, 1], True)], "ms": 1.0, "calls": 1},
-        {"rank": 1, "coord": [0, 1], "cells": [("data", [0, 1], False)], "ms": 1.0, "calls": 1},
-    ]
-    assert demo._report(Grid(), ["pipe", "data"], records, quiet=False) == 1
+    assert demo._report([_record(0, True), _record(1, False)], quiet=False) == 1
     text = capsys.readouterr().out
+    assert text.startswith("proctopo grid pipe=1 x data=2 over 2 gloo processes, group_creation='local'\n")
     assert "[0, 1] FAILED" in text and text.strip().endswith("group_creation='local'")
     assert "FAILED: 1/2 group memberships" in text
+    assert demo._report([_record(0, True), _record(1, True)], quiet=True) == 0
+    assert capsys.readouterr().out.startswith("OK: 2/2 group memberships")
+
+
+def test_a_failed_rank_is_reported_and_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proctopo import launch
+
+    def fake_run(fn: Any, nproc: int, args: Any, **kwargs: Any) -> list[launch.RankResult]:
+        assert fn is demo._rank and nproc == 2 and kwargs == {"timeout": 5.0}
+        return [launch.RankResult(0, "ok", _record(0, True)), launch.RankResult(1, "timeout", error="hung")]
+
+    monkeypatch.setattr(launch, "run", fake_run)
+    monkeypatch.delenv("RANK", raising=False)
+    assert demo.run(None, 2, "local", 5.0, quiet=True) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "proctopo run: rank 1 of 2 timed out: hung\n"

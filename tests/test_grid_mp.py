@@ -2,18 +2,18 @@
 
 Every group is compared with the ranks DeepSpeed's own grid puts in it and
 proven with an all_reduce. Each run has a timeout that turns a hang into a
-failure (see tests/mp_helper.py).
+failure (the ``run_workers`` fixture, :func:`proctopo.launch.run`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import _grid_workers as workers
 import pytest
-from conftest import require
-from mp_helper import run_workers
+from helpers import RunWorkers, require
+from helpers import grid_workers as workers
+
+pytestmark = pytest.mark.mp
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,9 @@ def expectations() -> Any:
     """Per-rank group lists from DeepSpeed's own grid (needs torch and deepspeed)."""
     require("torch.distributed")
     require("deepspeed.runtime.pipe.topology")
-    import _ds_oracle
+    from helpers import ds_oracle
 
-    return _ds_oracle.expectations
-
-
-@pytest.fixture(scope="module")
-def torch_dist() -> Any:
-    return require("torch.distributed")
+    return ds_oracle.expectations
 
 
 CASES = {
@@ -49,13 +44,15 @@ CASES = {
 
 
 @pytest.mark.parametrize("world_size", [4, 8])
-def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path, expectations: Any) -> None:
+def test_groups_equal_deepspeed_and_all_reduce(
+    world_size: int, run_workers: RunWorkers, expectations: Any
+) -> None:
     cases = []
     for axes, dims in CASES[world_size]:
         exp = expectations(world_size, axes, dims)
         for strategy in ("global", "local", "auto"):
             cases.append((axes, dims, strategy, exp))
-    results = run_workers(workers.real_groups, world_size, tmp_path, (cases,), timeout=150)
+    results = run_workers(workers.real_groups, world_size, (cases,), timeout=150)
     per_case = [4 + len(e[0]["axes"]) + len(e[0]["subsets"]) for *_, e in cases]
     for r, res in enumerate(results):
         assert res["checked"] == sum(per_case), (r, res["checked"])
@@ -63,10 +60,10 @@ def test_groups_equal_deepspeed_and_all_reduce(world_size: int, tmp_path: Path, 
         assert "split" in res["split_error"] and "device" in res["split_error"]
 
 
-def test_process_group_is_honoured(tmp_path: Path, expectations: Any) -> None:
+def test_process_group_is_honoured(run_workers: RunWorkers, expectations: Any) -> None:
     members = [1, 2, 5, 6]
     exp = expectations(4, ["pipe", "data"], [2, 2])
-    results = run_workers(workers.over_process_group, 8, tmp_path, (members, exp), timeout=60)
+    results = run_workers(workers.over_process_group, 8, (members, exp), timeout=60)
     for rank, res in enumerate(results):
         if rank not in members:
             assert res is None
@@ -75,15 +72,15 @@ def test_process_group_is_honoured(tmp_path: Path, expectations: Any) -> None:
         assert "group_creation='global'" in res["global_error"]
 
 
-def test_fingerprint_mismatch_fails_fast_with_the_difference(tmp_path: Path, torch_dist: Any) -> None:
-    messages = run_workers(workers.mismatch, 4, tmp_path, timeout=60)
+def test_fingerprint_mismatch_fails_fast_with_the_difference(run_workers: RunWorkers) -> None:
+    messages = run_workers(workers.mismatch, 4, timeout=60)
     for msg in messages:
         assert "dims: grid rank 0 has [4, 1], grid rank 1 has [2, 2]" in msg, msg
         assert "3 of 4 ranks differ" in msg, msg
 
 
-def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path, torch_dist: Any) -> None:
-    results = run_workers(workers.skipped_check, 4, tmp_path, (3.0,), timeout=60)
+def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.skipped_check, 4, (3.0,), timeout=60)
     for rank, (kind, msg) in enumerate(results[:-1]):
         assert kind == "GridTimeoutError", (rank, kind, msg)
         assert "fingerprint" in msg
@@ -91,8 +88,8 @@ def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(tmp_path: Path, tor
     assert kind == "GroupCreationError", (kind, msg)
 
 
-def test_uneven_prior_groups_are_evened_out_for_local(tmp_path: Path, torch_dist: Any) -> None:
-    results = run_workers(workers.naming_trap, 4, tmp_path, timeout=60)
+def test_uneven_prior_groups_are_evened_out_for_local(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.naming_trap, 4, timeout=60)
     for rank, res in enumerate(results):
         assert res["groups"]["dp_proc_group"] == [rank - rank % 2, rank - rank % 2 + 1]
         assert res["groups"]["pp_proc_group"] == [rank % 2, rank % 2 + 2]

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import require
+from helpers import RunWorkers, require
+from helpers.pipeline_module_workers import pipeline_module_views
+
+pytestmark = pytest.mark.mp
 
 
-@pytest.mark.parametrize(("world_size", "num_pp", "num_mp"), [(4, 2, 1), (8, 2, 2)])
+@pytest.mark.parametrize(
+    ("world_size", "num_pp", "num_mp"),
+    [(4, 2, 1), (4, 2, 2), pytest.param(8, 2, 2, marks=pytest.mark.slow)],
+)
 def test_pipeline_module_accepts_proctopo_topology(
-    world_size: int, num_pp: int, num_mp: int, tmp_path: Path
+    world_size: int, num_pp: int, num_mp: int, run_workers: RunWorkers
 ) -> None:
     require("deepspeed.pipe")
-    from _pipeline_module_workers import pipeline_module_views
-    from mp_helper import run_workers
-
-    results = run_workers(
-        pipeline_module_views, world_size=world_size, tmp_path=tmp_path, args=(num_pp, num_mp), timeout=180
-    )
+    results = run_workers(pipeline_module_views, world_size, (num_pp, num_mp), timeout=180)
     stages = set()
     for rank, views in enumerate(results):
         assert views["proctopo"] == views["deepspeed"], rank

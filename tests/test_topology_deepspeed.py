@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import require
+from helpers import require
 from proctopo import ProcessTopology
 
 NAMES = ["pipe", "data", "model", "expert", "sequence", "x"]

@@ -1,12 +1,13 @@
-"""The ``proctopo`` command: look at a layout before a job runs.
+"""The ``proctopo`` command: look at a layout before a job runs, or run it.
 
     proctopo show pipe=2 data=2 model=2          rank -> coordinates -> groups
     proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8
     proctopo draw pipe=2 data=4 model=2 --group data   the grid as a picture, groups lettered
     proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
 
-Axes are given slowest first as ``name=size``. This module never imports torch
-(``run`` loads the grid, and so torch, only when it is chosen).
+Every subcommand takes its axes the same way: ``name=size`` words, slowest axis first,
+``pipe=2 data=2 model=2`` when none are given. This module never imports torch (``run``
+loads it in the processes it starts).
 """
 
 from __future__ import annotations
@@ -16,30 +17,54 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .errors import ProctopoError
+from . import demo
+from .errors import InvalidArgumentError, ProctopoError
 from .topology import ProcessTopology
 
-DEFAULT_AXES = ["pipe=2", "data=2", "model=2"]
+#: The axes of every subcommand when none are given.
+DEFAULT_AXES: tuple[str, ...] = ("pipe=2", "data=2", "model=2")
 
 
 def parse_axes(specs: Sequence[str]) -> ProcessTopology:
     """Build a topology from ``name=size`` words, slowest axis first.
 
+    A word is a name, ``=`` and a size in plain decimal digits (``0``-``9``). The
+    topology's own rules (names, sizes of at least 1, the world size fitting in 64
+    bits) are checked by :class:`ProcessTopology` itself.
+
     >>> parse_axes(["pipe=2", "data=4"])
     ProcessTopology(axes=['pipe', 'data'], dims=[2, 4])
+    >>> parse_axes(["pipe=1_6"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    proctopo.errors.InvalidArgumentError: axis 'pipe=1_6' must be written name=size, the size in decimal...
+    >>> parse_axes(["pipe=0"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    proctopo.errors.InvalidTopologyError: axis 'pipe' has size 0...
     """
     axes: list[str] = []
     dims: list[int] = []
     for spec in specs:
         name, sep, size = spec.partition("=")
-        if not sep or not name:
-            raise ProctopoError(f"axis {spec!r} must be written name=size, e.g. data=4")
-        try:
-            dims.append(int(size))
-        except ValueError:
-            raise ProctopoError(f"axis {spec!r}: the size {size!r} is not an integer") from None
+        if not sep or not (size.isascii() and size.isdigit()):
+            raise InvalidArgumentError(
+                f"axis {spec!r} must be written name=size, the size in decimal digits (e.g. data=4)"
+            )
         axes.append(name)
+        dims.append(int(size))
     return ProcessTopology(axes, dims)
+
+
+def size_mismatch(topo: ProcessTopology, size: int, what: str) -> str | None:
+    """Why ``topo`` does not fit ``size`` ranks (``what`` names them), or None when it does.
+
+    >>> size_mismatch(ProcessTopology(['pipe', 'data'], [2, 3]), 4, 'the world size')
+    'pipe * data = 2 * 3 = 6, but the world size is 4'
+    """
+    w = topo.world_size()
+    if w == size:
+        return None
+    axes, dims = topo.get_axis_names(), topo.dims
+    return f"{' * '.join(axes)} = {' * '.join(map(str, dims))} = {w}, but {what} is {size}"
 
 
 def _ranks_text(ranks: Sequence[int], limit: int = 8) -> str:
@@ -168,13 +193,9 @@ def check(
     out = out or sys.stdout
     status = 0
     w = topo.world_size()
-    if world_size is not None and world_size != w:
-        axes, dims = topo.get_axis_names(), topo.dims
-        print(
-            f"MISMATCH: {' * '.join(axes)} = {' * '.join(map(str, dims))} = {w}, "
-            f"but the world size is {world_size}",
-            file=out,
-        )
+    why = None if world_size is None else size_mismatch(topo, world_size, "the world size")
+    if why is not None:
+        print(f"MISMATCH: {why}", file=out)
         status = 1
     else:
         print(f"ok: {topo._core.describe()}", file=out)
@@ -202,38 +223,96 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``proctopo`` and ``python -m proctopo``."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["run"]:
-        from .demo import main as run_main  # torch is needed from here on
-
-        return run_main(words[1:])
-    parser = argparse.ArgumentParser(prog="proctopo", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    p_show = sub.add_parser("show", help="print rank -> coordinates -> groups")
-    p_show.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
-    p_show.add_argument("--limit", type=_positive, default=16, help="ranks to list (default 16)")
-    p_check = sub.add_parser("check", help="check a layout against a world size and nodes")
-    p_check.add_argument("axes", nargs="+", help="name=size, slowest first")
-    p_check.add_argument("--world-size", type=int)
-    p_check.add_argument("--ranks-per-node", type=_positive)
-    p_draw = sub.add_parser("draw", help="draw the grid, groups lettered and nodes numbered")
-    p_draw.add_argument("axes", nargs="*", default=DEFAULT_AXES, help="name=size, slowest first")
-    p_draw.add_argument("--group", help="letter the groups along this axis (or axes, joined by ',')")
-    p_draw.add_argument("--ranks-per-node", type=_positive, help="show each rank's node as @n")
-    p_draw.add_argument("--limit", type=_positive, default=256, help="largest world to draw (default 256)")
-    sub.add_parser("run", help="run a real grid over local CPU processes (needs torch); see run --help")
-    args = parser.parse_args(words)
+def _seconds(text: str) -> float:
+    """argparse type: a positive number of seconds."""
     try:
-        if args.command in (None, "show"):
-            topo = parse_axes(getattr(args, "axes", DEFAULT_AXES))
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``proctopo`` (all subcommands)."""
+    top = argparse.ArgumentParser(prog="proctopo", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", metavar="{show,check,draw,run}")
+
+    def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=description or text)
+        p.add_argument(
+            "axes",
+            nargs="*",
+            metavar="name=size",
+            help=f"axes, slowest first (default {' '.join(DEFAULT_AXES)})",
+        )
+        return p
+
+    p = command("show", "print rank -> coordinates -> groups")
+    p.add_argument("--limit", type=_positive, default=16, help="ranks to list (default 16)")
+    p = command("check", "check a layout against a world size and report how groups sit on nodes")
+    p.add_argument("--world-size", type=_positive, help="the number of ranks the layout must fill")
+    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node")
+    p = command("draw", "draw the grid, groups lettered and nodes numbered")
+    p.add_argument("--group", help="letter the groups along this axis (or axes, joined by ',')")
+    p.add_argument("--ranks-per-node", type=_positive, help="show each rank's node as @n")
+    p.add_argument("--limit", type=_positive, default=256, help="largest world to draw (default 256)")
+    p = command(
+        "run",
+        "run a real grid over local CPU processes and prove every group (needs torch)",
+        demo.__doc__.split("\n\n")[0] if demo.__doc__ else None,
+    )
+    p.add_argument(
+        "--nproc",
+        type=_positive,
+        help="processes to start (default: the product of the axes; with --nproc and no axes, "
+        "DeepSpeed's default split of that many ranks)",
+    )
+    p.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "global", "local", "split"],
+        help="group_creation of the grid (default auto)",
+    )
+    p.add_argument(
+        "--timeout", type=_seconds, default=120.0, help="seconds before the run counts as hung (default 120)"
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``proctopo`` and ``python -m proctopo``; returns the exit status.
+
+    Mistakes in the options end in argparse's usage message (``SystemExit(2)``); a
+    layout that breaks a rule prints ``proctopo <command>: error: <why>`` and returns 2.
+    """
+    args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    command = args.command or "show"
+    words = getattr(args, "axes", None) or []
+    try:
+        if command == "run":
+            topo: ProcessTopology | None
+            if words:
+                topo = parse_axes(words)
+            elif args.nproc is None and not demo.under_launcher():
+                topo = parse_axes(DEFAULT_AXES)
+            else:
+                topo = None  # DeepSpeed's default split of the world size
+            if topo is not None and args.nproc is not None:
+                why = size_mismatch(topo, args.nproc, "--nproc")
+                if why is not None:
+                    raise InvalidArgumentError(why)
+            return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
+        topo = parse_axes(words or DEFAULT_AXES)
+        if command == "show":
             show(topo, limit=getattr(args, "limit", 16))
             return 0
-        if args.command == "draw":
-            draw(parse_axes(args.axes), args.group, args.ranks_per_node, args.limit)
+        if command == "draw":
+            draw(topo, args.group, args.ranks_per_node, args.limit)
             return 0
-        return check(parse_axes(args.axes), args.world_size, args.ranks_per_node)
-    except (ProctopoError, TypeError) as exc:
-        print(f"proctopo: error: {exc}", file=sys.stderr)
+        return check(topo, args.world_size, args.ranks_per_node)
+    except ProctopoError as exc:
+        print(f"proctopo {command}: error: {exc}", file=sys.stderr)
         return 2

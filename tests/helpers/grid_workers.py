@@ -1,35 +1,26 @@
-"""Worker functions for tests/test_grid_mp.py (run by tests/mp_helper.py in gloo processes)."""
+"""Worker functions of tests/test_grid_mp.py, run on gloo processes by the ``run_workers`` fixture."""
 
 from __future__ import annotations
 
-import datetime
 import warnings
 from typing import Any
+
+from proctopo.launch import prove_group
 
 TIMEOUT = 30.0
 
 
-def _proves(group: Any, rank: int) -> list[int]:
-    """Ranks of ``group``; asserts an all_reduce over it sums (global rank + 1) of its members."""
-    import torch
-    import torch.distributed as dist
-
-    ranks = dist.get_process_group_ranks(group)
-    assert rank in ranks, (rank, ranks)
-    t = torch.tensor([float(rank + 1)])
-    work = dist.all_reduce(t, group=group, async_op=True)
-    work.wait(timeout=datetime.timedelta(seconds=TIMEOUT))
-    expected = float(sum(r + 1 for r in ranks))
-    assert t.item() == expected, f"all_reduce over {ranks} gave {t.item()}, expected {expected}"
-    return list(ranks)
+def _proves(group: Any) -> list[int]:
+    """The ranks of ``group``, proven by an all_reduce (a wrong sum raises)."""
+    return prove_group(group, timeout=TIMEOUT)
 
 
 def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dict[str, Any]:
     """Build each (axes, dims, strategy, expectations) grid; check every group against DeepSpeed."""
     import proctopo
     import torch.distributed as dist
+    from proctopo import GroupCreationError
     from proctopo.grid import PipelineParallelGrid
-    from proctopo.groups import GroupCreationError
 
     checked = 0
     strategies = []
@@ -40,7 +31,7 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
         strategies.append(grid.strategy)
         where = f"{axes}={dims} strategy={strategy} rank={rank}"
         for name, want in exp["groups"].items():
-            got = _proves(getattr(grid, name), rank)
+            got = _proves(getattr(grid, name))
             assert got == want, f"{where}: {name} has ranks {got}, DeepSpeed's has {want}"
             checked += 1
         for name, want in exp["values"].items():
@@ -59,26 +50,26 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
         for a in exp["axes"]:
             want = exp["subsets"][(a,)]
             prefix = "get_slice" if a == "model" else f"get_{a}"
-            got = _proves(getattr(grid, f"{prefix}_parallel_group")(), rank)
+            got = _proves(getattr(grid, f"{prefix}_parallel_group")())
             assert got == want, f"{where}: {prefix}_parallel_group has {got}, expected {want}"
             assert getattr(grid, f"{prefix}_parallel_world_size")() == len(want)
             assert getattr(grid, f"{prefix}_parallel_rank")() == want.index(rank)
             assert grid.get_axis_world_size(a) == len(want) and grid.get_axis_rank(a) == want.index(rank)
             checked += 1
         for subset, want in exp["subsets"].items():
-            got = _proves(grid.get_group(list(subset)), rank)
+            got = _proves(grid.get_group(list(subset)))
             assert got == want, f"{where}: get_group({list(subset)}) has {got}, expected {want}"
             assert grid.get_group_ranks(list(subset)) == want
             checked += 1
 
     # Ordinary new_group calls made by all ranks still work after the grids.
     everyone = dist.new_group(list(range(world_size)))
-    assert _proves(everyone, rank) == list(range(world_size))
+    assert _proves(everyone) == list(range(world_size))
     pair = dist.new_group([0, world_size - 1])
     if rank in (0, world_size - 1):
-        assert _proves(pair, rank) == [0, world_size - 1]
+        assert _proves(pair) == [0, world_size - 1]
     mine = dist.new_group([rank], use_local_synchronization=True)
-    assert _proves(mine, rank) == [rank]
+    assert _proves(mine) == [rank]
 
     # gloo cannot split: asking for it is a clear error, not a hang.
     try:
@@ -98,8 +89,8 @@ def over_process_group(
     """A 2x2 grid laid over a subgroup of the world; rank lists are global ranks."""
     import proctopo
     import torch.distributed as dist
+    from proctopo import GroupCreationError
     from proctopo.grid import PipelineParallelGrid
-    from proctopo.groups import GroupCreationError
 
     sub = dist.new_group(members)  # every rank calls new_group, as torch requires
     if rank not in members:
@@ -126,7 +117,7 @@ def over_process_group(
         assert grid.global_rank == rank and grid.grid_rank == me and grid.world_size == len(members)
         for name, want_grid in exp["groups"].items():
             want = [members[r] for r in want_grid]
-            got = _proves(getattr(grid, name), rank)
+            got = _proves(getattr(grid, name))
             assert got == want, f"{strategy}: {name} has {got}, expected {want}"
         assert grid.dp_group == [members[r] for r in exp["values"]["dp_group"]]
         assert (
@@ -141,8 +132,8 @@ def over_process_group(
 def mismatch(rank: int, world_size: int) -> str:
     """Rank 0 is given a different topology: every rank must fail fast with a clear error."""
     import proctopo
+    from proctopo import TopologyMismatchError
     from proctopo.grid import PipelineParallelGrid
-    from proctopo.groups import TopologyMismatchError
 
     dims = [4, world_size // 4] if rank == 0 else [2, world_size // 2]
     try:
@@ -177,12 +168,12 @@ def naming_trap(rank: int, world_size: int) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         grid = PipelineParallelGrid(topo, group_creation="local", timeout=TIMEOUT)
-    groups = {name: _proves(getattr(grid, name), rank) for name in ("dp_proc_group", "pp_proc_group")}
+    groups = {name: _proves(getattr(grid, name)) for name in ("dp_proc_group", "pp_proc_group")}
     after = (
         dist.new_group([0, world_size - 1], use_local_synchronization=True)
         if rank in (0, world_size - 1)
         else None
     )
     if after is not None:
-        _proves(after, rank)
+        _proves(after)
     return {"groups": groups, "warned": any("even it out" in str(w.message) for w in caught)}

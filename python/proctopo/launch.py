@@ -1,0 +1,350 @@
+"""Run a function on local CPU processes joined by torch.distributed, and prove groups.
+
+:func:`run` starts ``nproc`` processes with :func:`torch.multiprocessing.start_processes`
+from a forkserver that imported torch once (a process then costs a fork, not a torch
+import). Each process joins the default group through a ``file://`` rendezvous, calls
+``fn(rank, nproc, *args)`` and sends back its return value, or its traceback. Nothing
+waits forever: the whole run has a deadline, after which the ranks still running are
+killed and reported as hung; once one rank fails, the others get a short grace period
+and are then stopped, so a crash on one rank does not leave the rest waiting for the
+deadline.
+
+:func:`prove_group` shows that a process group really connects the ranks it names: an
+``all_reduce`` of (global rank + 1) over it must give the sum over its members.
+
+``python -m proctopo run`` and the multi-process tests both use this module. Importing
+it does not import torch; :func:`run` and :func:`prove_group` load it when called.
+
+>>> results = [RankResult(0, "ok", 10), RankResult(1, "timeout", error="still running after 5 s")]
+>>> [r.ok for r in results]
+[True, False]
+>>> print(summary(results))
+rank 1 of 2 timed out: still running after 5 s
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pickle
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
+
+__all__ = ["DEFAULT_PRELOAD", "RankResult", "prove_group", "run", "summary"]
+
+#: Modules the forkserver imports once, before it forks the first rank.
+DEFAULT_PRELOAD: tuple[str, ...] = ("torch", "torch.distributed", "proctopo.grid")
+
+#: Seconds a finished run gets to leave its final barrier before its processes are killed.
+_EXIT_WAIT = 2.0
+
+_STATUS_TEXT = {
+    "error": "failed",
+    "timeout": "timed out",
+    "stopped": "was stopped after another rank failed",
+}
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """What one rank of :func:`run` gave back.
+
+    Attributes:
+        rank: The rank (0 .. nproc - 1).
+        status: ``"ok"`` (``value`` holds the return value), ``"error"`` (the rank raised
+            or died; ``error`` holds the traceback or exit code), ``"timeout"`` (still
+            running at the deadline, killed) or ``"stopped"`` (killed at the end of the
+            grace period after another rank failed).
+        value: The return value of ``fn`` when ``status`` is ``"ok"``.
+        error: What went wrong otherwise.
+    """
+
+    rank: int
+    status: str
+    value: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the rank returned a value."""
+        return self.status == "ok"
+
+
+def summary(results: Sequence[RankResult]) -> str:
+    """One line per rank that did not return a value (with its traceback); ``""`` if all did.
+
+    >>> print(summary([RankResult(0, "error", error="ValueError: bad"), RankResult(1, "stopped")]))
+    rank 0 of 2 failed: ValueError: bad
+    rank 1 of 2 was stopped after another rank failed
+    """
+    lines = []
+    for r in results:
+        if not r.ok:
+            detail = f": {r.error.rstrip()}" if r.error else ""
+            lines.append(f"rank {r.rank} of {len(results)} {_STATUS_TEXT.get(r.status, r.status)}{detail}")
+    return "\n".join(lines)
+
+
+def prove_group(group: Any, *, timeout: float = 60.0) -> list[int]:
+    """Prove that ``group`` connects the ranks it names, with one ``all_reduce``.
+
+    Every member contributes (its global rank + 1); the sum must be that of the
+    members' (rank + 1). Call it on every member of the group, as any collective.
+
+    Args:
+        group: A ``torch.distributed`` process group the calling rank belongs to.
+        timeout: Seconds the ``all_reduce`` may take.
+
+    Returns:
+        The global ranks of the group, in group-rank order.
+
+    Raises:
+        GroupCreationError: the calling rank is not a member, or the sum is wrong.
+        GridTimeoutError: the ``all_reduce`` did not finish within ``timeout``.
+
+    >>> prove_group(dp_group, timeout=30)  # doctest: +SKIP
+    [1, 3]
+    """
+    import torch
+    import torch.distributed as dist
+
+    rank = dist.get_rank()
+    try:
+        ranks = [int(r) for r in dist.get_process_group_ranks(group)]
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise GroupCreationError(f"rank {rank} cannot prove a group it is not a member of: {exc}") from None
+    if rank not in ranks:
+        raise GroupCreationError(f"rank {rank} cannot prove group {ranks}: it is not a member")
+    t = torch.tensor([float(rank + 1)])
+    work = dist.all_reduce(t, group=group, async_op=True)
+    try:
+        work.wait(timeout=datetime.timedelta(seconds=timeout))
+    except RuntimeError as exc:
+        raise GridTimeoutError(
+            f"all_reduce over group {ranks} did not finish within {timeout:g} s on rank {rank}: {exc}"
+        ) from exc
+    expected = float(sum(r + 1 for r in ranks))
+    if t.item() != expected:
+        raise GroupCreationError(
+            f"all_reduce of rank+1 over group {ranks} gave {t.item():g} on rank {rank}, expected "
+            f"{expected:g}: the group does not connect the ranks it names"
+        )
+    return ranks
+
+
+def _entry(
+    rank: int,
+    nproc: int,
+    payload: bytes,
+    rendezvous: str,
+    writers: Sequence[Any],
+    backend: str,
+    timeout: float,
+    sys_path: Sequence[str],
+) -> None:
+    """Body of one process: join the group, run the function, send back the result."""
+    conn = writers[rank]
+    for other in writers:  # keep only this rank's end, so the parent sees each rank's EOF
+        if other is not conn:
+            other.close()
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    sys.path[:0] = [p for p in sys_path if p not in sys.path]  # find modules as the parent does now
+    result: tuple[str, Any]
+    try:
+        import torch.distributed as dist
+
+        fn, args = pickle.loads(payload)
+        dist.init_process_group(
+            backend,
+            init_method=f"file://{rendezvous}",
+            rank=rank,
+            world_size=nproc,
+            timeout=datetime.timedelta(seconds=timeout),
+        )
+        result = ("ok", fn(rank, nproc, *args))
+    except KeyboardInterrupt:  # the parent (or the forkserver) went away
+        os._exit(130)
+    except BaseException as exc:
+        result = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    try:
+        data = pickle.dumps(result)
+    except Exception as exc:
+        data = pickle.dumps(("error", f"its return value cannot be pickled: {type(exc).__name__}: {exc}"))
+    try:
+        conn.send_bytes(data)
+        conn.close()
+    except OSError:  # the parent stopped listening: nobody to report to
+        os._exit(1)
+    if result[0] == "ok":
+        # Stay until every rank is done: a process that exits while a peer is still
+        # connecting to it (gloo builds each group's connections lazily) breaks that peer.
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
+        except Exception:
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: a group left mid-collective must not hang the exit.
+    os._exit(0)
+
+
+def run(
+    fn: Callable[..., Any],
+    nproc: int,
+    args: Sequence[Any] = (),
+    *,
+    timeout: float = 60.0,
+    grace: float = 5.0,
+    workdir: str | os.PathLike[str] | None = None,
+    backend: str = "gloo",
+    preload: Sequence[str] = DEFAULT_PRELOAD,
+    start_method: str = "forkserver",
+) -> list[RankResult]:
+    """Run ``fn(rank, nproc, *args)`` on ``nproc`` local processes joined by torch.distributed.
+
+    Args:
+        fn: A module-level function. It is pickled by reference, so its module must be
+            importable under its name (a function of ``__main__`` is not).
+        nproc: Number of processes, at least 1.
+        args: Extra picklable arguments.
+        timeout: Seconds until the run counts as hung: ranks still running then are
+            killed (status ``"timeout"``). Also the timeout of the default group's
+            collectives.
+        grace: Seconds the other ranks get once one has failed; those still running
+            then are killed (status ``"stopped"``).
+        workdir: Directory for the rendezvous file (default: a temporary directory,
+            removed afterwards).
+        backend: ``torch.distributed`` backend of the default group.
+        preload: Modules the forkserver imports before its first fork. The forkserver
+            serves the whole Python process, so only the first run's list counts.
+        start_method: ``"forkserver"`` (default), ``"spawn"`` or ``"fork"``.
+
+    Returns:
+        One :class:`RankResult` per rank, in rank order; :func:`summary` describes the
+        ranks that did not return a value.
+
+    Raises:
+        InvalidArgumentError: ``nproc``, ``timeout`` or ``grace`` out of range, or
+            ``fn`` and ``args`` cannot be pickled.
+
+    >>> results = run(mymodule.work, 4, ("hello",), timeout=30)  # doctest: +SKIP
+    >>> [r.value for r in results]  # doctest: +SKIP
+    ['hello from 0', 'hello from 1', 'hello from 2', 'hello from 3']
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise InvalidArgumentError(f"nproc must be an integer of at least 1, got {nproc!r}")
+    if not timeout > 0:
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if not grace >= 0:
+        raise InvalidArgumentError(f"grace must be a number of seconds of at least 0, got {grace!r}")
+    try:
+        payload = pickle.dumps((fn, tuple(args)))
+    except Exception as exc:
+        raise InvalidArgumentError(
+            f"fn and args must be picklable (fn a module-level function): {type(exc).__name__}: {exc}"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="proctopo-run-", dir=workdir) as run_dir:
+        rendezvous = os.path.join(run_dir, "rendezvous")
+        return _supervise(nproc, payload, rendezvous, timeout, grace, backend, preload, start_method)
+
+
+def _supervise(
+    nproc: int,
+    payload: bytes,
+    rendezvous: str,
+    timeout: float,
+    grace: float,
+    backend: str,
+    preload: Sequence[str],
+    start_method: str,
+) -> list[RankResult]:
+    import multiprocessing
+    import multiprocessing.connection as mpc
+
+    from torch.multiprocessing.spawn import start_processes
+
+    start: Callable[..., Any] = start_processes  # untyped in torch
+    ctx = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        ctx.set_forkserver_preload(list(preload))  # no effect once the forkserver runs
+    pipes = [ctx.Pipe(duplex=False) for _ in range(nproc)]
+    readers = [r for r, _ in pipes]
+    writers = [w for _, w in pipes]
+    results: dict[int, RankResult] = {}
+    procs: list[Any] = []
+    try:
+        started = start(
+            _entry,
+            (nproc, payload, rendezvous, writers, backend, timeout, list(sys.path)),
+            nprocs=nproc,
+            join=False,
+            daemon=True,
+            start_method=start_method,
+        )
+        procs = list(started.processes)
+        for w in writers:
+            w.close()
+        deadline = time.monotonic() + timeout
+        stop_at = deadline
+        waiting: dict[Any, int] = dict(zip(readers, range(nproc)))
+        while waiting:
+            now = time.monotonic()
+            if now >= stop_at:
+                break
+            for reader in mpc.wait(list(waiting), timeout=min(0.5, stop_at - now)):
+                r = waiting.pop(reader)
+                results[r] = _receive(r, reader, procs[r])
+            for reader, r in list(waiting.items()):
+                if procs[r].exitcode is not None and not reader.poll():
+                    del waiting[reader]  # exited, yet a sibling held its pipe open
+                    results[r] = _died(r, procs[r])
+            if stop_at == deadline and any(not res.ok for res in results.values()):
+                stop_at = min(deadline, time.monotonic() + grace)
+        for r in range(nproc):
+            if r not in results:
+                pid = procs[r].pid
+                if stop_at < deadline:
+                    text = f"killed (pid {pid}) {grace:g} s after the first failure"
+                    results[r] = RankResult(r, "stopped", error=text)
+                else:
+                    text = f"still running after {timeout:g} s (a hang); killed (pid {pid})"
+                    results[r] = RankResult(r, "timeout", error=text)
+    finally:
+        if len(results) == nproc and all(res.ok for res in results.values()):
+            end = time.monotonic() + _EXIT_WAIT  # let the final barrier finish
+            for p in procs:
+                p.join(max(0.0, end - time.monotonic()))
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(5.0)
+        for conn in (*readers, *writers):
+            conn.close()
+    return [results[r] for r in range(nproc)]
+
+
+def _receive(rank: int, reader: Any, proc: Any) -> RankResult:
+    try:
+        data = reader.recv_bytes()
+    except (EOFError, OSError):
+        return _died(rank, proc)
+    try:
+        status, value = pickle.loads(data)
+    except Exception as exc:
+        return RankResult(rank, "error", error=f"its result cannot be unpickled: {type(exc).__name__}: {exc}")
+    if status == "ok":
+        return RankResult(rank, "ok", value)
+    return RankResult(rank, "error", error=value)
+
+
+def _died(rank: int, proc: Any) -> RankResult:
+    proc.join(5.0)
+    return RankResult(rank, "error", error=f"exited with code {proc.exitcode} without a result")

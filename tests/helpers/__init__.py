@@ -1,0 +1,39 @@
+"""Helpers of the test suite (importable as ``helpers``: pytest puts tests/ on sys.path).
+
+Peers (torch, DeepSpeed, megatron-core) are optional for a developer, but CI sets
+PROCTOPO_REQUIRE_PEERS=1 so that a missing peer fails the run instead of skipping
+its differential tests into green.
+
+Multi-process tests use the ``run_workers`` fixture of conftest.py, which runs a
+function of :mod:`helpers.grid_workers` or :mod:`helpers.pipeline_module_workers`
+on gloo processes through :func:`proctopo.launch.run`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+__all__ = ["PRELOAD", "RunWorkers", "require"]
+
+#: The type of the ``run_workers`` fixture: ``(fn, world_size, args=(), timeout=60) -> values``.
+RunWorkers = Callable[..., list[Any]]
+
+#: What the forkserver of the multi-process tests imports once: torch, proctopo and the
+#: peers the workers use (a missing one is skipped by the forkserver, not an error).
+PRELOAD = ("torch", "torch.distributed", "numpy", "proctopo", "proctopo.grid", "deepspeed", "deepspeed.pipe")
+
+
+def require(module: str) -> types.ModuleType:
+    """Import a peer module; skip when absent unless PROCTOPO_REQUIRE_PEERS=1 (then fail)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if os.environ.get("PROCTOPO_REQUIRE_PEERS") == "1":
+            pytest.fail(f"{module} is required in this run (PROCTOPO_REQUIRE_PEERS=1): {exc}")
+        pytest.skip(f"{module} is not installed: {exc}")

@@ -1,0 +1,99 @@
+"""proctopo.launch: local gloo processes with results per rank, hangs and crashes named."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import PRELOAD, launch_workers
+from proctopo import InvalidArgumentError, launch
+
+
+def _run(fn: Any, nproc: int, tmp_path: Path, *args: Any, **kwargs: Any) -> list[launch.RankResult]:
+    return launch.run(fn, nproc, args, workdir=tmp_path, preload=PRELOAD, **kwargs)
+
+
+@pytest.mark.mp
+def test_results_come_back_per_rank_in_rank_order(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.hello, 3, tmp_path, "hi", timeout=60)
+    assert [r.status for r in results] == ["ok"] * 3 and launch.summary(results) == ""
+    assert [r.value for r in results] == [("hi", r, 3, [0, 1, 2]) for r in range(3)]
+    assert list(tmp_path.iterdir()) == []  # the rendezvous directory is removed
+
+
+@pytest.mark.mp
+def test_a_hung_rank_is_killed_and_named(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.hang_on, 3, tmp_path, 1, timeout=3)
+    assert [r.status for r in results] == ["ok", "timeout", "ok"]
+    assert [results[0].value, results[2].value] == [0, 2]
+    text = launch.summary(results)
+    assert text.startswith("rank 1 of 3 timed out: still running after 3 s (a hang); killed (pid ")
+    pid = int(text.rsplit("pid ", 1)[1].rstrip(")"))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.mp
+def test_after_a_failure_the_others_are_stopped_before_the_deadline(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.fail_on, 3, tmp_path, 2, timeout=120, grace=0.5)
+    assert [r.status for r in results] == ["stopped", "stopped", "error"]
+    assert "ValueError: rank 2 was told to fail" in results[2].error
+    assert 'in fail_on\n    raise ValueError(f"rank {rank} was told to fail")' in results[2].error
+    lines = launch.summary(results).splitlines()
+    assert lines[0].startswith("rank 0 of 3 was stopped after another rank failed: killed (pid ")
+    assert lines[0].endswith(") 0.5 s after the first failure")
+    assert "rank 2 of 3 failed: ValueError: rank 2 was told to fail" in lines
+
+
+@pytest.mark.mp
+def test_a_rank_that_dies_and_a_result_that_cannot_travel_are_errors(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.die_on, 2, tmp_path, 0, timeout=60)
+    assert [r.status for r in results] == ["error", "ok"]
+    assert results[0].error == "exited with code 3 without a result"
+    results = _run(launch_workers.unpicklable, 2, tmp_path, timeout=60)
+    assert [r.status for r in results] == ["error", "error"]
+    assert results[0].error.startswith("its return value cannot be pickled: ")
+
+
+@pytest.mark.mp
+def test_prove_group_refuses_non_members_and_times_out(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.proof_errors, 3, tmp_path, timeout=60)
+    assert launch.summary(results) == ""
+    assert results[2].value["non-member"].startswith("rank 2 cannot prove ")
+    assert (
+        results[0]
+        .value["timeout"]
+        .startswith("all_reduce over group [0, 1] did not finish within 1 s on rank 0: ")
+    )
+    assert results[1].value == {}
+
+
+@pytest.mark.parametrize(
+    ("fn", "nproc", "kwargs", "text"),
+    [
+        (launch_workers.hello, 0, {}, "nproc must be an integer of at least 1, got 0"),
+        (launch_workers.hello, 2.0, {}, "nproc must be an integer of at least 1, got 2.0"),
+        (launch_workers.hello, 2, {"timeout": 0}, "timeout must be a positive number of seconds, got 0"),
+        (launch_workers.hello, 2, {"grace": -1}, "grace must be a number of seconds of at least 0, got -1"),
+        (lambda r, n: r, 2, {}, "fn and args must be picklable (fn a module-level function): "),
+    ],
+)
+def test_bad_arguments_fail_before_any_process_starts(
+    fn: Any, nproc: Any, kwargs: dict[str, Any], text: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        launch.run(fn, nproc, workdir=tmp_path, **kwargs)
+    assert str(info.value).startswith(text)
+    assert multiprocessing.active_children() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_launcher_the_demo_and_the_cli_loads_no_torch() -> None:
+    code = "import sys, proctopo.launch, proctopo.demo, proctopo.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
