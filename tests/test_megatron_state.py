@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import random
 import types
-import warnings
 
 import pytest
-from conftest import require
+from helpers import require
 from proctopo import InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
 
 
 def _megatron(module: str = "megatron.core.parallel_state") -> types.ModuleType:
-    with warnings.catch_warnings():
-        # megatron-core warns at import that Transformer Engine and Apex are missing.
-        warnings.filterwarnings("ignore", message=r".*Transformer Engine and Apex are not installed.*")
-        return require(module)
+    return require(module)  # its import-time warnings are filtered in pyproject.toml
 
 
 SIZE_KEYS = ("tensor_model_parallel_size", "context_parallel_size", "expert_model_parallel_size")
