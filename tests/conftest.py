@@ -14,6 +14,13 @@ from proctopo import launch
 __all__ = ["require"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts processes through ``run_workers`` is an ``mp`` test, marked or not."""
+    for item in items:
+        if "run_workers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mp)
+
+
 @pytest.fixture
 def torch_dist() -> Any:
     """torch.distributed (skips, or fails under PROCTOPO_REQUIRE_PEERS=1, without torch)."""

@@ -178,3 +178,19 @@ def test_options_are_checked_by_the_parser(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: proctopo ") and f"proctopo {words[0]}: error: {text}" in err, err
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # Far more output than a pipe holds, so the command is still writing when the reader leaves.
+    with subprocess.Popen(
+        [sys.executable, "-m", "proctopo", "show", "pipe=64", "data=1024", "--limit", "8192"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("topology   pipe=64 x data=1024 (65536 ranks)")
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 1
+    assert err == ""

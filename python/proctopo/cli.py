@@ -13,6 +13,7 @@ loads it in the processes it starts).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -236,7 +237,11 @@ def _seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``proctopo`` (all subcommands)."""
-    top = argparse.ArgumentParser(prog="proctopo", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(
+        prog="proctopo",
+        description="Look at a layout of named axes (pipe, data, model, ...) before a job runs, or run it. "
+        "Every command takes the axes as name=size words, slowest first.",
+    )
     sub = top.add_subparsers(dest="command", metavar="{show,check,draw,run}")
 
     def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -316,3 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProctopoError as exc:
         print(f"proctopo {command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away, e.g. `proctopo show ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
