@@ -33,17 +33,19 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
 
-__all__ = ["DEFAULT_PRELOAD", "RankResult", "prove_group", "run", "summary"]
+__all__ = ["DEFAULT_PRELOAD", "RankResult", "Status", "prove_group", "run", "summary"]
 
 #: Modules the forkserver imports once, before it forks the first rank.
 DEFAULT_PRELOAD: tuple[str, ...] = ("torch", "torch.distributed", "proctopo.grid")
 
 #: Seconds a finished run gets to leave its final barrier before its processes are killed.
 _EXIT_WAIT = 2.0
+
+Status = Literal["ok", "error", "timeout", "stopped"]
 
 _STATUS_TEXT = {
     "error": "failed",
@@ -67,7 +69,7 @@ class RankResult:
     """
 
     rank: int
-    status: str
+    status: Status
     value: Any = None
     error: str = ""
 
