@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 import re
-import warnings
 
 import pytest
-from conftest import require
+from helpers import require
 from proctopo import (
     MEGATRON_TO_DEEPSPEED,
     InvalidArgumentError,
@@ -43,9 +42,7 @@ def test_from_order_errors(order: str, sizes: dict[str, int], exc: type[Exceptio
 
 
 def test_groups_match_megatron_rank_generator() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ps = require("megatron.core.parallel_state")
+    ps = require("megatron.core.parallel_state")
     rng = random.Random(7)
     tokens = ["tp", "cp", "ep", "dp", "pp"]
     for _ in range(30):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from . import demo
-from .errors import InvalidArgumentError, ProctopoError
+from .errors import GridSizeError, InvalidArgumentError, ProctopoError
 from .topology import ProcessTopology
 
 #: The axes of every subcommand when none are given.
@@ -53,19 +53,6 @@ def parse_axes(specs: Sequence[str]) -> ProcessTopology:
         axes.append(name)
         dims.append(int(size))
     return ProcessTopology(axes, dims)
-
-
-def size_mismatch(topo: ProcessTopology, size: int, what: str) -> str | None:
-    """Why ``topo`` does not fit ``size`` ranks (``what`` names them), or None when it does.
-
-    >>> size_mismatch(ProcessTopology(['pipe', 'data'], [2, 3]), 4, 'the world size')
-    'pipe * data = 2 * 3 = 6, but the world size is 4'
-    """
-    w = topo.world_size()
-    if w == size:
-        return None
-    axes, dims = topo.get_axis_names(), topo.dims
-    return f"{' * '.join(axes)} = {' * '.join(map(str, dims))} = {w}, but {what} is {size}"
 
 
 def _ranks_text(ranks: Sequence[int], limit: int = 8) -> str:
@@ -194,9 +181,11 @@ def check(
     out = out or sys.stdout
     status = 0
     w = topo.world_size()
-    why = None if world_size is None else size_mismatch(topo, world_size, "the world size")
-    if why is not None:
-        print(f"MISMATCH: {why}", file=out)
+    try:
+        if world_size is not None:
+            topo.check_world_size(world_size)
+    except GridSizeError as exc:
+        print(f"MISMATCH: {exc}", file=out)
         status = 1
     else:
         print(f"ok: {topo._core.describe()}", file=out)
@@ -306,9 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 topo = None  # DeepSpeed's default split of the world size
             if topo is not None and args.nproc is not None:
-                why = size_mismatch(topo, args.nproc, "--nproc")
-                if why is not None:
-                    raise InvalidArgumentError(why)
+                topo.check_world_size(args.nproc, "--nproc")
             return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
         topo = parse_axes(words or DEFAULT_AXES)
         if command == "show":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from . import _core
 from ._core import Topology as _Topology
-from .errors import InvalidTopologyError
+from .errors import GridSizeError, InvalidTopologyError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -234,6 +234,25 @@ class ProcessTopology:
         6
         """
         return self._core.world_size
+
+    def check_world_size(self, size: int, what: str = "the world size") -> None:
+        """Raise unless the topology has exactly ``size`` ranks; ``what`` names them in the error.
+
+        Raises:
+            GridSizeError: the sizes multiply to another number (also an AssertionError,
+                as DeepSpeed's grid asserted it).
+
+        >>> ProcessTopology(['pipe', 'data'], [2, 3]).check_world_size(4)
+        Traceback (most recent call last):
+          ...
+        proctopo.errors.GridSizeError: pipe * data = 2 * 3 = 6, but the world size is 4
+        """
+        w = self._core.world_size
+        if w != size:
+            axes, dims = self._core.axes, self._core.dims
+            raise GridSizeError(
+                f"{' * '.join(axes)} = {' * '.join(map(str, dims))} = {w}, but {what} is {size}"
+            )
 
     @property
     def mapping(self) -> Mapping[Any, int]:
