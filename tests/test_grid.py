@@ -20,7 +20,7 @@ import proctopo
 import pytest
 from conftest import require
 from proctopo import GridSizeError, GroupCreationError, TopologyMismatchError
-from proctopo.grid import PipelineParallelGrid
+from proctopo.grid import PipelineParallelGrid, ProcessGrid
 from proctopo.groups import fingerprint, resolve_strategy
 from proctopo.testing import RecordingComm
 
@@ -231,7 +231,14 @@ def test_global_calls_new_group_for_every_group_like_deepspeed(oracle: Any) -> N
 
 def test_split_calls_split_group_once_per_kind() -> None:
     grid, comm = _calls(["pipe", "data", "model"], [2, 3, 2], "split", 7, can_split=True)
-    assert comm.calls == {"new_group": 0, "split_group": 4, "local_new_group": 0, "collective": 1}
+    assert comm.calls == {
+        "new_group": 0,
+        "split_group": 4,
+        "local_new_group": 0,
+        "collective": 1,
+        "destroy": 0,
+        "spacer": 0,
+    }
     assert grid.strategy == "split"
 
 
@@ -405,7 +412,14 @@ def test_timeout_must_be_finite(bad: Any, shown: str) -> None:
         PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=comm, timeout=bad)
     assert f"got {shown}" in str(info.value)
     assert isinstance(info.value, ValueError)
-    assert comm.calls == {"new_group": 0, "split_group": 0, "local_new_group": 0, "collective": 0}
+    assert comm.calls == {
+        "new_group": 0,
+        "split_group": 0,
+        "local_new_group": 0,
+        "collective": 0,
+        "destroy": 0,
+        "spacer": 0,
+    }
 
 
 def test_timeout_accepts_seconds_and_timedeltas_and_refuses_other_types() -> None:
@@ -523,7 +537,7 @@ def test_per_rank_groups_equal_the_core_tables_for_every_subset() -> None:
         topo = proctopo.ProcessTopology(axes, dims)
         for rank in range(n):
             grid = PipelineParallelGrid(topo, comm=RecordingComm(rank, n), verify=False)
-            b = grid._builder
+            b = grid.process_grid._builder
             for k in range(len(axes) + 1):
                 for subset in itertools.combinations(axes, k):
                     want = topo.group_of(rank, list(subset)).tolist()
@@ -575,6 +589,8 @@ print(json.dumps(out))
             "collective": 1,
         },
     }
+    for calls in want.values():
+        calls.update(destroy=0, spacer=0)
     assert len(result["runs"]) == 9
     for run in result["runs"]:
         rank, strategy = run["rank"], run["strategy"]
@@ -600,7 +616,14 @@ def test_recording_comm_records_members_non_members_and_parents() -> None:
     assert comm.new_group([0, 1]) is RecordingComm.NON_MEMBER
     whole = comm.new_group()  # deepspeed.comm style: the whole world
     assert whole.kind == "global" and comm.group_ranks(whole) == list(range(8))
-    assert comm.calls == {"new_group": 4, "split_group": 0, "local_new_group": 2, "collective": 0}
+    assert comm.calls == {
+        "new_group": 4,
+        "split_group": 0,
+        "local_new_group": 2,
+        "collective": 0,
+        "destroy": 0,
+        "spacer": 0,
+    }
     assert comm.groups == [mine, whole] and comm.group_count() == 3
     assert repr(mine) == "RecordedGroup('local', [4, 5])"
     assert repr(RecordedGroup(range(100), "parent")) == "RecordedGroup('parent', 100 ranks: 0, 1, ..., 99)"
@@ -631,5 +654,201 @@ def test_grid_module_exports_only_the_grid() -> None:
     import proctopo.grid
     import proctopo.testing
 
-    assert proctopo.grid.__all__ == ["PipelineParallelGrid"]
+    assert proctopo.grid.__all__ == ["PipelineParallelGrid", "ProcessGrid"]
     assert proctopo.testing.__all__ == ["RecordedGroup", "RecordingComm"]
+
+
+# ------------------------------------------------------------------ ProcessGrid
+
+
+def _pgrid(rank: int, n: int, axes: list[str], dims: list[int], **kw: Any) -> tuple[Any, RecordingComm]:
+    comm = RecordingComm(rank, n, can_split=kw.pop("can_split", False))
+    return ProcessGrid(proctopo.ProcessTopology(axes, dims), comm=comm, **kw), comm
+
+
+def test_process_grid_is_exported_lazily_and_creates_each_axis_then_the_extras() -> None:
+    assert proctopo.ProcessGrid is ProcessGrid
+    grid, comm = _pgrid(5, 8, ["pipe", "data", "model"], [2, 2, 2], groups=[("data", "model"), "pipe"])
+    assert [g.ranks for g in comm.groups] == [[1, 5], [5, 7], [4, 5], [4, 5, 6, 7]]
+    assert grid.group_creation_calls == 4 and grid.communicators == 4
+    assert grid.topology.get_axis_names() == ["pipe", "data", "model"]
+    assert grid.layout() is grid.layout("main") is grid.topology
+
+
+def test_layouts_share_identical_rank_sets_and_name_the_first_difference() -> None:
+    # Megatron-style: dense pipe x data x tensor, expert pipe x expert x edp x tensor over 16 ranks.
+    dense = proctopo.ProcessTopology(["pipe", "data", "model"], [2, 4, 2])
+    expert = proctopo.ProcessTopology(["pipe", "edp", "expert", "model"], [2, 2, 2, 2])
+    for strategy in ("local", "global", "split"):
+        for rank in range(16):
+            comm = RecordingComm(rank, 16, can_split=strategy == "split")
+            grid = ProcessGrid(
+                dense,
+                group_creation=strategy,
+                layouts={"expert": expert},
+                groups=[
+                    ("expert", ["expert"]),
+                    ("expert", ["pipe"]),
+                    ("expert", ["model"]),
+                    ("expert", ["edp"]),
+                ],
+                comm=comm,
+            )
+            # pipe and model are shared: the same groups, created once; expert and edp are new.
+            assert grid.get_group("pipe", layout="expert") is grid.get_group("pipe")
+            assert grid.get_group("model", layout="expert") is grid.get_group("model")
+            assert grid.get_group_ranks("expert", layout="expert") == expert.group_list(rank, "expert")
+            # the expert layout's (edp, expert) group is the dense data group: shared, no new call
+            before = grid.group_creation_calls
+            assert grid.get_group(["edp", "expert"], layout="expert") is grid.get_group("data")
+            assert grid.group_creation_calls == before
+            assert grid.communicators == 5  # pipe, data, model, expert, edp
+            live = [tuple(g.ranks) for g in comm.live_groups()]
+            assert len(live) == len(set(live)) == 5, (strategy, rank, live)
+    grid, _ = _pgrid(0, 16, ["pipe", "data", "model"], [2, 4, 2])
+    with pytest.raises(proctopo.InvalidArgumentError, match="axis 'model' enumerates differently") as info:
+        grid.add_layout("bad", proctopo.ProcessTopology(["pipe", "model", "data"], [2, 2, 4]))
+    assert "first difference at member 1: rank 1 against rank 4" in str(info.value)
+    with pytest.raises(proctopo.InvalidArgumentError, match=r"axis 'data' .* rank 2 against rank 4"):
+        grid.add_layout("bad", proctopo.ProcessTopology(["data", "pipe", "model"], [4, 2, 2]))
+    with pytest.raises(
+        GridSizeError, match="layout 'small': pipe \\* data = 2 \\* 4 = 8, but the world size is 16"
+    ):
+        grid.add_layout("small", proctopo.ProcessTopology(["pipe", "data"], [2, 4]))
+    for bad_name in ("main", "", 3):
+        with pytest.raises(proctopo.InvalidArgumentError, match="layout name"):
+            grid.add_layout(bad_name, proctopo.ProcessTopology(["pipe", "data", "model"], [2, 4, 2]))  # type: ignore[arg-type]
+    with pytest.raises(proctopo.InvalidArgumentError, match="no layout named 'nope'"):
+        grid.get_group("pipe", layout="nope")
+    with pytest.raises(proctopo.UnknownAxisError):
+        grid.get_group("expert")
+
+
+def test_explicit_families_share_sets_and_keep_counts_in_step() -> None:
+    # Megatron's embedding groups: first and last pipeline stage of each pipeline.
+    n = 8
+    lists = [[0, 4], [1, 5], [2, 6], [3, 7]]  # equal to the pipe groups of pipe=2 x data=4
+    partial = [[0, 4], [3]]
+    for strategy in ("local", "global"):
+        counts = set()
+        for rank in range(n):
+            grid, comm = _pgrid(rank, n, ["pipe", "data"], [2, 4], group_creation=strategy)
+            calls = grid.group_creation_calls
+            same = grid.new_groups(lists, name="embedding")
+            assert same is grid.get_group("pipe")  # identical rank sets: one communicator
+            mine = grid.new_groups(partial)
+            want = next((row for row in partial if rank in row), None)
+            assert (mine is None) if want is None else (comm.group_ranks(mine) == want)
+            if want == [0, 4]:
+                assert mine is grid.get_group("pipe")
+            assert grid.new_groups([[4, 0], [3]]) is mine  # the same family: nothing new
+            assert grid.communicators == 2 + (rank == 3)
+            if strategy == "local":
+                # one registration per family on every rank, so torch's names stay aligned
+                assert grid.group_creation_calls == calls + 2
+                counts.add(comm.group_count())
+            else:
+                assert grid.group_creation_calls == calls + 1  # only [3] is new
+        if strategy == "local":
+            assert len(counts) == 1, counts
+
+
+def test_new_groups_checks_its_lists_before_any_collective() -> None:
+    grid, comm = _pgrid(0, 8, ["pipe", "data"], [2, 4])
+    before = dict(comm.calls)
+    for bad, match in (
+        ([[0, 1], []], "rank_lists\\[1\\] is empty"),
+        ([[0, 1], [1, 2]], "rank 1 of rank_lists\\[1\\] is also in rank_lists\\[0\\]"),
+        ([[0, 0]], "rank 0 of rank_lists\\[0\\] is twice in it"),
+        ([[0, 8]], "rank 8 in rank_lists\\[0\\] is not in the grid: ranks run from 0 to 7"),
+        ([[-1]], "rank -1"),
+    ):
+        with pytest.raises(proctopo.InvalidArgumentError, match=match):
+            grid.new_groups(bad)
+    for bad_type in ("01", [0, 1], [[0.5]], [[True]]):
+        with pytest.raises(TypeError):
+            grid.new_groups(bad_type)  # type: ignore[arg-type]
+    assert comm.calls == before
+    sub = RecordingComm(2, 8, parent_ranks=[2, 3, 6, 7])
+    g = ProcessGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=sub)
+    with pytest.raises(proctopo.InvalidArgumentError, match="rank 4 in rank_lists\\[0\\] is not a member"):
+        g.new_groups([[2, 4]])
+    assert sub.group_ranks(g.new_groups([[2, 7], [3]])) == [2, 7]
+
+
+def test_backends_key_the_registry_and_the_parents_own_name_is_the_same() -> None:
+    grid, comm = _pgrid(1, 4, ["pipe", "data"], [2, 2], group_creation="local")
+    assert grid.get_group("data", backend="GLOO") is grid.get_group("data")
+    other = grid.get_group("data", backend="nccl")
+    assert other is not grid.get_group("data") and other.backend == "nccl" and other.ranks == [0, 1]
+    assert grid.get_group(["pipe", "data"]) is comm.parent()
+    assert grid.get_group(["pipe", "data"], backend="nccl").ranks == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("strategy", ["local", "global", "split"])
+def test_destroy_frees_exactly_what_was_made_and_names_stay_unique_over_cycles(strategy: str) -> None:
+    comm = RecordingComm(3, 8, can_split=strategy == "split")
+    start = comm.group_count()
+    names: list[Any] = []
+    for _cycle in range(10):
+        grid = ProcessGrid(
+            proctopo.ProcessTopology(["pipe", "data", "model"], [2, 2, 2]),
+            group_creation=strategy,
+            groups=[[], ("data", "model")],
+            comm=comm,
+        )
+        grid.new_groups([[0, 3], [5]])
+        made = comm.live_groups()
+        assert len(made) == grid.communicators == 6  # 3 axes, the single and data+model groups, [0, 3]
+        names += [g.name for g in made if g.name is not None]
+        grid.destroy()
+        assert comm.group_count() == start and comm.live_groups() == []
+        grid.destroy()  # idempotent
+        assert comm.calls["destroy"] - comm.calls["spacer"] == len(
+            [g for g in comm.groups if g.kind != "spacer"]
+        )
+        with pytest.raises(proctopo.GridDestroyedError, match="destroyed"):
+            grid.get_group("data")
+        with pytest.raises(proctopo.GridDestroyedError):
+            grid.new_groups([[0]])
+        assert grid.get_group_ranks("data") == [1, 3]  # ranks still answer
+    if strategy == "global":  # torch names these from its global counter, which never goes back
+        assert names == [] and comm.calls["spacer"] == 0
+        return
+    # RecordingComm raises on a reused multi-rank name; all of them are distinct anyway
+    multi = [n for n in names if len(n[0]) > 1]
+    assert len(multi) == len(set(multi)) == 10 * 5
+    # cycle k reaches fresh names through k spacers per multi-rank group, made and destroyed at once
+    assert comm.calls["spacer"] == sum(range(10)) * 5
+
+
+def test_recording_comm_plays_the_naming_trap() -> None:
+    comm = RecordingComm(0, 4)
+    group = comm.new_group([0, 1], local=True)
+    comm.destroy_group(group)
+    # the ledger steers the second creation to an unused name through one spacer
+    again = comm.new_group([0, 1], local=True)
+    assert again.name == ((0, 1), 2) and comm.calls["spacer"] == 1
+    # without the ledger the name would be the destroyed group's: the recorder refuses it
+    comm.destroy_group(again)
+    with pytest.raises(GroupCreationError, match="stale rendezvous keys"):
+        comm._register([0, 1], "local", None, hashed=True)
+    with pytest.raises(GroupCreationError, match="not a live group"):
+        comm.destroy_group(again)
+    with pytest.raises(GroupCreationError, match="not a live group"):
+        comm.destroy_group(comm.parent())
+
+
+def test_pipeline_grid_forwards_the_process_grid_and_refuses_groups_after_destroy() -> None:
+    comm = RecordingComm(2, 8)
+    grid = PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data", "model"], [2, 2, 2]), comm=comm)
+    assert isinstance(grid.process_grid, ProcessGrid)
+    assert grid.new_groups([[0, 6]]) is None
+    grid.destroy()
+    assert comm.live_groups() == [] and grid.destroyed
+    for name in ("dp_proc_group", "pp_proc_group", "slice_proc_group", "ds_model_proc_group"):
+        with pytest.raises(proctopo.GridDestroyedError):
+            getattr(grid, name)
+    with pytest.raises(proctopo.GridDestroyedError):
+        grid.get_data_parallel_group()
+    assert grid.dp_group == [0, 2] and grid.get_data_parallel_world_size() == 2

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CoordinateOutOfRangeError,
+    GridDestroyedError,
     GridSizeError,
     GridTimeoutError,
     GroupCreationError,
@@ -40,6 +41,7 @@ from .topology import (
 
 if TYPE_CHECKING:  # at run time the grid (and torch) loads on first use, see __getattr__
     from .grid import PipelineParallelGrid as PipelineParallelGrid
+    from .grid import ProcessGrid as ProcessGrid
 
 try:  # the one version source is the build's metadata (CMakeLists.txt's project version)
     __version__ = _metadata.version("proctopo")
@@ -49,6 +51,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 __all__ = [
     "MEGATRON_TO_DEEPSPEED",
     "CoordinateOutOfRangeError",
+    "GridDestroyedError",
     "GridSizeError",
     "GridTimeoutError",
     "GroupCreationError",
@@ -70,8 +73,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The grid needs torch; load it only when asked for, so `import proctopo` stays torch-free.
-    if name == "PipelineParallelGrid":
-        from .grid import PipelineParallelGrid as PipelineParallelGrid
+    if name in ("PipelineParallelGrid", "ProcessGrid"):
+        from . import grid
 
-        return PipelineParallelGrid
+        return getattr(grid, name)
     raise AttributeError(f"module 'proctopo' has no attribute {name!r}")

@@ -22,12 +22,99 @@ True
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .errors import GridTimeoutError, GroupCreationError
 
-__all__ = ["Comm", "TorchComm"]
+__all__ = ["Comm", "NameLedger", "TorchComm"]
+
+_T = TypeVar("_T")
+
+
+class NameLedger:
+    """Keeps the names of locally synchronised groups unique for the life of a process.
+
+    torch names a group made with ``use_local_synchronization=True`` (and a
+    ``split_group`` child) from its sorted ranks and the number of process groups
+    registered on the calling rank at that moment, and uses that name as the
+    prefix of the group's keys in the default store. Destroying groups lowers the
+    number, so building the same groups again would give them the names of
+    destroyed groups, whose rendezvous keys are still in the store: gloo then
+    connects to addresses that are gone and the job hangs.
+
+    The ledger remembers at which registry counts each rank set was created.
+    When a rank set of two or more ranks comes up again at a count it already
+    used, :meth:`create` first registers as many single-rank *spacer* groups as
+    it takes to reach an unused count, creates the group there, and destroys the
+    spacers at once. The net change of the registry is one group, as with a
+    plain call, so creation passes stay uniform across ranks. Every member of a
+    group takes the same decision: each member created every earlier group of
+    that rank set at the same count, so their ledgers agree on it.
+
+    A single-rank group is created at the current count without spacers: no
+    other process reads its keys, so a destroyed group's name is harmless to
+    it, and keeping its name at its place in the registry means no later
+    spacer (itself a single-rank group) can run into the name of a live one.
+
+    >>> ledger = NameLedger()
+    >>> ledger.spacers((0, 1), 3), ledger.record((0, 1), 3), ledger.spacers((0, 1), 3)
+    (0, None, 1)
+    >>> ledger.record((5,), 3), ledger.spacers((5,), 3)
+    (None, 0)
+    """
+
+    def __init__(self) -> None:
+        self._used: dict[tuple[int, ...], set[int]] = {}
+
+    def spacers(self, ranks: tuple[int, ...], count: int) -> int:
+        """Spacer groups needed before ``ranks`` gets a name it never had, at registry ``count``."""
+        if len(ranks) < 2:
+            return 0
+        used = self._used.get(ranks, ())
+        extra = 0
+        while count + extra in used:
+            extra += 1
+        return extra
+
+    def record(self, ranks: tuple[int, ...], count: int) -> None:
+        """Note that ``ranks`` was created at registry ``count``."""
+        if len(ranks) > 1:
+            self._used.setdefault(ranks, set()).add(count)
+
+    def create(
+        self,
+        ranks: Sequence[int],
+        count: int,
+        create: Callable[[], _T],
+        spacer: Callable[[], Any],
+        destroy: Callable[[Any], None],
+    ) -> _T:
+        """Create the group of ``ranks`` (sorted) under a name it never had.
+
+        Args:
+            ranks: Global ranks of the group.
+            count: Groups registered on this rank now.
+            create: Makes the group (called once).
+            spacer: Registers one single-rank group and returns it.
+            destroy: Destroys a spacer.
+        """
+        key = tuple(sorted(ranks))
+        extra = self.spacers(key, count)
+        made = []
+        try:
+            for _ in range(extra):
+                made.append(spacer())
+            handle = create()
+        finally:
+            for group in reversed(made):
+                destroy(group)
+        self.record(key, count + extra)
+        return handle
+
+
+#: One ledger per process: torch's registry (and so its names) is per process.
+_LEDGER = NameLedger()
 
 
 @runtime_checkable
@@ -61,12 +148,39 @@ class Comm(Protocol):
         """Global rank of each grid rank, or None when they are equal."""
         ...
 
-    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:
-        """``torch.distributed.new_group`` over global ranks."""
+    def new_group(
+        self,
+        ranks: list[int],
+        *,
+        local: bool = False,
+        timeout: float | None = None,
+        backend: str | None = None,
+        desc: str | None = None,
+    ) -> Any:
+        """``torch.distributed.new_group`` over global ranks.
+
+        With ``local=True`` the group gets a name no group of this process had
+        before (see :class:`NameLedger`); a non-member gets ``None``.
+        """
         ...
 
-    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
-        """``torch.distributed.split_group`` of the parent; ``grid_ranks`` is this rank's part."""
+    def split_group(self, grid_ranks: list[int] | None, *, timeout: float | None = None) -> Any:
+        """``torch.distributed.split_group`` of the parent; ``grid_ranks`` is this rank's part.
+
+        ``None`` takes part in the split without joining a group (returns ``None``).
+        """
+        ...
+
+    def destroy_group(self, group: Any) -> None:
+        """Destroy a group this layer created (never the parent or the default group)."""
+        ...
+
+    def normalize_backend(self, backend: str | None) -> str | None:
+        """``None`` when ``backend`` is the parent's own (or ``None``), else its canonical name."""
+        ...
+
+    def default_device_type(self) -> str:
+        """The device type the parent's backend works on: ``"cuda"`` for NCCL, else ``"cpu"``."""
         ...
 
     def split_support(self) -> str | None:
@@ -81,8 +195,8 @@ class Comm(Protocol):
         """Process groups this rank has registered so far (torch names local groups from it)."""
         ...
 
-    def pad_group(self) -> None:
-        """Create one single-rank group, to even out :meth:`group_count` across ranks."""
+    def pad_group(self) -> Any:
+        """Create (and return) one single-rank group, to keep :meth:`group_count` in step across ranks."""
         ...
 
     def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
@@ -209,26 +323,106 @@ class TorchComm:
         except Exception:  # pragma: no cover - private API moved
             return None
 
-    def pad_group(self) -> None:
-        """Create a gloo group of this rank alone."""
-        # Cheap, never a device split, and it advances the count torch names
-        # locally synchronised groups from.
-        self._dist.new_group([self._global_rank], backend="gloo", use_local_synchronization=True)
+    def _single(self) -> Any:
+        # A gloo group of this rank alone: cheap, never a device split, and it
+        # advances the count torch names locally synchronised groups from.
+        return self._dist.new_group([self._global_rank], backend="gloo", use_local_synchronization=True)
+
+    def _created(self, ranks: Sequence[int], create: Callable[[], _T]) -> _T:
+        """``create()`` under a name the rank set never had (see :class:`NameLedger`)."""
+        count = self.group_count()
+        if count is None:  # pragma: no cover - private API moved: nothing to steer by
+            return create()
+        try:
+            return _LEDGER.create(ranks, count, create, self._single, self._dist.destroy_process_group)
+        except ValueError as exc:
+            if "group name" not in str(exc):
+                raise
+            raise GroupCreationError(
+                f"torch gives the group {sorted(ranks)[:16]} (or a spacer group of rank "
+                f"{self._global_rank} alone) the name of a group that is still alive: names come from "
+                f"the ranks and the number of registered groups ({count} now), which fell because other "
+                "groups were destroyed while later ones live on. Destroy grids in the reverse order of "
+                f"their creation ({exc})"
+            ) from exc
+
+    def pad_group(self) -> Any:
+        """Create a gloo group of this rank alone, under a name it never had, and return it."""
+        return self._created([self._global_rank], self._single)
 
     # -- group creation
     @staticmethod
     def _td(timeout: float | None) -> datetime.timedelta | None:
         return None if timeout is None else datetime.timedelta(seconds=timeout)
 
-    def new_group(self, ranks: list[int], *, local: bool = False, timeout: float | None = None) -> Any:
-        """``torch.distributed.new_group(ranks, use_local_synchronization=local)``."""
-        return self._dist.new_group(ranks=ranks, timeout=self._td(timeout), use_local_synchronization=local)
+    def normalize_backend(self, backend: str | None) -> str | None:
+        """``None`` for the parent's backend (or ``None``), else the lower-case name."""
+        if backend is None:
+            return None
+        name = str(backend).lower()
+        return None if name == self.backend.lower() else name
 
-    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
-        """``torch.distributed.split_group`` of the parent with this rank's part."""
-        return self._dist.split_group(
-            parent_pg=self._group, split_ranks=[grid_ranks], timeout=self._td(timeout)
+    def default_device_type(self) -> str:
+        """``"cuda"`` when the parent's backend is NCCL (alone or per device), else ``"cpu"``."""
+        return "cuda" if "nccl" in self.backend.lower() else "cpu"
+
+    def new_group(
+        self,
+        ranks: list[int],
+        *,
+        local: bool = False,
+        timeout: float | None = None,
+        backend: str | None = None,
+        desc: str | None = None,
+    ) -> Any:
+        """``torch.distributed.new_group(ranks, use_local_synchronization=local)``.
+
+        With ``local=True`` only members call torch (a non-member gets ``None``),
+        and the group is created under a name no group of this process had.
+        """
+        dist = self._dist
+
+        def create() -> Any:
+            return dist.new_group(
+                ranks=ranks,
+                timeout=self._td(timeout),
+                backend=backend,
+                use_local_synchronization=local,
+                group_desc=desc,
+            )
+
+        if not local:
+            return create()
+        if self._global_rank not in ranks:
+            return None
+        return self._created(ranks, create)
+
+    def split_group(self, grid_ranks: list[int] | None, *, timeout: float | None = None) -> Any:
+        """``torch.distributed.split_group`` of the parent with this rank's part (``None``: no part)."""
+        dist = self._dist
+        if grid_ranks is None:
+            # Every rank of the parent enters a split; a rank without a part names a
+            # part it is not in, and torch hands it no group.
+            other = next(r for r in range(self._grid_size) if r != self._grid_rank)
+            dist.split_group(parent_pg=self._group, split_ranks=[[other]], timeout=self._td(timeout))
+            return None
+        parent = self._parent_ranks
+        members = grid_ranks if parent is None else [parent[r] for r in grid_ranks]
+        return self._created(
+            members,
+            lambda: dist.split_group(
+                parent_pg=self._group, split_ranks=[grid_ranks], timeout=self._td(timeout)
+            ),
         )
+
+    def destroy_group(self, group: Any) -> None:
+        """``torch.distributed.destroy_process_group(group)``; refuses the parent and the default group."""
+        dist = self._dist
+        if group is None or group is self._group or group is dist.group.WORLD:
+            raise GroupCreationError("refusing to destroy the parent or the default process group")
+        if group == dist.GroupMember.NON_GROUP_MEMBER:
+            return
+        dist.destroy_process_group(group)
 
     def group_ranks(self, group: Any) -> list[int]:
         """``torch.distributed.get_process_group_ranks(group)``."""

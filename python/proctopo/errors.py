@@ -22,6 +22,7 @@ GridSizeError                 a topology whose size is not the group's size  Val
 GroupCreationError            a process group that cannot be created         RuntimeError
 TopologyMismatchError         ranks of one grid given different settings     RuntimeError
 GridTimeoutError              a set-up collective that missed its timeout    TimeoutError
+GridDestroyedError            a group of a grid after ``grid.destroy()``     RuntimeError
 ============================  =============================================  ==========================
 
 >>> import proctopo
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "CoordinateOutOfRangeError",
+    "GridDestroyedError",
     "GridSizeError",
     "GridTimeoutError",
     "GroupCreationError",
@@ -99,3 +101,7 @@ class TopologyMismatchError(ProctopoError, RuntimeError):
 
 class GridTimeoutError(ProctopoError, TimeoutError):
     """A collective of the grid set-up did not finish within its timeout."""
+
+
+class GridDestroyedError(ProctopoError, RuntimeError):
+    """A grid's process groups were asked for after ``grid.destroy()``."""

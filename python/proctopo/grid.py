@@ -1,8 +1,15 @@
-"""``PipelineParallelGrid``: DeepSpeed's MPU over ``torch.distributed``, built in O(axes) calls.
+"""``ProcessGrid`` and ``PipelineParallelGrid``: the process groups of a topology, in O(axes) calls.
 
-A drop-in for ``deepspeed.runtime.pipe.topology.PipelineParallelGrid``: every
-attribute and getter DeepSpeed has returns the same value, and the process
-groups contain the same ranks. On top of that it
+:class:`ProcessGrid` is the generic grid: the group of any set of axes of the
+main topology or of another layout of the same ranks, explicit families of
+groups, a torch ``DeviceMesh`` made of its groups, and
+:meth:`ProcessGrid.destroy`.
+Identical rank sets share one communicator wherever they come from.
+
+:class:`PipelineParallelGrid`, built on it, is a drop-in for
+``deepspeed.runtime.pipe.topology.PipelineParallelGrid``: every attribute and
+getter DeepSpeed has returns the same value, and the process groups contain the
+same ranks. On top of that it
 
 * creates each rank's groups with O(axes) process-group calls
   (``group_creation="local"`` or ``"split"``) instead of one call per group of
@@ -29,15 +36,15 @@ import hashlib
 import math
 import numbers
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 from .comm import Comm, TorchComm
 from .errors import GridSizeError, GroupCreationError, InvalidArgumentError, UnknownAxisError
-from .groups import GroupBuilder, resolve_strategy, verify_and_align
+from .groups import MAIN, GroupBuilder, resolve_strategy, verify_and_align
 from .topology import PipeDataParallelTopology, ProcessTopology, prime_factors
 
-__all__ = ["PipelineParallelGrid"]
+__all__ = ["PipelineParallelGrid", "ProcessGrid"]
 
 #: Longest timeout accepted, in seconds: ``timedelta.max`` itself means "no limit",
 #: which a collective that must fail rather than hang cannot honour.
@@ -83,6 +90,438 @@ def _as_proctopo(topology: Any) -> ProcessTopology:
         "topology must be a proctopo.ProcessTopology (or any object with get_axis_names() and "
         f"get_dim(), such as DeepSpeed's), got {type(topology).__name__}"
     )
+
+
+#: One entry of ``groups=``: an axis, a sequence of axes, or ``(layout_name, axes)``.
+GroupSpec = Union[str, Sequence[Any]]
+
+
+def _make_comm(process_group: Any, comm: Comm | None) -> Comm:
+    if comm is None:
+        return TorchComm(process_group)
+    if process_group is not None:
+        raise InvalidArgumentError(
+            "pass either process_group or comm, not both (a comm carries its own parent group)"
+        )
+    return comm
+
+
+def _split_spec(spec: GroupSpec) -> tuple[str | None, str | Sequence[str]]:
+    """``(layout, axes)`` of one ``groups=`` entry; a pair whose second item is not a str names a layout."""
+    if (
+        isinstance(spec, (tuple, list))
+        and len(spec) == 2
+        and isinstance(spec[0], str)
+        and not isinstance(spec[1], str)
+        and isinstance(spec[1], (tuple, list))
+    ):
+        return spec[0], spec[1]
+    return None, spec
+
+
+class ProcessGrid:
+    """The process groups of a topology of named axes, for any training stack.
+
+    Building it is a collective: every rank of the grid (the whole world, or the
+    ranks of ``process_group``) builds it with the same arguments at the same
+    point of the program, like ``torch.distributed.new_group``. It creates the
+    group of each axis of ``topology`` (in topology order), then the ``groups``
+    entries in the order given; every other group is created on first use.
+
+    Identical rank sets share one communicator wherever they come from (any
+    layout, any set of axes, an explicit family of :meth:`new_groups`): the
+    registry is keyed by the sorted ranks and the backend (``None`` is the
+    parent's backend, and naming it explicitly is the same). The group of all
+    grid ranks is the parent group itself.
+
+    Args:
+        topology: The main :class:`proctopo.ProcessTopology` (or any object with
+            ``get_axis_names()`` and ``get_dim()``, such as DeepSpeed's).
+        process_group: Lay the grid over this group's ranks instead of the whole
+            world (grid rank ``i`` is the group's ``i``-th rank). Rank lists are
+            global ranks either way.
+        group_creation: ``"auto"`` (default), ``"global"``, ``"local"`` or
+            ``"split"``; see :mod:`proctopo.groups`.
+        verify: Compare a fingerprint of the settings across ranks before
+            creating groups (one small all-reduce). All ranks must agree on it.
+        timeout: Seconds (or a ``timedelta``) for the fingerprint exchange and
+            each group creation: finite, above 0, below ``timedelta.max``.
+            ``None`` waits at most 600 s for the exchange and gives groups
+            torch's default.
+        groups: Sets of axes whose groups are created up front: ``"data"``,
+            ``("data", "context")``, ``[]`` (each rank alone) or
+            ``(layout_name, axes)`` with ``axes`` a list or tuple, e.g.
+            ``("expert", ["expert"])``.
+        layouts: ``{name: topology}``: other factorizations of the same ranks
+            (see :meth:`add_layout`). The main topology is the layout ``None``,
+            also called ``"main"``.
+        comm: The communication layer (default: ``torch.distributed`` through
+            :class:`proctopo.comm.TorchComm`); a
+            :class:`proctopo.testing.RecordingComm` simulates one rank of any
+            world without torch. Excludes ``process_group``.
+
+    Raises:
+        GridSizeError: a topology's size is not the number of grid ranks.
+        UnknownAxisError: an entry of ``groups`` names an axis its layout lacks.
+        InvalidArgumentError: an unknown ``group_creation`` or layout, an axis
+            named twice, layouts whose shared axes enumerate differently, a
+            ``timeout`` that is not finite and positive, or both
+            ``process_group`` and ``comm``.
+        GroupCreationError: the strategy cannot work here, this rank is not in
+            ``process_group``, or a group could not be created.
+        TopologyMismatchError: ranks were given different settings.
+        GridTimeoutError: a rank did not join the fingerprint exchange in time.
+
+    >>> from proctopo.testing import RecordingComm
+    >>> topo = ProcessTopology(["pipe", "data", "model"], [2, 2, 2])
+    >>> grid = ProcessGrid(topo, groups=[("data", "model")], comm=RecordingComm(rank=5, world_size=8))
+    >>> grid.get_group_ranks("data"), grid.get_group(["data", "model"]).ranks
+    ([5, 7], [4, 5, 6, 7])
+    >>> grid.group_creation_calls, grid.communicators
+    (4, 4)
+    """
+
+    def __init__(
+        self,
+        topology: Any,
+        process_group: Any = None,
+        *,
+        group_creation: str = "auto",
+        verify: bool = True,
+        timeout: datetime.timedelta | float | None = None,
+        groups: Sequence[GroupSpec] = (),
+        layouts: Mapping[str, Any] | None = None,
+        comm: Comm | None = None,
+    ) -> None:
+        seconds = _seconds(timeout)
+        comm = _make_comm(process_group, comm)
+        self._comm = comm
+        self.global_rank: int = comm.global_rank()
+        self.world_size: int = comm.grid_size()
+        self.grid_rank: int = comm.grid_rank()
+        if self.grid_rank < 0:
+            raise GroupCreationError(
+                f"global rank {self.global_rank} is not a member of process_group "
+                f"(ranks {list(comm.parent_ranks() or [])[:16]}); only its members build the grid"
+            )
+        pt = _as_proctopo(topology)
+        self._check_size(pt, "")
+        self._pt = pt
+        whole = comm.parent_ranks() is None and self.world_size == comm.world_size()
+        self.strategy: str = resolve_strategy(group_creation, comm, whole_world=whole)
+        builder = GroupBuilder(comm, pt, self.strategy, seconds)
+        self._builder = builder
+        for name, layout in (layouts or {}).items():
+            self.add_layout(name, layout)
+
+        plan: list[tuple[str | None, tuple[str, ...]]] = [(None, builder.key(a)) for a in pt.get_axis_names()]
+        for spec in groups:
+            layout_name, axes = _split_spec(spec)
+            builder.layout(layout_name)  # an unknown layout fails here, before any collective
+            plan.append((layout_name, builder.key(axes, layout_name)))
+        unique = list(dict.fromkeys(plan))
+
+        if verify:
+            parent = comm.parent_ranks()
+            description: dict[str, Any] = {
+                "axes": pt.get_axis_names(),
+                "dims": pt.dims,
+                "strategy": self.strategy,
+                "grid_size": self.world_size,
+                "world_size": comm.world_size(),
+                "process_group": None
+                if parent is None
+                else hashlib.blake2b(repr(list(parent)).encode(), digest_size=8).hexdigest(),
+                "groups": [list(k) if n is None else [n, list(k)] for n, k in unique],
+            }
+            if len(builder.layouts) > 1:
+                description["layouts"] = {
+                    n: [t.get_axis_names(), t.dims] for n, t in builder.layouts.items() if n != MAIN
+                }
+            pads = verify_and_align(comm, description, strategy=self.strategy, timeout=seconds)
+            builder.owned.extend((pad, True) for pad in pads)
+
+        for layout_name, key in unique:
+            builder.get(key, layout_name)
+
+    def _check_size(self, pt: ProcessTopology, layout: str) -> None:
+        size = pt.world_size()
+        if size != self.world_size:
+            axes = pt.get_axis_names()
+            where = "the world size" if self._comm.parent_ranks() is None else "the process group's size"
+            product = " * ".join(map(str, pt.dims))
+            raise GridSizeError(
+                f"{layout}{' * '.join(axes)} = {product} = {size}, but {where} is {self.world_size}"
+            )
+
+    # ------------------------------------------------------------------ layouts
+    @property
+    def topology(self) -> ProcessTopology:
+        """The main topology (layout ``None``, also called ``"main"``)."""
+        return self._pt
+
+    @property
+    def coord(self) -> Any:
+        """This rank's coordinates in the main topology (a ``ProcessCoord`` namedtuple).
+
+        >>> from proctopo.testing import RecordingComm
+        >>> ProcessGrid(ProcessTopology(["pipe", "data"], [2, 2]), comm=RecordingComm(2, 4)).coord
+        ProcessCoord(pipe=1, data=0)
+        """
+        return self._pt.get_coord(self.grid_rank)
+
+    def layout(self, name: str | None = None) -> ProcessTopology:
+        """The topology of a layout; ``None`` or ``"main"`` is the main one.
+
+        Raises:
+            InvalidArgumentError: the grid has no layout of that name.
+        """
+        return self._builder.layout(name)
+
+    def add_layout(self, name: str, topology: Any) -> None:
+        """Add another factorization of the same ranks, e.g. an expert layout beside the dense one.
+
+        Nothing is created (its groups come with :meth:`get_group` ``(..., layout=name)``),
+        so this is not a collective, but every rank must add the same layouts.
+        An axis both layouts have (same name) must enumerate identically: same
+        size and the same groups. Because a row-major layout's groups of an axis
+        tile the ranks by translates of the group of rank 0, comparing the
+        groups of rank 0 decides it, in O(group size).
+
+        Raises:
+            InvalidArgumentError: ``name`` is not a new non-empty str other than
+                ``"main"``, or a shared axis enumerates differently (the message
+                names the axis and where the groups first differ).
+            GridSizeError: the layout's size is not the number of grid ranks.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "model"], [2, 2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(0, 8))
+        >>> grid.add_layout("expert", ProcessTopology(["pipe", "expert", "model"], [2, 2, 2]))
+        >>> try:
+        ...     grid.add_layout("bad", ProcessTopology(["pipe", "model", "data"], [2, 2, 2]))
+        ... except InvalidArgumentError as exc:
+        ...     for part in str(exc).split(": "):
+        ...         print(part)
+        axis 'model' enumerates differently in layout 'bad' and the main layout
+        rank 0's 'model' group is [0, 1] in the main layout but [0, 2] in 'bad' (first difference at member 1
+        rank 1 against rank 2); shared axes must hold the same groups
+        """
+        if not isinstance(name, str) or not name or name == MAIN or name in self._builder.layouts:
+            raise InvalidArgumentError(
+                f"a layout name must be a new non-empty str other than {MAIN!r}; got {name!r} "
+                f"(the grid has {', '.join(map(repr, self._builder.layouts))})"
+            )
+        pt = _as_proctopo(topology)
+        self._check_size(pt, f"layout {name!r}: ")
+        main = self._pt
+        for axis in pt.get_axis_names():
+            if axis not in main.get_axis_names():
+                continue
+            mine, theirs = main.group_list(0, axis), pt.group_list(0, axis)
+            if mine != theirs:
+                pos = next(
+                    (i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs))
+                )
+                first = (
+                    f"member {pos}: rank {mine[pos]} against rank {theirs[pos]}"
+                    if pos < min(len(mine), len(theirs))
+                    else f"member {pos}: the groups hold {len(mine)} and {len(theirs)} ranks"
+                )
+                raise InvalidArgumentError(
+                    f"axis {axis!r} enumerates differently in layout {name!r} and the main layout: rank 0's "
+                    f"{axis!r} group is {mine[:16]} in the main layout but {theirs[:16]} in {name!r} "
+                    f"(first difference at {first}); shared axes must hold the same groups"
+                )
+        self._builder.layouts[name] = pt
+
+    # ------------------------------------------------------------------ groups
+    def get_group(
+        self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
+    ) -> Any:
+        """This rank's process group over a set of axes of a layout.
+
+        The group holds the ranks whose coordinates equal this rank's on every
+        other axis of that layout. Groups already made are returned at once
+        (from any layout or family with the same ranks and backend); otherwise
+        the family is created now, which, like ``new_group``, every rank of the
+        grid must do in the same order.
+
+        Args:
+            axes: An axis name or a sequence of them; ``[]`` is this rank alone.
+            layout: The layout (``None``: the main topology).
+            backend: The backend (``None``: the parent's).
+
+        Raises:
+            UnknownAxisError: the layout has no such axis.
+            InvalidArgumentError: an axis named twice, or an unknown layout.
+            GridDestroyedError: the grid was destroyed.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(3, 8))
+        >>> grid.get_group(["data", "sequence"]).ranks
+        [0, 1, 2, 3]
+        """
+        self._builder._check_alive()
+        return self._builder.get(self._builder.key(axes, layout), layout, backend)
+
+    def get_group_ranks(self, axes: str | Sequence[str], *, layout: str | None = None) -> list[int]:
+        """Global ranks of :meth:`get_group`, in group order (computed, nothing created).
+
+        >>> from proctopo.testing import RecordingComm
+        >>> grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, 4]), comm=RecordingComm(6, 8))
+        >>> grid.get_group_ranks("data")
+        [4, 5, 6, 7]
+        """
+        return self._builder.members(self._builder.key(axes, layout), layout)
+
+    def get_axis_rank(self, axes: str | Sequence[str], *, layout: str | None = None) -> int:
+        """This rank's position in its group over ``axes`` (for one axis, its coordinate).
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(3, 8))
+        >>> grid.get_axis_rank("data"), grid.get_axis_rank(["sequence", "data"])
+        (1, 3)
+        """
+        key = self._builder.key(axes, layout)
+        if isinstance(axes, str):
+            return int(getattr(self.layout(layout).get_coord(self.grid_rank), axes))
+        return self._builder.members(key, layout).index(self.global_rank)
+
+    def get_axis_world_size(self, axes: str | Sequence[str], *, layout: str | None = None) -> int:
+        """Number of ranks in this rank's group over ``axes`` (the product of their sizes)."""
+        topo = self.layout(layout)
+        size = 1
+        for a in self._builder.key(axes, layout):
+            size *= topo.get_dim(a)
+        return size
+
+    def new_groups(
+        self, rank_lists: Sequence[Sequence[int]], *, backend: str | None = None, name: str | None = None
+    ) -> Any:
+        """Create an explicit family of disjoint groups, e.g. Megatron's embedding groups.
+
+        A collective: every rank of the grid calls it with the same lists. Rank
+        sets that already exist are shared, not created again; the same family
+        asked for twice is created once.
+
+        Args:
+            rank_lists: Disjoint non-empty lists of global ranks of the grid.
+                They need not cover every rank.
+            backend: The backend (``None``: the parent's).
+            name: A label for the family (torch's ``group_desc``).
+
+        Returns:
+            This rank's group, or ``None`` when it is in none of the lists.
+
+        Raises:
+            InvalidArgumentError: an empty list, a rank twice, or a rank that is
+                not a grid rank (checked before any collective).
+            TypeError: ``rank_lists`` is not a sequence of sequences of ints.
+            GridDestroyedError: the grid was destroyed.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> grid = ProcessGrid(ProcessTopology(["pipe", "data"], [4, 2]), comm=RecordingComm(6, 8))
+        >>> grid.new_groups([[0, 6], [1, 7]], name="embedding").ranks
+        [0, 6]
+        >>> grid.new_groups([[0, 6], [1, 7]]) is grid.new_groups([[1, 7], [6, 0]])
+        True
+        """
+        self._builder._check_alive()
+        if isinstance(rank_lists, (str, bytes)) or not isinstance(rank_lists, Sequence):
+            raise TypeError(f"rank_lists must be a sequence of lists of global ranks, got {rank_lists!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        parent = self._comm.parent_ranks()
+        members = None if parent is None else set(parent)
+        seen: dict[int, int] = {}
+        rows: list[list[int]] = []
+        for i, row in enumerate(rank_lists):
+            if isinstance(row, (str, bytes)) or not isinstance(row, Sequence):
+                raise TypeError(f"rank_lists[{i}] must be a list of global ranks, got {row!r}")
+            if not row:
+                raise InvalidArgumentError(f"rank_lists[{i}] is empty; every group needs at least one rank")
+            ints: list[int] = []
+            for r in row:
+                if isinstance(r, bool) or not isinstance(r, numbers.Integral):
+                    raise TypeError(f"rank_lists[{i}] holds {r!r}, not an integer rank")
+                r = int(r)
+                if members is None and not 0 <= r < self.world_size:
+                    raise InvalidArgumentError(
+                        f"rank {r} in rank_lists[{i}] is not in the grid: "
+                        f"ranks run from 0 to {self.world_size - 1}"
+                    )
+                if members is not None and r not in members:
+                    raise InvalidArgumentError(
+                        f"rank {r} in rank_lists[{i}] is not a member of the grid's process_group"
+                    )
+                if r in seen:
+                    where = "twice in it" if seen[r] == i else f"also in rank_lists[{seen[r]}]"
+                    raise InvalidArgumentError(
+                        f"rank {r} of rank_lists[{i}] is {where}; the groups must be disjoint"
+                    )
+                seen[r] = i
+                ints.append(r)
+            rows.append(ints)
+        return self._builder.family(rows, backend, name)
+
+    def device_mesh(
+        self, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
+    ) -> Any:
+        """A ``torch.distributed.device_mesh.DeviceMesh`` over this rank's slice of the grid.
+
+        Built with ``DeviceMesh.from_group`` from groups the grid holds; a group
+        that was never created is created first (then this is a collective).
+        See :func:`proctopo.device_mesh.device_mesh`.
+        """
+        from .device_mesh import device_mesh
+
+        return device_mesh(self, dims, device_type=device_type)
+
+    @property
+    def group_creation_calls(self) -> int:
+        """Process-group creation calls this rank made for the grid so far (pads included)."""
+        return self._builder.calls
+
+    @property
+    def communicators(self) -> int:
+        """Distinct live process groups this rank created for the grid (not the parent, not pads)."""
+        return self._builder.communicators
+
+    @property
+    def destroyed(self) -> bool:
+        """Whether :meth:`destroy` was called."""
+        return self._builder.destroyed
+
+    def destroy(self) -> None:
+        """Destroy every process group this grid created, and nothing else.
+
+        Never the default group nor a ``process_group`` given to the grid. Call
+        it on every rank of the grid; it waits for no other rank. A second call
+        does nothing; afterwards every method that returns a process group
+        raises :class:`proctopo.GridDestroyedError` (ranks and sizes still
+        answer). A grid built again later gets fresh group names, never those of
+        the destroyed groups (see :class:`proctopo.comm.NameLedger`).
+
+        >>> from proctopo.testing import RecordingComm
+        >>> comm = RecordingComm(0, 4)
+        >>> grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, 2]), comm=comm)
+        >>> grid.destroy(); grid.destroy()
+        >>> comm.calls["destroy"], comm.live_groups()
+        (2, [])
+        """
+        self._builder.destroy()
+
+    def __repr__(self) -> str:
+        shape = " x ".join(f"{a}={self._pt.get_dim(a)}" for a in self._pt.get_axis_names())
+        layouts = [n for n in self._builder.layouts if n != MAIN]
+        extra = f"; layouts {layouts}" if layouts else ""
+        return (
+            f"{type(self).__name__}({shape}; global rank {self.global_rank} at {tuple(self.coord)}; "
+            f"group_creation={self.strategy!r}{extra})"
+        )
 
 
 class PipelineParallelGrid:
@@ -143,30 +582,15 @@ class PipelineParallelGrid:
         group_creation: str = "auto",
         verify: bool = True,
         timeout: datetime.timedelta | float | None = None,
-        groups: Sequence[Sequence[str] | str] = (),
+        groups: Sequence[GroupSpec] = (),
+        layouts: Mapping[str, Any] | None = None,
         comm: Comm | None = None,
     ) -> None:
-        if comm is None:
-            comm = TorchComm(process_group)
-        elif process_group is not None:
-            raise InvalidArgumentError(
-                "pass either process_group or comm, not both (a comm carries its own parent group)"
-            )
-        self._comm = comm
-        seconds = _seconds(timeout)
-
-        self.global_rank: int = comm.global_rank()
-        self.world_size: int = comm.grid_size()
-        self.grid_rank: int = comm.grid_rank()
-        if self.grid_rank < 0:
-            raise GroupCreationError(
-                f"global rank {self.global_rank} is not a member of process_group "
-                f"(ranks {list(comm.parent_ranks() or [])[:16]}); only its members build the grid"
-            )
-
+        _seconds(timeout)  # a bad timeout fails before torch is touched
+        comm = _make_comm(process_group, comm)
         if topology is None:
             num_pp = num_dp = 1
-            for idx, prime in enumerate(prime_factors(self.world_size)):
+            for idx, prime in enumerate(prime_factors(comm.grid_size())):
                 if idx % 2 == 0:
                     num_pp *= int(prime)
                 else:
@@ -183,69 +607,114 @@ class PipelineParallelGrid:
                 f"(missing {missing}). Add a missing axis with size 1, e.g. "
                 f"ProcessTopology(axes={missing + axes}, dims={[1] * len(missing) + pt.dims})"
             )
-        size = pt.world_size()
-        if size != self.world_size:
-            where = "the world size" if comm.parent_ranks() is None else "the process group's size"
-            product = " * ".join(map(str, pt.dims))
-            raise GridSizeError(f"{' * '.join(axes)} = {product} = {size}, but {where} is {self.world_size}")
-
         self.data_parallel_size: int = max(pt.get_dim("data"), 1)
         self.pipe_parallel_size: int = max(pt.get_dim("pipe"), 1)
         self.model_parallel_size: int = max(pt.get_dim("model"), 1)
         self.slice_parallel_size: int = self.model_parallel_size
 
-        whole = comm.parent_ranks() is None and self.world_size == comm.world_size()
-        self.strategy: str = resolve_strategy(group_creation, comm, whole_world=whole)
-        builder = GroupBuilder(comm, pt, self.strategy, seconds)
-        self._builder = builder
-
-        # The fixed creation order: one group per axis, DeepSpeed's model-parallel
-        # group (every axis but data), the slice group, then the caller's extras.
-        dp_key = builder.key("data")
-        pp_key = builder.key("pipe")
-        ds_model_key = builder.key([a for a in axes if a != "data"])
-        slice_key = builder.key("model") if self.model_parallel_size > 1 else ()
-        plan = [builder.key(a) for a in axes] + [ds_model_key, slice_key]
-        plan += [builder.key(g) for g in groups]
-        unique = list(dict.fromkeys(plan))
-
-        if verify:
-            parent = comm.parent_ranks()
-            description = {
-                "axes": axes,
-                "dims": pt.dims,
-                "strategy": self.strategy,
-                "grid_size": self.world_size,
-                "world_size": comm.world_size(),
-                "process_group": None
-                if parent is None
-                else hashlib.blake2b(repr(list(parent)).encode(), digest_size=8).hexdigest(),
-                "groups": [list(k) for k in unique],
-            }
-            verify_and_align(comm, description, strategy=self.strategy, timeout=seconds)
-
-        for key in unique:
-            builder.get(key)
+        # The fixed creation order: one group per axis (ProcessGrid's own), DeepSpeed's
+        # model-parallel group (every axis but data), the slice group, then the caller's extras.
+        ds_model_axes = [a for a in axes if a != "data"]
+        slice_axes: str | list[str] = "model" if self.model_parallel_size > 1 else []
+        grid = ProcessGrid(
+            pt,
+            group_creation=group_creation,
+            verify=verify,
+            timeout=timeout,
+            groups=[ds_model_axes, slice_axes, *groups],
+            layouts=layouts,
+            comm=comm,
+        )
+        self._grid = grid
+        self._comm = comm
+        self.global_rank: int = grid.global_rank
+        self.world_size: int = grid.world_size
+        self.grid_rank: int = grid.grid_rank
+        self.strategy: str = grid.strategy
 
         coord = pt.get_coord(self.grid_rank)
         self.stage_id: int = int(coord.pipe)
         self.data_parallel_id: int = int(coord.data)
 
-        ds_ranks = sorted(builder.members(ds_model_key))
-        self.ds_model_proc_group: Any = builder.get(ds_model_key)
+        ds_ranks = sorted(grid.get_group_ranks(ds_model_axes))
+        self._ds_model_proc_group: Any = grid.get_group(ds_model_axes)
         self.ds_model_rank: int = ds_ranks.index(self.global_rank)
         self.ds_model_world_size: int = len(ds_ranks)
 
-        self.dp_group: list[int] = builder.members(dp_key)
-        self.dp_proc_group: Any = builder.get(dp_key)
+        self.dp_group: list[int] = grid.get_group_ranks("data")
+        self._dp_proc_group: Any = grid.get_group("data")
         self.is_first_stage: bool = self.stage_id == 0
         self.is_last_stage: bool = self.stage_id == (self.pipe_parallel_size - 1)
-        self.pp_group: list[int] = builder.members(pp_key)
-        self.pp_proc_group: Any = builder.get(pp_key)
-        self.slice_group: list[int] = builder.members(slice_key)
-        self.slice_proc_group: Any = builder.get(slice_key)
+        self.pp_group: list[int] = grid.get_group_ranks("pipe")
+        self._pp_proc_group: Any = grid.get_group("pipe")
+        self.slice_group: list[int] = grid.get_group_ranks(slice_axes)
+        self._slice_proc_group: Any = grid.get_group(slice_axes)
         self.mp_group: list[int] = []
         self._lazy: dict[str, list[list[int]]] = {}
+
+    # ------------------------------------------------------------ the generic grid
+    @property
+    def process_grid(self) -> ProcessGrid:
+        """The :class:`ProcessGrid` under this grid (its layouts, families, DeviceMesh export)."""
+        return self._grid
+
+    def _alive(self, handle: Any) -> Any:
+        self._grid._builder._check_alive()
+        return handle
+
+    @property
+    def dp_proc_group(self) -> Any:
+        """The data-parallel process group."""
+        return self._alive(self._dp_proc_group)
+
+    @property
+    def pp_proc_group(self) -> Any:
+        """The pipeline process group."""
+        return self._alive(self._pp_proc_group)
+
+    @property
+    def slice_proc_group(self) -> Any:
+        """The process group of the ``model`` axis (this rank alone without one)."""
+        return self._alive(self._slice_proc_group)
+
+    @property
+    def ds_model_proc_group(self) -> Any:
+        """DeepSpeed's model-parallel process group (every axis but ``data``)."""
+        return self._alive(self._ds_model_proc_group)
+
+    def layout(self, name: str | None = None) -> ProcessTopology:
+        """See :meth:`ProcessGrid.layout`."""
+        return self._grid.layout(name)
+
+    def add_layout(self, name: str, topology: Any) -> None:
+        """See :meth:`ProcessGrid.add_layout`."""
+        self._grid.add_layout(name, topology)
+
+    def new_groups(
+        self, rank_lists: Sequence[Sequence[int]], *, backend: str | None = None, name: str | None = None
+    ) -> Any:
+        """See :meth:`ProcessGrid.new_groups`."""
+        return self._grid.new_groups(rank_lists, backend=backend, name=name)
+
+    def device_mesh(
+        self, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
+    ) -> Any:
+        """See :meth:`ProcessGrid.device_mesh`."""
+        return self._grid.device_mesh(dims, device_type=device_type)
+
+    @property
+    def communicators(self) -> int:
+        """See :attr:`ProcessGrid.communicators`."""
+        return self._grid.communicators
+
+    @property
+    def destroyed(self) -> bool:
+        """Whether :meth:`destroy` was called."""
+        return self._grid.destroyed
+
+    def destroy(self) -> None:
+        """See :meth:`ProcessGrid.destroy`."""
+        self._grid.destroy()
 
     # ------------------------------------------------------------ whole-grid lists
     def _table(self, axis: str) -> list[list[int]]:
@@ -254,7 +723,7 @@ class PipelineParallelGrid:
         if axis not in self._pt.get_axis_names():
             return []
         table = np.asarray(self._pt.groups(axis))
-        return self._builder.to_global(table).tolist()  # type: ignore[no-any-return]
+        return self._grid._builder.to_global(table).tolist()  # type: ignore[no-any-return]
 
     def _cached(self, name: str, make: Callable[[], list[list[int]]]) -> list[list[int]]:
         value = self._lazy.get(name)
@@ -293,7 +762,7 @@ class PipelineParallelGrid:
         buddy = np.empty(self.world_size, dtype=np.int64)
         buddy[table] = np.roll(table, -1, axis=1)
         pairs = np.stack([np.arange(self.world_size, dtype=np.int64), buddy], axis=1)
-        return self._builder.to_global(pairs).tolist()  # type: ignore[no-any-return]
+        return self._grid._builder.to_global(pairs).tolist()  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ DeepSpeed
     def get_stage_id(self) -> int:
@@ -324,7 +793,7 @@ class PipelineParallelGrid:
         return self._to_global(rank)
 
     def _to_global(self, grid_rank: int) -> int:
-        parent = self._builder.parent
+        parent = self._grid._builder.parent
         return grid_rank if parent is None else parent[grid_rank]
 
     def topology(self) -> Any:
@@ -428,7 +897,7 @@ class PipelineParallelGrid:
         """
         return self._pt.get_coord(self.grid_rank)
 
-    def get_axis_rank(self, axes: str | Sequence[str]) -> int:
+    def get_axis_rank(self, axes: str | Sequence[str], *, layout: str | None = None) -> int:
         """This rank's position in its group over ``axes``.
 
         For one axis that is the coordinate along it; for several, the index in
@@ -443,24 +912,20 @@ class PipelineParallelGrid:
         >>> grid.get_axis_rank("data"), grid.get_axis_rank(["sequence", "data"])
         (1, 3)
         """
-        key = self._builder.key(axes)
-        if isinstance(axes, str):
-            return int(getattr(self._pt.get_coord(self.grid_rank), axes))
-        return self._builder.members(key).index(self.global_rank)
+        return self._grid.get_axis_rank(axes, layout=layout)
 
-    def get_axis_world_size(self, axes: str | Sequence[str]) -> int:
+    def get_axis_world_size(self, axes: str | Sequence[str], *, layout: str | None = None) -> int:
         """Number of ranks in this rank's group over ``axes`` (the product of their sizes).
 
         Raises:
             UnknownAxisError: the topology has no such axis.
         """
-        size = 1
-        for a in self._builder.key(axes):
-            size *= self._pt.get_dim(a)
-        return size
+        return self._grid.get_axis_world_size(axes, layout=layout)
 
-    def get_group(self, axes: str | Sequence[str]) -> Any:
-        """The process group of this rank over a set of axes.
+    def get_group(
+        self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
+    ) -> Any:
+        """The process group of this rank over a set of axes (see :meth:`ProcessGrid.get_group`).
 
         The group holds the ranks whose coordinates equal this rank's on every
         other axis. Groups made when the grid was built are returned at once;
@@ -469,6 +934,8 @@ class PipelineParallelGrid:
 
         Args:
             axes: An axis name or a sequence of them; ``[]`` is this rank alone.
+            layout: The layout (``None``: the main topology).
+            backend: The backend (``None``: the parent's).
 
         >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
@@ -476,9 +943,9 @@ class PipelineParallelGrid:
         >>> grid.get_group(["data", "sequence"]).ranks
         [0, 1, 2, 3]
         """
-        return self._builder.get(self._builder.key(axes))
+        return self._grid.get_group(axes, layout=layout, backend=backend)
 
-    def get_group_ranks(self, axes: str | Sequence[str]) -> list[int]:
+    def get_group_ranks(self, axes: str | Sequence[str], *, layout: str | None = None) -> list[int]:
         """Global ranks of :meth:`get_group` (computed, nothing created).
 
         >>> from proctopo.testing import RecordingComm
@@ -486,12 +953,12 @@ class PipelineParallelGrid:
         >>> grid.get_group_ranks("data")
         [4, 5, 6, 7]
         """
-        return self._builder.members(self._builder.key(axes))
+        return self._grid.get_group_ranks(axes, layout=layout)
 
     @property
     def group_creation_calls(self) -> int:
         """``new_group``/``split_group`` calls this rank made for the grid so far."""
-        return self._builder.calls
+        return self._grid.group_creation_calls
 
     def _axes_of(self, spec: str) -> str | list[str] | None:
         pt = self.__dict__.get("_pt")

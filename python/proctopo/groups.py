@@ -1,4 +1,4 @@
-"""Process-group creation for :class:`proctopo.PipelineParallelGrid`.
+"""Process-group creation for :class:`proctopo.ProcessGrid` (and :class:`proctopo.PipelineParallelGrid`).
 
 This module turns "the group of this rank over these axes" into process-group
 API calls: it chooses the strategy (:func:`resolve_strategy`), checks that all
@@ -32,10 +32,16 @@ import hashlib
 import json
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .comm import Comm
-from .errors import GroupCreationError, InvalidArgumentError, ProctopoError, TopologyMismatchError
+from .errors import (
+    GridDestroyedError,
+    GroupCreationError,
+    InvalidArgumentError,
+    ProctopoError,
+    TopologyMismatchError,
+)
 
 # The recorder lives in proctopo.testing; its earlier import path, proctopo.groups, still works.
 from .testing import RecordingComm as RecordingComm
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_VERIFY_TIMEOUT",
+    "MAIN",
     "STRATEGIES",
     "GroupBuilder",
     "fingerprint",
@@ -137,14 +144,14 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     shown = ", ".join(map(str, differing[:8])) + (", ..." if len(differing) > 8 else "")
     return (
         f"ranks of one grid were given different settings ({len(differing)} of {len(descriptions)} ranks "
-        f"differ from grid rank 0: {shown}). {detail}. This rank has {mine!r}. Every rank must build "
-        "PipelineParallelGrid with the same topology, process group, group_creation and extra groups"
+        f"differ from grid rank 0: {shown}). {detail}. This rank has {mine!r}. Every rank must "
+        "build the grid with the same topology, layouts, process group, group_creation and extra groups"
     )
 
 
 def verify_and_align(
     comm: Comm, description: dict[str, Any], *, strategy: str, timeout: float | None
-) -> None:
+) -> list[Any]:
     """Compare ``description`` across the parent group and even out group counts.
 
     One small all-reduce (maximum of the fingerprint, of its negation and of the
@@ -155,6 +162,10 @@ def verify_and_align(
     For ``"local"`` and ``"split"``, ranks that have registered fewer process
     groups than others create single-rank groups until the counts agree, so the
     names torch derives for locally synchronised groups match between members.
+
+    Returns:
+        The single-rank groups this rank created to even out the counts (the
+        grid owns them and destroys them with its other groups).
 
     Raises:
         TopologyMismatchError: the descriptions differ.
@@ -182,27 +193,45 @@ def verify_and_align(
                 RuntimeWarning,
                 stacklevel=3,
             )
-        for _ in range(missing):
-            comm.pad_group()
+        return [comm.pad_group() for _ in range(missing)]
+    return []
 
 
 # --------------------------------------------------------------------------- builder
 
+#: Name of the main layout (the grid's own topology); ``None`` means it too.
+MAIN = "main"
+
+#: A set of ranks as the registry keys it: (backend or None for the parent's, sorted global ranks).
+SetKey = tuple[Optional[str], tuple[int, ...]]
+
 
 class GroupBuilder:
-    """Creates the process groups of one grid, one *kind* (set of axes) at a time.
+    """Creates and shares the process groups of one grid.
 
-    A kind is written as the tuple of its axes, in topology order, that have
-    more than one rank: the group of a rank over ``("data",)`` is the ranks that
-    differ from it only in the data coordinate. Axes of size 1 are dropped, so
-    kinds with the same rank sets share one key and are created once. The empty
-    key is the single-rank group; the key of all non-trivial axes is the parent
-    group itself and needs no call.
+    Groups come in *families*: the groups of a set of axes of a layout (one per
+    combination of the other coordinates; every rank is in exactly one), or an
+    explicit list of disjoint rank lists (:meth:`family`). Every family is
+    created in one pass that every rank of the grid makes alike.
+
+    Identical rank sets share one group, wherever they come from: the registry
+    is keyed by (backend, sorted global ranks). Whether a whole family is a
+    duplicate is decided from data every rank holds alike: the groups of a set
+    of axes of a row-major layout tile the grid ranks by translates of the
+    group that holds grid rank 0, and such a tiling is unique, so two
+    (layout, axes) families are the same partition exactly when the groups of
+    grid rank 0 are equal (an O(group size) test); an explicit family is a
+    duplicate when its sorted lists are equal. A family that is new may still
+    hold rank sets that exist: their members reuse the group and, with a
+    locally synchronised strategy, register a single-rank *pad* group instead,
+    so that every rank's count of registered groups (which torch names such
+    groups from) stays in step with the others. A rank in none of a new
+    family's groups pads too.
 
     Args:
         comm: The communication layer.
-        topo: The topology laid over the grid ranks; it must have as many ranks
-            as ``comm``'s parent group.
+        topo: The main topology, laid over the grid ranks; it must have as many
+            ranks as ``comm``'s parent group.
         strategy: ``"global"``, ``"local"`` or ``"split"`` (already resolved).
         timeout: Seconds for each creation call, ``None`` for torch's default.
 
@@ -219,26 +248,53 @@ class GroupBuilder:
     def __init__(self, comm: Comm, topo: ProcessTopology, strategy: str, timeout: float | None) -> None:
         self.comm = comm
         self.topo = topo
+        self.layouts: dict[str, ProcessTopology] = {MAIN: topo}
         self.strategy = strategy
         self.timeout = timeout
         self.full_key: tuple[str, ...] = self.key(topo.get_axis_names())
         self.grid_rank = comm.grid_rank()
         self.global_rank = comm.global_rank()
+        self.grid_size = comm.grid_size()
         parent = comm.parent_ranks()
         self.parent: list[int] | None = None if parent is None else [int(r) for r in parent]
         self._np_parent: Any = None
-        self.handles: dict[tuple[str, ...], Any] = {}
+        self._grid_of: dict[int, int] | None = None
+        #: This rank's handle per family key (None: in none of the family's groups).
+        self.families: dict[tuple[Any, ...], Any] = {}
+        #: Handle per rank set this rank is a member of.
+        self.handles: dict[SetKey, Any] = {}
+        #: Created (layout, axes key, backend) families, for the "does this set exist" test of global/split.
+        self._axis_families: list[tuple[str, tuple[str, ...], str | None]] = []
+        #: Every rank set of every explicit family created (all ranks hold it alike).
+        self._explicit_sets: set[SetKey] = set()
+        #: Groups this rank created, in creation order: (handle, is_pad).
+        self.owned: list[tuple[Any, bool]] = []
         self.calls = 0
+        self.destroyed = False
 
-    def key(self, axes: str | Sequence[str]) -> tuple[str, ...]:
+    # ------------------------------------------------------------------ layouts, keys
+    def layout(self, name: str | None) -> ProcessTopology:
+        """The topology of a layout (``None`` or ``"main"``: the main one).
+
+        Raises:
+            InvalidArgumentError: no layout of that name.
+        """
+        topo = self.layouts.get(MAIN if name is None else name)
+        if topo is None:
+            known = ", ".join(repr(n) for n in self.layouts)
+            raise InvalidArgumentError(f"no layout named {name!r}; the grid has {known}")
+        return topo
+
+    def key(self, axes: str | Sequence[str], layout: str | None = None) -> tuple[str, ...]:
         """The canonical key of a set of axes: those of size > 1, in topology order.
 
         Raises:
             UnknownAxisError: an axis is not in the topology.
             InvalidArgumentError: an axis is named twice.
         """
-        positions = sorted(self.topo.axis_indices(axes))  # the topology owns the axis rules
-        names, dims = self.topo.get_axis_names(), self.topo.dims
+        topo = self.topo if layout is None else self.layout(layout)
+        positions = sorted(topo.axis_indices(axes))  # the topology owns the axis rules
+        names, dims = topo.get_axis_names(), topo.dims
         return tuple(names[i] for i in positions if dims[i] > 1)
 
     def to_global(self, table: Any) -> Any:
@@ -251,73 +307,221 @@ class GroupBuilder:
             self._np_parent = np.asarray(self.parent, dtype=np.int64)
         return self._np_parent[table]
 
-    def grid_members(self, key: tuple[str, ...]) -> list[int]:
+    def grid_members(self, key: tuple[str, ...], layout: str | None = None) -> list[int]:
         """Grid ranks of this rank's group of kind ``key``, ascending (row-major over ``key``).
 
         O(group size) in the core, returned as a list: the per-rank path of
         ``"local"`` and ``"split"`` needs neither NumPy nor a table of the whole grid.
         """
-        return self.topo.group_list(self.grid_rank, list(key))
+        topo = self.topo if layout is None else self.layout(layout)
+        return topo.group_list(self.grid_rank, list(key))
 
-    def members(self, key: tuple[str, ...]) -> list[int]:
+    def _globals(self, grid_ranks: list[int]) -> list[int]:
+        parent = self.parent
+        return grid_ranks if parent is None else [parent[r] for r in grid_ranks]
+
+    def members(self, key: tuple[str, ...], layout: str | None = None) -> list[int]:
         """Global ranks of this rank's group of kind ``key``, in group order."""
         if not key:
             return [self.global_rank]
-        grid = self.grid_members(key)
-        if self.parent is None:
-            return grid
-        parent = self.parent
-        return [parent[r] for r in grid]
+        return self._globals(self.grid_members(key, layout))
 
-    def get(self, key: tuple[str, ...]) -> Any:
-        """The handle for ``key``, creating it (a collective over the grid) if needed."""
-        handle = self.handles.get(key)
-        if handle is None and key not in self.handles:
-            handle = self._create(key)
-            self.handles[key] = handle
+    def _grid_rank_of(self, global_rank: int) -> int:
+        if self.parent is None:
+            return global_rank
+        if self._grid_of is None:
+            self._grid_of = {g: i for i, g in enumerate(self.parent)}
+        return self._grid_of.get(global_rank, -1)
+
+    # ------------------------------------------------------------------ the registry
+    def _check_alive(self) -> None:
+        if self.destroyed:
+            raise GridDestroyedError(
+                "this grid was destroyed (grid.destroy()): its process groups are gone; build a new grid"
+            )
+
+    def _exists(self, setkey: SetKey) -> bool:
+        """Whether a rank set is already a group of this grid, decided alike on every rank.
+
+        Only sound where every rank knows every family (``"global"``, ``"split"``).
+        """
+        if setkey in self._explicit_sets:
+            return True
+        backend, ranks = setkey
+        member = self._grid_rank_of(ranks[0]) if ranks else -1
+        if member < 0:
+            return False
+        for layout, key, fam_backend in self._axis_families:
+            if fam_backend != backend:
+                continue
+            row = self.layouts[layout].group_list(member, list(key)) if key else [member]
+            if len(row) == len(ranks) and sorted(self._globals(row)) == list(ranks):
+                return True
+        return False
+
+    def get(self, key: tuple[str, ...], layout: str | None = None, backend: str | None = None) -> Any:
+        """This rank's group of kind ``key`` of a layout, creating the family if needed (a collective)."""
+        self._check_alive()
+        name = MAIN if layout is None else layout
+        topo = self.layout(name)
+        backend = self.comm.normalize_backend(backend)
+        origin = tuple(self._globals(topo.group_list(0, list(key)))) if key else (self._globals([0])[0],)
+        fkey: tuple[Any, ...] = ("axes", backend, tuple(sorted(origin)))
+        if fkey in self.families:
+            return self.families[fkey]
+        members = self.members(key, name)
+        setkey: SetKey = (backend, tuple(sorted(members)))
+        if len(origin) == self.grid_size and backend is None:
+            handle = self.comm.parent()  # the whole grid: the parent group itself, no call
+        elif self.strategy == "global":
+            handle = self._create_global_axes(key, name, setkey, backend)
+        else:
+            handle = self._create_own(members, setkey, backend, None, grid_row=self.grid_members(key, name))
+        self.families[fkey] = handle
+        self._axis_families.append((name, key, backend))
         return handle
 
-    def _create(self, key: tuple[str, ...]) -> Any:
-        if key == self.full_key and key:
-            return self.comm.parent()
+    def family(
+        self, rank_lists: Sequence[Sequence[int]], backend: str | None = None, name: str | None = None
+    ) -> Any:
+        """This rank's group of an explicit family of disjoint global rank lists (a collective).
+
+        The lists must already be validated: non-empty, disjoint, members of the parent.
+        Returns ``None`` when this rank is in none of them.
+        """
+        self._check_alive()
+        backend = self.comm.normalize_backend(backend)
+        canonical = tuple(sorted(tuple(sorted(int(r) for r in row)) for row in rank_lists))
+        fkey: tuple[Any, ...] = ("explicit", backend, canonical)
+        if fkey in self.families:
+            return self.families[fkey]
+        mine = next((row for row in canonical if self.global_rank in row), None)
+        if self.strategy == "global":
+            handle = None
+            for row in canonical:
+                setkey: SetKey = (backend, row)
+                if self._exists(setkey):
+                    if row is mine:
+                        handle = self.handles[setkey]
+                    continue
+                h = self._call(list(row), setkey, backend, name, local=False)
+                if row is mine:
+                    handle = h
+        elif mine is None:
+            handle = self._create_own(None, None, backend, name, grid_row=None)
+        else:
+            grid_row = [self._grid_rank_of(r) for r in mine]
+            handle = self._create_own(list(mine), (backend, mine), backend, name, grid_row=grid_row)
+        self.families[fkey] = handle
+        self._explicit_sets.update((backend, row) for row in canonical)
+        return handle
+
+    # ------------------------------------------------------------------ creation
+    def _call(
+        self, ranks: list[int], setkey: SetKey, backend: str | None, desc: str | None, *, local: bool
+    ) -> Any:
+        """One ``new_group`` call; registers the handle when this rank is a member."""
+        self.calls += 1
         try:
-            if self.strategy == "local":
-                self.calls += 1
-                return self.comm.new_group(self.members(key), local=True, timeout=self.timeout)
-            if self.strategy == "split":
-                self.calls += 1
-                row = self.grid_members(key) if key else [self.grid_rank]
-                return self.comm.split_group(row, timeout=self.timeout)
-            return self._create_global(key)
+            handle = self.comm.new_group(ranks, local=local, timeout=self.timeout, backend=backend, desc=desc)
         except ProctopoError:
             raise
         except Exception as exc:
-            raise GroupCreationError(
-                f"creating the {'+'.join(key) or 'single-rank'} group {self.members(key)[:16]} "
-                f"with strategy {self.strategy!r} failed on global rank {self.global_rank}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._failure(ranks, exc) from exc
+        if self.global_rank in setkey[1]:
+            self.handles[setkey] = handle
+            self.owned.append((handle, False))
+        return handle
 
-    def _create_global(self, key: tuple[str, ...]) -> Any:
-        new_group = self.comm.new_group
-        timeout = self.timeout
-        mine = None
+    def _failure(self, ranks: Sequence[int], exc: Exception) -> GroupCreationError:
+        return GroupCreationError(
+            f"creating the group {list(ranks)[:16]} with strategy {self.strategy!r} failed on global rank "
+            f"{self.global_rank}: {type(exc).__name__}: {exc}"
+        )
+
+    def _pad(self) -> None:
+        self.calls += 1
+        self.owned.append((self.comm.pad_group(), True))
+
+    def _create_own(
+        self,
+        members: list[int] | None,
+        setkey: SetKey | None,
+        backend: str | None,
+        desc: str | None,
+        *,
+        grid_row: list[int] | None,
+    ) -> Any:
+        """``"local"`` / ``"split"``: create this rank's own group, or reuse it and keep the count in step."""
+        if setkey is not None and setkey in self.handles:
+            # Every member of this set holds it alike (each was a member when it was made).
+            if self.strategy == "split":
+                self.calls += 1
+                self.comm.split_group(None, timeout=self.timeout)
+            self._pad()
+            return self.handles[setkey]
+        if members is None or setkey is None:
+            if self.strategy == "split":
+                self.calls += 1
+                self.comm.split_group(None, timeout=self.timeout)
+            self._pad()
+            return None
+        if self.strategy == "local":
+            return self._call(members, setkey, backend, desc, local=True)
+        self.calls += 1
+        try:
+            handle = self.comm.split_group(grid_row, timeout=self.timeout)
+        except ProctopoError:
+            raise
+        except Exception as exc:
+            raise self._failure(members, exc) from exc
+        self.handles[setkey] = handle
+        self.owned.append((handle, False))
+        return handle
+
+    def _create_global_axes(
+        self, key: tuple[str, ...], layout: str, mine: SetKey, backend: str | None
+    ) -> Any:
+        """``"global"``: every rank calls ``new_group`` for every new group of the family, in table order."""
+        topo = self.layout(layout)
+        handle = None
         if not key:
-            n = self.topo.world_size()
-            ranks = range(n) if self.parent is None else self.parent
-            me = self.global_rank
-            for r in ranks:
-                h = new_group([r], local=False, timeout=timeout)
-                if r == me:
-                    mine = h
-            self.calls += n
-            return mine
-        axes = list(key)
-        table = self.to_global(self.topo.groups(axes))
-        my_row = self.topo.group_index(self.grid_rank, axes)[0]
-        for i, row in enumerate(table.tolist()):
-            h = new_group(row, local=False, timeout=timeout)
-            if i == my_row:
-                mine = h
-        self.calls += int(table.shape[0])
-        return mine
+            rows: Any = ([r] for r in (range(topo.world_size()) if self.parent is None else self.parent))
+        else:
+            rows = self.to_global(topo.groups(list(key))).tolist()
+        for row in rows:
+            setkey: SetKey = (backend, tuple(sorted(row)))
+            if self._explicit_sets and self._exists(setkey):
+                if setkey == mine:
+                    handle = self.handles[setkey]
+                continue
+            h = self._call(row, setkey, backend, None, local=False)
+            if setkey == mine:
+                handle = h
+        return handle
+
+    # ------------------------------------------------------------------ teardown
+    @property
+    def communicators(self) -> int:
+        """Distinct live groups this rank created and is a member of (pads not counted)."""
+        return sum(1 for _, pad in self.owned if not pad)
+
+    def destroy(self) -> None:
+        """Destroy every group this rank created, newest first; the parent is never touched."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        owned, self.owned = self.owned, []
+        self.handles.clear()
+        self.families.clear()
+        errors = []
+        for handle, _ in reversed(owned):
+            try:
+                self.comm.destroy_group(handle)
+            except Exception as exc:  # keep going: free what can be freed
+                errors.append(f"{type(exc).__name__}: {exc}")
+        if errors:
+            raise GroupCreationError(
+                f"destroying {len(errors)} of {len(owned)} groups failed on global rank "
+                f"{self.global_rank}: {'; '.join(errors[:4])}"
+            )

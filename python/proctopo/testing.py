@@ -18,7 +18,7 @@ counts and ``groups`` the groups this rank received. Here rank 40,000 of a
 >>> comm = RecordingComm(rank=40_000, world_size=topo.world_size())
 >>> grid = proctopo.PipelineParallelGrid(topo, group_creation="local", comm=comm)
 >>> comm.calls
-{'new_group': 4, 'split_group': 0, 'local_new_group': 4, 'collective': 1}
+{'new_group': 4, 'split_group': 0, 'local_new_group': 4, 'collective': 1, 'destroy': 0, 'spacer': 0}
 >>> grid.coord
 ProcessCoord(pipe=4, data=904, model=0)
 >>> grid.get_pipe_parallel_group().ranks
@@ -42,7 +42,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InvalidArgumentError, RankOutOfRangeError
+from .comm import NameLedger
+from .errors import GroupCreationError, InvalidArgumentError, RankOutOfRangeError
 
 __all__ = ["RecordedGroup", "RecordingComm"]
 
@@ -53,19 +54,34 @@ class RecordedGroup:
     Attributes:
         ranks: Global ranks, in group-rank order (a ``range`` for the whole world).
         kind: ``"global"`` (``new_group``), ``"local"`` (``new_group`` with local
-            synchronisation), ``"split"`` (``split_group``), ``"parent"`` (the
-            parent group) or ``"non-member"`` (what a rank outside a group gets).
+            synchronisation), ``"split"`` (``split_group``), ``"pad"`` (a
+            single-rank group that keeps the registry count in step), ``"parent"``
+            (the parent group) or ``"non-member"`` (what a rank outside a group gets).
+        backend: The backend asked for (``None``: the parent's).
+        name: The name torch would give it: ``(sorted ranks, registry count)`` for
+            a locally synchronised or split group, ``None`` otherwise.
+        alive: False once destroyed.
 
     >>> group = RecordedGroup([4, 5], "local")
     >>> group.size(), group.ranks
     (2, [4, 5])
     """
 
-    __slots__ = ("kind", "ranks")
+    __slots__ = ("alive", "backend", "kind", "name", "ranks")
 
-    def __init__(self, ranks: Sequence[int], kind: str) -> None:
+    def __init__(
+        self,
+        ranks: Sequence[int],
+        kind: str,
+        *,
+        backend: str | None = None,
+        name: tuple[tuple[int, ...], int] | None = None,
+    ) -> None:
         self.ranks: Sequence[int] = ranks if isinstance(ranks, range) else list(ranks)
         self.kind = kind
+        self.backend = backend
+        self.name = name
+        self.alive = True
 
     def size(self) -> int:
         """Number of ranks, like ``ProcessGroup.size()``."""
@@ -89,6 +105,15 @@ class RecordingComm:
     member of the group (``None`` to a non-member of a locally synchronised
     group, :attr:`NON_MEMBER` to a non-member of a global one, as torch does).
 
+    It also plays torch's naming of locally synchronised and split groups (the
+    sorted ranks plus the number of groups registered on the rank): a name that
+    a live group holds raises :class:`proctopo.GroupCreationError`, as torch
+    refuses it, and so does a multi-rank name that a destroyed group held,
+    where torch would pick up the dead group's rendezvous keys and hang. Like
+    :class:`proctopo.comm.TorchComm`, it steers clear of both with a
+    :class:`proctopo.comm.NameLedger`; ``calls["spacer"]`` counts the spacer
+    groups that took.
+
     Args:
         rank: The global rank to play.
         world_size: Ranks in the default group.
@@ -105,10 +130,13 @@ class RecordingComm:
         RankOutOfRangeError: ``rank`` is not in ``[0, world_size)``.
 
     Attributes:
-        calls: Call counts: ``new_group`` (all of them), ``local_new_group``
-            (those with local synchronisation), ``split_group`` and
-            ``collective`` (fingerprint exchanges).
-        groups: The groups this rank received, in creation order.
+        calls: Call counts: ``new_group`` (all of them, spacers included),
+            ``local_new_group`` (those with local synchronisation),
+            ``split_group``, ``collective`` (fingerprint exchanges),
+            ``destroy`` (groups destroyed) and ``spacer`` (single-rank groups
+            made and destroyed at once to give a group an unused name).
+        groups: The groups this rank received, in creation order (destroyed ones
+            included, with ``alive`` False).
 
     >>> comm = RecordingComm(rank=5, world_size=8)
     >>> comm.new_group([4, 5], local=True).ranks
@@ -142,9 +170,19 @@ class RecordingComm:
         self._parent_ranks = list(parent_ranks) if parent_ranks is not None else None
         self.backend = backend
         self._can_split = can_split
-        self.calls: dict[str, int] = {"new_group": 0, "split_group": 0, "local_new_group": 0, "collective": 0}
+        self.calls: dict[str, int] = {
+            "new_group": 0,
+            "split_group": 0,
+            "local_new_group": 0,
+            "collective": 0,
+            "destroy": 0,
+            "spacer": 0,
+        }
         self.groups: list[RecordedGroup] = []
         self._count = 1  # the default group
+        self._ledger = NameLedger()
+        self._live_names: set[tuple[tuple[int, ...], int]] = set()
+        self._dead_names: set[tuple[tuple[int, ...], int]] = set()
         whole: Sequence[int] = range(world_size) if self._parent_ranks is None else self._parent_ranks
         self._parent = RecordedGroup(whole, "parent")
 
@@ -185,8 +223,40 @@ class RecordingComm:
         return self._parent_ranks
 
     # -- Comm protocol: group creation
+    def _register(self, ranks: Sequence[int], kind: str, backend: str | None, hashed: bool) -> RecordedGroup:
+        name = None
+        if hashed:
+            name = (tuple(sorted(ranks)), self._count)
+            if name in self._live_names:
+                raise GroupCreationError(
+                    f"torch would refuse the group {list(name[0])[:16]}: a live group already has its name "
+                    f"(same ranks, {name[1]} groups registered)"
+                )
+            if name in self._dead_names and len(name[0]) > 1:
+                raise GroupCreationError(
+                    f"the group {list(name[0])[:16]} would get the name of a destroyed group (same ranks, "
+                    f"{name[1]} groups registered); torch would reuse its stale rendezvous keys and hang"
+                )
+            self._live_names.add(name)
+        group = RecordedGroup(ranks, kind, backend=backend, name=name)
+        self.groups.append(group)
+        self._count += 1
+        return group
+
+    def _spacer(self) -> RecordedGroup:
+        self.calls["new_group"] += 1
+        self.calls["local_new_group"] += 1
+        self.calls["spacer"] += 1
+        return self._register([self._rank], "spacer", "gloo", hashed=True)
+
     def new_group(
-        self, ranks: Sequence[int] | None = None, *, local: bool = False, timeout: float | None = None
+        self,
+        ranks: Sequence[int] | None = None,
+        *,
+        local: bool = False,
+        timeout: float | None = None,
+        backend: str | None = None,
+        desc: str | None = None,
     ) -> Any:
         """Record a ``new_group`` call over global ``ranks`` (``None``: the whole world).
 
@@ -194,26 +264,66 @@ class RecordingComm:
             A :class:`RecordedGroup` when the played rank is a member; otherwise
             ``None`` for ``local=True`` and :attr:`NON_MEMBER` for a global group.
         """
-        self.calls["new_group"] += 1
-        if local:
-            self.calls["local_new_group"] += 1
         if ranks is None:
             ranks = range(self._world)
-        if self._rank in ranks:  # O(group size), as torch's own checks
-            group = RecordedGroup(ranks, "local" if local else "global")
-            self.groups.append(group)
-            self._count += 1
-            return group
-        return None if local else self.NON_MEMBER
+        if local and self._rank not in ranks:  # O(group size), as torch's own checks
+            self.calls["new_group"] += 1
+            self.calls["local_new_group"] += 1
+            return None
+        if not local:
+            self.calls["new_group"] += 1
+            if self._rank not in ranks:
+                return self.NON_MEMBER
+            return self._register(ranks, "global", backend, hashed=False)
 
-    def split_group(self, grid_ranks: list[int], *, timeout: float | None = None) -> Any:
-        """Record a ``split_group`` call; ``grid_ranks`` are positions in the parent group."""
-        self.calls["split_group"] += 1
+        def create() -> RecordedGroup:
+            self.calls["new_group"] += 1
+            self.calls["local_new_group"] += 1
+            return self._register(ranks, "local", backend, hashed=True)
+
+        return self._ledger.create(ranks, self._count, create, self._spacer, self.destroy_group)
+
+    def split_group(self, grid_ranks: list[int] | None, *, timeout: float | None = None) -> Any:
+        """Record a ``split_group`` call; ``grid_ranks`` are positions in the parent group.
+
+        ``None`` takes part in the split without a part and returns ``None``.
+        """
+        if grid_ranks is None:
+            self.calls["split_group"] += 1
+            return None
         ranks = grid_ranks if self._parent_ranks is None else [self._parent_ranks[r] for r in grid_ranks]
-        group = RecordedGroup(ranks, "split")
-        self.groups.append(group)
-        self._count += 1
-        return group
+
+        def create() -> RecordedGroup:
+            self.calls["split_group"] += 1
+            return self._register(ranks, "split", None, hashed=True)
+
+        return self._ledger.create(ranks, self._count, create, self._spacer, self.destroy_group)
+
+    def destroy_group(self, group: Any) -> None:
+        """Record the destruction of a group this rank received.
+
+        Raises:
+            GroupCreationError: ``group`` is the parent, a non-member handle or
+                already destroyed.
+        """
+        if not isinstance(group, RecordedGroup) or group.kind in ("parent", "non-member") or not group.alive:
+            raise GroupCreationError(f"cannot destroy {group!r}: not a live group this rank created")
+        group.alive = False
+        self.calls["destroy"] += 1
+        self._count -= 1
+        if group.name is not None:
+            self._live_names.discard(group.name)
+            self._dead_names.add(group.name)
+
+    def normalize_backend(self, backend: str | None) -> str | None:
+        """``None`` for the played backend (or ``None``), else the lower-case name."""
+        if backend is None or str(backend).lower() == self.backend.lower():
+            return None
+        return str(backend).lower()
+
+    def default_device_type(self) -> str:
+        """``"cuda"`` when the played backend is NCCL, else ``"cpu"``."""
+        return "cuda" if "nccl" in self.backend.lower() else "cpu"
 
     def split_support(self) -> str | None:
         """None when made with ``can_split=True``, else the reason splitting is out."""
@@ -224,12 +334,22 @@ class RecordingComm:
         return "the MPI backend does not support local synchronization" if self.backend == "mpi" else None
 
     def group_count(self) -> int:
-        """Groups this rank holds: the default group plus every group it received."""
+        """Groups this rank holds: the default group plus every live group it received."""
         return self._count
 
-    def pad_group(self) -> None:
-        """Record a locally synchronised group of the played rank alone."""
-        self.new_group([self._rank], local=True)
+    def live_groups(self) -> list[RecordedGroup]:
+        """The groups this rank received that are not destroyed, in creation order."""
+        return [g for g in self.groups if g.alive and g.kind != "spacer"]
+
+    def pad_group(self) -> RecordedGroup:
+        """Record a locally synchronised group of the played rank alone, and return it."""
+
+        def create() -> RecordedGroup:
+            self.calls["new_group"] += 1
+            self.calls["local_new_group"] += 1
+            return self._register([self._rank], "pad", "gloo", hashed=True)
+
+        return self._ledger.create([self._rank], self._count, create, self._spacer, self.destroy_group)
 
     def group_ranks(self, group: Any) -> list[int]:
         """Global ranks of a :class:`RecordedGroup`."""
