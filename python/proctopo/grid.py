@@ -245,14 +245,13 @@ class ProcessGrid:
             builder.get(key, layout_name)
 
     def _check_size(self, pt: ProcessTopology, layout: str) -> None:
-        size = pt.world_size()
-        if size != self.world_size:
-            axes = pt.get_axis_names()
-            where = "the world size" if self._comm.parent_ranks() is None else "the process group's size"
-            product = " * ".join(map(str, pt.dims))
-            raise GridSizeError(
-                f"{layout}{' * '.join(axes)} = {product} = {size}, but {where} is {self.world_size}"
-            )
+        where = "the world size" if self._comm.parent_ranks() is None else "the process group's size"
+        try:
+            pt.check_world_size(self.world_size, where)
+        except GridSizeError as exc:
+            if not layout:
+                raise
+            raise GridSizeError(f"{layout}{exc}") from None
 
     # ------------------------------------------------------------------ layouts
     @property

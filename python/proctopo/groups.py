@@ -221,12 +221,13 @@ class GroupBuilder:
     group that holds grid rank 0, and such a tiling is unique, so two
     (layout, axes) families are the same partition exactly when the groups of
     grid rank 0 are equal (an O(group size) test); an explicit family is a
-    duplicate when its sorted lists are equal. A family that is new may still
-    hold rank sets that exist: their members reuse the group and, with a
-    locally synchronised strategy, register a single-rank *pad* group instead,
-    so that every rank's count of registered groups (which torch names such
-    groups from) stays in step with the others. A rank in none of a new
-    family's groups pads too.
+    duplicate when its sorted lists are equal. Every rank knows every family,
+    so every rank also finds alike which rank sets of a new family exist
+    already. When all of them do, nothing is created anywhere. Otherwise the
+    members of existing sets reuse their group and, with a locally synchronised
+    strategy, register a single-rank *pad* group instead, so that every rank's
+    count of registered groups (which torch names such groups from) stays in
+    step with the others; a rank in none of the family's groups pads too.
 
     Args:
         comm: The communication layer.
@@ -343,7 +344,8 @@ class GroupBuilder:
     def _exists(self, setkey: SetKey) -> bool:
         """Whether a rank set is already a group of this grid, decided alike on every rank.
 
-        Only sound where every rank knows every family (``"global"``, ``"split"``).
+        Every rank knows every family (each was created by all of them), so the
+        answer is the same everywhere, whether or not this rank is in the set.
         """
         if setkey in self._explicit_sets:
             return True
@@ -373,6 +375,8 @@ class GroupBuilder:
         setkey: SetKey = (backend, tuple(sorted(members)))
         if len(origin) == self.grid_size and backend is None:
             handle = self.comm.parent()  # the whole grid: the parent group itself, no call
+        elif self._covered(name, key, backend, len(origin)):
+            handle = self.handles[setkey]  # explicit families made every group already: no call anywhere
         elif self.strategy == "global":
             handle = self._create_global_axes(key, name, setkey, backend)
         else:
@@ -380,6 +384,24 @@ class GroupBuilder:
         self.families[fkey] = handle
         self._axis_families.append((name, key, backend))
         return handle
+
+    def _covered(self, layout: str, key: tuple[str, ...], backend: str | None, size: int) -> bool:
+        """Whether explicit families already hold every group of this (layout, axes) family.
+
+        Decided alike on every rank, in O(total size of the explicit families).
+        """
+        if not self._explicit_sets:
+            return False
+        topo = self.layouts[layout]
+        found = 0
+        for fam_backend, ranks in self._explicit_sets:
+            if fam_backend != backend or len(ranks) != size:
+                continue
+            member = self._grid_rank_of(ranks[0])
+            row = topo.group_list(member, list(key)) if key else [member]
+            if sorted(self._globals(row)) == list(ranks):
+                found += 1
+        return found * size == self.grid_size
 
     def family(
         self, rank_lists: Sequence[Sequence[int]], backend: str | None = None, name: str | None = None
@@ -396,15 +418,14 @@ class GroupBuilder:
         if fkey in self.families:
             return self.families[fkey]
         mine = next((row for row in canonical if self.global_rank in row), None)
-        if self.strategy == "global":
-            handle = None
-            for row in canonical:
-                setkey: SetKey = (backend, row)
-                if self._exists(setkey):
-                    if row is mine:
-                        handle = self.handles[setkey]
-                    continue
-                h = self._call(list(row), setkey, backend, name, local=False)
+        # Every rank knows every family, so every rank finds the same new sets.
+        new = [row for row in canonical if not self._exists((backend, row))]
+        if not new:
+            handle = None if mine is None else self.handles[(backend, mine)]  # nothing to create anywhere
+        elif self.strategy == "global":
+            handle = None if mine is None or mine in new else self.handles[(backend, mine)]
+            for row in new:
+                h = self._call(list(row), (backend, row), backend, name, local=False)
                 if row is mine:
                     handle = h
         elif mine is None:

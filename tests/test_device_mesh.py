@@ -1,0 +1,77 @@
+"""ProcessGrid on real gloo groups: the DeviceMesh export, and layouts sharing communicators.
+
+Every mesh dimension and slice is compared, rank for rank, with what
+``init_device_mesh`` builds for the same shape, proven with an all_reduce and
+used by a DTensor round trip; the export registers no process group.
+"""
+
+from __future__ import annotations
+
+import proctopo
+import pytest
+from helpers import RunWorkers
+from helpers import device_mesh_workers as workers
+from proctopo.device_mesh import mesh_dims
+from proctopo.testing import RecordingComm
+
+CASES = [
+    # axes, dims, mesh dims, mesh shape, mesh dim names, 2-D slices to compare
+    (["pipe", "data", "model"], [2, 2, 2], ["pipe", "data", "model"], [2, 2, 2], ["pipe", "data", "model"],
+     [["pipe", "model"], ["data", "model"]]),
+    (["pipe", "data", "context", "model"], [2, 2, 2, 1], ["pipe", ("data", "context"), "model"], [2, 4, 1],
+     ["pipe", "data_context", "model"], [["pipe", "data_context"]]),
+]  # fmt: skip
+
+
+def test_export_equals_init_device_mesh_and_creates_no_group(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.export, 8, (CASES,), timeout=150)
+    for rank, per_case in enumerate(results):
+        for case, res in zip(CASES, per_case):
+            assert res["grew"] == 0, (rank, case, res)
+            assert res["shape"] == case[3]
+
+
+def test_layouts_share_communicators_on_gloo(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.layouts, 8, timeout=90)
+    for rank, res in enumerate(results):
+        # pipe, data, model, data+model: the expert layout adds none, the embedding family
+        # (the pipe groups again) none, the first-last family ([0, 4], [3, 7]: pipe groups)
+        # none either, and as every rank sees that, no rank pads
+        assert res["communicators"] == 4, (rank, res)
+        assert res["made"] == res["calls"] == 4, (rank, res)
+        assert res["proven"]["expert"] == res["proven"]["data"]
+        if rank in (0, 3, 4, 7):
+            assert res["proven"]["first_last"] == res["proven"]["pipe"]
+
+
+def test_bad_dims_fail_before_any_collective() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data", "context", "model"], [2, 2, 2, 1])
+    comm = RecordingComm(3, 8)
+    grid = proctopo.ProcessGrid(topo, comm=comm)
+    before = dict(comm.calls)
+    for dims, error, match in (
+        (["pipe", "expert"], proctopo.UnknownAxisError, "expert"),
+        (["data", "pipe"], proctopo.InvalidArgumentError, "'pipe' comes after 'data'"),
+        ([("context", "data")], proctopo.InvalidArgumentError, "'data' comes after 'context'"),
+        (["data", ("data", "context")], proctopo.InvalidArgumentError, "data"),
+        (["pipe", ()], proctopo.InvalidArgumentError, r"dims\[1\] is empty"),
+        (["pipe", 3], TypeError, r"dims\[1\]"),
+    ):
+        with pytest.raises(error, match=match):
+            grid.device_mesh(dims)  # type: ignore[arg-type]
+    assert comm.calls == before
+    # the axis rules are the topology's own: the same error class and text
+    with pytest.raises(proctopo.InvalidArgumentError) as mine:
+        mesh_dims(topo, ["data", ("data", "context")])
+    with pytest.raises(proctopo.InvalidArgumentError) as theirs:
+        topo.axis_indices(["data", "data", "context"])
+    assert str(mine.value) == str(theirs.value)
+    assert mesh_dims(topo, None) == [("pipe",), ("data",), ("context",), ("model",)]
+    assert mesh_dims(topo, "data") == [("data",)]
+
+
+def test_a_destroyed_grid_exports_nothing() -> None:
+    grid = proctopo.ProcessGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=RecordingComm(0, 4))
+    grid.destroy()
+    with pytest.raises(proctopo.GridDestroyedError):
+        grid.device_mesh()
