@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import random
+import subprocess
+import sys
 import types
 
+import proctopo.megatron as pm
 import pytest
-from helpers import require
-from proctopo import InvalidArgumentError, InvalidTopologyError
+from helpers import RunWorkers, require
+from proctopo import GroupCreationError, InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
+from proctopo.testing import RecordingComm
 
 
 def _megatron(module: str = "megatron.core.parallel_state") -> types.ModuleType:
@@ -101,3 +106,205 @@ def test_layout_errors(world: int, kwargs: dict[str, object], exc: type[Exceptio
     with pytest.raises(exc) as info:
         layout(world, **kwargs)  # type: ignore[arg-type]
     assert text in str(info.value)
+
+
+# ---------------------------------------------------------------- the parallel state, 8 ranks
+
+#: (megatron-core's arguments, proctopo's options). Embedding functions go by name
+#: (helpers.megatron_workers.EMBEDDING_FUNCTIONS).
+CASES: list[tuple[dict[str, object], dict[str, object]]] = [
+    (
+        {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2, "expert_model_parallel_size": 2,
+         "create_gloo_process_groups": False},
+        {"group_creation": "local"},
+    ),
+    (
+        {"tensor_model_parallel_size": 2, "context_parallel_size": 2, "pipeline_model_parallel_size": 2,
+         "create_gloo_process_groups": True},
+        {"group_creation": "local"},
+    ),
+    (
+        {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2, "expert_model_parallel_size": 2,
+         "expert_tensor_parallel_size": 1, "order": "tp-cp-ep-dp-pp", "create_gloo_process_groups": False},
+        {"group_creation": "global"},
+    ),
+    (
+        {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 4, "order": "tp-pp-dp",
+         "virtual_pipeline_model_parallel_size": 2, "get_embedding_ranks": "last_stage_only",
+         "get_position_embedding_ranks": "first_two_stages", "create_gloo_process_groups": False},
+        {"group_creation": "local"},
+    ),
+    (
+        {"context_parallel_size": 4, "expert_model_parallel_size": 4, "expert_tensor_parallel_size": 1,
+         "create_gloo_process_groups": False},
+        {"group_creation": "auto"},
+    ),
+]  # fmt: skip
+
+
+def _whole_world(world: int) -> tuple[str, list[int], str]:
+    return ("group", list(range(world)), "gloo")
+
+
+@pytest.mark.mp
+def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
+    """On 8 gloo ranks: every getter, global and collection field as after megatron-core's own call."""
+    _megatron()
+    _megatron("megatron.core.process_groups_config")
+    from helpers import megatron_workers
+
+    world = 8
+    results = run_workers(megatron_workers.compare, world, (CASES,), timeout=280)
+    figures = []
+    for case, (config, options) in enumerate(CASES):
+        calls_m = calls_p = live_m = live_p = 0
+        for rank in range(world):
+            m, p = results[rank][case]["megatron"], results[rank][case]["proctopo"]
+            where = f"case {case} {config} {options}, rank {rank}"
+            rm, rp = m["record"], p["record"]
+            for name, answer in rm["getters"].items():
+                assert rp["getters"][name] == answer, f"{where}: {name}"
+            assert rp["globals"] == rm["globals"], where
+            assert rp["collection"] == rm["collection"], where
+            # megatron-core lists its groups of this rank for update_pg_timeout; proctopo lists the
+            # same rank sets, except the group of every rank, which is the default group (None) here.
+            assert rp["group_list"] == sorted(
+                [g for g in rm["group_list"] if g != _whole_world(world)], key=repr
+            ), where
+            # Teardown: megatron-core's reset, every group proctopo made freed, a second call a no-op.
+            assert p["after_destroy"] == m["after_destroy"], where
+            assert p["after_destroy_again"] == p["after_destroy"], where
+            assert p["live_after_destroy"] == p["counts"]["live_before"], where
+            assert p["live_after_second_destroy"] == p["live_after_destroy"], where
+            # Every distinct group of proctopo's answered an all_reduce with the right sum.
+            distinct = {tuple(g[1]) for g in rp["group_list"] if g is not None}
+            assert {tuple(g) for g in p["proved"]} >= distinct, where
+            # Fewer or as many calls and live communicators as megatron-core.
+            made_m = m["counts"]["live_after"] - m["counts"]["live_before"]
+            made_p = p["counts"]["live_after"] - p["counts"]["live_before"]
+            assert made_p <= made_m, where
+            assert p["counts"]["new_group"] <= m["counts"]["new_group"], where
+            calls_m = max(calls_m, m["counts"]["new_group"])
+            calls_p = max(calls_p, p["counts"]["new_group"])
+            live_m, live_p = max(live_m, made_m), max(live_p, made_p)
+        figures.append((case, calls_m, calls_p, live_m, live_p))
+    for case, calls_m, calls_p, live_m, live_p in figures:  # shown with -s
+        print(
+            f"case {case}: new_group calls per rank (max) megatron-core {calls_m}, proctopo {calls_p}; "
+            f"communicators alive per rank (max) megatron-core {live_m}, proctopo {live_p}"
+        )
+    # The sharing shows: over these cases proctopo leaves strictly fewer communicators alive.
+    assert sum(f[4] for f in figures) < sum(f[3] for f in figures), figures
+
+
+# ------------------------------------------------------------------ one process, no groups
+
+
+def test_import_needs_neither_megatron_nor_torch() -> None:
+    code = (
+        "import sys, proctopo.megatron as m; m.layout(8, tensor_model_parallel_size=2); "
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('megatron', 'torch')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_signature_is_megatron_cores() -> None:
+    """Same parameters, order and defaults as megatron-core's, then proctopo's keyword-only options."""
+    ps = _megatron()
+    theirs = inspect.signature(ps.initialize_model_parallel).parameters
+    ours = inspect.signature(pm.initialize_model_parallel).parameters
+    assert [(p.name, p.default, p.kind) for p in list(ours.values())[: len(theirs)]] == [
+        (p.name, p.default, p.kind) for p in theirs.values()
+    ]
+    extra = list(ours.values())[len(theirs) :]
+    assert [(p.name, p.kind) for p in extra] == [
+        ("group_creation", inspect.Parameter.KEYWORD_ONLY),
+        ("timeout", inspect.Parameter.KEYWORD_ONLY),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("pipeline_model_parallel_comm_backend", "ucc"),
+        ("use_sharp", True),
+        ("hierarchical_context_parallel_sizes", [2, 2]),
+        ("hybrid_context_parallel", True),
+        ("num_distributed_optimizer_instances", 2),
+        ("nccl_communicator_config_path", "nccl.yaml"),
+        ("high_priority_stream_groups", ["dp"]),
+        ("sharp_enabled_group", "dp"),
+        ("create_all_gather_group", True),
+    ],
+)
+def test_unsupported_option_is_refused_by_name(name: str, value: object) -> None:
+    # Refused before anything else happens: no torch.distributed, no megatron-core needed.
+    with pytest.raises(InvalidArgumentError) as info:
+        pm.initialize_model_parallel(**{name: value})  # type: ignore[arg-type]
+    assert f"does not support {name}={value!r}" in str(info.value)
+
+
+def test_virtual_pipeline_needs_pipeline_parallelism() -> None:
+    with pytest.raises(InvalidArgumentError, match="needs pipeline_model_parallel_size > 1, got 1"):
+        pm.initialize_model_parallel(virtual_pipeline_model_parallel_size=2)
+
+
+def test_already_initialised_state_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    ps = _megatron()
+    monkeypatch.setattr(ps, "_DATA_PARALLEL_GROUP", object())
+    with pytest.raises(GroupCreationError, match="already initialised; call destroy_model_parallel"):
+        pm.initialize_model_parallel()
+
+
+def test_process_groups_before_initialisation() -> None:
+    _megatron("megatron.core.process_groups_config")
+    with pytest.raises(GroupCreationError, match=r"call proctopo\.megatron\.initialize_model_parallel"):
+        pm.process_groups()
+
+
+def test_missing_megatron_core_is_named_with_its_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "megatron.core.parallel_state", None)  # import fails
+    for call in (pm.initialize_model_parallel, pm.destroy_model_parallel, pm.process_groups):
+        with pytest.raises(ImportError, match="needs megatron-core: pip install megatron-core"):
+            call()
+
+
+@pytest.mark.parametrize("strategy", ["local", "global"])
+def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: str) -> None:
+    """Every rank of a 64-rank world, played in turn: its groups are megatron-core's lists."""
+    ps = _megatron()
+    world = 64
+    kw: dict[str, object] = {
+        "tensor_model_parallel_size": 2,
+        "context_parallel_size": 2,
+        "pipeline_model_parallel_size": 4,
+        "expert_model_parallel_size": 4,
+        "expert_tensor_parallel_size": 1,
+    }
+    dense, expert = _megatron_generators(ps, world, {**kw, "order": "tp-cp-ep-dp-pp"})
+    tokens = {
+        "dp_cp": (dense, "dp-cp"), "dp": (dense, "dp"), "cp": (dense, "cp"), "mp": (dense, "tp-pp"),
+        "tp": (dense, "tp"), "pp": (dense, "pp"), "tp_dp_cp": (dense, "tp-dp-cp"),
+        "tp_dp": (dense, "tp-dp"), "tp_cp": (dense, "tp-cp"), "ep": (expert, "ep"),
+        "expt_tp": (expert, "tp"), "tp_ep": (expert, "tp-ep"), "tp_ep_pp": (expert, "tp-ep-pp"),
+        "expt_dp": (expert, "dp"),
+    }  # fmt: skip
+    for rank in range(world):
+        comm = RecordingComm(rank, world)
+        mg = pm.create_groups(**kw, create_gloo_process_groups=False, group_creation=strategy, comm=comm)  # type: ignore[arg-type]
+        for kind, (gen, token) in tokens.items():
+            want = next(g for g in gen.get_ranks(token) if rank in g)  # type: ignore[attr-defined]
+            handle = mg.handles[kind]
+            got = list(range(world)) if handle is comm.parent() else list(handle.ranks)
+            assert got == want, (rank, kind)
+        assert mg.handles["intra_dist_opt"] is comm.parent()  # every rank: the default group itself
+        pp = next(g for g in dense.get_ranks("pp") if rank in g)  # type: ignore[attr-defined]
+        ends = [pp[0], pp[-1]]
+        assert mg.ranks["pp"] == pp and mg.ranks["embd"] == (ends if rank in ends else None)
+        assert mg.ranks["pos_embd"] == ([pp[0]] if rank == pp[0] else None)
+        assert (mg.handles["embd"] is None) == (mg.ranks["embd"] is None)
+        # Each distinct rank set once: no two live groups of this rank hold the same ranks.
+        live = [tuple(g.ranks) for g in comm.groups if g.alive and g.kind != "pad"]
+        assert len(live) == len(set(live)) == mg.grid.communicators, rank

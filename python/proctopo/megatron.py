@@ -37,12 +37,30 @@ ProcessTopology(axes=['pp', 'edp', 'ep', 'etp'], dims=[2, 1, 2, 2])
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidArgumentError
+from .errors import GroupCreationError, InvalidArgumentError
 from .topology import ProcessTopology, dims_create
 
-__all__ = ["EXPERT_LAYOUT", "GLOO_GROUPS", "GROUPS", "MegatronLayout", "layout"]
+if TYPE_CHECKING:
+    from .comm import Comm
+    from .grid import ProcessGrid
+
+__all__ = [
+    "EXPERT_LAYOUT",
+    "GLOO_GROUPS",
+    "GROUPS",
+    "MegatronGroups",
+    "MegatronLayout",
+    "create_groups",
+    "destroy_model_parallel",
+    "initialize_model_parallel",
+    "layout",
+    "process_groups",
+]
 
 #: Name of the expert layout in the grid (the dense layout is the grid's own topology).
 EXPERT_LAYOUT = "expert"
@@ -242,3 +260,455 @@ def layout(
         dense=dense,
         expert=expert,
     )
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+@dataclass
+class MegatronGroups:
+    """This rank's Megatron groups, all held by one :class:`proctopo.ProcessGrid`.
+
+    Attributes:
+        grid: The grid: the dense layout is its topology, the expert layout its
+            layout :data:`EXPERT_LAYOUT`. ``grid.destroy()`` frees every group.
+        layout: The sizes and topologies (:func:`layout`).
+        handles: This rank's group of each kind, by the field names of
+            megatron-core's ``ProcessGroupCollection`` (:data:`GROUPS`, plus
+            ``embd`` and ``pos_embd``, ``None`` where this rank is in no such
+            group), and ``dp_cp_gloo``, ``dp_gloo``, ``expt_dp_gloo`` when gloo
+            groups were asked for.
+        ranks: The global rank lists megatron-core keeps (``dp``, ``dp_cp``,
+            ``cp``, ``mp``, ``tp``, ``pp``, ``ep``, ``embd``, ``pos_embd``), in its
+            order; ``None`` where this rank is in no such group.
+        parent: The grid's parent group (the default group): the handle of a
+            kind whose group is every rank, such as ``intra_dist_opt``.
+    """
+
+    grid: ProcessGrid
+    layout: MegatronLayout
+    parent: Any = None
+    handles: dict[str, Any] = field(default_factory=dict)
+    ranks: dict[str, list[int] | None] = field(default_factory=dict)
+
+
+def _default_embedding_ranks(pp_ranks: list[int]) -> list[int]:
+    # megatron-core's default: the first and the last pipeline stage.
+    return [pp_ranks[0]] if len(pp_ranks) == 1 else [pp_ranks[0], pp_ranks[-1]]
+
+
+def _default_position_embedding_ranks(pp_ranks: list[int]) -> list[int]:
+    # megatron-core's default: the first pipeline stage.
+    return [pp_ranks[0]]
+
+
+def _embedding_family(
+    lay: MegatronLayout, rank: int, fn: Callable[[list[int]], Sequence[int]] | None, default: Any
+) -> tuple[list[list[int]], list[int] | None]:
+    """The rank lists of one embedding kind (one per pipeline group) and this rank's list."""
+    import numpy as np
+
+    table = np.asarray(lay.dense.groups("pp"))
+    if fn is None:  # the default stages: whole columns of the pipeline table, no Python loop per group
+        cols = [0] if lay.pp == 1 or default is _default_position_embedding_ranks else [0, lay.pp - 1]
+        family = table[:, cols].tolist()
+        mine = default(lay.dense.group_list(rank, ["pp"]))
+        return family, (mine if rank in mine else None)
+    family = []
+    found: list[int] | None = None
+    for row in table.tolist():
+        chosen = [int(r) for r in fn(row)]
+        if chosen:
+            family.append(chosen)
+            if rank in chosen:
+                found = chosen  # megatron-core keeps the last list that holds the rank
+    return family, found
+
+
+def create_groups(
+    *,
+    tensor_model_parallel_size: int = 1,
+    pipeline_model_parallel_size: int = 1,
+    context_parallel_size: int = 1,
+    expert_model_parallel_size: int = 1,
+    expert_tensor_parallel_size: int | None = None,
+    order: str = "tp-cp-ep-dp-pp",
+    get_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
+    get_position_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
+    create_gloo_process_groups: bool = True,
+    group_creation: str = "auto",
+    timeout: datetime.timedelta | float | None = None,
+    comm: Comm | None = None,
+) -> MegatronGroups:
+    """Create every group megatron-core's ``initialize_model_parallel`` creates, each distinct one once.
+
+    A collective over the whole world: every rank calls it with the same
+    arguments. It does not touch ``megatron.core.parallel_state``
+    (:func:`initialize_model_parallel` does), so it needs no megatron-core, and
+    with ``comm=proctopo.testing.RecordingComm(...)`` it plays one rank of any
+    world without torch.
+
+    Args:
+        tensor_model_parallel_size, pipeline_model_parallel_size,
+        context_parallel_size, expert_model_parallel_size,
+        expert_tensor_parallel_size, order, get_embedding_ranks,
+        get_position_embedding_ranks, create_gloo_process_groups: As
+            megatron-core's ``initialize_model_parallel`` takes them.
+        group_creation: The grid's strategy (``"auto"``, ``"local"``,
+            ``"split"``, ``"global"``).
+        timeout: Seconds (or a ``timedelta``) for the set-up and for the groups'
+            collectives; ``None``: the grid's defaults.
+        comm: The communication layer (default: ``torch.distributed``).
+
+    Returns:
+        The grid and this rank's groups and rank lists by Megatron's names.
+
+    Raises:
+        InvalidArgumentError: sizes or order that megatron-core refuses
+            (:func:`layout`), or embedding rank lists that overlap (one rank in
+            the lists of two pipeline groups).
+        GroupCreationError, TopologyMismatchError, GridTimeoutError: as
+            :class:`proctopo.ProcessGrid` raises them.
+
+    >>> from proctopo.testing import RecordingComm
+    >>> comm = RecordingComm(rank=0, world_size=8)
+    >>> mg = create_groups(tensor_model_parallel_size=2, pipeline_model_parallel_size=2,
+    ...                    expert_model_parallel_size=2, create_gloo_process_groups=False,
+    ...                    group_creation="local", comm=comm)
+    >>> mg.ranks["tp"], mg.ranks["pp"], mg.ranks["embd"], mg.handles["ep"].ranks
+    ([0, 1], [0, 4], [0, 4], [0, 2])
+    """
+    from .comm import TorchComm
+    from .grid import ProcessGrid
+
+    if comm is None:
+        comm = TorchComm()
+    lay = layout(
+        comm.world_size(),
+        tensor_model_parallel_size=tensor_model_parallel_size,
+        pipeline_model_parallel_size=pipeline_model_parallel_size,
+        context_parallel_size=context_parallel_size,
+        expert_model_parallel_size=expert_model_parallel_size,
+        expert_tensor_parallel_size=expert_tensor_parallel_size,
+        order=order,
+    )
+    specs: list[Any] = [axes if name is None else (name, axes) for name, axes in GROUPS.values()]
+    grid = ProcessGrid(
+        lay.dense,
+        group_creation=group_creation,
+        timeout=timeout,
+        groups=specs,
+        layouts={EXPERT_LAYOUT: lay.expert},
+        comm=comm,
+    )
+    mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent())
+    # The axis groups first, in megatron-core's order, then their gloo twins: every rank
+    # takes part in each of these families. The embedding families, which leave out the
+    # middle stages, come last.
+    for kind, (name, axes) in GROUPS.items():
+        mg.handles[kind] = grid.get_group(axes, layout=name)
+    if create_gloo_process_groups:
+        for kind in GLOO_GROUPS:
+            name, axes = GROUPS[kind]
+            mg.handles[f"{kind}_gloo"] = grid.get_group(axes, layout=name, backend="gloo")
+    for kind in ("dp", "dp_cp", "cp", "mp", "tp", "pp"):
+        mg.ranks[kind] = grid.get_group_ranks(GROUPS[kind][1])
+    mg.ranks["ep"] = grid.get_group_ranks(GROUPS["ep"][1], layout=EXPERT_LAYOUT)
+    rank = comm.global_rank()
+    for kind, fn, default in (
+        ("embd", get_embedding_ranks, _default_embedding_ranks),
+        ("pos_embd", get_position_embedding_ranks, _default_position_embedding_ranks),
+    ):
+        family, mine = _embedding_family(lay, rank, fn, default)
+        mg.handles[kind] = grid.new_groups(family, name=kind)
+        mg.ranks[kind] = mine
+    return mg
+
+
+# ------------------------------------------------------------------ megatron-core's state
+
+#: Options of megatron-core's initialize_model_parallel that proctopo does not build,
+#: with the value that means "off" and what the option asks for.
+_UNSUPPORTED: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    (
+        "pipeline_model_parallel_comm_backend",
+        lambda v: v is None,
+        "a separate backend for the pipeline groups",
+    ),
+    ("use_sharp", lambda v: not v, "SHARP for the data-parallel groups"),
+    ("hierarchical_context_parallel_sizes", lambda v: not v, "hierarchical context-parallel groups"),
+    ("hybrid_context_parallel", lambda v: not v, "hybrid data x context-parallel groups"),
+    ("num_distributed_optimizer_instances", lambda v: v == 1, "partial distributed-optimizer groups"),
+    ("nccl_communicator_config_path", lambda v: v is None, "per-group NCCL communicator options"),
+    ("high_priority_stream_groups", lambda v: not v, "high-priority NCCL streams"),
+    ("sharp_enabled_group", lambda v: v is None, "SHARP for one group"),
+    (
+        "create_all_gather_group",
+        lambda v: not v,
+        "a second communicator with the ranks of the dp-cp group, which proctopo would share",
+    ),
+)
+
+#: The state of the last initialize_model_parallel: its groups (None after destroy).
+_STATE: MegatronGroups | None = None
+
+
+def _megatron_core(module: str, what: str) -> Any:
+    """A megatron-core module, or an ImportError that says how to get it."""
+    import importlib
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # megatron-core warns at import when Transformer Engine and Apex are missing.
+            warnings.filterwarnings("ignore", message=r".*Transformer Engine and Apex are not installed.*")
+            return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"proctopo.megatron.{what} needs megatron-core: {_PIP} ({exc})") from exc
+
+
+def _parallel_state(what: str) -> Any:
+    """megatron.core.parallel_state, or an ImportError that says how to get it."""
+    return _megatron_core("megatron.core.parallel_state", what)
+
+
+def initialize_model_parallel(
+    tensor_model_parallel_size: int = 1,
+    pipeline_model_parallel_size: int = 1,
+    virtual_pipeline_model_parallel_size: int | None = None,
+    pipeline_model_parallel_comm_backend: str | None = None,
+    use_sharp: bool = False,
+    context_parallel_size: int = 1,
+    hierarchical_context_parallel_sizes: list[int] | None = None,
+    hybrid_context_parallel: bool = False,
+    expert_model_parallel_size: int = 1,
+    num_distributed_optimizer_instances: int = 1,
+    expert_tensor_parallel_size: int | None = None,
+    nccl_communicator_config_path: str | None = None,
+    distributed_timeout_minutes: float = 30,
+    order: str = "tp-cp-ep-dp-pp",
+    get_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
+    get_position_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
+    create_gloo_process_groups: bool = True,
+    high_priority_stream_groups: list[str] | None = None,
+    sharp_enabled_group: str | None = None,
+    create_all_gather_group: bool | None = False,
+    *,
+    group_creation: str = "auto",
+    timeout: datetime.timedelta | float | None = None,
+) -> MegatronGroups:
+    """megatron-core's ``initialize_model_parallel``, with each distinct group created once.
+
+    Takes megatron-core's arguments (same names, order and defaults) and leaves
+    ``megatron.core.parallel_state`` answering every getter as its own call
+    would. A collective over the whole world, like megatron-core's.
+
+    Args:
+        tensor_model_parallel_size ... create_all_gather_group: As megatron-core
+            takes them. The options proctopo does not build must keep their
+            default: ``pipeline_model_parallel_comm_backend``, ``use_sharp``,
+            ``hierarchical_context_parallel_sizes``, ``hybrid_context_parallel``,
+            ``num_distributed_optimizer_instances``, ``nccl_communicator_config_path``,
+            ``high_priority_stream_groups``, ``sharp_enabled_group``,
+            ``create_all_gather_group``.
+        group_creation: The grid's strategy: ``"auto"`` (default), ``"local"``,
+            ``"split"`` or ``"global"`` (see :mod:`proctopo.groups`).
+        timeout: Seconds (or a ``timedelta``) for the set-up and the groups'
+            collectives; ``None`` takes ``distributed_timeout_minutes``, as
+            megatron-core does for its groups.
+
+    Returns:
+        The groups (their grid, layouts, handles and rank lists).
+
+    Raises:
+        ImportError: megatron-core is not installed.
+        InvalidArgumentError: an unsupported option was set (the message names
+            it), ``virtual_pipeline_model_parallel_size`` without pipeline
+            parallelism, or sizes and order megatron-core refuses (:func:`layout`).
+        GroupCreationError: the parallel state is already initialised (call
+            :func:`destroy_model_parallel` first), ``torch.distributed`` is not,
+            or a group could not be created.
+        TopologyMismatchError, GridTimeoutError: as :class:`proctopo.ProcessGrid`.
+    """
+    global _STATE
+    given = locals()
+    for name, is_off, what in _UNSUPPORTED:
+        if not is_off(given[name]):
+            raise InvalidArgumentError(
+                f"proctopo.megatron.initialize_model_parallel does not support {name}={given[name]!r} "
+                f"({what}); leave it at its default, or use megatron.core.parallel_state."
+                "initialize_model_parallel for it"
+            )
+    if virtual_pipeline_model_parallel_size is not None and not pipeline_model_parallel_size > 1:
+        raise InvalidArgumentError(
+            f"virtual_pipeline_model_parallel_size={virtual_pipeline_model_parallel_size} needs "
+            f"pipeline_model_parallel_size > 1, got {pipeline_model_parallel_size}"
+        )
+    ps = _parallel_state("initialize_model_parallel")
+    if _STATE is not None or ps._DATA_PARALLEL_GROUP is not None:
+        raise GroupCreationError(
+            "megatron.core.parallel_state is already initialised; call destroy_model_parallel() first"
+        )
+    mg = create_groups(
+        tensor_model_parallel_size=tensor_model_parallel_size,
+        pipeline_model_parallel_size=pipeline_model_parallel_size,
+        context_parallel_size=context_parallel_size,
+        expert_model_parallel_size=expert_model_parallel_size,
+        expert_tensor_parallel_size=expert_tensor_parallel_size,
+        order=order,
+        get_embedding_ranks=get_embedding_ranks,
+        get_position_embedding_ranks=get_position_embedding_ranks,
+        create_gloo_process_groups=create_gloo_process_groups,
+        group_creation=group_creation,
+        timeout=distributed_timeout_minutes * 60.0 if timeout is None else timeout,
+    )
+    _fill(ps, mg, virtual_pipeline_model_parallel_size)
+    _STATE = mg
+    return mg
+
+
+def _fill(ps: Any, mg: MegatronGroups, vpp: int | None) -> None:
+    """Set megatron-core's module globals as its initialize_model_parallel sets them."""
+    h, r = mg.handles, mg.ranks
+    if vpp is not None:
+        ps._VIRTUAL_PIPELINE_MODEL_PARALLEL_RANK = 0
+        ps._VIRTUAL_PIPELINE_MODEL_PARALLEL_WORLD_SIZE = vpp
+    ps._DATA_PARALLEL_GROUP_WITH_CP = h["dp_cp"]
+    ps._DATA_PARALLEL_GROUP_WITH_CP_AG = None
+    ps._DATA_PARALLEL_GROUP_WITH_CP_GLOO = h.get("dp_cp_gloo")
+    ps._DATA_PARALLEL_GLOBAL_RANKS_WITH_CP = r["dp_cp"]
+    # One distributed-optimizer instance: the partial groups are the whole ones.
+    ps._INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP = h["dp_cp"]
+    ps._INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP_GLOO = h.get("dp_cp_gloo")
+    ps._DATA_PARALLEL_GROUP = h["dp"]
+    ps._DATA_PARALLEL_GROUP_GLOO = h.get("dp_gloo")
+    ps._DATA_PARALLEL_GLOBAL_RANKS = r["dp"]
+    ps._CONTEXT_PARALLEL_GROUP = h["cp"]
+    ps._CONTEXT_PARALLEL_GLOBAL_RANKS = r["cp"]
+    ps._MODEL_PARALLEL_GROUP = h["mp"]
+    ps._MODEL_PARALLEL_GLOBAL_RANKS = r["mp"]
+    ps._TENSOR_MODEL_PARALLEL_GROUP = h["tp"]
+    ps._TENSOR_MODEL_PARALLEL_GLOBAL_RANKS = r["tp"]
+    ps._PIPELINE_MODEL_PARALLEL_GROUP = h["pp"]
+    ps._PIPELINE_GLOBAL_RANKS = r["pp"]
+    # megatron-core sets the embedding globals on member ranks only.
+    if r["embd"] is not None:
+        ps._EMBEDDING_GROUP = h["embd"]
+        ps._EMBEDDING_GLOBAL_RANKS = r["embd"]
+    if r["pos_embd"] is not None:
+        ps._POSITION_EMBEDDING_GROUP = h["pos_embd"]
+        ps._POSITION_EMBEDDING_GLOBAL_RANKS = r["pos_embd"]
+    ps._TENSOR_AND_DATA_PARALLEL_GROUP_WITH_CP = h["tp_dp_cp"]
+    ps._TENSOR_AND_DATA_PARALLEL_GROUP = h["tp_dp"]
+    ps._TENSOR_AND_CONTEXT_PARALLEL_GROUP = h["tp_cp"]
+    ps._EXPERT_MODEL_PARALLEL_GROUP = h["ep"]
+    ps._EXPERT_MODEL_PARALLEL_RANKS = r["ep"]
+    ps._EXPERT_TENSOR_PARALLEL_GROUP = h["expt_tp"]
+    ps._EXPERT_TENSOR_AND_MODEL_PARALLEL_GROUP = h["tp_ep"]
+    ps._EXPERT_TENSOR_MODEL_PIPELINE_PARALLEL_GROUP = h["tp_ep_pp"]
+    ps._EXPERT_DATA_PARALLEL_GROUP = h["expt_dp"]
+    ps._EXPERT_DATA_PARALLEL_GROUP_GLOO = h.get("expt_dp_gloo")
+    ps._INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP = h["expt_dp"]
+    ps._INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP_GLOO = h.get("expt_dp_gloo")
+    ps._INTRA_DISTRIBUTED_OPTIMIZER_INSTANCE_GROUP = h["intra_dist_opt"]
+    # megatron-core lists the groups of this rank for update_pg_timeout (None: the default group).
+    if ps._global_process_group_list is None:
+        ps._global_process_group_list = [None]
+    seen: set[int] = set()
+    for handle in h.values():
+        if handle is not None and handle is not mg.parent and id(handle) not in seen:
+            seen.add(id(handle))
+            ps._global_process_group_list.append(handle)
+    ps._set_global_memory_buffer()
+
+
+def destroy_model_parallel() -> None:
+    """Destroy the groups :func:`initialize_model_parallel` created and reset megatron-core's state.
+
+    Frees exactly what proctopo created (``grid.destroy()``; never the default
+    group), then resets ``megatron.core.parallel_state`` as megatron-core's own
+    ``destroy_model_parallel`` does. Calling it again does nothing more.
+
+    Raises:
+        ImportError: megatron-core is not installed.
+    """
+    global _STATE
+    ps = _parallel_state("destroy_model_parallel")
+    mg, _STATE = _STATE, None
+    if mg is not None:
+        mg.grid.destroy()
+        ours = {id(g) for g in mg.handles.values() if g is not None}
+        # megatron-core's own destroy frees its gloo groups; these are the grid's, and
+        # one of them may be the default group itself: leave them out of its hands.
+        for name in (
+            "_DATA_PARALLEL_GROUP_GLOO",
+            "_DATA_PARALLEL_GROUP_WITH_CP_GLOO",
+            "_EXPERT_DATA_PARALLEL_GROUP_GLOO",
+            "_INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP_GLOO",
+        ):
+            if id(getattr(ps, name)) in ours:
+                setattr(ps, name, None)
+    ps.destroy_model_parallel()
+
+
+_COLLECTION_FIELDS = (
+    "tp",
+    "pp",
+    "mp",
+    "embd",
+    "pos_embd",
+    "cp",
+    "tp_cp",
+    "hcp",
+    "ep",
+    "expt_tp",
+    "tp_ep",
+    "tp_ep_pp",
+    "tp_dp_cp",
+    "dp",
+    "dp_cp",
+    "expt_dp",
+    "intra_dp_cp",
+    "intra_expt_dp",
+    "inter_dist_opt",
+    "intra_dist_opt",
+)
+
+
+def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
+    """megatron-core's ``ProcessGroupCollection`` of the groups of :func:`initialize_model_parallel`.
+
+    Every field is set as ``ProcessGroupCollection.use_mpu_process_groups()``
+    sets it after megatron-core's own call: ``hcp`` and ``inter_dist_opt`` are
+    ``None`` (no hierarchical context parallelism, one distributed-optimizer
+    instance), ``embd``/``pos_embd`` are ``None`` on ranks outside those groups,
+    ``intra_dp_cp`` is ``dp_cp`` and ``intra_expt_dp`` is ``expt_dp``.
+
+    Args:
+        required_pgs: Only these fields (default: all of them).
+
+    Raises:
+        ImportError: megatron-core is not installed.
+        GroupCreationError: :func:`initialize_model_parallel` has not run (or was
+            destroyed).
+        InvalidArgumentError: ``required_pgs`` names a field the collection does
+            not have.
+    """
+    _parallel_state("process_groups")
+    config = _megatron_core("megatron.core.process_groups_config", "process_groups")
+
+    mg = _STATE
+    if mg is None:
+        raise GroupCreationError(
+            "no Megatron groups: call proctopo.megatron.initialize_model_parallel(...) first"
+        )
+    h = mg.handles
+    values: dict[str, Any] = {k: h.get(k) for k in _COLLECTION_FIELDS}
+    values.update(hcp=None, inter_dist_opt=None, intra_dp_cp=h["dp_cp"], intra_expt_dp=h["expt_dp"])
+    names = _COLLECTION_FIELDS if required_pgs is None else list(required_pgs)
+    unknown = [n for n in names if n not in values]
+    if unknown:
+        raise InvalidArgumentError(
+            f"ProcessGroupCollection has no field(s) {unknown}; its fields are {list(_COLLECTION_FIELDS)}"
+        )
+    return config.ProcessGroupCollection(**{n: values[n] for n in names})
