@@ -266,3 +266,52 @@ def test_core_objects_hash_like_they_compare() -> None:
     assert a == b and hash(a) == hash(b) and a != _core.Topology(["x", "y"], [3, 2])
     assert len({a, b}) == 1
     assert (a == "x") is False
+
+
+def test_uninitialised_core_objects_raise_instead_of_reading_garbage() -> None:
+    from proctopo import _core
+
+    t = _core.Topology.__new__(_core.Topology)
+    for call in (lambda: t.world_size, lambda: t == t, lambda: t.match_kwargs({}), lambda: hash(t)):
+        with pytest.raises(TypeError, match="never initialised"):
+            call()
+    with pytest.raises(TypeError, match="never initialised"):
+        _ = _core.Topology(["a"], [2]) == t
+
+
+def test_wrong_argument_types_get_named_not_a_signature_dump() -> None:
+    from proctopo import _core
+
+    cases = [
+        (lambda: T.shift(0, None), "axis names must be str, got None"),  # type: ignore[arg-type]
+        (lambda: T._core.dim(None), "axis names must be str, got None"),  # type: ignore[arg-type]
+        (lambda: T.get_rank_repr(0, omit_axes=[None]), None),  # DeepSpeed skips non-str names
+        (lambda: _core.parse_order(3), "order must be a str, got 3"),  # type: ignore[arg-type]
+        (lambda: _core.Topology.coord_of(5, 1), "expected a proctopo._core.Topology, got 5"),
+    ]
+    for call, text in cases:
+        if text is None:
+            assert call() == "pipe_00-data_00-model_00"
+            continue
+        with pytest.raises(TypeError) as info:
+            call()
+        assert text in str(info.value) and "incompatible function arguments" not in str(info.value)
+
+
+def test_enumeration_near_the_top_of_the_64_bit_range() -> None:
+    t = ProcessTopology(["a", "b", "c"], [2, 2**60, 3])
+    top = t.world_size() - 1
+    assert t.filter_match(a=1, b=2**60 - 1) == [top - 2, top - 1, top]
+    assert t.group_list(top, ["a", "c"]) == [
+        r for r in (top - 3 * 2**60 - 2, top - 3 * 2**60 - 1, top - 3 * 2**60, top - 2, top - 1, top)
+    ]
+    assert t.shift(top, "b", 1) == top - (2**60 - 1) * 3
+
+
+def test_prime_factors_of_large_primes_and_semiprimes() -> None:
+    from proctopo import prime_factors
+
+    assert prime_factors(2**61 - 1) == [2**61 - 1]
+    assert prime_factors(2**63 - 25) == [2**63 - 25]
+    assert prime_factors((2**31 - 1) * (2**31 - 19)) == [2**31 - 19, 2**31 - 1]
+    assert prime_factors(2**62) == [2] * 62

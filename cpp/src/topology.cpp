@@ -46,21 +46,25 @@ rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out) {
   const rank_t inner_n = runs[k - 1].count;
   const rank_t inner_s = runs[k - 1].stride;
   std::vector<rank_t> idx(k, 0);
-  rank_t cur = base;
+  // Unsigned: stepping past the last value of a run may leave the rank range for a
+  // moment (worlds near 2^63); such a value is undone before it is ever written.
+  using u64 = std::uint64_t;
+  u64 cur = static_cast<u64>(base);
+  const u64 step = static_cast<u64>(inner_s);
   for (;;) {
     if (inner_s == 1) {
-      for (rank_t t = 0; t < inner_n; ++t) out[t] = cur + t;
+      for (rank_t t = 0; t < inner_n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t));
     } else {
-      for (rank_t t = 0; t < inner_n; ++t) out[t] = cur + t * inner_s;
+      for (rank_t t = 0; t < inner_n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t) * step);
     }
     out += inner_n;
     std::size_t i = k - 1;
     for (;;) {
       if (i == 0) return out;
       --i;
-      cur += runs[i].stride;
+      cur += static_cast<u64>(runs[i].stride);
       if (++idx[i] < runs[i].count) break;
-      cur -= runs[i].count * runs[i].stride;
+      cur -= static_cast<u64>(runs[i].count) * static_cast<u64>(runs[i].stride);
       idx[i] = 0;
     }
   }
@@ -153,18 +157,16 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, cons
                              "; every size must be at least 1");
     }
   }
-  {
-    // Duplicate names: sort positions by name, then compare neighbours (O(n log n)).
-    std::vector<std::size_t> order(axes_.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [this](std::size_t x, std::size_t y) { return axes_[x] < axes_[y]; });
-    for (std::size_t k = 1; k < order.size(); ++k) {
-      if (axes_[order[k - 1]] == axes_[order[k]]) {
-        throw invalid_topology("axis name " + detail::quoted(axes_[order[k]]) + " appears twice (positions " +
-                               std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) +
-                               "); names must be unique");
-      }
+  // Duplicate names: sort positions by name, then compare neighbours (O(n log n)).
+  by_name_.resize(axes_.size());
+  for (std::size_t i = 0; i < by_name_.size(); ++i) by_name_[i] = i;
+  std::stable_sort(by_name_.begin(), by_name_.end(),
+                   [this](std::size_t x, std::size_t y) { return axes_[x] < axes_[y]; });
+  for (std::size_t k = 1; k < by_name_.size(); ++k) {
+    if (axes_[by_name_[k - 1]] == axes_[by_name_[k]]) {
+      throw invalid_topology("axis name " + detail::quoted(axes_[by_name_[k]]) + " appears twice (positions " +
+                             std::to_string(by_name_[k - 1]) + " and " + std::to_string(by_name_[k]) +
+                             "); names must be unique");
     }
   }
   world_ = 1;
@@ -192,10 +194,10 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, cons
 }
 
 std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
-  for (std::size_t i = 0; i < axes_.size(); ++i) {
-    if (axes_[i] == name) return static_cast<std::ptrdiff_t>(i);
-  }
-  return -1;
+  const auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
+                                   [this](std::size_t i, std::string_view n) { return axes_[i] < n; });
+  if (it == by_name_.end() || axes_[*it] != name) return -1;
+  return static_cast<std::ptrdiff_t>(*it);
 }
 
 std::size_t topology::axis_index(std::string_view name) const {
@@ -210,11 +212,11 @@ std::size_t topology::axis_index(std::string_view name) const {
 std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& names) const {
   std::vector<std::size_t> out;
   out.reserve(names.size());
+  std::vector<bool> seen(axes_.size(), false);
   for (const std::string& n : names) {
     const std::size_t i = axis_index(n);
-    if (std::find(out.begin(), out.end(), i) != out.end()) {
-      throw_listed_twice(n);
-    }
+    if (seen[i]) throw_listed_twice(n);
+    seen[i] = true;
     out.push_back(i);
   }
   return out;
@@ -508,10 +510,15 @@ std::string topology::rank_repr(rank_t rank, const std::vector<std::string>& omi
   check_rank(rank);
   std::vector<rank_t> coord(dims_.size());
   coord_of_unchecked(rank, coord.data());
+  std::vector<bool> omitted(axes_.size(), false);
+  for (const std::string& name : omit) {
+    const std::ptrdiff_t i = find_axis(name);
+    if (i >= 0) omitted[static_cast<std::size_t>(i)] = true;
+  }
   std::string out;
   bool first = true;
   for (std::size_t i = 0; i < axes_.size(); ++i) {
-    if (std::find(omit.begin(), omit.end(), axes_[i]) != omit.end()) continue;
+    if (omitted[i]) continue;
     if (!first) out += outer_sep;
     first = false;
     out += axes_[i];
@@ -533,22 +540,114 @@ std::string topology::describe() const {
   return os.str();
 }
 
+namespace {
+using u64 = std::uint64_t;
+
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 u128;  // private to this file; the headers stay ISO C++
+u64 mul_mod(u64 a, u64 b, u64 m) { return static_cast<u64>(static_cast<u128>(a) * b % m); }
+#else
+u64 mul_mod(u64 a, u64 b, u64 m) {  // double-and-add, for compilers without 128-bit integers
+  u64 r = 0;
+  a %= m;
+  while (b) {
+    if (b & 1) r = r >= m - a ? r - (m - a) : r + a;
+    a = a >= m - a ? a - (m - a) : a + a;
+    b >>= 1;
+  }
+  return r;
+}
+#endif
+
+u64 pow_mod(u64 a, u64 e, u64 m) {
+  u64 r = 1;
+  a %= m;
+  while (e) {
+    if (e & 1) r = mul_mod(r, a, m);
+    a = mul_mod(a, a, m);
+    e >>= 1;
+  }
+  return r;
+}
+
+// Deterministic Miller-Rabin for every n < 2^64 (bases 2..37).
+bool is_prime(u64 n) {
+  if (n < 2) return false;
+  for (u64 p : {2u, 3u, 5u, 7u, 11u, 13u, 17u, 19u, 23u, 29u, 31u, 37u}) {
+    if (n % p == 0) return n == p;
+  }
+  u64 d = n - 1;
+  int s = 0;
+  while ((d & 1) == 0) {
+    d >>= 1;
+    ++s;
+  }
+  for (u64 a : {2u, 3u, 5u, 7u, 11u, 13u, 17u, 19u, 23u, 29u, 31u, 37u}) {
+    u64 x = pow_mod(a, d, n);
+    if (x == 1 || x == n - 1) continue;
+    bool composite = true;
+    for (int r = 1; r < s && composite; ++r) {
+      x = mul_mod(x, x, n);
+      composite = x != n - 1;
+    }
+    if (composite) return false;
+  }
+  return true;
+}
+
+u64 gcd(u64 a, u64 b) {
+  while (b) {
+    const u64 t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+// A non-trivial factor of an odd composite n (Pollard's rho, Brent's cycle search).
+u64 rho(u64 n) {
+  for (u64 c = 1;; ++c) {
+    u64 x = 2, y = 2, d = 1;
+    const auto f = [&](u64 v) { return (mul_mod(v, v, n) + c) % n; };
+    for (u64 power = 1, lam = 1; d == 1; ++lam) {
+      if (power == lam) {
+        x = y;
+        power <<= 1;
+        lam = 0;
+      }
+      y = f(y);
+      d = gcd(x > y ? x - y : y - x, n);
+    }
+    if (d != n) return d;
+  }
+}
+
+void factor(u64 n, std::vector<rank_t>& out) {
+  if (n == 1) return;
+  if (is_prime(n)) {
+    out.push_back(static_cast<rank_t>(n));
+    return;
+  }
+  const u64 d = rho(n);
+  factor(d, out);
+  factor(n / d, out);
+}
+}  // namespace
+
 std::vector<rank_t> prime_factors(rank_t n) {
   if (n < 1) {
     throw std::invalid_argument("prime_factors needs a positive integer, got " + std::to_string(n));
   }
   std::vector<rank_t> out;
-  while (n % 2 == 0) {
-    out.push_back(2);
-    n /= 2;
-  }
-  for (rank_t p = 3; p <= n / p; p += 2) {
-    while (n % p == 0) {
-      out.push_back(p);
-      n /= p;
+  auto m = static_cast<u64>(n);
+  for (u64 p = 2; p < 1000 && p * p <= m; p += (p == 2 ? 1 : 2)) {  // small factors by trial division
+    while (m % p == 0) {
+      out.push_back(static_cast<rank_t>(p));
+      m /= p;
     }
   }
-  if (n > 1) out.push_back(n);
+  factor(m, out);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

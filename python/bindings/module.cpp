@@ -10,7 +10,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proctopo/topology.hpp"
@@ -44,11 +46,18 @@ struct int_arg {
 };
 
 // Any Python int or object with __index__ (bool, NumPy integers, IntEnum), never a
-// float; `what` names the argument in the TypeError, e.g. "rank".
-int_arg to_int(py::handle v, const std::string& what) {
+// float. `what()` names the argument in the TypeError, e.g. "rank"; it runs only on error.
+template <class What>
+int_arg to_int(py::handle v, What&& what) {
   PyObject* p = v.ptr();
+  if (PyLong_CheckExact(p)) {  // the common case, without a new reference
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(p, &overflow);
+    if (overflow == 0) return {static_cast<rank_t>(value), {}, {}};
+  }
   if (PyFloat_Check(p) || !PyIndex_Check(p)) {
-    throw py::type_error(what + " must be an integer, got " + text_of(v) + " (" + Py_TYPE(p)->tp_name + ")");
+    throw py::type_error(std::string(what()) + " must be an integer, got " + text_of(v) + " (" +
+                         Py_TYPE(p)->tp_name + ")");
   }
   py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(p));  // an exact int, no recursion
   if (!i) throw py::error_already_set();
@@ -62,20 +71,20 @@ int_arg to_int(py::handle v, const std::string& what) {
 }
 
 rank_t rank_arg(py::handle v, const topology& t) {
-  const int_arg r = to_int(v, "rank");
+  const int_arg r = to_int(v, [] { return "rank"; });
   if (!r.fits()) proctopo::detail::throw_rank_out_of_range(r.wide, t.world_size());
   return r.value;
 }
 
 rank_t coord_arg(py::handle v, const topology& t, std::size_t axis) {
   const std::string& name = t.axes()[axis];
-  const int_arg c = to_int(v, "the coordinate for axis '" + name + "'");
+  const int_arg c = to_int(v, [&] { return "the coordinate for axis '" + name + "'"; });
   if (!c.fits()) proctopo::detail::throw_coordinate_out_of_range(c.wide, name, t.dims()[axis]);
   return c.value;
 }
 
 rank_t size_arg(py::handle v, const std::string& what) {
-  const int_arg n = to_int(v, what);
+  const int_arg n = to_int(v, [&] { return what; });
   if (!n.fits()) proctopo::detail::throw_too_large(what, n.wide);
   return n.value;
 }
@@ -112,10 +121,21 @@ std::vector<std::size_t> axes_arg(const topology& t, py::handle v) {
   return t.axis_indices(names);
 }
 
-std::string name_of(py::handle key) {
-  if (!py::isinstance<py::str>(key)) throw py::type_error("axis names must be str, got " + text_of(key));
-  return key.cast<std::string>();
+std::string text_arg(py::handle v, const char* what) {
+  if (!py::isinstance<py::str>(v)) throw py::type_error(std::string(what) + " must be a str, got " + text_of(v));
+  return v.cast<std::string>();
 }
+
+// An axis name as a view of the str's UTF-8 (valid while the str lives).
+std::string_view name_view(py::handle key) {
+  if (!PyUnicode_Check(key.ptr())) throw py::type_error("axis names must be str, got " + text_of(key));
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(key.ptr(), &size);
+  if (data == nullptr) throw py::error_already_set();
+  return {data, static_cast<std::size_t>(size)};
+}
+
+std::string name_of(py::handle key) { return std::string(name_view(key)); }
 
 // An integer NumPy array (any integer dtype; an empty float array is taken as empty).
 // `bad` reports a uint64 value past 2**63 - 1 at flat index i.
@@ -137,6 +157,27 @@ py::array_t<rank_t, py::array::c_style> int_array_arg(py::handle values, const c
   return py::array_t<rank_t, py::array::c_style | py::array::forcecast>::ensure(arr);
 }
 
+// ---------------------------------------------------------------- methods
+
+// `self` of a method. An object made by Topology.__new__ without __init__ holds no
+// topology at all: it must raise, never be read.
+const topology& self_of(py::handle self) {
+  if (!py::isinstance<topology>(self)) {
+    throw py::type_error("expected a proctopo._core.Topology, got " + text_of(self));
+  }
+  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+  if (!inst->get_value_and_holder().holder_constructed()) {
+    throw py::type_error("this proctopo._core.Topology was never initialised; build one with Topology(axes, dims)");
+  }
+  return self.cast<const topology&>();
+}
+
+// A method: every binding takes `self` as a handle and checks it once, here.
+template <class R, class... A>
+auto method(R (*f)(const topology&, A...)) {
+  return [f](py::handle self, A... a) -> R { return f(self_of(self), std::forward<A>(a)...); };
+}
+
 // ---------------------------------------------------------------- queries
 
 py::tuple coord_of(const topology& t, py::handle rank) {
@@ -155,11 +196,16 @@ py::tuple coord_of(const topology& t, py::handle rank) {
 // get_rank(**kwargs): one coordinate per axis, by name.
 rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs) {
   const std::size_t n = t.ndim();
-  std::vector<rank_t> coord(n, 0);
-  std::vector<bool> seen(n, false);
+  constexpr std::size_t small = 16;
+  rank_t coord_small[small];
+  bool seen_small[small] = {};
+  std::vector<rank_t> coord_heap(n > small ? n : 0);
+  std::unique_ptr<bool[]> seen_heap(n > small ? new bool[n]() : nullptr);
+  rank_t* coord = n > small ? coord_heap.data() : coord_small;
+  bool* seen = n > small ? seen_heap.get() : seen_small;
   std::size_t count = 0;
   for (const auto& item : kwargs) {
-    const std::size_t i = t.axis_index(name_of(item.first));
+    const std::size_t i = t.axis_index(name_view(item.first));
     coord[i] = coord_arg(item.second, t, i);
     seen[i] = true;
     ++count;
@@ -172,7 +218,7 @@ rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs) {
     throw std::invalid_argument("get_rank() needs one coordinate for every axis; missing " + missing +
                                 "; use filter_match() for a partial coordinate");
   }
-  return t.rank_of(coord);
+  return t.rank_of(static_cast<const rank_t*>(coord));
 }
 
 // filter_match(**kwargs): a value outside its axis (however wide) matches nothing.
@@ -180,8 +226,8 @@ py::list match_kwargs(const topology& t, const py::dict& kwargs) {
   std::vector<rank_t> partial(t.ndim(), proctopo::any);
   bool empty = false;
   for (const auto& item : kwargs) {
-    const std::size_t i = t.axis_index(name_of(item.first));
-    const int_arg v = to_int(item.second, "the value for axis '" + t.axes()[i] + "'");
+    const std::size_t i = t.axis_index(name_view(item.first));
+    const int_arg v = to_int(item.second, [&] { return "the value for axis '" + t.axes()[i] + "'"; });
     if (!v.fits() || v.value < 0 || v.value >= t.dims()[i]) empty = true;
     partial[i] = v.value;
   }
@@ -222,10 +268,10 @@ std::pair<rank_t, rank_t> group_index(const topology& t, py::handle rank, py::ha
   return t.group_index(r, axes_arg(t, axes));
 }
 
-rank_t shift(const topology& t, py::handle rank, const std::string& axis, py::handle delta, bool periodic) {
+rank_t shift(const topology& t, py::handle rank, py::handle axis, py::handle delta, bool periodic) {
   const rank_t r = rank_arg(rank, t);
-  const std::size_t a = t.axis_index(axis);
-  const int_arg d = to_int(delta, "delta");
+  const std::size_t a = t.axis_index(name_view(axis));
+  const int_arg d = to_int(delta, [] { return "delta"; });
   if (d.fits()) return t.shift(r, a, d.value, periodic);
   // Wider than 64 bits: past either edge, or, wrapping, only the exact remainder matters.
   if (!periodic) return t.shift(r, a, d.value > 0 ? INT64_MAX : -INT64_MAX, false);
@@ -234,9 +280,11 @@ rank_t shift(const topology& t, py::handle rank, const std::string& axis, py::ha
   return t.shift(r, a, rest.cast<rank_t>(), true);
 }
 
-std::string rank_repr(const topology& t, py::handle rank, const std::vector<std::string>& omit,
-                      const std::string& inner, const std::string& outer) {
-  return t.rank_repr(rank_arg(rank, t), omit, inner, outer);
+std::string rank_repr(const topology& t, py::handle rank, py::handle omit_in, py::handle inner,
+                      py::handle outer) {
+  std::vector<std::string> omit;
+  for (py::handle name : omit_in) omit.push_back(name_of(name));
+  return t.rank_repr(rank_arg(rank, t), omit, text_arg(inner, "inner_sep"), text_arg(outer, "outer_sep"));
 }
 
 py::array_t<rank_t> ranks(const topology& t, py::handle values) {
@@ -292,8 +340,9 @@ topology make_topology(py::handle axes_in, py::handle dims_in) {
   bool any_wide = false;
   for (py::handle item : dims_in) {
     const std::size_t i = dims.size();
-    const int_arg d = to_int(item, i < axes.size() ? "the size of axis '" + axes[i] + "'"
-                                                   : "size " + std::to_string(i));
+    const int_arg d = to_int(item, [&] {
+      return i < axes.size() ? "the size of axis '" + axes[i] + "'" : "size " + std::to_string(i);
+    });
     dims.push_back(d.value);
     wide.push_back(d.wide);
     any_wide |= !d.fits();
@@ -302,9 +351,24 @@ topology make_topology(py::handle axes_in, py::handle dims_in) {
   return topology(std::move(axes), std::move(dims), wide);
 }
 
+std::vector<std::string> axes_of(const topology& t) { return t.axes(); }
+std::vector<rank_t> dims_of(const topology& t) { return t.dims(); }
+std::vector<rank_t> strides_of(const topology& t) { return t.strides(); }
+rank_t world_of(const topology& t) { return t.world_size(); }
+std::size_t ndim_of(const topology& t) { return t.ndim(); }
+std::string describe(const topology& t) { return t.describe(); }
+rank_t dim(const topology& t, py::handle name) { return t.dim(name_view(name)); }
+
 py::tuple state(const topology& t) {
   return py::make_tuple(py::tuple(py::cast(t.axes())), py::tuple(py::cast(t.dims())));
 }
+
+py::object equals(const topology& a, py::handle b) {
+  if (!py::isinstance<topology>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+  return py::bool_(a == self_of(b));
+}
+
+py::ssize_t hash_of(const topology& t) { return py::hash(state(t)); }
 
 }  // namespace
 
@@ -342,34 +406,40 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<topology>(m, "Topology")
       .def(py::init(&make_topology), "axes"_a, "dims"_a)
-      .def_property_readonly("axes", &topology::axes)
-      .def_property_readonly("dims", &topology::dims)
-      .def_property_readonly("strides", &topology::strides)
-      .def_property_readonly("world_size", &topology::world_size)
-      .def_property_readonly("ndim", &topology::ndim)
-      .def("dim", &topology::dim, "name"_a)
-      .def("axis_indices", &axes_arg, "axes"_a)
-      .def("rank_of_kwargs", &rank_of_kwargs, "kwargs"_a)
-      .def("coord_of", &coord_of, "rank"_a)
-      .def("match_kwargs", &match_kwargs, "kwargs"_a)
-      .def("ranks", &ranks, "coords"_a)
-      .def("coords", &coords, "ranks"_a)
-      .def("groups", &group_table, "axes"_a)
-      .def("group_of", &group_of, "rank"_a, "axes"_a)
-      .def("group_list", &group_list, "rank"_a, "axes"_a)
-      .def("group_index", &group_index, "rank"_a, "axes"_a)
-      .def("shift", &shift, "rank"_a, "axis"_a, "delta"_a, "periodic"_a)
-      .def("rank_repr", &rank_repr, "rank"_a, "omit"_a, "inner_sep"_a, "outer_sep"_a)
-      .def("describe", &topology::describe)
-      .def("__eq__", [](const topology& a, py::handle b) -> py::object {
-        if (!py::isinstance<topology>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
-        return py::bool_(a == b.cast<const topology&>());
-      })
-      .def("__hash__", [](const topology& t) { return py::hash(state(t)); })
-      .def(py::pickle(&state, [](const py::tuple& s) { return make_topology(s[0], s[1]); }));
+      .def_property_readonly("axes", method(&axes_of))
+      .def_property_readonly("dims", method(&dims_of))
+      .def_property_readonly("strides", method(&strides_of))
+      .def_property_readonly("world_size", method(&world_of))
+      .def_property_readonly("ndim", method(&ndim_of))
+      .def("dim", method(&dim), "name"_a)
+      .def("axis_indices", method(&axes_arg), "axes"_a)
+      .def("rank_of_kwargs", method(&rank_of_kwargs), "kwargs"_a)
+      .def("coord_of", method(&coord_of), "rank"_a)
+      .def("match_kwargs", method(&match_kwargs), "kwargs"_a)
+      .def("ranks", method(&ranks), "coords"_a)
+      .def("coords", method(&coords), "ranks"_a)
+      .def("groups", method(&group_table), "axes"_a)
+      .def("group_of", method(&group_of), "rank"_a, "axes"_a)
+      .def("group_list", method(&group_list), "rank"_a, "axes"_a)
+      .def("group_index", method(&group_index), "rank"_a, "axes"_a)
+      .def("shift", method(&shift), "rank"_a, "axis"_a, "delta"_a, "periodic"_a)
+      .def("rank_repr", method(&rank_repr), "rank"_a, "omit"_a, "inner_sep"_a, "outer_sep"_a)
+      .def("describe", method(&describe))
+      .def("__eq__", method(&equals))
+      .def("__hash__", method(&hash_of))
+      .def(py::pickle(method(&state), [](const py::tuple& s) {
+        if (s.size() != 2) throw py::type_error("a Topology state is (axes, dims), got " + text_of(s));
+        return make_topology(s[0], s[1]);
+      }));
 
   m.def(
-      "prime_factors", [](py::handle n) { return proctopo::prime_factors(size_arg(n, "n")); }, "n"_a);
+      "prime_factors",
+      [](py::handle n) {
+        const rank_t value = size_arg(n, "n");
+        py::gil_scoped_release release;  // pure arithmetic
+        return proctopo::prime_factors(value);
+      },
+      "n"_a);
   m.def(
       "dims_create",
       [](py::handle n, py::handle dims) {
@@ -378,5 +448,6 @@ PYBIND11_MODULE(_core, m) {
         return proctopo::dims_create(size_arg(n, "n"), entries);
       },
       "n"_a, "dims"_a);
-  m.def("parse_order", &proctopo::parse_order, "order"_a);
+  m.def(
+      "parse_order", [](py::handle order) { return proctopo::parse_order(text_arg(order, "order")); }, "order"_a);
 }

@@ -453,3 +453,46 @@ TEST(DimsCreate, FixedEntriesPastTheLimitNeverWrap) {
               "9223372036854775807");
   }
 }
+
+TEST(PrimeFactors, MatchTrialDivisionAndHandleLargePrimes) {
+  const auto trial = [](rank_t n) {
+    vec out;
+    for (rank_t p = 2; p * p <= n; ++p) {
+      while (n % p == 0) {
+        out.push_back(p);
+        n /= p;
+      }
+    }
+    if (n > 1) out.push_back(n);
+    return out;
+  };
+  for (rank_t n = 1; n <= 20000; ++n) ASSERT_EQ(proctopo::prime_factors(n), trial(n)) << n;
+  constexpr rank_t top = std::numeric_limits<rank_t>::max();
+  EXPECT_EQ(proctopo::prime_factors((rank_t{1} << 61) - 1), (vec{(rank_t{1} << 61) - 1}));
+  EXPECT_EQ(proctopo::prime_factors(top - 24), (vec{top - 24}));  // 2^63 - 25 is prime
+  EXPECT_EQ(proctopo::prime_factors(rank_t{2147483647} * 2147483629), (vec{2147483629, 2147483647}));
+  EXPECT_EQ(proctopo::prime_factors(top), (vec{7, 7, 73, 127, 337, 92737, 649657}));
+  std::uint64_t x = 88172645463325252ULL;  // xorshift: products of the factors give n back
+  for (int k = 0; k < 2000; ++k) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto n = static_cast<rank_t>(x >> 1) | 1;
+    const vec f = proctopo::prime_factors(n);
+    rank_t prod = 1;
+    for (rank_t p : f) prod *= p;
+    ASSERT_EQ(prod, n);
+    ASSERT_TRUE(std::is_sorted(f.begin(), f.end()));
+  }
+}
+
+TEST(Axes, LookupAndDuplicatesAtTwentyThousandAxes) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 20000; ++i) names.push_back("a" + std::to_string(i));
+  const topology t(names, vec(names.size(), 1));
+  for (std::size_t i = 0; i < names.size(); i += 997) EXPECT_EQ(t.axis_index(names[i]), i);
+  EXPECT_EQ(t.find_axis("b"), -1);
+  names.back() = "a7";
+  EXPECT_EQ(message_of([&] { topology(names, vec(names.size(), 1)); }),
+            "axis name 'a7' appears twice (positions 7 and 19999); names must be unique");
+}
