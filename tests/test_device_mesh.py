@@ -7,9 +7,14 @@ used by a DTensor round trip; the export registers no process group.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import proctopo
 import pytest
-from helpers import RunWorkers
+from helpers import RunWorkers, require
 from helpers import device_mesh_workers as workers
 from proctopo.device_mesh import mesh_dims
 from proctopo.testing import RecordingComm
@@ -75,3 +80,22 @@ def test_a_destroyed_grid_exports_nothing() -> None:
     grid.destroy()
     with pytest.raises(proctopo.GridDestroyedError):
         grid.device_mesh()
+
+
+def _doc_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    section = text[text.index("## DeviceMesh") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+@pytest.mark.slow
+def test_the_fsdp_example_of_the_docs_runs_under_torchrun(tmp_path: Path, torch_dist: object) -> None:
+    require("torch.distributed.fsdp")
+    script = tmp_path / "fsdp_example.py"
+    script.write_text(_doc_example())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", str(script)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "DeviceMesh((pipe=1, data_context=2, model=2)" in done.stdout, done.stdout
