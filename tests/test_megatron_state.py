@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import os
 import random
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import proctopo.megatron as pm
 import pytest
@@ -308,3 +310,37 @@ def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: st
         # Each distinct rank set once: no two live groups of this rank hold the same ranks.
         live = [tuple(g.ranks) for g in comm.groups if g.alive and g.kind != "pad"]
         assert len(live) == len(set(live)) == mg.grid.communicators, rank
+
+
+def test_overlapping_embedding_lists_are_refused() -> None:
+    """megatron-core would make overlapping groups; the grid's families are disjoint, and say so."""
+
+    def with_rank_zero(pp_ranks: list[int]) -> list[int]:
+        return sorted({0, pp_ranks[-1]})
+
+    with pytest.raises(InvalidArgumentError, match="the groups must be disjoint"):
+        pm.create_groups(
+            pipeline_model_parallel_size=2,
+            get_embedding_ranks=with_rank_zero,
+            create_gloo_process_groups=False,
+            comm=RecordingComm(0, 8),
+        )
+
+
+def _doc_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    section = text[text.index("## Megatron") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+@pytest.mark.slow
+def test_the_megatron_example_of_the_docs_runs_under_torchrun(tmp_path: Path, torch_dist: object) -> None:
+    _megatron()
+    script = tmp_path / "megatron_example.py"
+    script.write_text(_doc_example())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", str(script)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "rank 0: tp rank 0, pp stage 0, dp group [0], ep group [0, 1]" in done.stdout, done.stdout
