@@ -325,6 +325,35 @@ def _embedding_family(
     return family, found
 
 
+def _create_kinds(
+    mg: MegatronGroups,
+    rank: int,
+    get_embedding_ranks: Callable[[list[int]], Sequence[int]] | None,
+    get_position_embedding_ranks: Callable[[list[int]], Sequence[int]] | None,
+    gloo: bool,
+) -> None:
+    grid, lay = mg.grid, mg.layout
+    # The axis groups first, in megatron-core's order, then their gloo twins: every rank
+    # takes part in each of these families. The embedding families, which leave out the
+    # middle stages, come last.
+    for kind, (name, axes) in GROUPS.items():
+        mg.handles[kind] = grid.get_group(axes, layout=name)
+    if gloo:
+        for kind in GLOO_GROUPS:
+            name, axes = GROUPS[kind]
+            mg.handles[f"{kind}_gloo"] = grid.get_group(axes, layout=name, backend="gloo")
+    for kind in ("dp", "dp_cp", "cp", "mp", "tp", "pp"):
+        mg.ranks[kind] = grid.get_group_ranks(GROUPS[kind][1])
+    mg.ranks["ep"] = grid.get_group_ranks(GROUPS["ep"][1], layout=EXPERT_LAYOUT)
+    for kind, fn, default in (
+        ("embd", get_embedding_ranks, _default_embedding_ranks),
+        ("pos_embd", get_position_embedding_ranks, _default_position_embedding_ranks),
+    ):
+        family, mine = _embedding_family(lay, rank, fn, default)
+        mg.handles[kind] = grid.new_groups(family, name=kind)
+        mg.ranks[kind] = mine
+
+
 def create_groups(
     *,
     tensor_model_parallel_size: int = 1,
@@ -402,26 +431,17 @@ def create_groups(
         comm=comm,
     )
     mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent())
-    # The axis groups first, in megatron-core's order, then their gloo twins: every rank
-    # takes part in each of these families. The embedding families, which leave out the
-    # middle stages, come last.
-    for kind, (name, axes) in GROUPS.items():
-        mg.handles[kind] = grid.get_group(axes, layout=name)
-    if create_gloo_process_groups:
-        for kind in GLOO_GROUPS:
-            name, axes = GROUPS[kind]
-            mg.handles[f"{kind}_gloo"] = grid.get_group(axes, layout=name, backend="gloo")
-    for kind in ("dp", "dp_cp", "cp", "mp", "tp", "pp"):
-        mg.ranks[kind] = grid.get_group_ranks(GROUPS[kind][1])
-    mg.ranks["ep"] = grid.get_group_ranks(GROUPS["ep"][1], layout=EXPERT_LAYOUT)
-    rank = comm.global_rank()
-    for kind, fn, default in (
-        ("embd", get_embedding_ranks, _default_embedding_ranks),
-        ("pos_embd", get_position_embedding_ranks, _default_position_embedding_ranks),
-    ):
-        family, mine = _embedding_family(lay, rank, fn, default)
-        mg.handles[kind] = grid.new_groups(family, name=kind)
-        mg.ranks[kind] = mine
+    try:
+        _create_kinds(
+            mg,
+            comm.global_rank(),
+            get_embedding_ranks,
+            get_position_embedding_ranks,
+            create_gloo_process_groups,
+        )
+    except BaseException:
+        grid.destroy()  # free what this rank made so far; the error says what went wrong
+        raise
     return mg
 
 
