@@ -783,6 +783,13 @@ def test_backends_key_the_registry_and_the_parents_own_name_is_the_same() -> Non
     assert other is not grid.get_group("data") and other.backend == "nccl" and other.ranks == [0, 1]
     assert grid.get_group(["pipe", "data"]) is comm.parent()
     assert grid.get_group(["pipe", "data"], backend="nccl").ranks == [0, 1, 2, 3]
+    # a split child has the parent's backend: a group of another backend is made locally
+    comm = RecordingComm(1, 4, backend="nccl", can_split=True)
+    grid = ProcessGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=comm)
+    assert grid.strategy == "split" and comm.calls["split_group"] == 2
+    gloo = grid.get_group("data", backend="gloo")
+    assert (gloo.kind, gloo.backend, gloo.ranks) == ("local", "gloo", [0, 1])
+    assert comm.calls["split_group"] == 2 and comm.calls["local_new_group"] == 1
 
 
 @pytest.mark.parametrize("strategy", ["local", "global", "split"])

@@ -403,8 +403,9 @@ class TorchComm:
         if grid_ranks is None:
             # Every rank of the parent enters a split; a rank without a part names a
             # part it is not in, and torch hands it no group.
-            other = next(r for r in range(self._grid_size) if r != self._grid_rank)
-            dist.split_group(parent_pg=self._group, split_ranks=[[other]], timeout=self._td(timeout))
+            if self._grid_size > 1:
+                other = 1 if self._grid_rank == 0 else 0
+                dist.split_group(parent_pg=self._group, split_ranks=[[other]], timeout=self._td(timeout))
             return None
         parent = self._parent_ranks
         members = grid_ranks if parent is None else [parent[r] for r in grid_ranks]

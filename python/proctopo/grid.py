@@ -545,7 +545,9 @@ class PipelineParallelGrid:
             ``None`` waits at most 600 s for the exchange and uses torch's
             default for group creation.
         groups: Extra sets of axes whose groups are created with the others,
-            e.g. ``[("data", "sequence")]``.
+            e.g. ``[("data", "sequence")]`` (any entry :class:`ProcessGrid` takes).
+        layouts: Other factorizations of the same ranks, ``{name: topology}``
+            (see :meth:`ProcessGrid.add_layout`).
         comm: The communication layer (default: ``torch.distributed`` via
             :class:`proctopo.comm.TorchComm`); to simulate one rank of any
             world without torch, pass a :class:`proctopo.testing.RecordingComm`.

@@ -473,21 +473,22 @@ class GroupBuilder:
         *,
         grid_row: list[int] | None,
     ) -> Any:
-        """``"local"`` / ``"split"``: create this rank's own group, or reuse it and keep the count in step."""
-        if setkey is not None and setkey in self.handles:
-            # Every member of this set holds it alike (each was a member when it was made).
-            if self.strategy == "split":
+        """``"local"`` / ``"split"``: create this rank's own group, or reuse it and keep the count in step.
+
+        A split child always has the parent's backend; a group of another backend is
+        created with local synchronisation instead.
+        """
+        split = self.strategy == "split" and backend is None
+        if setkey is None or members is None or setkey in self.handles:
+            # Reused (every member of the set holds it alike, each was a member when it
+            # was made) or in none of the family's groups: take part in the split, if
+            # any, and register a pad so the count stays in step.
+            if split:
                 self.calls += 1
                 self.comm.split_group(None, timeout=self.timeout)
             self._pad()
-            return self.handles[setkey]
-        if members is None or setkey is None:
-            if self.strategy == "split":
-                self.calls += 1
-                self.comm.split_group(None, timeout=self.timeout)
-            self._pad()
-            return None
-        if self.strategy == "local":
+            return None if setkey is None else self.handles.get(setkey)
+        if not split:
             return self._call(members, setkey, backend, desc, local=True)
         self.calls += 1
         try:
