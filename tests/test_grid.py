@@ -859,3 +859,27 @@ def test_pipeline_grid_forwards_the_process_grid_and_refuses_groups_after_destro
     with pytest.raises(proctopo.GridDestroyedError):
         grid.get_data_parallel_group()
     assert grid.dp_group == [0, 2] and grid.get_data_parallel_world_size() == 2
+
+
+def test_a_65536_rank_grid_with_two_layouts_and_a_family_makes_one_call_per_family() -> None:
+    dense = proctopo.ProcessTopology(["pipe", "data", "context", "model"], [8, 512, 2, 8])
+    expert = proctopo.ProcessTopology(["pipe", "edp", "expert", "model"], [8, 128, 8, 8])
+    n = dense.world_size()
+    extras = [("data", "context"), ("pipe", "model"), ("expert", ["expert"]), ("expert", ["edp"])]
+    extras += [("expert", ["expert", "model"]), ("expert", ["pipe"])]  # the last is the dense pipe family
+    embedding = [[int(row[0]), int(row[-1])] for row in dense.groups("pipe")]
+    for rank in (0, 1, 40_000, n - 1):
+        comm = RecordingComm(rank, n)
+        grid = ProcessGrid(dense, layouts={"expert": expert}, groups=extras, comm=comm)
+        mine = grid.new_groups(embedding, name="embedding")
+        # 4 axes, data+context, pipe+model, expert, edp, expert+model: 9 families; the
+        # embedding family is the 10th (its group, or a pad on the middle stages)
+        assert comm.calls["new_group"] == grid.group_creation_calls == 10, (rank, comm.calls)
+        assert comm.group_count() == 11  # the same on every rank: torch's local names line up
+        first_or_last = dense.get_coord(rank).pipe in (0, 7)
+        assert grid.communicators == 9 + first_or_last
+        assert (mine is None) != first_or_last
+        sizes = sorted(g.size() for g in comm.live_groups() if g.kind != "pad")
+        assert sizes == sorted([8, 512, 2, 8, 1024, 64, 8, 128, 64] + [2] * first_or_last)
+        grid.destroy()
+        assert comm.live_groups() == [] and comm.group_count() == 1

@@ -264,8 +264,8 @@ class GroupBuilder:
         self.families: dict[tuple[Any, ...], Any] = {}
         #: Handle per rank set this rank is a member of.
         self.handles: dict[SetKey, Any] = {}
-        #: Created (layout, axes key, backend) families, for the "does this set exist" test of global/split.
-        self._axis_families: list[tuple[str, tuple[str, ...], str | None]] = []
+        #: Created (layout, axes key, backend, group size) families, for :meth:`_exists`.
+        self._axis_families: list[tuple[str, tuple[str, ...], str | None, int]] = []
         #: Every rank set of every explicit family created (all ranks hold it alike).
         self._explicit_sets: set[SetKey] = set()
         #: Groups this rank created, in creation order: (handle, is_pad).
@@ -353,8 +353,8 @@ class GroupBuilder:
         member = self._grid_rank_of(ranks[0]) if ranks else -1
         if member < 0:
             return False
-        for layout, key, fam_backend in self._axis_families:
-            if fam_backend != backend:
+        for layout, key, fam_backend, size in self._axis_families:
+            if fam_backend != backend or size != len(ranks):
                 continue
             row = self.layouts[layout].group_list(member, list(key)) if key else [member]
             if len(row) == len(ranks) and sorted(self._globals(row)) == list(ranks):
@@ -382,7 +382,7 @@ class GroupBuilder:
         else:
             handle = self._create_own(members, setkey, backend, None, grid_row=self.grid_members(key, name))
         self.families[fkey] = handle
-        self._axis_families.append((name, key, backend))
+        self._axis_families.append((name, key, backend, len(origin)))
         return handle
 
     def _covered(self, layout: str, key: tuple[str, ...], backend: str | None, size: int) -> bool:
