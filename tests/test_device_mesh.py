@@ -36,6 +36,18 @@ def test_export_equals_init_device_mesh_and_creates_no_group(run_workers: RunWor
             assert res["shape"] == case[3]
 
 
+def test_a_grid_over_a_process_group_exports_global_ranks(run_workers: RunWorkers) -> None:
+    members = [1, 2, 5, 6]
+    results = run_workers(workers.over_process_group, 8, (members,), timeout=90)
+    for rank, res in enumerate(results):
+        if rank not in members:
+            assert res is None
+            continue
+        row = [1, 2] if rank in (1, 2) else [5, 6]
+        col = [1, 5] if rank in (1, 5) else [2, 6]
+        assert res == {"mesh": [[1, 2], [5, 6]], "grew": 0, "pipe": col, "data": row, "data_slice": row}, rank
+
+
 def test_layouts_share_communicators_on_gloo(run_workers: RunWorkers) -> None:
     results = run_workers(workers.layouts, 8, timeout=90)
     for rank, res in enumerate(results):

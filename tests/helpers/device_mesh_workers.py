@@ -117,3 +117,26 @@ def layouts(rank: int, world_size: int) -> dict[str, Any]:
         "calls": grid.group_creation_calls,
         "proven": proven,
     }
+
+
+def over_process_group(rank: int, world_size: int, members: list[int]) -> Any:
+    """A pipe x data grid over a subgroup: the mesh holds global ranks; its groups are the grid's."""
+    import torch.distributed as dist
+    from proctopo import ProcessGrid, ProcessTopology
+    from proctopo.launch import prove_group
+
+    sub = dist.new_group(members)  # every rank calls new_group, as torch requires
+    if rank not in members:
+        return None
+    grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, len(members) // 2]), sub, timeout=TIMEOUT)
+    before = _registered()
+    mesh = grid.device_mesh()
+    grew = _registered() - before
+    assert mesh.get_group("pipe").group_name == grid.get_group("pipe").group_name
+    return {
+        "mesh": mesh.mesh.tolist(),
+        "grew": grew,
+        "pipe": prove_group(mesh.get_group("pipe"), timeout=TIMEOUT),
+        "data": prove_group(mesh.get_group("data"), timeout=TIMEOUT),
+        "data_slice": mesh["data"].mesh.tolist(),
+    }
