@@ -16,6 +16,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+from . import plan  # the planner module: proctopo.plan.plan(...) (pure arithmetic, no torch)
 from .errors import (
     CoordinateOutOfRangeError,
     GridDestroyedError,
@@ -67,6 +68,7 @@ __all__ = [
     "WorldSizeOverflowError",
     "__version__",
     "dims_create",
+    "plan",
     "prime_factors",
 ]
 
