@@ -351,6 +351,7 @@ def test_json_round_trip() -> None:
         "given_layout",
         "given_rank",
         "suggestions",
+        "refit",
         "warnings",
     }
     lay = d["layouts"][0]
@@ -479,3 +480,17 @@ def test_sixteen_thousand_ranks() -> None:
     assert best.new_group_calls["local"] == 5
     assert best.new_group_calls["global"] == sum(16384 // n for n in (8, 2, 8, 16, 8))
     assert np.isfinite(best.cost)
+
+
+def test_refit_uses_fewer_nodes_per_domain_when_that_keeps_groups_inside() -> None:
+    sizes = {"dp": 0, "ep": 2, "tp": 4}
+    p = plan(sizes, world_size=48, ranks_per_node=4, nodes_per_domain=3)
+    assert any(a.name == "ep" and a.domains == 2 for a in p.best.axes)
+    refit = p.refit
+    assert refit is not None and (refit.nodes_per_domain, refit.spare_nodes, refit.domains) == (2, 1, 6)
+    topo = refit.topology
+    assert enumerated_span(topo, "ep", 4 * 2) == 1
+    filled = dict(zip(p.sizes, p.sizes.values()))
+    oracle = min(oracle_cost(filled, o, 4, 2) for o in all_orders(filled))
+    assert refit.cost == pytest.approx(oracle, rel=1e-12) and refit.cost < p.best.cost
+    assert plan(sizes, world_size=48, ranks_per_node=4, nodes_per_domain=2).refit is None

@@ -53,6 +53,7 @@ __all__ = [
     "Layout",
     "ModelSpec",
     "Plan",
+    "Refit",
     "Split",
     "Tier",
     "blocks_spanned",
@@ -242,8 +243,8 @@ class ModelSpec:
         grad_bytes: Bytes per gradient value in the data-parallel reduction (2: bf16).
         moe_topk: Experts each token is routed to (2, as in GShard and Mixtral).
         moe_layers: Layers with experts (default: all).
-        kv_hidden: Width of K and V together over heads (default: ``hidden``; less
-            with grouped-query attention).
+        kv_hidden: Width of K (and of V): key/value heads x head size (default:
+            ``hidden``; less with grouped-query attention).
 
     >>> ModelSpec.from_value({"params": 7e9, "hidden": 4096, "seq_len": 4096, "micro_batch": 1,
     ...                       "layers": 32}).layers
@@ -541,6 +542,60 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Refit:
+    """A suggestion: use only some nodes of each NVLink domain so that groups stop crossing domains.
+
+    A domain of 72 ranks cannot hold aligned blocks of 16 or more ranks (a power of
+    two) without some block straddling two domains; using 64 of the 72 (8 of 9
+    nodes of 8) fixes that, at the price of idle nodes and more domains.
+
+    Attributes:
+        nodes_per_domain: Nodes of each domain to use.
+        spare_nodes: Nodes of each domain left out.
+        domains: Domains the job then needs.
+        order, dims: The best layout with that placement (slowest first).
+        cost: Its cost.
+        text: One sentence for people.
+    """
+
+    nodes_per_domain: int
+    spare_nodes: int
+    domains: int
+    order: tuple[str, ...]
+    dims: tuple[int, ...]
+    cost: float
+    text: str
+
+    @property
+    def topology(self) -> ProcessTopology:
+        """The topology of the best layout with that placement."""
+        return ProcessTopology(list(self.order), list(self.dims))
+
+    @property
+    def megatron_order(self) -> str:
+        """Its order string, fastest axis first."""
+        return _megatron_order(self.order)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes_per_domain": self.nodes_per_domain,
+            "spare_nodes": self.spare_nodes,
+            "domains": self.domains,
+            "order": list(self.order),
+            "dims": list(self.dims),
+            "megatron_order": self.megatron_order,
+            "cost": self.cost,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Refit:
+        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields["order"], fields["dims"] = tuple(d["order"]), tuple(d["dims"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
 class Plan:
     """The result of :func:`plan`: the layouts, best first, and what they were computed from.
 
@@ -558,6 +613,7 @@ class Plan:
         given_layout: The layout of the order given, ranked or not.
         given_rank: Its 1-based place in ``layouts`` (``None`` when not kept).
         suggestions: :class:`Split` suggestions for the best layout.
+        refit: A :class:`Refit` suggestion (fewer nodes per domain), or ``None``.
         warnings: Notes about the machine (partial nodes or domains).
     """
 
@@ -576,6 +632,7 @@ class Plan:
     given_layout: Layout
     given_rank: int | None
     suggestions: list[Split] = field(default_factory=list)
+    refit: Refit | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -614,6 +671,7 @@ class Plan:
             "given_layout": self.given_layout.to_dict(),
             "given_rank": self.given_rank,
             "suggestions": [s.to_dict() for s in self.suggestions],
+            "refit": None if self.refit is None else self.refit.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -642,6 +700,7 @@ class Plan:
             given_layout=Layout.from_dict(d["given_layout"]),
             given_rank=d["given_rank"],
             suggestions=[Split.from_dict(x) for x in d["suggestions"]],
+            refit=None if d["refit"] is None else Refit.from_dict(d["refit"]),
             warnings=list(d["warnings"]),
         )
 
@@ -746,6 +805,8 @@ class Plan:
             out(f"  warning: {w}")
         for s in self.suggestions:
             out(f"  suggestion: {s.text}")
+        if self.refit is not None:
+            out(f"  suggestion: {self.refit.text}")
         return "\n".join(lines)
 
 
@@ -976,6 +1037,8 @@ class _Context:
         self.domain_ranks = rpn * npd
         self.demands, self.tiers, self.comm_bytes = demands, tiers, comm_bytes
         self.groups = groups
+        #: seconds when every demand comes from the model, else relative units
+        self.units = "seconds" if all(d.source == "model" for d in demands.values()) else "relative"
         self._cache: dict[tuple[str, int], tuple[int, int, str, float]] = {}
         # heaviest axes first, by their cost on the fastest tier: the tie-break of equal costs
         fast = tiers["intra-node"]
@@ -1165,6 +1228,71 @@ def _best_first(ctx: _Context, names: list[str], dims: list[int], top: int) -> l
     return found
 
 
+def _rank(
+    ctx: _Context,
+    names: list[str],
+    dims: list[int],
+    candidates: Sequence[str | Sequence[str]] | None,
+    top: int | None,
+) -> tuple[list[tuple[str, ...]], str, int]:
+    """The orders kept, cheapest first; how they were found; how many orders there were."""
+    moving = sum(1 for d in dims if d > 1)
+    if candidates is None and moving > FULL_SEARCH_AXES:
+        if moving > 16:
+            raise InvalidArgumentError(f"{moving} axes of size > 1 are too many to plan (at most 16)")
+        orders = _best_first(ctx, names, dims, top or 20)
+        search, count = "best-first", math.factorial(moving)
+    else:
+        orders, search = _candidate_orders(names, dims, candidates)
+        count = len(orders)
+    index = {o: i for i, o in enumerate(orders)}
+    orders.sort(key=lambda o: (ctx.cost(o), ctx.tie_key(o), index[o]))
+    if top is not None or search == "best-first":
+        orders = orders[: top or 20]
+    return orders, search, count
+
+
+def _refit(
+    ctx: _Context,
+    names: list[str],
+    dims: list[int],
+    candidates: Sequence[str | Sequence[str]] | None,
+    best: Layout,
+) -> Refit | None:
+    """Fewer nodes per domain that let the best layout's domain-crossing axes fit, if that lowers the cost.
+
+    Tried from ``nodes_per_domain - 1`` down to half of it (at least 2): the first
+    that gives a cheaper best layout is kept (the fewest spare nodes).
+    """
+    npd = ctx.npd
+    crossing = [a.name for a in best.axes if a.domains > 1 and a.cost > 0]
+    if npd < 3 or not crossing:
+        return None
+    for used in range(npd - 1, max(2, -(-npd // 2)) - 1, -1):
+        sub = _Context(
+            names, dims, ctx.world, ctx.rpn, used, ctx.demands, ctx.tiers, ctx.comm_bytes, ctx.groups
+        )
+        orders, _, _ = _rank(sub, names, dims, candidates, 1)
+        cost = sub.cost(orders[0])
+        if cost < best.cost * (1 - 1e-9):
+            lay = sub.layout(orders[0])
+            fitted = [a.name for a in lay.axes if a.name in crossing and a.domains == 1]
+            nodes = -(-ctx.world // ctx.rpn)
+            domains = -(-nodes // used)
+            what = (
+                f"the {', '.join(fitted)} groups stay inside one domain" if fitted else "fewer groups cross"
+            )
+            text = (
+                f"use {used} of the {npd} nodes of each NVLink domain ({used * ctx.rpn} ranks per domain, "
+                f"{npd - used} node(s) spare, {domains} domains): {what}, and the best order "
+                f"{lay.megatron_order} costs {_seconds(cost, ctx.units)} "
+                f"instead of {_seconds(best.cost, ctx.units)}; "
+                f"the launcher must then place ranks contiguously on the used nodes of each domain"
+            )
+            return Refit(used, npd - used, domains, lay.order, lay.dims, cost, text)
+    return None
+
+
 def _splits(ctx: _Context, best: Layout) -> list[Split]:
     """Outer x inner splits of the best layout's data/context axes that put ``inner`` in a node or domain."""
     out: list[Split] = []
@@ -1213,7 +1341,7 @@ def _splits(ctx: _Context, best: Layout) -> list[Split]:
                 f"their ranks (the group of [{outer_name}, {inner_name}] is the old {name} group), but the "
                 f"collective runs in two levels, over {inner} ranks {'inside one ' + level} "
                 f"({inner_tier}) with the full volume, then over {outer} ranks ({outer_tier}) with 1/{inner} "
-                f"of it; {name} cost {_seconds(report.cost, 'seconds')} -> {_seconds(split_cost, 'seconds')} "
+                f"of it; {name} cost {_seconds(report.cost, ctx.units)} -> {_seconds(split_cost, ctx.units)} "
                 f"per step, for 2 more communicators per rank (1 if the flat group is no longer used)"
             )
             out.append(
@@ -1325,19 +1453,7 @@ def plan(
         extra.append(tuple(axes))
     ctx = _Context(names, dims, world, rpn, npd, demands, tier_map, comm_bytes, extra)
 
-    moving = sum(1 for d in dims if d > 1)
-    if candidates is None and moving > FULL_SEARCH_AXES:
-        if moving > 16:
-            raise InvalidArgumentError(f"{moving} axes of size > 1 are too many to plan (at most 16)")
-        orders = _best_first(ctx, names, dims, top or 20)
-        search, count = "best-first", math.factorial(moving)
-    else:
-        orders, search = _candidate_orders(names, dims, candidates)
-        count = len(orders)
-    index = {o: i for i, o in enumerate(orders)}
-    orders.sort(key=lambda o: (ctx.cost(o), ctx.tie_key(o), index[o]))
-    if top is not None or search == "best-first":
-        orders = orders[: top or 20]
+    orders, search, count = _rank(ctx, names, dims, candidates, top)
     layouts = [ctx.layout(o) for o in orders]
     given = tuple(names)
     given_layout = next((lay for lay in layouts if lay.order == given), None) or ctx.layout(given)
@@ -1351,9 +1467,6 @@ def plan(
         notes.append(
             f"{nodes} nodes do not fill NVLink domains of {npd}: the last domain holds {nodes % npd} nodes"
         )
-    units = (
-        "seconds" if spec is not None and all(d.source != "weight" for d in demands.values()) else "relative"
-    )
     return Plan(
         world_size=world,
         ranks_per_node=rpn,
@@ -1362,7 +1475,7 @@ def plan(
         given=given,
         demands=demands,
         tiers=tier_map,
-        units=units,
+        units=ctx.units,
         communicator_bytes=comm_bytes,
         search=search,
         candidates=count,
@@ -1370,5 +1483,6 @@ def plan(
         given_layout=given_layout,
         given_rank=rank,
         suggestions=_splits(ctx, layouts[0]),
+        refit=_refit(ctx, names, dims, candidates, layouts[0]),
         warnings=notes,
     )
