@@ -205,7 +205,7 @@ def test_expert_groups_fit_a_64_rank_domain_and_megatrons_default_order_does_not
 def test_model_costs_follow_the_published_formulas() -> None:
     t, c, e, d, pp = 2, 2, 2, 4, 2
     sizes = {"pp": pp, "dp": d, "ep": e, "cp": c, "tp": t}
-    m = {**MODEL, "microbatches": 6, "kv_hidden": 1024, "moe_topk": 2}
+    m = {**MODEL, "microbatches": 6, "kv_hidden": 1024, "moe_topk": 2, "expert_params": 3e9}
     p = plan(sizes, ranks_per_node=4, nodes_per_domain=2, model=m, candidates=[list(sizes)])
     b, s, h, L, bv = 1, 4096, 4096, 32, 2
     layers = L / pp
@@ -213,7 +213,7 @@ def test_model_costs_follow_the_published_formulas() -> None:
     tensor = 8 * b * (s / c) * h * bv * (t - 1) / t * layers * 6
     context = 3 * (c - 1) * 2 * b * (s / c) * (1024 / t) * bv * layers * 6
     expert = 4 * 2 * (b * s / (c * t)) * h * bv * (e - 1) / e * layers * 6
-    data = 2 * (d - 1) / d * (7e9 / (t * pp)) * 2
+    data = 2 * (d - 1) / d * ((4e9 + 3e9 / e) / (t * pp)) * 2
     pipe = 2 * 6 * b * s * h * bv / (t * c)
     want = {"tp": tensor, "cp": context, "ep": expert, "dp": data, "pp": pipe}
     for name, nbytes in want.items():
@@ -433,6 +433,11 @@ def test_render_names_the_best_layout() -> None:
             {"sizes": {"tp": 2, "dp": 2}, "model": {**MODEL, "layers": 0}},
             InvalidArgumentError,
             "layers must be positive, got 0",
+        ),
+        (
+            {"sizes": {"tp": 2, "dp": 2}, "model": {**MODEL, "expert_params": 8e9}},
+            InvalidArgumentError,
+            r"expert_params must be in \[0, params\], got 8000000000.0",
         ),
         (
             {"sizes": {"tp": 2, "dp": 2}, "candidates": ["tp"]},

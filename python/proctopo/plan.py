@@ -243,6 +243,8 @@ class ModelSpec:
         grad_bytes: Bytes per gradient value in the data-parallel reduction (2: bf16).
         moe_topk: Experts each token is routed to (2, as in GShard and Mixtral).
         moe_layers: Layers with experts (default: all).
+        expert_params: Parameters inside experts (part of ``params``), whose
+            gradients are also sharded over the expert axis (default 0: a dense model).
         kv_hidden: Width of K (and of V): key/value heads x head size (default:
             ``hidden``; less with grouped-query attention).
 
@@ -262,27 +264,20 @@ class ModelSpec:
     moe_topk: int = 2
     moe_layers: int | None = None
     kv_hidden: int | None = None
+    expert_params: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in (
-            "params",
-            "hidden",
-            "seq_len",
-            "micro_batch",
-            "layers",
-            "bytes_per_value",
-            "grad_bytes",
-            "moe_topk",
-            "microbatches",
-            "moe_layers",
-            "kv_hidden",
-        ):
+        optional = ("microbatches", "moe_layers", "kv_hidden")
+        for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if value is None and name in ("microbatches", "moe_layers", "kv_hidden"):
+            if value is None and name in optional:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"model {name} must be a number, got {value!r}")
-            if not value > 0:
+            if name == "expert_params":
+                if not 0 <= value <= self.params:
+                    raise InvalidArgumentError(f"model expert_params must be in [0, params], got {value!r}")
+            elif not value > 0:
                 raise InvalidArgumentError(f"model {name} must be positive, got {value!r}")
 
     @classmethod
@@ -906,7 +901,7 @@ def _model_demand(kind: str, n: int, kind_sizes: Mapping[str, int], model: Model
     """Bytes and messages per rank per step of an axis of ``kind`` and size ``n`` (see docs/plan.md)."""
     if n <= 1:
         return 0.0, 0.0
-    t, c, p = kind_sizes["tensor"], kind_sizes["context"], kind_sizes["pipe"]
+    t, c, e, p = kind_sizes["tensor"], kind_sizes["context"], kind_sizes["expert"], kind_sizes["pipe"]
     b, s, h, bv = model.micro_batch, model.seq_len, model.hidden, model.bytes_per_value
     m = model.microbatches if model.microbatches is not None else 4 * p
     stage_layers = model.layers / p
@@ -926,7 +921,8 @@ def _model_demand(kind: str, n: int, kind_sizes: Mapping[str, int], model: Model
         ops = 4 * moe_layers * m
         return ops * per_all_to_all, ops * (n - 1)
     if kind == "data":  # ring all-reduce of this rank's gradients, once per step
-        grads = model.params * model.grad_bytes / (t * p)
+        held = model.params - model.expert_params + model.expert_params / e
+        grads = held * model.grad_bytes / (t * p)
         return 2 * (n - 1) / n * grads, 2 * (n - 1)
     # pipe: one activation forward and one gradient backward per micro-batch, scattered over tp
     return 2 * m * b * s * h * bv / (t * c), 2 * m
