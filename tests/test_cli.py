@@ -1,14 +1,24 @@
-"""The proctopo command: show, check, draw and run share one parser and one set of default axes."""
+"""The proctopo command: show, check, draw and run share one parser and one set of default axes.
+
+The pictures of ``draw`` are tested in test_draw.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import proctopo
 import pytest
-from proctopo import InvalidArgumentError, ProcessTopology, cli, demo
+from proctopo import InvalidArgumentError, ProcessTopology, cli, demo, launch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_show_lists_ranks_coordinates_and_groups() -> None:
@@ -30,16 +40,174 @@ def test_show_elides_large_worlds() -> None:
     assert len(text.splitlines()) < 20
 
 
-def test_check_reports_mismatch_and_locality() -> None:
-    out = io.StringIO()
-    assert cli.check(cli.parse_axes(["pipe=2", "data=3", "model=2"]), 16, None, out) == 1
-    assert "pipe * data * model = 2 * 3 * 2 = 12, but the world size is 16" in out.getvalue()
-    out = io.StringIO()
-    assert cli.check(cli.parse_axes(["pipe=4", "data=2", "model=8"]), 64, 8, out) == 0
-    lines = out.getvalue().splitlines()
+def test_check_reports_mismatch_and_locality(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "pipe=2", "data=3", "model=2", "--world-size", "16"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "FAILED: pipe=2 x data=3 x model=2 (12 ranks): 1 rule(s) broken\n"
+    assert err == "MISMATCH: pipe * data * model = 2 * 3 * 2 = 12, but the world size is 16\n"  # on stderr
+    assert (
+        cli.main(["check", "pipe=4", "data=2", "model=8", "--world-size", "64", "--ranks-per-node", "8"]) == 0
+    )
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[:2] == ["ok: pipe=4 x data=2 x model=8 (64 ranks)", "8 node(s) of 8 ranks"] and err == ""
     assert "  model: groups of 8, stride 1: inside one node" in lines
     assert "  data: groups of 2, stride 8: across up to 2 nodes" in lines
     assert "  pipe: groups of 4, stride 16: across up to 4 nodes" in lines
+
+
+def test_check_intra_node_fails_when_a_group_spans_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    words = ["check", "pipe=2", "data=4", "model=16", "--ranks-per-node", "8"]
+    assert cli.main(words) == 0  # no rule asked for: a report
+    assert "  model: groups of 16, stride 1: across up to 2 nodes" in capsys.readouterr().out
+    assert cli.main([*words, "--intra-node", "model"]) == 1  # every model group spans 2 nodes
+    out, err = capsys.readouterr()
+    assert not out.startswith("ok") and err == (
+        "SPANS NODES: model groups of 16 ranks (stride 1) span up to 2 nodes of 8 ranks; "
+        "--intra-node model needs each inside one node\n"
+    )
+    assert (
+        cli.main(["check", "pipe=2", "data=8", "model=8", "--ranks-per-node", "8", "--intra-node", "model"])
+        == 0
+    )
+    # Every axis listed is checked; each broken one is reported.
+    assert (
+        cli.main(
+            [
+                "check",
+                "pipe=2",
+                "data=2",
+                "expert=2",
+                "model=4",
+                "--ranks-per-node",
+                "8",
+                "--intra-node",
+                "model,expert,data",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.count("SPANS NODES") == 1 and err.startswith("SPANS NODES: data groups of 2 ranks (stride 8)")
+
+
+def test_check_intra_domain(capsys: pytest.CaptureFixture[str]) -> None:
+    words = ["check", "pipe=2", "data=4", "model=8", "--ranks-per-node", "8", "--nodes-per-domain", "2"]
+    assert cli.main([*words, "--intra-domain", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "8 node(s) of 8 ranks, 4 domain(s) of 2 nodes" in out
+    assert "  data: groups of 4, stride 8: across up to 4 nodes, up to 2 domains" in out
+    assert cli.main([*words, "--intra-domain", "data,pipe", "--intra-node", "model"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "SPANS DOMAINS: pipe groups of 2 ranks (stride 32) span up to 2 domains of 2 nodes; "
+        "--intra-domain pipe needs each inside one domain",
+        "SPANS DOMAINS: data groups of 4 ranks (stride 8) span up to 2 domains of 2 nodes; "
+        "--intra-domain data needs each inside one domain",
+    ]
+    assert (
+        cli.main(
+            [
+                "check",
+                "pipe=2",
+                "data=4",
+                "model=8",
+                "--ranks-per-node",
+                "16",
+                "--nodes-per-domain",
+                "2",
+                "--intra-domain",
+                "data",
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "text"),
+    [
+        (
+            ["--intra-node", "model"],
+            "locality rules need the ranks per node (--ranks-per-node or LOCAL_WORLD_SIZE)",
+        ),
+        (["--ranks-per-node", "4", "--intra-domain", "model"], "--intra-domain needs the nodes per domain"),
+        (
+            ["--ranks-per-node", "4", "--intra-node", "modle"],
+            "unknown axis 'modle'; the axes are ['pipe', 'data', 'model'] (did you mean 'model'?)",
+        ),
+    ],
+)
+def test_check_rules_need_their_sizes(
+    words: list[str], text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check", *words]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proctopo check: error: ") and text in err, err
+
+
+def test_check_a_partial_last_node(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "pipe=2", "data=5", "--ranks-per-node", "4"]) == 1
+    assert capsys.readouterr().err == (
+        "PARTIAL NODE: 10 ranks on nodes of 4 ranks leave 2 on the last node "
+        "(--allow-partial-node accepts a partial last node)\n"
+    )
+    assert cli.main(["check", "pipe=2", "data=5", "--ranks-per-node", "4", "--allow-partial-node"]) == 0
+    assert "3 node(s) of 4 ranks" in capsys.readouterr().out
+    assert cli.main(["check", "pipe=2", "data=4", "--ranks-per-node", "16"]) == 1  # one node, not full
+
+
+def test_check_reads_the_launchers_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "16")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cli.main(["check", "pipe=2", "data=4", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["world_size"] == 16 and report["ranks_per_node"] == 4 and report["nodes"] == 2
+    assert [v["rule"] for v in report["violations"]] == ["world_size"]
+    # Options win over the environment.
+    assert (
+        cli.main(["check", "pipe=2", "data=4", "--world-size", "8", "--ranks-per-node", "8", "--json"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["nodes"] == 1
+    monkeypatch.setenv("WORLD_SIZE", "0")
+    assert cli.main(["check", "pipe=2", "data=4"]) == 2
+    assert capsys.readouterr().err == (
+        "proctopo check: error: environment variable WORLD_SIZE: must be at least 1, got 0\n"
+    )
+
+
+def test_check_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    words = ["check", "pipe=2", "data=4", "model=16", "--world-size", "128", "--ranks-per-node", "8"]
+    assert cli.main([*words, "--intra-node", "model", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema"] == "proctopo.check/1" and report["ok"] is False
+    assert report["topology"] == {
+        "axes": ["pipe", "data", "model"],
+        "dims": [2, 4, 16],
+        "strides": [64, 16, 1],
+        "world_size": 128,
+    }
+    assert report["rules"] == {"intra_node": ["model"], "intra_domain": [], "allow_partial_node": False}
+    assert report["axes"][2] == {
+        "name": "model",
+        "size": 16,
+        "stride": 1,
+        "groups": 8,
+        "nodes": 2,
+        "domains": None,
+    }
+    assert report["violations"] == [
+        {
+            "rule": "intra_node",
+            "axis": "model",
+            "message": "model groups of 16 ranks (stride 1) span up to 2 nodes of 8 ranks; "
+            "--intra-node model needs each inside one node",
+        }
+    ]
+    assert report["nodes"] == 16 and report["last_node_ranks"] == 8
 
 
 FORM = "must be written name=size, the size in decimal digits (e.g. data=4)"
@@ -83,11 +251,11 @@ def test_every_command_has_the_same_default_axes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.DEFAULT_AXES == ("pipe=2", "data=2", "model=2")
-    for words in ([], ["show"], ["check"], ["draw"]):
+    for words in (["show"], ["check"], ["draw"]):
         assert cli.main(words) == 0
     out = capsys.readouterr().out
-    assert out.count("pipe=2 x data=2 x model=2 (8 ranks)") == 3  # show twice, check once
-    assert "ok: pipe=2 x data=2 x model=2 (8 ranks)" in out and "pipe=1\n" in out  # check; draw's panel
+    assert out.count("pipe=2 x data=2 x model=2 (8 ranks)") == 3  # show, check, draw
+    assert "ok: pipe=2 x data=2 x model=2 (8 ranks)" in out and "\npipe=1\n" in out  # check; draw's frame
 
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(demo, "run", lambda *args: calls.append(args) or 0)
@@ -99,6 +267,25 @@ def test_every_command_has_the_same_default_axes(
     assert topo == cli.parse_axes(cli.DEFAULT_AXES) and nproc is None and rest == ["auto", 120.0, False]
     assert none is None and four == 4 and opts == ["global", 9.0, True]  # DeepSpeed's default split of 4
     assert six.dims == [2, 3]
+
+
+def test_bare_command_prints_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: proctopo ") and "{show,check,draw,run}" in out and "examples:" in out
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"proctopo {proctopo.__version__}\n"
+
+
+@pytest.mark.parametrize("command", [None, "show", "check", "draw", "run"])
+def test_help_has_examples_and_no_markup(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"] if command else ["--help"])
+    text = capsys.readouterr().out
+    assert "\nexamples:\n  proctopo " in text or "\n  torchrun " in text
+    assert "`" not in text and ":func:" not in text and ":class:" not in text and "::" not in text, text
 
 
 def test_run_checks_nproc_against_the_axes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,29 +319,6 @@ def test_run_subcommand_passes_options_through(torch_dist: Any) -> None:
     assert "group_creation='global'" in out.stdout and "OK" in out.stdout
 
 
-def test_draw_letters_groups_and_numbers_nodes() -> None:
-    out = io.StringIO()
-    cli.draw(cli.parse_axes(["pipe=2", "data=4", "model=2"]), group="data", ranks_per_node=4, out=out)
-    cells: dict[int, tuple[str, str]] = {}
-    for line in out.getvalue().splitlines():
-        words = line.split()
-        if words and words[0].startswith("data="):
-            for k in range(1, len(words), 3):
-                cells[int(words[k])] = (words[k + 1], words[k + 2])
-    assert sorted(cells) == list(range(16))
-    topo = ProcessTopology(["pipe", "data", "model"], [2, 4, 2])
-    # Ranks share a letter exactly when they share a data group; @n is rank // 4.
-    for group in topo.get_axis_comm_lists("data"):
-        assert len({cells[r][0] for r in group}) == 1
-    assert len({cells[g[0]][0] for g in topo.get_axis_comm_lists("data")}) == 4
-    assert all(cells[r][1] == f"@{r // 4}" for r in range(16))
-
-
-def test_draw_refuses_huge_worlds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["draw", "pipe=64", "data=64"]) == 2
-    assert "at most 256 ranks" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("words", "text"),
     [
@@ -163,11 +327,22 @@ def test_draw_refuses_huge_worlds(capsys: pytest.CaptureFixture[str]) -> None:
             "argument --ranks-per-node: must be at least 1, got 0",
         ),
         (["check", "--world-size", "x"], "argument --world-size: 'x' is not an integer"),
+        (["check", "--world-size", "0"], "argument --world-size: must be at least 1, got 0"),
+        (["show", "--rank", "-1"], "argument --rank: must be at least 0, got -1"),
+        (["draw", "--format", "gif"], "argument --format: invalid choice: 'gif'"),
         (["draw", "--limit", "-1"], "argument --limit: must be at least 1, got -1"),
         (["run", "--nproc", "0"], "argument --nproc: must be at least 1, got 0"),
         (["run", "--timeout", "0"], "argument --timeout: must be a positive number of seconds, got 0"),
         (["run", "--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got nan"),
-        (["run", "--strategy", "fast"], "argument --strategy: invalid choice: 'fast'"),
+        (
+            ["run", "--strategy", "fast"],
+            "argument --strategy: invalid choice: 'fast' (choose from auto, global, local)",
+        ),
+        (
+            ["run", "--strategy", "split"],
+            "argument --strategy: 'split' needs a backend that splits communicators (NCCL on GPUs); "
+            "proctopo run uses gloo on CPU: choose auto, global, local",
+        ),
     ],
 )
 def test_options_are_checked_by_the_parser(
@@ -194,3 +369,264 @@ def test_a_closed_pipe_ends_quietly() -> None:
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 1
     assert err == ""
+
+
+def test_a_pipe_closed_before_any_output_ends_quietly() -> None:
+    # The reader is gone before the command writes: the buffered output fails when it is
+    # flushed, at the end of the command, and that must not print an error at exit either.
+    for words in (["show"], ["check", "--json"], ["--help"], ["draw", "--group", "data"]):
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "proctopo", *words],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.close(write)
+        assert proc.stderr == "", (words, proc.stderr)
+        assert proc.returncode == (0 if words == ["--help"] else 1)  # argparse's help ignores the pipe
+
+
+@pytest.mark.parametrize("words", [["show"], ["check", "--json"], ["draw", "--group", "data"]])
+def test_output_still_buffered_when_the_reader_left_ends_quietly(
+    words: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # All the output fits in the buffer, so it meets the closed pipe only when flushed: the
+    # command must flush it itself and end quietly, not leave it to fail at interpreter exit.
+    read, write = os.pipe()
+    os.close(read)
+    stream = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write, "w"), buffer_size=1 << 16))
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        assert cli.main(words) == 1
+        stream.flush()  # nothing is left to fail later
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["show", "pipe=2", "data=2", "model=2", "--json", "--limit", "6"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "proctopo.show/1" and doc["topology"]["world_size"] == 8
+    assert [r["rank"] for r in doc["ranks"]] == list(range(6)) and doc["ranks_left_out"] == 2
+    topo = ProcessTopology(["pipe", "data", "model"], [2, 2, 2])
+    for row in doc["ranks"]:
+        assert tuple(row["coord"].values()) == topo.get_coord(row["rank"])
+        assert row["groups"] == {a: topo.group_of(row["rank"], a).tolist() for a in topo.axes}
+    assert doc["groups"] == {a: {"count": 4, "size": 2} for a in ("pipe", "data", "model")}
+
+
+def test_show_one_rank(capsys: pytest.CaptureFixture[str]) -> None:
+    words = ["show", "pipe=4", "data=2", "model=2", "--rank", "9", "--ranks-per-node", "4"]
+    assert cli.main(words) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == "rank 9 of pipe=4 x data=2 x model=2 (16 ranks)"
+    assert "  coordinates     pipe=2 data=0 model=1" in text
+    assert "  data group      [9, 11]  (group 5 of 8, member 0)" in text
+    mp = "[0, 1, 4, 5, 8, 9, 12, 13]  (group 0 of 2, member 5; every axis but data: pipe+model)"
+    assert f"  model-parallel  {mp}" in text
+    assert "  pipeline        stage 2 of 4: previous stage rank 5, next stage rank 13" in text
+    assert "  node            2 of 4, local rank 1 of 4" in text
+    assert cli.main([*words, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "proctopo.show/1" and doc["rank"] == 9
+    assert doc["coord"] == {"pipe": 2, "data": 0, "model": 1}
+    assert doc["groups"]["pipe"] == {"ranks": [1, 5, 9, 13], "index": 1, "count": 4, "position": 2}
+    assert doc["model_parallel_group"] == {
+        "axes": ["pipe", "model"],
+        "ranks": [0, 1, 4, 5, 8, 9, 12, 13],
+        "index": 0,
+        "count": 2,
+        "position": 5,
+    }
+    assert doc["pipeline"] == {"stage": 2, "stages": 4, "prev": 5, "next": 13}
+    assert doc["node"] == {"index": 2, "local_rank": 1, "ranks_per_node": 4, "count": 4}
+
+
+@pytest.mark.parametrize("dims", [[1, 3, 2], [4, 1, 1], [3, 2, 2]])
+def test_show_rank_groups_and_neighbours_for_every_rank(
+    dims: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    axes = ["pipe", "data", "model"]
+    topo = ProcessTopology(axes, dims)
+    for rank in range(topo.world_size()):
+        assert (
+            cli.main(["show", *(f"{a}={d}" for a, d in zip(axes, dims)), "--rank", str(rank), "--json"]) == 0
+        )
+        doc = json.loads(capsys.readouterr().out)
+        coord = topo.get_coord(rank)
+        for a in axes:  # the group: every rank that differs from this one along a alone
+            same = [
+                r
+                for r in range(topo.world_size())
+                if all(getattr(topo.get_coord(r), b) == getattr(coord, b) for b in axes if b != a)
+            ]
+            assert doc["groups"][a]["ranks"] == same
+        mp = [r for r in range(topo.world_size()) if topo.get_coord(r).data == coord.data]
+        assert doc["model_parallel_group"]["ranks"] == mp
+        stage = coord.pipe
+        prev = topo.get_rank(**{**coord._asdict(), "pipe": stage - 1}) if stage > 0 else None
+        nxt = topo.get_rank(**{**coord._asdict(), "pipe": stage + 1}) if stage < dims[0] - 1 else None
+        assert doc["pipeline"] == {"stage": stage, "stages": dims[0], "prev": prev, "next": nxt}
+
+
+def test_show_rank_defaults_to_the_launchers_rank(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cli.main(["show", "pipe=2", "data=2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rank"] == 3 and doc["node"]["index"] == 1 and doc["pipeline"]["prev"] == 1
+    assert cli.main(["show", "pipe=2", "data=2", "--rank", "0", "--json"]) == 0  # the option wins
+    assert json.loads(capsys.readouterr().out)["rank"] == 0
+    monkeypatch.setenv("RANK", "4")
+    assert cli.main(["show", "pipe=2", "data=2"]) == 2
+    assert capsys.readouterr().err == (
+        "proctopo show: error: rank 4 is not in the topology: ranks run from 0 to 3\n"
+    )
+    monkeypatch.setenv("RANK", "x")
+    assert cli.main(["show", "pipe=2", "data=2"]) == 2
+    assert (
+        capsys.readouterr().err == "proctopo show: error: environment variable RANK: 'x' is not an integer\n"
+    )
+
+
+def test_run_checks_every_argument_before_starting_processes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(launch, "run", lambda fn, nproc, *a, **k: started.append(nproc) or [])
+    monkeypatch.delenv("RANK", raising=False)
+    assert cli.main(["run", "pipe=2", "dat=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proctopo run: error: PipelineParallelGrid needs the axes 'pipe' and 'data'")
+    assert err.endswith("(did you mean 'data' for 'dat'?)\n") and err.count("\n") == 1
+    assert cli.main(["run", "model=2", "data=2"]) == 2  # nothing close to 'pipe': no suggestion
+    assert "missing ['pipe']" in capsys.readouterr().err
+    assert started == []
+
+
+def test_run_without_torch_prints_one_line() -> None:
+    hide = (
+        "import sys; sys.modules['torch'] = None; from proctopo.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    for words in (["run", "--nproc", "2"], ["run", "pipe=2", "data=2", "model=2"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", hide, *words], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("proctopo run: error: proctopo run needs torch")
+        assert "pip install torch" in proc.stderr
+
+
+def _launcher_env(rank: int, world: int, local: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_WORLD_SIZE": str(local),
+        "LOCAL_RANK": str(rank % local),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+    }
+
+
+def test_launcher_environment_in_subprocesses() -> None:
+    # What a job script does on each rank before training: check the layout, then ask for its groups.
+    axes = ["pipe=2", "data=2", "model=2"]
+    for rank in (0, 5):
+        env = _launcher_env(rank, 8, 4)
+        check = subprocess.run(
+            [sys.executable, "-m", "proctopo", "check", "--json", *axes, "--intra-node", "model"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert check.returncode == 0, check.stderr
+        report = json.loads(check.stdout)
+        assert report["ok"] and report["world_size"] == 8 and report["ranks_per_node"] == 4
+        show = subprocess.run(
+            [sys.executable, "-m", "proctopo", "show", "--rank", str(rank), "--json", *axes],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        doc = json.loads(show.stdout)
+        assert doc["rank"] == rank and doc["node"]["index"] == rank // 4
+    # A job of 6 ranks given a layout of 8: the check fails on every rank, before training.
+    bad = subprocess.run(
+        [sys.executable, "-m", "proctopo", "check", "--json", *axes],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_launcher_env(1, 6, 2),
+    )
+    assert bad.returncode == 1
+    assert bad.stderr == "MISMATCH: pipe * data * model = 2 * 2 * 2 = 8, but the world size is 6\n"
+    assert json.loads(bad.stdout)["violations"][0]["rule"] == "world_size"
+
+
+def _job_script() -> str:
+    """The job script of docs/cli.md (the first bash block after its heading)."""
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    part = doc[doc.index("## Under a launcher") :]
+    start = part.index("```bash\n") + len("```bash\n")
+    return part[start : part.index("```", start)]
+
+
+@pytest.mark.mp
+def test_the_documented_job_script_under_torchrun(torch_dist: Any, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(_job_script())
+    script.chmod(0o755)
+    bin_dir = tmp_path / "bin"  # `proctopo` as an installed package has it
+    bin_dir.mkdir()
+    (bin_dir / "proctopo").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proctopo "$@"\n')
+    (bin_dir / "proctopo").chmod(0o755)
+    # The training stand-in leaves a file per rank (the ranks' output interleaves).
+    train = "import os, pathlib; pathlib.Path('trained.' + os.environ['RANK']).write_text('ok')"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "AXES": "pipe=1 data=1 model=2",
+        "OMP_NUM_THREADS": "1",
+    }
+    out = subprocess.run(
+        [*torchrun, "--no-python", str(script), sys.executable, "-c", train],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.glob("trained.*")) == ["trained.0", "trained.1"]
+    for rank in (0, 1):
+        report = json.loads((tmp_path / "proctopo" / f"check.{rank}.json").read_text())
+        assert report["ok"] and report["world_size"] == 2 and report["ranks_per_node"] == 2
+        doc = json.loads((tmp_path / "proctopo" / f"rank.{rank}.json").read_text())
+        assert doc["rank"] == rank and doc["groups"]["model"]["ranks"] == [0, 1]
+    # The same script refuses a layout that does not fit the job, and training never starts.
+    for p in tmp_path.glob("trained.*"):
+        p.unlink()
+    out = subprocess.run(
+        [*torchrun, "--no-python", str(script), sys.executable, "-c", train],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**env, "AXES": "pipe=2 data=2 model=2"},
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0 and list(tmp_path.glob("trained.*")) == []
+    assert "MISMATCH: pipe * data * model = 2 * 2 * 2 = 8, but the world size is 2" in out.stderr

@@ -105,3 +105,35 @@ def test_a_failed_rank_is_reported_and_fails_the_run(
     assert demo.run(None, 2, "local", 5.0, quiet=True) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == "proctopo run: rank 1 of 2 timed out: hung\n"
+
+
+def test_bad_arguments_are_refused_before_any_process_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from proctopo import GridSizeError, ProcessTopology, UnknownAxisError, launch
+
+    started: list[int] = []
+    monkeypatch.setattr(launch, "run", lambda fn, nproc, *a, **k: started.append(nproc) or [])
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(UnknownAxisError, match="PipelineParallelGrid needs the axes 'pipe' and 'data'"):
+        demo.run(ProcessTopology(["pipe", "dat"], [2, 2]))
+    assert started == []
+    # Under a launcher: the grid's rules are checked before torch is even imported.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "6")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(GridSizeError, match="= 8, but the world size is 6"):
+        demo.run(ProcessTopology(["pipe", "data", "model"], [2, 2, 2]))
+
+
+def test_split_is_not_offered_where_the_job_cannot_use_it() -> None:
+    # The job's processes use gloo on CPU; the grid refuses "split" there, so the demo does not offer it.
+    from proctopo import GroupCreationError, ProcessTopology, ProctopoError
+
+    assert demo.STRATEGIES == ("auto", "global", "local")
+    with pytest.raises(GroupCreationError, match="group_creation='split' is not possible here"):
+        demo.preflight(ProcessTopology(["pipe", "data"], [2, 2]), 0, 4, "split", 60.0)
+    for strategy in demo.STRATEGIES:  # each passes the grid's rules (torch may be missing here)
+        try:
+            demo.preflight(ProcessTopology(["pipe", "data"], [2, 2]), 0, 4, strategy, 60.0)
+        except ProctopoError as exc:
+            assert "needs torch" in str(exc), f"{strategy}: {exc}"

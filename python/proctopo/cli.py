@@ -1,29 +1,49 @@
-"""The ``proctopo`` command: look at a layout before a job runs, or run it.
+"""The ``proctopo`` command: look at a layout before a job runs, check it, draw it, or run it.
 
     proctopo show pipe=2 data=2 model=2          rank -> coordinates -> groups
-    proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8
-    proctopo draw pipe=2 data=4 model=2 --group data   the grid as a picture, groups lettered
+    proctopo show --rank 5 pipe=2 data=2 model=2 one rank: its groups and pipeline neighbours
+    proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8 --intra-node model
+    proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4 -o layout.svg
     proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
 
 Every subcommand takes its axes the same way: ``name=size`` words, slowest axis first,
-``pipe=2 data=2 model=2`` when none are given. This module never imports torch (``run``
+``pipe=2 data=2 model=2`` when none are given. ``show``, ``check`` and ``draw`` print
+JSON with ``--json`` (the schemas are in docs/cli.md). Under a launcher, ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE`` stand in for ``--rank``, ``--world-size`` and
+``--ranks-per-node`` (the options win). This module never imports torch (``run``
 loads it in the processes it starts).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
 
-from . import demo
-from .errors import GridSizeError, InvalidArgumentError, ProctopoError
-from .topology import ProcessTopology
+from . import __version__, demo
+from . import draw as drawing
+from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
+from .topology import MEGATRON_TO_DEEPSPEED, ProcessTopology
 
 #: The axes of every subcommand when none are given.
 DEFAULT_AXES: tuple[str, ...] = ("pipe=2", "data=2", "model=2")
+
+
+def _split_word(
+    spec: str, what: str = "axis", value: str = "size", example: str = "data=4"
+) -> tuple[str, int]:
+    """``name=value`` with the value in plain decimal digits (``0``-``9``), as ``(name, value)``."""
+    name, sep, digits = spec.partition("=")
+    if not sep or not (digits.isascii() and digits.isdigit()):
+        raise InvalidArgumentError(
+            f"{what} {spec!r} must be written name={value}, the {value} in decimal digits (e.g. {example})"
+        )
+    return name, int(digits)
 
 
 def parse_axes(specs: Sequence[str]) -> ProcessTopology:
@@ -42,17 +62,69 @@ def parse_axes(specs: Sequence[str]) -> ProcessTopology:
     Traceback (most recent call last):
     proctopo.errors.InvalidTopologyError: axis 'pipe' has size 0...
     """
-    axes: list[str] = []
-    dims: list[int] = []
-    for spec in specs:
-        name, sep, size = spec.partition("=")
-        if not sep or not (size.isascii() and size.isdigit()):
-            raise InvalidArgumentError(
-                f"axis {spec!r} must be written name=size, the size in decimal digits (e.g. data=4)"
-            )
-        axes.append(name)
-        dims.append(int(size))
-    return ProcessTopology(axes, dims)
+    pairs = [_split_word(spec) for spec in specs]
+    return ProcessTopology([n for n, _ in pairs], [d for _, d in pairs])
+
+
+def parse_coords(specs: Iterable[str]) -> list[tuple[str, int]]:
+    """``name=index`` words (each may hold several, joined by ``,``) as ``(name, index)`` pairs.
+
+    >>> parse_coords(["pipe=0,data=1", "model=3"])
+    [('pipe', 0), ('data', 1), ('model', 3)]
+    """
+    return [
+        _split_word(word, "slice", "index", "pipe=0") for spec in specs for word in spec.split(",") if word
+    ]
+
+
+def _axis_list(text: str) -> list[str]:
+    """``model,expert`` as ``['model', 'expert']``."""
+    return [a for a in text.split(",") if a]
+
+
+@contextmanager
+def suggest_axes(words: Iterable[str], names: Iterable[str]) -> Iterator[None]:
+    """Add "did you mean" to an :class:`UnknownAxisError` raised inside: the closest of ``names``
+    for each of ``words`` that is not one of them.
+
+    >>> topo = parse_axes(["pipe=2", "model=2"])
+    >>> with suggest_axes(["modle"], topo.axes):
+    ...     topo.axis_indices(["modle"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.UnknownAxisError: unknown axis 'modle'; the axes are [...] (did you mean 'model'?)
+    """
+    try:
+        yield
+    except UnknownAxisError as exc:
+        names = list(names)
+        unknown = [w for w in dict.fromkeys(words) if w not in names]
+        close = {w: difflib.get_close_matches(w, names, n=1) for w in unknown}
+        hints = [f"{m[0]!r}" if len(unknown) == 1 else f"{m[0]!r} for {w!r}" for w, m in close.items() if m]
+        if not hints:
+            raise
+        raise UnknownAxisError(f"{exc} (did you mean {', '.join(hints)}?)") from None
+
+
+def topology_json(topo: ProcessTopology) -> dict[str, Any]:
+    """The ``topology`` object of every JSON document: axes, dims, strides and world size.
+
+    >>> topology_json(ProcessTopology(['pipe', 'data'], [2, 3]))
+    {'axes': ['pipe', 'data'], 'dims': [2, 3], 'strides': [3, 1], 'world_size': 6}
+    """
+    return {
+        "axes": topo.get_axis_names(),
+        "dims": topo.dims,
+        "strides": list(topo.strides),
+        "world_size": topo.world_size(),
+    }
+
+
+def _dump(doc: dict[str, Any], out: TextIO) -> None:
+    print(json.dumps(doc, indent=2), file=out)
+
+
+# ---------------------------------------------------------------------------- show
 
 
 def _ranks_text(ranks: Sequence[int], limit: int = 8) -> str:
@@ -98,108 +170,273 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
         )
 
 
-def _label(i: int) -> str:
-    """0 -> 'a', 25 -> 'z', 26 -> 'ba', ...: a short name for a group number."""
-    text = ""
-    while True:
-        text = chr(ord("a") + i % 26) + text
-        i //= 26
-        if i == 0:
-            return text
+def show_json(topo: ProcessTopology, limit: int = 16) -> dict[str, Any]:
+    """``proctopo show --json``: the first ``limit`` ranks with their coordinates and groups.
 
-
-def draw(
-    topo: ProcessTopology,
-    group: str | None = None,
-    ranks_per_node: int | None = None,
-    limit: int = 256,
-    out: TextIO | None = None,
-) -> None:
-    """Draw the grid: one panel per value of the slower axes, the last two axes as rows and columns.
-
-    Each cell is a rank; with ``group`` its group along that axis (or axes, joined by
-    ``,``) is lettered, so the members of one group share a letter; with
-    ``ranks_per_node`` the node number follows as ``@n``.
-
-    >>> draw(ProcessTopology(['pipe', 'data', 'model'], [2, 2, 2]), group='data')
-    pipe=0
-                model=0  model=1
-      data=0        0 a      1 b
-      data=1        2 a      3 b
-    <BLANKLINE>
-    pipe=1
-                model=0  model=1
-      data=0        4 c      5 d
-      data=1        6 c      7 d
-    <BLANKLINE>
+    >>> doc = show_json(ProcessTopology(['pipe', 'data'], [2, 2]), limit=1)
+    >>> doc['ranks']
+    [{'rank': 0, 'coord': {'pipe': 0, 'data': 0}, 'groups': {'pipe': [0, 2], 'data': [0, 1]}}]
+    >>> doc['ranks_left_out'], doc['groups']['data']
+    (3, {'count': 2, 'size': 2})
     """
-    out = out or sys.stdout
     axes, dims = topo.get_axis_names(), topo.dims
     w = topo.world_size()
-    if w > limit:
-        raise ProctopoError(f"draw shows at most {limit} ranks (--limit); this topology has {w}")
-    group_axes = [a for a in group.split(",") if a] if group else []
-    rows_axis = axes[-2] if len(axes) >= 2 else None
-    cols_axis = axes[-1] if axes else None
-    n_rows = dims[-2] if len(axes) >= 2 else 1
-    n_cols = dims[-1] if axes else 1
+    ranks = [
+        {
+            "rank": r,
+            "coord": dict(zip(axes, topo.get_coord(r))),
+            "groups": {a: topo.group_list(r, a) for a in axes},
+        }
+        for r in range(min(w, limit))
+    ]
+    return {
+        "schema": "proctopo.show/1",
+        "topology": topology_json(topo),
+        "ranks": ranks,
+        "ranks_left_out": w - len(ranks),
+        "groups": {a: {"count": w // d, "size": d} for a, d in zip(axes, dims)},
+    }
 
-    def cell(r: int) -> str:
-        text = str(r)
-        if group_axes:
-            text += " " + _label(topo.group_index(r, group_axes)[0])
-        if ranks_per_node:
-            text += f" @{r // ranks_per_node}"
-        return text
 
-    cells = [cell(r) for r in range(w)]
-    width = max(len(c) for c in cells)
-    if cols_axis:
-        width = max(width, len(f"{cols_axis}={n_cols - 1}"))
-    head = (len(f"{rows_axis}={n_rows - 1}") if rows_axis else 0) + 4
-    for first in range(0, w, n_rows * n_cols):
-        if len(axes) > 2:
-            coord = topo.get_coord(first)
-            print(" ".join(f"{a}={c}" for a, c in zip(axes[:-2], coord[:-2])), file=out)
-        if cols_axis:
-            print(" " * head + "".join(f"{cols_axis}={c}".rjust(width + 2) for c in range(n_cols)), file=out)
-        for i in range(n_rows):
-            label = f"  {rows_axis}={i}" if rows_axis else ""
-            row = "".join(cells[first + i * n_cols + j].rjust(width + 2) for j in range(n_cols))
-            print(label.ljust(head) + row, file=out)
-        if len(axes) > 2:
-            print(file=out)
+def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = None) -> dict[str, Any]:
+    """``proctopo show --rank R --json``: one rank's coordinates, groups and pipeline neighbours.
+
+    Its group along each axis, DeepSpeed's model-parallel group (every axis but
+    ``data``), its previous and next pipeline stage (null at either end, and no
+    ``pipeline`` without a ``pipe`` axis) and, given the ranks per node, its node.
+
+    Raises:
+        RankOutOfRangeError: the rank is not in the topology.
+
+    >>> doc = rank_json(ProcessTopology(['pipe', 'data', 'model'], [2, 2, 2]), 5, ranks_per_node=2)
+    >>> doc['coord'], doc['groups']['data']['ranks'], doc['model_parallel_group']['ranks']
+    ({'pipe': 1, 'data': 0, 'model': 1}, [5, 7], [0, 1, 4, 5])
+    >>> doc['pipeline']
+    {'stage': 1, 'stages': 2, 'prev': 1, 'next': None}
+    >>> doc['node']
+    {'index': 2, 'local_rank': 1, 'ranks_per_node': 2, 'count': 4}
+    """
+    axes, dims = topo.get_axis_names(), topo.dims
+    coord = topo.get_coord(rank)
+    w = topo.world_size()
+
+    def group(names: Sequence[str]) -> dict[str, Any]:
+        index, position = topo.group_index(rank, names)
+        size = 1
+        for a, d in zip(axes, dims):
+            size *= d if a in names else 1
+        return {
+            "ranks": topo.group_list(rank, names),
+            "index": index,
+            "count": w // size,
+            "position": position,
+        }
+
+    ds_axes = [a for a in axes if a != "data"]
+    pipeline = None
+    if "pipe" in axes:
+        prev, nxt = (topo.shift(rank, "pipe", d, periodic=False) for d in (-1, 1))
+        pipeline = {
+            "stage": coord.pipe,
+            "stages": topo.get_dim("pipe"),
+            "prev": None if prev < 0 else prev,
+            "next": None if nxt < 0 else nxt,
+        }
+    node = None
+    if ranks_per_node:
+        node = {
+            "index": rank // ranks_per_node,
+            "local_rank": rank % ranks_per_node,
+            "ranks_per_node": ranks_per_node,
+            "count": -(-w // ranks_per_node),
+        }
+    return {
+        "schema": "proctopo.show/1",
+        "topology": topology_json(topo),
+        "rank": rank,
+        "coord": dict(zip(axes, coord)),
+        "groups": {a: group([a]) for a in axes},
+        "model_parallel_group": {"axes": ds_axes, **group(ds_axes)},
+        "pipeline": pipeline,
+        "node": node,
+    }
+
+
+def _print_rank(doc: dict[str, Any], out: TextIO) -> None:
+    topo = doc["topology"]
+    shape = " x ".join(f"{a}={d}" for a, d in zip(topo["axes"], topo["dims"]))
+    print(f"rank {doc['rank']} of {shape} ({topo['world_size']} ranks)", file=out)
+    rows = [("coordinates", " ".join(f"{a}={c}" for a, c in doc["coord"].items()))]
+    entries = [(f"{a} group", g) for a, g in doc["groups"].items()]
+    mp = doc["model_parallel_group"]
+    entries.append(
+        ("model-parallel", {**mp, "note": f"every axis but data: {'+'.join(mp['axes']) or 'none'}"})
+    )
+    for name, g in entries:
+        where = f"group {g['index']} of {g['count']}, member {g['position']}"
+        note = f"; {g['note']}" if "note" in g else ""
+        rows.append((name, f"{_ranks_text(g['ranks'], 16)}  ({where}{note})"))
+    p = doc["pipeline"]
+    if p is not None:
+        prev = "none" if p["prev"] is None else f"rank {p['prev']}"
+        nxt = "none" if p["next"] is None else f"rank {p['next']}"
+        rows.append(
+            ("pipeline", f"stage {p['stage']} of {p['stages']}: previous stage {prev}, next stage {nxt}")
+        )
+    n = doc["node"]
+    if n is not None:
+        rows.append(
+            ("node", f"{n['index']} of {n['count']}, local rank {n['local_rank']} of {n['ranks_per_node']}")
+        )
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k.ljust(width)}  {v}", file=out)
+
+
+# ---------------------------------------------------------------------------- check
+
+
+def _span(topo: ProcessTopology, axis: str, unit: int) -> int:
+    """The most blocks of ``unit`` consecutive ranks (nodes, domains) one group along ``axis`` touches."""
+    import numpy as np
+
+    block = topo.groups(axis) // unit  # rows ascend, so count the steps
+    return int(np.count_nonzero(np.diff(block, axis=1), axis=1).max()) + 1
 
 
 def check(
-    topo: ProcessTopology, world_size: int | None, ranks_per_node: int | None, out: TextIO | None = None
-) -> int:
-    """Check a layout against a world size and report how each axis's groups sit on nodes.
+    topo: ProcessTopology,
+    world_size: int | None = None,
+    ranks_per_node: int | None = None,
+    *,
+    nodes_per_domain: int | None = None,
+    intra_node: Sequence[str] = (),
+    intra_domain: Sequence[str] = (),
+    allow_partial_node: bool = False,
+) -> dict[str, Any]:
+    """Check a layout against a world size and locality rules; the report (``proctopo.check/1``).
 
-    Returns 0 when the layout fits, 1 when it does not.
+    ``report["ok"]`` is False when a rule is broken; ``report["violations"]`` says which
+    and why. For each axis the report gives the most nodes (and domains) one of its
+    groups spans.
+
+    Raises:
+        UnknownAxisError: ``intra_node`` or ``intra_domain`` names an axis the topology lacks.
+        InvalidArgumentError: ``intra_node`` without ``ranks_per_node``, ``intra_domain``
+            or ``nodes_per_domain`` without both.
+
+    >>> r = check(parse_axes(["pipe=2", "data=4", "model=16"]), 128, 8, intra_node=["model"])
+    >>> r["ok"], [v["message"] for v in r["violations"]]  # doctest: +NORMALIZE_WHITESPACE
+    (False, ['model groups of 16 ranks (stride 1) span up to 2 nodes of 8 ranks; --intra-node model
+    needs each inside one node'])
     """
-    out = out or sys.stdout
-    status = 0
     w = topo.world_size()
+    if (intra_node or intra_domain or nodes_per_domain) and not ranks_per_node:
+        raise InvalidArgumentError(
+            "locality rules need the ranks per node (--ranks-per-node or LOCAL_WORLD_SIZE)"
+        )
+    if intra_domain and not nodes_per_domain:
+        raise InvalidArgumentError("--intra-domain needs the nodes per domain (--nodes-per-domain)")
+    with suggest_axes([*intra_node, *intra_domain], topo.get_axis_names()):
+        topo.axis_indices(list(intra_node))
+        topo.axis_indices(list(intra_domain))
+    violations: list[dict[str, Any]] = []
     try:
         if world_size is not None:
             topo.check_world_size(world_size)
     except GridSizeError as exc:
-        print(f"MISMATCH: {exc}", file=out)
-        status = 1
-    else:
-        print(f"ok: {topo._core.describe()}", file=out)
+        violations.append({"rule": "world_size", "axis": None, "message": str(exc)})
+    nodes = domains = last = None
     if ranks_per_node:
         nodes = -(-w // ranks_per_node)
-        print(f"{nodes} node(s) of {ranks_per_node} ranks", file=out)
-        import numpy as np
+        last = w - (nodes - 1) * ranks_per_node
+        if last != ranks_per_node and not allow_partial_node:
+            violations.append(
+                {
+                    "rule": "partial_node",
+                    "axis": None,
+                    "message": f"{w} ranks on nodes of {ranks_per_node} ranks leave {last} on the last node "
+                    "(--allow-partial-node accepts a partial last node)",
+                }
+            )
+        if nodes_per_domain:
+            domains = -(-nodes // nodes_per_domain)
+    axes_report = []
+    for a, d, stride in zip(topo.get_axis_names(), topo.dims, topo.strides):
+        entry: dict[str, Any] = {"name": a, "size": d, "stride": stride, "groups": w // d}
+        entry["nodes"] = _span(topo, a, ranks_per_node) if ranks_per_node else None
+        entry["domains"] = (
+            _span(topo, a, ranks_per_node * nodes_per_domain) if ranks_per_node and nodes_per_domain else None
+        )
+        axes_report.append(entry)
+        if a in intra_node and entry["nodes"] > 1:
+            violations.append(
+                {
+                    "rule": "intra_node",
+                    "axis": a,
+                    "message": f"{a} groups of {d} ranks (stride {stride}) span up to {entry['nodes']} "
+                    f"nodes of {ranks_per_node} ranks; --intra-node {a} needs each inside one node",
+                }
+            )
+        if a in intra_domain and entry["domains"] > 1:
+            violations.append(
+                {
+                    "rule": "intra_domain",
+                    "axis": a,
+                    "message": f"{a} groups of {d} ranks (stride {stride}) span up to {entry['domains']} "
+                    f"domains of {nodes_per_domain} nodes; --intra-domain {a} needs each inside one domain",
+                }
+            )
+    return {
+        "schema": "proctopo.check/1",
+        "ok": not violations,
+        "topology": topology_json(topo),
+        "world_size": world_size,
+        "ranks_per_node": ranks_per_node,
+        "nodes": nodes,
+        "last_node_ranks": last,
+        "nodes_per_domain": nodes_per_domain,
+        "domains": domains,
+        "rules": {
+            "intra_node": list(intra_node),
+            "intra_domain": list(intra_domain),
+            "allow_partial_node": allow_partial_node,
+        },
+        "axes": axes_report,
+        "violations": violations,
+    }
 
-        for a, stride in zip(topo.get_axis_names(), topo.strides):
-            node = topo.groups(a) // ranks_per_node  # rows ascend, so count the steps
-            worst = int(np.count_nonzero(np.diff(node, axis=1), axis=1).max()) + 1
-            where = "inside one node" if worst == 1 else f"across up to {worst} nodes"
-            print(f"  {a}: groups of {node.shape[1]}, stride {stride}: {where}", file=out)
-    return status
+
+_RULE_TAG = {
+    "world_size": "MISMATCH",
+    "partial_node": "PARTIAL NODE",
+    "intra_node": "SPANS NODES",
+    "intra_domain": "SPANS DOMAINS",
+}
+
+
+def _print_check(report: dict[str, Any], out: TextIO) -> None:
+    topo = report["topology"]
+    shape = " x ".join(f"{a}={d}" for a, d in zip(topo["axes"], topo["dims"]))
+    describe = f"{shape} ({topo['world_size']} ranks)"
+    n = len(report["violations"])
+    print(f"ok: {describe}" if report["ok"] else f"FAILED: {describe}: {n} rule(s) broken", file=out)
+    rpn = report["ranks_per_node"]
+    if rpn:
+        domains = (
+            f", {report['domains']} domain(s) of {report['nodes_per_domain']} nodes"
+            if report["domains"]
+            else ""
+        )
+        print(f"{report['nodes']} node(s) of {rpn} ranks{domains}", file=out)
+        for a in report["axes"]:
+            where = "inside one node" if a["nodes"] == 1 else f"across up to {a['nodes']} nodes"
+            if a["domains"] is not None:
+                where += ", inside one domain" if a["domains"] == 1 else f", up to {a['domains']} domains"
+            print(f"  {a['name']}: groups of {a['size']}, stride {a['stride']}: {where}", file=out)
+
+
+# ---------------------------------------------------------------------------- arguments
 
 
 def _positive(text: str) -> int:
@@ -210,6 +447,17 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _index(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -224,17 +472,83 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _strategy(text: str) -> str:
+    """argparse type: a group_creation strategy the job's processes (gloo on CPU) can use."""
+    if text in demo.STRATEGIES:
+        return text
+    if text == "split":
+        raise argparse.ArgumentTypeError(
+            "'split' needs a backend that splits communicators (NCCL on GPUs); proctopo run uses gloo on "
+            f"CPU: choose {', '.join(demo.STRATEGIES)}"
+        )
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(demo.STRATEGIES)})")
+
+
+def _environ(value: Any, name: str, kind: Callable[[str], int]) -> Any:
+    """``value`` if an option gave it, else the launcher's environment variable ``name`` (if set)."""
+    if value is not None:
+        return value
+    text = os.environ.get(name, "")
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except argparse.ArgumentTypeError as exc:
+        raise InvalidArgumentError(f"environment variable {name}: {exc}") from None
+
+
+_EXAMPLES = {
+    "show": """examples:
+  proctopo show pipe=2 data=2 model=2
+  proctopo show pipe=8 data=128 model=8 --limit 4
+  proctopo show --rank 5 pipe=2 data=2 model=2 --ranks-per-node 4
+  proctopo show --rank $RANK --json pipe=2 data=4     (in a torchrun job script)""",
+    "check": """exit status: 0 when every rule holds, 1 when one is broken (each reason on stderr),
+2 for bad arguments.
+
+examples:
+  proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8 --intra-node model
+  proctopo check pipe=4 data=16 model=8 expert=2 --ranks-per-node 8 --nodes-per-domain 4 \\
+      --intra-node model --intra-domain expert
+  proctopo check --json pipe=2 data=4     (under torchrun: WORLD_SIZE and LOCAL_WORLD_SIZE are used)""",
+    "draw": """The format follows the output file's suffix (.svg, .png, .html, .txt) unless --format is given;
+png needs matplotlib and coloured text needs rich (pip install 'proctopo[draw]').
+
+examples:
+  proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4
+  proctopo draw pipe=2 data=4 model=2 --group model --ranks-per-node 8 -o layout.svg
+  proctopo draw pipe=8 data=128 model=8 --group data --ranks-per-node 8 --slice pipe=0 -o pipe0.html
+  proctopo draw pipe=8 data=128 model=8 --group model --ranks-per-node 8 --node 3""",
+    "run": """examples:
+  proctopo run
+  proctopo run --nproc 4 pipe=2 data=2 --strategy global
+  torchrun --standalone --nproc-per-node 8 -m proctopo.demo""",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``proctopo`` (all subcommands)."""
     top = argparse.ArgumentParser(
         prog="proctopo",
-        description="Look at a layout of named axes (pipe, data, model, ...) before a job runs, or run it. "
-        "Every command takes the axes as name=size words, slowest first.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Look at a layout of named axes (pipe, data, model, ...) before a job runs, check it, "
+        "draw it, or run it. Every command takes the axes as name=size words, slowest first.",
+        epilog="examples:\n  proctopo show pipe=2 data=2 model=2\n"
+        "  proctopo check pipe=8 data=128 model=8 --ranks-per-node 8 --intra-node model\n"
+        "  proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4 -o layout.svg\n"
+        "  proctopo run --nproc 4\n\n'proctopo COMMAND --help' describes each command.",
     )
+    top.add_argument("--version", action="version", version=f"proctopo {__version__}")
     sub = top.add_subparsers(dest="command", metavar="{show,check,draw,run}")
 
     def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=description or text)
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=description or text,
+            epilog=_EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.add_argument(
             "axes",
             nargs="*",
@@ -243,15 +557,75 @@ def parser() -> argparse.ArgumentParser:
         )
         return p
 
-    p = command("show", "print rank -> coordinates -> groups")
+    def json_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--json", action="store_true", help="print JSON (schema in docs/cli.md) instead of text"
+        )
+
+    p = command("show", "print rank -> coordinates -> groups, or one rank's groups and neighbours")
     p.add_argument("--limit", type=_positive, default=16, help="ranks to list (default 16)")
-    p = command("check", "check a layout against a world size and report how groups sit on nodes")
-    p.add_argument("--world-size", type=_positive, help="the number of ranks the layout must fill")
-    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node")
-    p = command("draw", "draw the grid, groups lettered and nodes numbered")
-    p.add_argument("--group", help="letter the groups along this axis (or axes, joined by ',')")
-    p.add_argument("--ranks-per-node", type=_positive, help="show each rank's node as @n")
-    p.add_argument("--limit", type=_positive, default=256, help="largest world to draw (default 256)")
+    p.add_argument(
+        "--rank",
+        type=_index,
+        help="show this rank: coordinates, every group it is in, pipeline neighbours (default: $RANK if set)",
+    )
+    p.add_argument(
+        "--ranks-per-node", type=_positive, help="ranks on each node, for --rank (default: $LOCAL_WORLD_SIZE)"
+    )
+    json_option(p)
+    p = command("check", "check a layout against a world size and locality rules")
+    p.add_argument(
+        "--world-size", type=_positive, help="the number of ranks the layout must fill (default: $WORLD_SIZE)"
+    )
+    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)")
+    p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each domain (a rack, a switch, ...)")
+    p.add_argument(
+        "--intra-node",
+        type=_axis_list,
+        default=[],
+        metavar="AXES",
+        help="axes whose groups must stay on one node",
+    )
+    p.add_argument(
+        "--intra-domain",
+        type=_axis_list,
+        default=[],
+        metavar="AXES",
+        help="axes whose groups must stay in one domain (needs --nodes-per-domain)",
+    )
+    p.add_argument("--allow-partial-node", action="store_true", help="accept a last node that is not full")
+    json_option(p)
+    p = command("draw", "draw the ranks by node, coloured by group, as text, SVG, PNG or HTML")
+    p.add_argument(
+        "--group", type=_axis_list, default=[], metavar="AXES", help="colour by the groups along these axes"
+    )
+    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node: one row per node")
+    p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each domain: nodes framed by domain")
+    p.add_argument(
+        "--slice",
+        action="append",
+        default=[],
+        metavar="AXIS=I",
+        help="draw only these coordinates, e.g. pipe=0",
+    )
+    p.add_argument("--node", type=_index, help="draw only this node (needs --ranks-per-node)")
+    p.add_argument(
+        "--format", choices=drawing.FORMATS, help="text, svg, png or html (default: from -o, else text)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the standard output")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        default=256,
+        help="ranks drawn before the picture becomes a summary (default 256)",
+    )
+    p.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the text picture (needs rich; auto: on a terminal)",
+    )
+    json_option(p)
     p = command(
         "run",
         "run a real grid over local CPU processes and prove every group (needs torch)",
@@ -266,8 +640,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         default="auto",
-        choices=["auto", "global", "local", "split"],
-        help="group_creation of the grid (default auto)",
+        type=_strategy,
+        metavar="{" + ",".join(demo.STRATEGIES) + "}",
+        help="group_creation of the grid (default auto; split needs NCCL on GPUs, so it is not offered here)",
     )
     p.add_argument(
         "--timeout", type=_seconds, default=120.0, help="seconds before the run counts as hung (default 120)"
@@ -276,38 +651,145 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# ---------------------------------------------------------------------------- commands
+
+
+def _run(args: argparse.Namespace) -> int:
+    words = args.axes
+    topo: ProcessTopology | None
+    if words:
+        topo = parse_axes(words)
+    elif args.nproc is None and not demo.under_launcher():
+        topo = parse_axes(DEFAULT_AXES)
+    else:
+        topo = None  # DeepSpeed's default split of the world size
+    if topo is not None and args.nproc is not None:
+        topo.check_world_size(args.nproc, "--nproc")
+    given = topo.get_axis_names() if topo is not None else []
+    usual = [a for a in MEGATRON_TO_DEEPSPEED.values() if a not in given]
+    with suggest_axes(given, usual):
+        return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
+
+
+def _show(args: argparse.Namespace) -> int:
+    topo = parse_axes(args.axes or DEFAULT_AXES)
+    rank = _environ(args.rank, "RANK", _index)
+    if rank is None:
+        if args.json:
+            _dump(show_json(topo, args.limit), sys.stdout)
+        else:
+            show(topo, limit=args.limit)
+        return 0
+    doc = rank_json(topo, rank, _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive))
+    if args.json:
+        _dump(doc, sys.stdout)
+    else:
+        _print_rank(doc, sys.stdout)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    topo = parse_axes(args.axes or DEFAULT_AXES)
+    report = check(
+        topo,
+        _environ(args.world_size, "WORLD_SIZE", _positive),
+        _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive),
+        nodes_per_domain=args.nodes_per_domain,
+        intra_node=args.intra_node,
+        intra_domain=args.intra_domain,
+        allow_partial_node=args.allow_partial_node,
+    )
+    if args.json:
+        _dump(report, sys.stdout)
+    else:
+        _print_check(report, sys.stdout)
+    for v in report["violations"]:
+        print(f"{_RULE_TAG[v['rule']]}: {v['message']}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
+_SUFFIXES = {".svg": "svg", ".png": "png", ".html": "html", ".htm": "html", ".txt": "text"}
+
+
+def _draw(args: argparse.Namespace) -> int:
+    topo = parse_axes(args.axes or DEFAULT_AXES)
+    output = None if args.output in (None, "-") else args.output
+    fmt = args.format or _SUFFIXES.get(os.path.splitext(output or "")[1].lower(), "text")
+    if fmt == "png" and output is None and not args.json:
+        raise InvalidArgumentError("a PNG is written to a file: give -o FILE.png")
+    coords = parse_coords(args.slice)
+    names = topo.get_axis_names()
+    with suggest_axes([*args.group, *(n for n, _ in coords)], names):
+        ranks = (
+            drawing.select(topo, coords, args.node, args.ranks_per_node)
+            if coords or args.node is not None
+            else None
+        )
+        pic = drawing.layout(
+            topo, args.group, args.ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
+        )
+    if fmt == "png" and not args.json:
+        drawing.png(pic, output or "")
+        return 0
+    if args.json:
+        text = json.dumps(
+            {"schema": "proctopo.draw/1", "topology": topology_json(topo), **drawing.to_dict(pic)}, indent=2
+        )
+        text += "\n"
+    elif fmt == "svg":
+        text = drawing.svg(pic)
+    elif fmt == "html":
+        text = drawing.html(pic)
+    else:
+        if output is None:
+            drawing.write_text(pic, sys.stdout, args.color)
+            return 0
+        with open(output, "w", encoding="utf-8") as f:
+            drawing.write_text(pic, f, args.color)
+        return 0
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "show": _show,
+    "check": _check,
+    "draw": _draw,
+    "run": _run,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``proctopo`` and ``python -m proctopo``; returns the exit status.
 
-    Mistakes in the options end in argparse's usage message (``SystemExit(2)``); a
-    layout that breaks a rule prints ``proctopo <command>: error: <why>`` and returns 2.
+    Without a command it prints the help. Mistakes in the options end in argparse's
+    usage message (``SystemExit(2)``); a layout that breaks a rule of the topology
+    prints ``proctopo <command>: error: <why>`` and returns 2; ``check`` returns 1 when
+    the layout breaks one of the rules it was asked to check. A reader that goes away
+    (``proctopo show ... | head``) ends the command quietly with status 1.
     """
-    args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    command = args.command or "show"
-    words = getattr(args, "axes", None) or []
     try:
-        if command == "run":
-            topo: ProcessTopology | None
-            if words:
-                topo = parse_axes(words)
-            elif args.nproc is None and not demo.under_launcher():
-                topo = parse_axes(DEFAULT_AXES)
-            else:
-                topo = None  # DeepSpeed's default split of the world size
-            if topo is not None and args.nproc is not None:
-                topo.check_world_size(args.nproc, "--nproc")
-            return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
-        topo = parse_axes(words or DEFAULT_AXES)
-        if command == "show":
-            show(topo, limit=getattr(args, "limit", 16))
-            return 0
-        if command == "draw":
-            draw(topo, args.group, args.ranks_per_node, args.limit)
-            return 0
-        return check(topo, args.world_size, args.ranks_per_node)
-    except ProctopoError as exc:
-        print(f"proctopo {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away, e.g. `proctopo show ... | head`
+        try:
+            return _main(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here at the latest, not at interpreter exit
+    except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
+
+
+def _main(argv: list[str]) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command is None:
+        top.print_help()
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except ProctopoError as exc:
+        print(f"proctopo {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -28,11 +28,18 @@ import time
 from typing import Any
 
 from . import launch
-from .errors import GroupCreationError, InvalidArgumentError
+from .errors import GroupCreationError, InvalidArgumentError, ProctopoError
 from .topology import ProcessTopology
 
 #: More local processes than this is taken for a mistake.
 MAX_LOCAL_PROCESSES = 64
+
+#: The group_creation strategies the job can use. Its processes join with gloo on CPU,
+#: which cannot split communicators, so "split" (NCCL on GPUs) is not one of them.
+STRATEGIES: tuple[str, ...] = ("auto", "global", "local")
+
+#: How to install what the job needs when torch is missing.
+PIP_TORCH = "pip install torch (on a CPU-only machine: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
 
 
 def under_launcher() -> bool:
@@ -64,9 +71,13 @@ def run(
         timeout: Seconds before a collective, or the whole run, counts as hung.
         quiet: Print only the summary line.
 
+    Every argument is checked before a process starts (see :func:`preflight`).
+
     Raises:
         InvalidArgumentError: neither ``topo`` nor ``nproc`` given, or more than
             :data:`MAX_LOCAL_PROCESSES` processes asked for.
+        ProctopoError: torch is missing, or the grid would refuse the arguments
+            (e.g. :class:`UnknownAxisError` for a topology without ``pipe`` or ``data``).
 
     >>> run(ProcessTopology(['pipe', 'data'], [2, 2]), quiet=True)  # doctest: +SKIP
     OK: 12/12 group memberships proven by all_reduce (member ranks and sum of rank+1 as expected) ...
@@ -82,12 +93,46 @@ def run(
         raise InvalidArgumentError(
             f"proctopo run starts at most {MAX_LOCAL_PROCESSES} local processes, asked for {nproc}"
         )
+    preflight(topo, 0, nproc, strategy, timeout)
     results = launch.run(_rank, nproc, (topo, strategy, timeout), timeout=timeout)
     failures = launch.summary(results)
     if failures:
         print("\n".join(f"proctopo run: {line}" for line in failures.splitlines()), file=sys.stderr)
         return 1
     return _report([r.value for r in results], quiet)
+
+
+def preflight(
+    topo: ProcessTopology | None, rank: int, world_size: int, strategy: str, timeout: float
+) -> None:
+    """Refuse, before any process starts, what the job's ranks would refuse.
+
+    The grid is built once here on a :class:`proctopo.testing.RecordingComm` playing
+    ``rank`` of a gloo world of ``world_size`` ranks, so its own rules (the axes it
+    needs, the strategy, the timeout, the size) reject bad arguments in its own words;
+    then torch must be importable, else one line says how to install it.
+
+    >>> preflight(ProcessTopology(['pipe', 'dat'], [2, 2]), 0, 4, 'auto', 60.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    proctopo.errors.UnknownAxisError: PipelineParallelGrid needs the axes 'pipe' and 'data'; ...
+    """
+    from .grid import PipelineParallelGrid
+    from .testing import RecordingComm
+
+    PipelineParallelGrid(topo, group_creation=strategy, timeout=timeout, comm=RecordingComm(rank, world_size))
+    require_torch()
+
+
+def require_torch() -> None:
+    """Raise :class:`ProctopoError` with the pip command unless torch.distributed can be imported."""
+    try:
+        import torch.distributed as dist
+    except ImportError as exc:
+        raise ProctopoError(f"proctopo run needs torch ({exc}); install it: {PIP_TORCH}") from None
+    if not dist.is_available():
+        raise ProctopoError(
+            f"proctopo run needs torch.distributed, which this torch build lacks: {PIP_TORCH}"
+        )
 
 
 def _rank(rank: int, world_size: int, topo: ProcessTopology | None, strategy: str, timeout: float) -> Any:
@@ -124,6 +169,13 @@ def _rank(rank: int, world_size: int, topo: ProcessTopology | None, strategy: st
 
 
 def _run_under_launcher(topo: ProcessTopology | None, strategy: str, timeout: float, quiet: bool) -> int:
+    try:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    except ValueError:
+        raise InvalidArgumentError(
+            f"RANK={os.environ['RANK']!r} and WORLD_SIZE={os.environ['WORLD_SIZE']!r} must be integers"
+        ) from None
+    preflight(topo, rank, world_size, strategy, timeout)
     import torch.distributed as dist
 
     if not dist.is_initialized():
