@@ -10,6 +10,7 @@ bound; a run that passes the bound is reported as such, never dropped.
 
     python bench/grid_sim.py                 # prints the markdown section
     python bench/grid_sim.py --quick         # smaller DeepSpeed bound, for smoke runs
+    python bench/grid_sim.py --megatron      # Megatron's parallel state, megatron-core against proctopo
 
 ``run(...)`` returns the same markdown; ``bench/compare.py`` puts it into
 ``bench/RESULTS.md`` under its own "Scale simulation" heading.
@@ -267,14 +268,242 @@ def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, dee
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------------------------- Megatron
+# One rank of a 65,536-rank Megatron job: megatron-core 0.16's own initialize_model_parallel
+# with torch.distributed replaced by a recording stand-in, against proctopo.megatron's group
+# creation on proctopo.testing.RecordingComm.
+
+MEGATRON_WORLD = 65_536
+MEGATRON_SIZES: dict[str, Any] = {
+    "tensor_model_parallel_size": 8,
+    "context_parallel_size": 2,
+    "expert_model_parallel_size": 8,
+    "pipeline_model_parallel_size": 8,
+}
+#: (expert_tensor_parallel_size, create_gloo_process_groups): etp=1 given, and etp left to
+#: megatron-core, which takes tp (8); its gloo groups off and on (its default is on).
+MEGATRON_CASES: list[tuple[int | None, bool]] = [(1, False), (1, True), (None, False)]
+MEGATRON_COMMAND = "python bench/grid_sim.py --megatron"
+
+
+def _megatron_ranks(world: int) -> list[int]:
+    # Rank 0 is on the first pipeline stage (in both embedding groups); N/2 + 1 is on a middle one.
+    return [0, _rank_of(world)]
+
+
+def _megatron_child(world: int, rank: int, kwargs: dict[str, Any], bound: float) -> None:
+    """Runs in a subprocess: megatron-core's initialize_model_parallel for one rank, recorded."""
+    import signal
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its import-time notes about Transformer Engine and Apex
+        import megatron.core.parallel_state as ps
+    import torch.distributed as dist
+
+    class Group:
+        """Stands in for a ProcessGroup of which the played rank is a member."""
+
+        def __init__(self, ranks: list[int]) -> None:
+            self.ranks = sorted(ranks)
+
+        def size(self) -> int:
+            return len(self.ranks)
+
+        def rank(self) -> int:
+            return self.ranks.index(rank)
+
+    non_member = object()
+    counts = {"new_group": 0}
+    mine: list[tuple[tuple[int, ...], str | None]] = []
+
+    def new_group(ranks: Any = None, timeout: Any = None, backend: Any = None, **_: Any) -> Any:
+        counts["new_group"] += 1
+        if rank in ranks:
+            group = Group(list(ranks))
+            mine.append((tuple(group.ranks), backend))
+            return group
+        return non_member
+
+    class Bound(Exception):
+        pass
+
+    def alarm(*_: Any) -> None:
+        raise Bound
+
+    dist.is_initialized = lambda: True  # type: ignore[assignment]
+    dist.get_world_size = lambda group=None: world  # type: ignore[assignment]
+    dist.get_rank = lambda group=None: rank  # type: ignore[assignment]
+    dist.new_group = new_group  # type: ignore[assignment]
+    out: dict[str, Any] = {"status": "ok"}
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, bound)
+    start = time.perf_counter()
+    try:
+        gc.disable()
+        w0, c0 = time.perf_counter(), time.thread_time()
+        ps.initialize_model_parallel(**kwargs)
+        out["cpu_ms"] = (time.thread_time() - c0) * 1e3
+        out["wall_ms"] = (time.perf_counter() - w0) * 1e3
+    except Bound:
+        out["status"] = "bound"
+        out["elapsed_s"] = time.perf_counter() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        gc.enable()
+    out["new_group"] = counts["new_group"]
+    out["communicators"] = len(mine)
+    out["rank_sets"] = len(set(mine))  # distinct (ranks, backend)
+    print("@@GRID-SIM " + json.dumps(out))
+
+
+def _megatron_row(world: int, rank: int, kwargs: dict[str, Any], bound: float) -> dict[str, Any]:
+    arg = json.dumps([world, rank, kwargs, bound])
+    code = [sys.executable, os.path.abspath(__file__), "--_megatron-child", arg]
+    try:
+        proc = subprocess.run(code, capture_output=True, text=True, timeout=bound + 120)
+    except subprocess.TimeoutExpired:
+        return {"status": "bound", "elapsed_s": bound}
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@GRID-SIM ")), None)
+    if line is None:
+        tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
+        return {"status": f"failed: {tail}"}
+    return dict(json.loads(line[len("@@GRID-SIM ") :]))
+
+
+def _proctopo_megatron_row(world: int, rank: int, kwargs: dict[str, Any], strategy: str) -> dict[str, Any]:
+    from proctopo.megatron import create_groups
+    from proctopo.testing import RecordingComm
+
+    # A GPU job's default group is NCCL: the gloo groups are communicators of their own.
+    comm = RecordingComm(rank, world, backend="nccl", can_split=strategy == "split")
+    gc.collect()
+    gc.disable()
+    try:
+        w0, c0 = time.perf_counter(), time.thread_time()
+        mg = create_groups(**kwargs, group_creation=strategy, comm=comm)
+        cpu = (time.thread_time() - c0) * 1e3
+        wall = (time.perf_counter() - w0) * 1e3
+    finally:
+        gc.enable()
+    live = [g for g in comm.groups if g.alive and g.kind != "pad"]
+    return {
+        "status": "ok",
+        "strategy": mg.grid.strategy,
+        "new_group": comm.calls["new_group"],
+        "split_group": comm.calls["split_group"],
+        "communicators": mg.grid.communicators,
+        "rank_sets": len({(tuple(g.ranks), g.backend) for g in live}),
+        "registered": sum(1 for g in comm.groups if g.alive),
+        "cpu_ms": cpu,
+        "wall_ms": wall,
+    }
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return f"{model}, {os.cpu_count()} CPUs, load average {load} (1 / 5 / 15 min) at the start"
+
+
+def megatron_run(world: int = MEGATRON_WORLD, bound: float = 600.0) -> str:
+    """Megatron's parallel state for one rank of ``world`` ranks: megatron-core against proctopo.
+
+    Returns:
+        Markdown: the method, the command, the machine, and one table with the
+        ``new_group`` calls and the communicators each made on the played rank.
+    """
+    machine = _machine()
+    sizes = dict(MEGATRON_SIZES)
+    dp = world // (sizes["tensor_model_parallel_size"] * sizes["context_parallel_size"]
+                   * sizes["pipeline_model_parallel_size"])  # fmt: skip
+    lines = [
+        f"Megatron layout tp=8 × cp=2 × pp=8 × dp={dp} with ep=8 (order `tp-cp-ep-dp-pp`), {world:,} ranks. "
+        "megatron-core 0.16.1's own `initialize_model_parallel` runs in a subprocess with "
+        "`torch.distributed`'s `is_initialized`, `get_rank`, `get_world_size` and `new_group` replaced by "
+        "a recording stand-in (no group is created; each `new_group` call is counted, and a group of "
+        "which the played rank is a member counts as one communicator, since each call makes its own). "
+        "proctopo's side is `proctopo.megatron.create_groups` (the group creation of its "
+        "`initialize_model_parallel`; filling `parallel_state` makes no calls) on "
+        "`proctopo.testing.RecordingComm`. *Communicators* are the groups the rank is a member of and "
+        "that were created for it (the default group is not counted on either side); proctopo's "
+        "`local` strategy also registers single-rank *pad* groups where a rank reuses a group or is in "
+        "none of a family, so that torch's names for locally synchronised groups stay in step: they "
+        "are counted in the `new_group` calls and shown apart. CPU time is that of the building "
+        "thread (gc off).\n",
+        f"Command: `{MEGATRON_COMMAND}` · {_dt.date.today().isoformat()} · Python "
+        f"{platform.python_version()} · {machine}\n",
+        "| expert tp | gloo groups | rank (stage) | library | group_creation | `new_group` calls / rank "
+        "| communicators / rank | distinct (rank set, backend) | pad groups | CPU time / rank |",
+        "|---|---|---|---|---|--:|--:|--:|--:|--:|",
+    ]
+    pp = sizes["pipeline_model_parallel_size"]
+    # Imports (NumPy, the grid) once before the timed builds.
+    _proctopo_megatron_row(1024, 0, sizes, "local")
+    summary: list[str] = []
+    for etp, gloo in MEGATRON_CASES:
+        kwargs = dict(sizes, expert_tensor_parallel_size=etp, create_gloo_process_groups=gloo)
+        etp_text = "1" if etp is not None else f"derived (= tp = {sizes['tensor_model_parallel_size']})"
+        for rank in _megatron_ranks(world):
+            stage = rank // (world // pp)
+            where = f"{rank:,} ({stage})"
+            m = _megatron_row(world, rank, kwargs, bound)
+            if m["status"] == "ok":
+                lines.append(
+                    f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | megatron-core 0.16.1 | global (its "
+                    f"only way) | {m['new_group']:,} | {m['communicators']} | {m['rank_sets']} | 0 "
+                    f"| {_ms(m['cpu_ms'])} |"
+                )
+            else:
+                lines.append(f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | megatron-core 0.16.1 "
+                             f"| – | – | – | – | – | {m['status']} |")  # fmt: skip
+            for strategy in ("local", "global"):
+                p = _proctopo_megatron_row(world, rank, kwargs, strategy)
+                pads = p["registered"] - p["communicators"]
+                if strategy == "local" and m["status"] == "ok":
+                    summary.append(
+                        f"- expert tp {etp_text}, gloo groups {'on' if gloo else 'off'}, rank {rank:,}: "
+                        f"megatron-core {m['new_group']:,} `new_group` calls and {m['communicators']} "
+                        f"communicators; proctopo `local` {p['new_group']} calls and {p['communicators']} "
+                        f"communicators, and {pads} single-rank pad group{'' if pads == 1 else 's'}"
+                    )
+                lines.append(
+                    f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | proctopo | {p['strategy']} "
+                    f"| {p['new_group']:,} | {p['communicators']} | {p['rank_sets']} | {pads} "
+                    f"| {_ms(p['cpu_ms'])} |"
+                )
+    lines.append("")
+    lines.append('Per rank, megatron-core against proctopo with `group_creation="local"`:\n')
+    lines.extend(summary)
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the markdown section."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="40 s DeepSpeed bound, 3 repeats")
     ap.add_argument("--ds-bound", type=float, default=None, help="seconds before DeepSpeed's grid is stopped")
     ap.add_argument("--no-deepspeed", action="store_true", help="leave DeepSpeed out")
+    ap.add_argument(
+        "--megatron", action="store_true", help="Megatron's parallel state at 65,536 ranks instead"
+    )
     ap.add_argument("--_ds-child", dest="ds_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_megatron-child", dest="megatron_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.megatron_child is not None:
+        world, rank, kwargs, bound = json.loads(args.megatron_child)
+        _megatron_child(world, rank, kwargs, bound)
+        return 0
+    if args.megatron:
+        print("## Megatron's parallel state at scale (bench/grid_sim.py --megatron)\n")
+        print(megatron_run())
+        return 0
     if args.ds_child is not None:
         world, axes, dims, bound = json.loads(args.ds_child)
         _ds_child(world, axes, dims, bound)
