@@ -704,7 +704,7 @@ class Plan:
 
         >>> print(plan({"dp": 2, "tp": 2}, ranks_per_node=2).render())  # doctest: +ELLIPSIS
         4 ranks = 2 nodes x 2 ranks; NVLink domain = one node
-        axes dp=2 tp=2; costs from default weights (relative units); 2 orders (all)
+        axes dp=2 tp=2; costs from default weights (relative units); orders: 2 (all)
         <BLANKLINE>
           #  megatron order  cost/step  dp            tp
           1  tp-dp           0.07558    inter-domain  intra-node
@@ -729,7 +729,7 @@ class Plan:
             else "costs from weights (relative units)"
         )
         axes_text = " ".join(f"{k}={v}" for k, v in self.sizes.items())
-        out(f"axes {axes_text}; {source}; {self.candidates:,} orders ({self.search})")
+        out(f"axes {axes_text}; {source}; orders: {self.candidates:,} ({self.search})")
         for w in self.warnings:
             out(f"note: {w}")
         out("")
@@ -1280,7 +1280,7 @@ def _refit(
             )
             text = (
                 f"use {used} of the {npd} nodes of each NVLink domain ({used * ctx.rpn} ranks per domain, "
-                f"{npd - used} node(s) spare, {domains} domains): {what}, and the best order "
+                f"{npd - used} spare node(s) each, {domains} domains): {what}, and the best order "
                 f"{lay.megatron_order} costs {_seconds(cost, ctx.units)} "
                 f"instead of {_seconds(best.cost, ctx.units)}; "
                 f"the launcher must then place ranks contiguously on the used nodes of each domain"
