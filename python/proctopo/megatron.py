@@ -8,9 +8,10 @@ ranks, gloo groups when asked for), but it creates each distinct group once,
 through a :class:`proctopo.ProcessGrid`:
 
 * megatron-core calls ``new_group`` for every group of every kind on every
-  rank (O(world size) calls per rank) and makes a separate communicator for
-  each kind, even where two kinds hold the same ranks (``dp`` and ``dp_cp``
-  without context parallelism, ``tp_ep_pp`` and the whole world, ...);
+  rank (153,881 calls per rank at 65,536 ranks with tp 8, cp 2, ep 8, pp 8)
+  and makes a separate communicator for each kind, even where two kinds hold
+  the same ranks (``dp`` and ``dp_cp`` without context parallelism, the
+  distributed-optimizer group and the default group, ...);
 * here the dense layout (``tp``, ``cp``, ``dp``, ``pp``) and the expert layout
   (``etp``, ``ep``, ``edp``, ``pp``) are two factorizations of the same ranks,
   held by one grid, which creates each rank's groups with O(axes) calls where
