@@ -411,11 +411,11 @@ class Layout:
     order: tuple[str, ...]
     dims: tuple[int, ...]
     cost: float
-    axes: tuple[AxisReport, ...]
+    axes: list[AxisReport]
     communicators_per_rank: int
     communicator_memory_bytes: int
     new_group_calls: dict[str, int]
-    warnings: tuple[str, ...]
+    warnings: list[str]
 
     @property
     def topology(self) -> ProcessTopology:
@@ -462,11 +462,11 @@ class Layout:
             order=tuple(d["order"]),
             dims=tuple(d["dims"]),
             cost=d["cost"],
-            axes=tuple(AxisReport.from_dict(a) for a in d["axes"]),
+            axes=[AxisReport.from_dict(a) for a in d["axes"]],
             communicators_per_rank=d["communicators_per_rank"],
             communicator_memory_bytes=d["communicator_memory_bytes"],
             new_group_calls=dict(d["new_group_calls"]),
-            warnings=tuple(d["warnings"]),
+            warnings=list(d["warnings"]),
         )
 
 
@@ -1123,11 +1123,11 @@ class _Context:
             order=tuple(order),
             dims=tuple(self.size[n] for n in order),
             cost=total,
-            axes=tuple(reports),
+            axes=reports,
             communicators_per_rank=comms,
             communicator_memory_bytes=comms * self.comm_bytes,
             new_group_calls=calls,
-            warnings=tuple(warnings),
+            warnings=warnings,
         )
 
     def _warnings(self, name: str, kind: str | None, nodes: int, domains: int) -> list[str]:
