@@ -21,7 +21,22 @@ _SUBMODULES = sorted(
 )
 MODULES = ["proctopo", *_SUBMODULES]
 #: Modules whose docstrings hold examples that run (not only skipped ones).
-WITH_EXAMPLES = {"proctopo", "proctopo.cli", "proctopo.demo", "proctopo.launch", "proctopo.topology"}
+WITH_EXAMPLES = {
+    "proctopo",
+    "proctopo.cli",
+    "proctopo.comm",
+    "proctopo.demo",
+    "proctopo.device_mesh",
+    "proctopo.draw",
+    "proctopo.errors",
+    "proctopo.grid",
+    "proctopo.groups",
+    "proctopo.launch",
+    "proctopo.megatron",
+    "proctopo.plan",
+    "proctopo.testing",
+    "proctopo.topology",
+}
 
 
 def test_the_modules_are_found() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import proctopo.megatron as pm
 import pytest
 from helpers import RunWorkers, require
-from proctopo import GroupCreationError, InvalidArgumentError, InvalidTopologyError
+from proctopo import GridStateError, InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
 from proctopo.testing import RecordingComm
 
@@ -256,13 +256,13 @@ def test_virtual_pipeline_needs_pipeline_parallelism() -> None:
 def test_already_initialised_state_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     ps = _megatron()
     monkeypatch.setattr(ps, "_DATA_PARALLEL_GROUP", object())
-    with pytest.raises(GroupCreationError, match="already initialised; call destroy_model_parallel"):
+    with pytest.raises(GridStateError, match="already initialised; call destroy_model_parallel"):
         pm.initialize_model_parallel()
 
 
 def test_process_groups_before_initialisation() -> None:
     _megatron("megatron.core.process_groups_config")
-    with pytest.raises(GroupCreationError, match=r"call proctopo\.megatron\.initialize_model_parallel"):
+    with pytest.raises(GridStateError, match=r"call proctopo\.megatron\.initialize_model_parallel"):
         pm.process_groups()
 
 

@@ -22,6 +22,7 @@ GridSizeError                 a topology whose size is not the group's size  Val
 GroupCreationError            a process group that cannot be created         RuntimeError
 TopologyMismatchError         ranks of one grid given different settings     RuntimeError
 GridTimeoutError              a set-up collective that missed its timeout    TimeoutError
+GridStateError                a call before set-up, twice, or after teardown RuntimeError
 GridDestroyedError            a group of a grid after ``grid.destroy()``     RuntimeError
 ============================  =============================================  ==========================
 
@@ -39,6 +40,7 @@ __all__ = [
     "CoordinateOutOfRangeError",
     "GridDestroyedError",
     "GridSizeError",
+    "GridStateError",
     "GridTimeoutError",
     "GroupCreationError",
     "InvalidArgumentError",
@@ -103,5 +105,10 @@ class GridTimeoutError(ProctopoError, TimeoutError):
     """A collective of the grid set-up did not finish within its timeout."""
 
 
-class GridDestroyedError(ProctopoError, RuntimeError):
+class GridStateError(ProctopoError, RuntimeError):
+    """A call at the wrong point of a grid's life: before it is set up, a second time,
+    or after it was torn down."""
+
+
+class GridDestroyedError(GridStateError):
     """A grid's process groups were asked for after ``grid.destroy()``."""

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import GroupCreationError, InvalidArgumentError
+from .errors import GridStateError, InvalidArgumentError
 from .topology import ProcessTopology, dims_create
 
 if TYPE_CHECKING:
@@ -546,9 +546,10 @@ def initialize_model_parallel(
         InvalidArgumentError: an unsupported option was set (the message names
             it), ``virtual_pipeline_model_parallel_size`` without pipeline
             parallelism, or sizes and order megatron-core refuses (:func:`layout`).
-        GroupCreationError: the parallel state is already initialised (call
-            :func:`destroy_model_parallel` first), ``torch.distributed`` is not,
-            or a group could not be created.
+        GridStateError: the parallel state is already initialised (call
+            :func:`destroy_model_parallel` first).
+        GroupCreationError: ``torch.distributed`` is not initialised, or a group
+            could not be created.
         TopologyMismatchError, GridTimeoutError: as :class:`proctopo.ProcessGrid`.
     """
     global _STATE
@@ -567,7 +568,7 @@ def initialize_model_parallel(
         )
     ps = _parallel_state("initialize_model_parallel")
     if _STATE is not None or ps._DATA_PARALLEL_GROUP is not None:
-        raise GroupCreationError(
+        raise GridStateError(
             "megatron.core.parallel_state is already initialised; call destroy_model_parallel() first"
         )
     mg = create_groups(
@@ -710,7 +711,7 @@ def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
 
     Raises:
         ImportError: megatron-core is not installed.
-        GroupCreationError: :func:`initialize_model_parallel` has not run (or was
+        GridStateError: :func:`initialize_model_parallel` has not run (or was
             destroyed).
         InvalidArgumentError: ``required_pgs`` names a field the collection does
             not have.
@@ -720,7 +721,7 @@ def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
 
     mg = _STATE
     if mg is None:
-        raise GroupCreationError(
+        raise GridStateError(
             "no Megatron groups: call proctopo.megatron.initialize_model_parallel(...) first"
         )
     h = mg.handles
