@@ -272,14 +272,14 @@ def test_every_command_has_the_same_default_axes(
 def test_bare_command_prints_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: proctopo ") and "{show,check,draw,run}" in out and "examples:" in out
+    assert out.startswith("usage: proctopo ") and "{show,check,draw,plan,run}" in out and "examples:" in out
     with pytest.raises(SystemExit) as info:
         cli.main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out == f"proctopo {proctopo.__version__}\n"
 
 
-@pytest.mark.parametrize("command", [None, "show", "check", "draw", "run"])
+@pytest.mark.parametrize("command", [None, "show", "check", "draw", "plan", "run"])
 def test_help_has_examples_and_no_markup(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main([command, "--help"] if command else ["--help"])
@@ -630,3 +630,110 @@ def test_the_documented_job_script_under_torchrun(torch_dist: Any, tmp_path: Pat
     )
     assert out.returncode != 0 and list(tmp_path.glob("trained.*")) == []
     assert "MISMATCH: pipe * data * model = 2 * 2 * 2 = 8, but the world size is 2" in out.stderr
+
+
+PLAN_CASES = [
+    (["pipe=4", "data=0", "model=8", "--world-size", "512", "--ranks-per-node", "8"],
+     dict(sizes={"pipe": 4, "data": 0, "model": 8}, world_size=512, ranks_per_node=8)),
+    (["tp=8", "dp=0", "pp=4", "--world-size", "1024", "--ranks-per-node", "8", "--nodes-per-domain", "9",
+      "--top", "3", "--group", "dp,tp", "--communicator-bytes", "1000"],
+     dict(sizes={"tp": 8, "dp": 0, "pp": 4}, world_size=1024, ranks_per_node=8, nodes_per_domain=9, top=3,
+          groups=[["dp", "tp"]], communicator_bytes=1000)),
+    (["tp=8", "cp=2", "dp=0", "pp=4", "--order", "tp-cp-dp-pp", "--world-size", "2048",
+      "--ranks-per-node", "8", "--model",
+      "params=70e9,hidden=8192,seq_len=8192,micro_batch=1,layers=80,kv_hidden=1024"],
+     dict(sizes={"tp": 8, "cp": 2, "dp": 0, "pp": 4}, order="tp-cp-dp-pp", world_size=2048, ranks_per_node=8,
+          model={"params": 70e9, "hidden": 8192, "seq_len": 8192, "micro_batch": 1, "layers": 80,
+                 "kv_hidden": 1024})),
+    (["tp=8", "dp=16", "--ranks-per-node", "8", "--weight", "dp=6", "--weight", "tp=0.5",
+      "--tier", "inter-domain=25e9,12e-6", "--tier", "intra-node=300e9", "--candidate", "tp-dp",
+      "--candidate", "dp-tp"],
+     dict(sizes={"tp": 8, "dp": 16}, ranks_per_node=8, weights={"dp": 6.0, "tp": 0.5},
+          tiers={"inter-domain": {"bandwidth": 25e9, "latency": 12e-6}, "intra-node": {"bandwidth": 300e9}},
+          candidates=["tp-dp", "dp-tp"])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("words", "kwargs"), PLAN_CASES)
+def test_plan_maps_each_option_to_the_planner(
+    words: list[str],
+    kwargs: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from proctopo import plan as planner
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    sizes = kwargs.pop("sizes")
+    expected = planner.plan(sizes, **kwargs)
+    assert cli.main(["plan", *words]) == 0
+    assert capsys.readouterr().out == expected.render() + "\n"
+    assert cli.main(["plan", *words, "--json", "--limit", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == json.loads(json.dumps(expected.to_dict())) and doc["schema"] == "proctopo.plan/1"
+    assert cli.main(["plan", *words, "--limit", "2"]) == 0
+    assert capsys.readouterr().out == expected.render(limit=2) + "\n"
+
+
+def test_plan_reads_a_model_file_and_the_launchers_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proctopo import plan as planner
+
+    model = {"params": 7e9, "hidden": 4096, "seq_len": 4096, "micro_batch": 1, "layers": 32}
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    monkeypatch.setenv("WORLD_SIZE", "64")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    for text in (str(tmp_path / "model.json"), json.dumps(model)):
+        assert cli.main(["plan", "tp=8", "dp=0", "--model", text, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        expected = planner.plan({"tp": 8, "dp": 0}, world_size=64, ranks_per_node=8, model=model)
+        assert doc == json.loads(json.dumps(expected.to_dict())) and doc["units"] == "seconds"
+
+
+@pytest.mark.parametrize(
+    ("words", "text"),
+    [
+        (["pipe=2", "data=4"], "plan needs ranks_per_node (or LOCAL_WORLD_SIZE in the environment)"),
+        (
+            ["pipe=2", "data=4", "model=2", "--ranks-per-node", "8", "--weight", "dat=2"],
+            "unknown axis 'dat'; the axes are ['pipe', 'data', 'model'] (did you mean 'data'?)",
+        ),
+        (["pipe=2", "pipe=4", "--ranks-per-node", "8"], "axis name 'pipe' appears twice"),
+        (["pipe=2", "data=4", "--ranks-per-node", "8", "--world-size", "16"], "but the world size is 16"),
+        (["pipe=two", "--ranks-per-node", "8"], "axis 'pipe=two' must be written name=size"),
+    ],
+)
+def test_plan_errors(
+    words: list[str], text: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cli.main(["plan", *words]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proctopo plan: error: ") and text in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("words", "text"),
+    [
+        (
+            ["--tier", "inter-domain"],
+            "argument --tier: 'inter-domain' must be written TIER=BANDWIDTH[,LATENCY]",
+        ),
+        (["--tier", "inter-domain=fast"], "argument --tier: inter-domain=fast: 'fast' is not a number"),
+        (["--weight", "data"], "argument --weight: 'data' must be written AXIS=GB"),
+        (["--model", "{not json"], "argument --model: not JSON"),
+        (["--model", "/nonexistent/model.json"], "argument --model: cannot read '/nonexistent/model.json'"),
+        (["--model", "[1, 2]"], "argument --model: cannot read"),
+        (["--model", "hidden"], "argument --model: cannot read 'hidden'"),
+    ],
+)
+def test_plan_options_are_checked_by_the_parser(
+    words: list[str], text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plan", "tp=8", "--ranks-per-node", "8", *words])
+    assert info.value.code == 2
+    assert text in capsys.readouterr().err

@@ -4,14 +4,15 @@
     proctopo show --rank 5 pipe=2 data=2 model=2 one rank: its groups and pipeline neighbours
     proctopo check pipe=8 data=128 model=8 --world-size 8192 --ranks-per-node 8 --intra-node model
     proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4 -o layout.svg
+    proctopo plan pipe=4 data=0 model=8 --world-size 512 --ranks-per-node 8   orders ranked by cost
     proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
 
 Every subcommand takes its axes the same way: ``name=size`` words, slowest axis first,
-``pipe=2 data=2 model=2`` when none are given. ``show``, ``check`` and ``draw`` print
-JSON with ``--json`` (the schemas are in docs/cli.md). Under a launcher, ``RANK``,
-``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE`` stand in for ``--rank``, ``--world-size`` and
-``--ranks-per-node`` (the options win). This module never imports torch (``run``
-loads it in the processes it starts).
+``pipe=2 data=2 model=2`` when none are given. ``show``, ``check``, ``draw`` and
+``plan`` print JSON with ``--json`` (the schemas are in docs/cli.md and docs/plan.md).
+Under a launcher, ``RANK``, ``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE`` stand in for
+``--rank``, ``--world-size`` and ``--ranks-per-node`` (the options win). This module
+never imports torch (``run`` loads it in the processes it starts).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 
 from . import __version__, demo
 from . import draw as drawing
+from . import plan as planner
 from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
 from .topology import MEGATRON_TO_DEEPSPEED, ProcessTopology
 
@@ -296,14 +298,6 @@ def _print_rank(doc: dict[str, Any], out: TextIO) -> None:
 # ---------------------------------------------------------------------------- check
 
 
-def _span(topo: ProcessTopology, axis: str, unit: int) -> int:
-    """The most blocks of ``unit`` consecutive ranks (nodes, domains) one group along ``axis`` touches."""
-    import numpy as np
-
-    block = topo.groups(axis) // unit  # rows ascend, so count the steps
-    return int(np.count_nonzero(np.diff(block, axis=1), axis=1).max()) + 1
-
-
 def check(
     topo: ProcessTopology,
     world_size: int | None = None,
@@ -364,9 +358,12 @@ def check(
     axes_report = []
     for a, d, stride in zip(topo.get_axis_names(), topo.dims, topo.strides):
         entry: dict[str, Any] = {"name": a, "size": d, "stride": stride, "groups": w // d}
-        entry["nodes"] = _span(topo, a, ranks_per_node) if ranks_per_node else None
+        # The most nodes (domains) one group spans: the planner's closed form, O(log) per axis.
+        entry["nodes"] = planner.blocks_spanned(stride, d, w, ranks_per_node) if ranks_per_node else None
         entry["domains"] = (
-            _span(topo, a, ranks_per_node * nodes_per_domain) if ranks_per_node and nodes_per_domain else None
+            planner.blocks_spanned(stride, d, w, ranks_per_node * nodes_per_domain)
+            if ranks_per_node and nodes_per_domain
+            else None
         )
         axes_report.append(entry)
         if a in intra_node and entry["nodes"] > 1:
@@ -484,6 +481,61 @@ def _strategy(text: str) -> str:
     raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(demo.STRATEGIES)})")
 
 
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a number") from None
+    return value
+
+
+def _weight(text: str) -> tuple[str, float]:
+    """argparse type: ``AXIS=GB``, gigabytes each rank all-reduces with its group per step."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} must be written AXIS=GB, e.g. data=2.5")
+    return name, _number(value, text)
+
+
+def _tier(text: str) -> tuple[str, dict[str, float]]:
+    """argparse type: ``TIER=BANDWIDTH[,LATENCY]``, bytes per second and seconds per message."""
+    name, sep, value = text.partition("=")
+    parts = value.split(",")
+    if not sep or not name or not 1 <= len(parts) <= 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be written TIER=BANDWIDTH[,LATENCY], e.g. inter-domain=50e9"
+        )
+    fields = dict(zip(("bandwidth", "latency"), (_number(v, text) for v in parts)))
+    return name, fields
+
+
+def _model(text: str) -> dict[str, Any]:
+    """argparse type: a model description: ``params=7e9,hidden=4096,...``, a JSON object, or a JSON file."""
+    if text.lstrip().startswith("{"):
+        source = text
+    elif "=" in text:
+        fields: dict[str, Any] = {}
+        for word in text.split(","):
+            key, sep, value = word.partition("=")
+            if not sep:
+                raise argparse.ArgumentTypeError(f"{word!r} must be written FIELD=VALUE, e.g. hidden=4096")
+            fields[key] = int(value) if value.isascii() and value.isdigit() else _number(value, word)
+        return fields
+    else:
+        try:
+            with open(text, encoding="utf-8") as f:
+                source = f.read()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text!r}: {exc.strerror}") from None
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a model description is a JSON object")
+    return value
+
+
 def _environ(value: Any, name: str, kind: Callable[[str], int]) -> Any:
     """``value`` if an option gave it, else the launcher's environment variable ``name`` (if set)."""
     if value is not None:
@@ -519,6 +571,14 @@ examples:
   proctopo draw pipe=2 data=4 model=2 --group model --ranks-per-node 8 -o layout.svg
   proctopo draw pipe=8 data=128 model=8 --group data --ranks-per-node 8 --slice pipe=0 -o pipe0.html
   proctopo draw pipe=8 data=128 model=8 --group model --ranks-per-node 8 --node 3""",
+    "plan": """Costs, defaults and the JSON schema (proctopo.plan/1) are described in docs/plan.md.
+
+examples:
+  proctopo plan pipe=4 data=0 model=8 --world-size 512 --ranks-per-node 8
+  proctopo plan tp=8 dp=0 pp=4 --world-size 1024 --ranks-per-node 8 --nodes-per-domain 9
+  proctopo plan tp=8 cp=2 dp=0 pp=4 --order tp-cp-dp-pp --world-size 2048 --ranks-per-node 8 \\
+      --model params=70e9,hidden=8192,seq_len=8192,micro_batch=1,layers=80 --json
+  proctopo plan tp=8 dp=16 --ranks-per-node 8 --weight dp=6 --tier inter-domain=25e9,12e-6 --top 3""",
     "run": """examples:
   proctopo run
   proctopo run --nproc 4 pipe=2 data=2 --strategy global
@@ -532,14 +592,15 @@ def parser() -> argparse.ArgumentParser:
         prog="proctopo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Look at a layout of named axes (pipe, data, model, ...) before a job runs, check it, "
-        "draw it, or run it. Every command takes the axes as name=size words, slowest first.",
+        "draw it, plan it, or run it. Every command takes the axes as name=size words, slowest first.",
         epilog="examples:\n  proctopo show pipe=2 data=2 model=2\n"
         "  proctopo check pipe=8 data=128 model=8 --ranks-per-node 8 --intra-node model\n"
         "  proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4 -o layout.svg\n"
+        "  proctopo plan pipe=4 data=0 model=8 --world-size 512 --ranks-per-node 8\n"
         "  proctopo run --nproc 4\n\n'proctopo COMMAND --help' describes each command.",
     )
     top.add_argument("--version", action="version", version=f"proctopo {__version__}")
-    sub = top.add_subparsers(dest="command", metavar="{show,check,draw,run}")
+    sub = top.add_subparsers(dest="command", metavar="{show,check,draw,plan,run}")
 
     def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -625,6 +686,66 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="colour the text picture (needs rich; auto: on a terminal)",
     )
+    json_option(p)
+    p = sub.add_parser(
+        "plan",
+        help="rank the orders of the axes on a machine by communication cost",
+        description="Rank the orders of the axes on a machine by an alpha-beta communication cost per "
+        "link tier (node, NVLink domain, network), with each order's communicator budget.",
+        epilog=_EXAMPLES["plan"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "axes",
+        nargs="*",
+        metavar="name=size",
+        help=f"axes, slowest first; size 0 is filled from the world size (default {' '.join(DEFAULT_AXES)})",
+    )
+    p.add_argument("--order", help="a Megatron order string, fastest axis first (e.g. tp-cp-ep-dp-pp)")
+    p.add_argument("--world-size", type=_positive, help="ranks in the job (default: $WORLD_SIZE)")
+    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)")
+    p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each NVLink domain (default 1)")
+    p.add_argument(
+        "--weight",
+        type=_weight,
+        action="append",
+        default=[],
+        metavar="AXIS=GB",
+        help="gigabytes each rank all-reduces per step along AXIS (instead of the default or the model's)",
+    )
+    p.add_argument(
+        "--model",
+        type=_model,
+        metavar="DESCRIPTION",
+        help="the model, to estimate each axis's traffic: FIELD=VALUE,... or a JSON object or file "
+        "(fields params, hidden, seq_len, micro_batch, layers, ...)",
+    )
+    p.add_argument(
+        "--tier",
+        type=_tier,
+        action="append",
+        default=[],
+        metavar="TIER=BW[,LAT]",
+        help="a link tier's bandwidth (bytes/s) and latency (s): intra-node, intra-domain or inter-domain",
+    )
+    p.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="ORDER",
+        help="rank only these orders (Megatron order strings, fastest axis first; repeat the option)",
+    )
+    p.add_argument("--top", type=_positive, help="layouts to keep")
+    p.add_argument(
+        "--group",
+        type=_axis_list,
+        action="append",
+        default=[],
+        metavar="AXES",
+        help="an extra set of axes whose groups the job makes too, e.g. dp,cp (counted in the budget)",
+    )
+    p.add_argument("--communicator-bytes", type=_index, help="device memory of one communicator")
+    p.add_argument("--limit", type=_positive, default=10, help="layouts listed in the text (default 10)")
     json_option(p)
     p = command(
         "run",
@@ -755,10 +876,41 @@ def _draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    words = args.axes or ([] if args.order else list(DEFAULT_AXES))
+    pairs = [_split_word(w) for w in words]
+    names = [n for n, _ in pairs]
+    if names:
+        ProcessTopology(names, [1] * len(names))  # repeated or invalid names, in the topology's words
+    axes = names + ([t for t in args.order.split("-") if t not in names] if args.order else [])
+    asked = [n for n, _ in args.weight] + [a for g in args.group for a in g]
+    with suggest_axes(asked, axes):
+        result = planner.plan(
+            dict(pairs) if pairs else None,
+            order=args.order,
+            world_size=args.world_size,
+            ranks_per_node=args.ranks_per_node,
+            nodes_per_domain=args.nodes_per_domain,
+            weights=dict(args.weight) or None,
+            model=args.model,
+            tiers=dict(args.tier) or None,
+            candidates=args.candidate or None,
+            top=args.top,
+            groups=args.group,
+            communicator_bytes=args.communicator_bytes,
+        )
+    if args.json:
+        _dump(result.to_dict(), sys.stdout)
+    else:
+        print(result.render(limit=args.limit))
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": _show,
     "check": _check,
     "draw": _draw,
+    "plan": _plan,
     "run": _run,
 }
 
