@@ -502,3 +502,13 @@ def test_refit_uses_fewer_nodes_per_domain_when_that_keeps_groups_inside() -> No
     oracle = min(oracle_cost(filled, o, 4, 2) for o in all_orders(filled))
     assert refit.cost == pytest.approx(oracle, rel=1e-12) and refit.cost < p.best.cost
     assert plan(sizes, world_size=48, ranks_per_node=4, nodes_per_domain=2).refit is None
+
+
+def test_the_module_is_callable_as_the_planner() -> None:
+    import proctopo
+    from proctopo import plan as plan_module
+
+    direct = plan_module.plan({"tp": 2, "dp": 2}, ranks_per_node=2)
+    called = proctopo.plan({"tp": 2, "dp": 2}, ranks_per_node=2)  # type: ignore[operator]
+    assert called.to_dict() == direct.to_dict()
+    assert isinstance(called, plan_module.Plan)

@@ -33,6 +33,8 @@ import itertools
 import math
 import operator
 import os
+import sys
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -1482,3 +1484,13 @@ def plan(
         refit=_refit(ctx, names, dims, candidates, layouts[0]),
         warnings=notes,
     )
+
+
+class _PlanModule(types.ModuleType):
+    """This module, callable: ``proctopo.plan(...)`` is :func:`plan`, and ``proctopo.plan.Plan`` etc. stay."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Plan:
+        return plan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _PlanModule
