@@ -737,3 +737,20 @@ def test_plan_options_are_checked_by_the_parser(
         cli.main(["plan", "tp=8", "--ranks-per-node", "8", *words])
     assert info.value.code == 2
     assert text in capsys.readouterr().err
+
+
+def test_the_command_never_imports_torch_nor_the_optional_extras() -> None:
+    code = (
+        "import contextlib, io, sys\n"
+        "from proctopo import cli\n"
+        "loaded = lambda: sorted(m for m in ('torch', 'matplotlib', 'rich') if m in sys.modules)\n"
+        "print(loaded())\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    codes = [cli.main(w) for w in (['show', '--rank', '3', '--json'], ['check', '--json'],\n"
+        "             ['draw', '--format', 'svg'], ['draw', '--format', 'html'],\n"
+        "             ['draw', '--color', 'never'], ['plan', '--ranks-per-node', '4'],\n"
+        "             ['run', 'pipe=2', 'dat=2'])]\n"
+        "print(codes, loaded())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.splitlines() == ["[]", "[0, 0, 0, 0, 0, 0, 2] []"], out.stdout + out.stderr
