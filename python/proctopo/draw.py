@@ -296,6 +296,7 @@ def layout(
         topo.axis_indices(group_axes)  # unknown or repeated axes, in the topology's words
     w = topo.world_size()
     chosen: Sequence[int] = range(w) if ranks is None else ranks
+    columns = min(columns, limit)
 
     if ranks_per_node:
         size = ranks_per_node
@@ -334,7 +335,6 @@ def layout(
         first = shown[0]
         return Row(row_label(first), block_label(first), cells, (hi - lo) - len(shown), skipped)
 
-    columns = min(columns, limit)
     bounds: list[tuple[int, int, int]] = []  # (lo, hi, rows skipped before) indices into chosen
     drawn = 0
     lo = 0
@@ -364,10 +364,13 @@ def layout(
             if c.group is not None:
                 first_rank.setdefault(c.group, c.rank)
     others = [i for i, a in enumerate(axes) if a not in group_axes]
+    group_size = w
+    for i in others:
+        group_size //= dims[i]
     for g in seen[:legend_limit]:
-        members = topo.group_list(first_rank[g], group_axes)
+        first = topo.group_of(first_rank[g], group_axes)[:16].tolist()  # not the whole group
         coord = topo.get_coord(first_rank[g])
-        legend.append(Group(g, len(members), tuple(members[:16]), tuple((axes[i], coord[i]) for i in others)))
+        legend.append(Group(g, group_size, tuple(first), tuple((axes[i], coord[i]) for i in others)))
 
     title = topo._core.describe()
     if ranks_per_node:
