@@ -14,7 +14,9 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proctopo/topology.hpp"
@@ -91,26 +93,97 @@ void set_per_elem(benchmark::State& state, double elems_per_iter) {
 }
 
 // ---------------------------------------------------------------------------
-// Plain baselines: what a programmer writes without precomputed reciprocals.
-// The per-call ones are noinline so that they pay one call per rank, as the core does.
+// Plain loops: what a programmer writes by hand, without precomputed reciprocals.
+// The per-call ones are noinline so that they pay one call per rank, as the core does
+// (the core is a separate library, so its calls are never inlined into this file).
+// "_checked" variants range-check their input as the core must; the others do not, so
+// the difference between a loop and its checked twin is the cost of the check.
 
-__attribute__((noinline)) rank_t baseline_rank_of(const rank_t* dims, const rank_t* strides,
-                                                  std::size_t n, const rank_t* coord) {
+/// rank_of: multiply-add over int64 coordinates and precomputed strides.
+template <bool Checked>
+__attribute__((noinline)) rank_t loop_rank_of(const rank_t* dims, const rank_t* strides, std::size_t n,
+                                              const rank_t* coord) {
   rank_t r = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (coord[i] < 0 || coord[i] >= dims[i]) throw std::out_of_range("coordinate");
+    if (Checked && (coord[i] < 0 || coord[i] >= dims[i])) throw std::out_of_range("coordinate");
     r += coord[i] * strides[i];
   }
   return r;
 }
 
-__attribute__((noinline)) void baseline_coord_of(const rank_t* dims, std::size_t n, rank_t world,
-                                                 rank_t rank, rank_t* out) {
-  if (rank < 0 || rank >= world) throw std::out_of_range("rank");
+/// rank_of in 32-bit arithmetic (valid when the world fits in 32 bits).
+template <bool Checked>
+__attribute__((noinline)) rank_t loop32_rank_of(const std::uint32_t* dims, const std::uint32_t* strides,
+                                                std::size_t n, const rank_t* coord) {
+  std::uint32_t r = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (Checked && static_cast<std::uint64_t>(coord[i]) >= dims[i]) throw std::out_of_range("coordinate");
+    r += static_cast<std::uint32_t>(coord[i]) * strides[i];
+  }
+  return static_cast<rank_t>(r);
+}
+
+/// coord_of: 64-bit div/mod per axis, innermost axis first (a dependent chain of divisions).
+template <bool Checked>
+__attribute__((noinline)) void div64_coord_of(const rank_t* dims, std::size_t n, rank_t world, rank_t rank,
+                                              rank_t* out) {
+  if (Checked && (rank < 0 || rank >= world)) throw std::out_of_range("rank");
   for (std::size_t i = n; i-- > 0;) {
     out[i] = rank % dims[i];
     rank /= dims[i];
   }
+}
+
+/// coord_of: uint32_t div/mod per axis, innermost axis first.
+template <bool Checked>
+__attribute__((noinline)) void div32_coord_of(const std::uint32_t* dims, std::size_t n, rank_t world,
+                                              rank_t rank, rank_t* out) {
+  if (Checked && static_cast<std::uint64_t>(rank) >= static_cast<std::uint64_t>(world)) {
+    throw std::out_of_range("rank");
+  }
+  auto r = static_cast<std::uint32_t>(rank);
+  for (std::size_t i = n; i-- > 0;) {
+    const std::uint32_t q = r / dims[i];
+    out[i] = static_cast<rank_t>(r - q * dims[i]);
+    r = q;
+  }
+}
+
+/// coord_of: precomputed strides and uint32_t division, c_i = (r / stride_i) % d_i: the
+/// divisions are independent of each other, so they overlap in the divider.
+template <bool Checked>
+__attribute__((noinline)) void strides32_coord_of(const std::uint32_t* dims, const std::uint32_t* strides,
+                                                  std::size_t n, rank_t world, rank_t rank, rank_t* out) {
+  if (Checked && static_cast<std::uint64_t>(rank) >= static_cast<std::uint64_t>(world)) {
+    throw std::out_of_range("rank");
+  }
+  const auto r = static_cast<std::uint32_t>(rank);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<rank_t>((r / strides[i]) % dims[i]);
+}
+
+/// coord_of: precomputed strides and uint32_t division, one division per axis:
+/// q_i = r / stride_i, c_i = q_i - d_i * q_{i-1} (the core's recurrence, with hardware division).
+template <bool Checked>
+__attribute__((noinline)) void quot32_coord_of(const std::uint32_t* dims, const std::uint32_t* strides,
+                                               std::size_t n, rank_t world, rank_t rank, rank_t* out) {
+  if (Checked && static_cast<std::uint64_t>(rank) >= static_cast<std::uint64_t>(world)) {
+    throw std::out_of_range("rank");
+  }
+  const auto r = static_cast<std::uint32_t>(rank);
+  std::uint32_t prev = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t q = r / strides[i];
+    out[i] = static_cast<rank_t>(q - prev * dims[i]);
+    prev = q;
+  }
+}
+
+std::vector<std::uint32_t> narrow(const std::vector<rank_t>& v) {
+  std::vector<std::uint32_t> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<std::uint32_t>(v[i]);
+  benchmark::DoNotOptimize(out.data());
+  benchmark::ClobberMemory();
+  return out;
 }
 
 /// One axis's group table: decompose each group index with hardware division,
@@ -137,11 +210,27 @@ void baseline_group_table(const std::vector<rank_t>& dims, const std::vector<ran
 // ---------------------------------------------------------------------------
 // Per call: rank_of and coord_of for 1..8 axes.
 
-void BM_rank_of(benchmark::State& state, std::size_t k, bool core) {
+/// Implementations in the per-call sweep; the names are the <impl> part of the benchmark name.
+enum class rank_impl { core, loop, loop_checked, loop32, loop32_checked };
+enum class coord_impl {
+  core,
+  div64,
+  div64_checked,
+  div32,
+  div32_checked,
+  strides32,
+  strides32_checked,
+  quot32,
+  quot32_checked
+};
+
+void BM_rank_of(benchmark::State& state, std::size_t k, rank_impl impl) {
   const shape s = sweep_shape(k);
   const topology topo(s.axes, s.dims);
   const std::vector<rank_t> dims = opaque(s.dims);
   const std::vector<rank_t> strides = opaque(row_major_strides(s.dims));
+  const std::vector<std::uint32_t> dims32 = narrow(s.dims);
+  const std::vector<std::uint32_t> strides32 = narrow(row_major_strides(s.dims));
   std::mt19937_64 rng(42);
   std::vector<rank_t> coords(batch * k);
   for (std::size_t b = 0; b < batch; ++b) {
@@ -149,36 +238,77 @@ void BM_rank_of(benchmark::State& state, std::size_t k, bool core) {
       coords[b * k + i] = static_cast<rank_t>(rng() % static_cast<std::uint64_t>(s.dims[i]));
     }
   }
-  for (auto _ : state) {
-    rank_t acc = 0;
-    for (std::size_t b = 0; b < batch; ++b) {
-      const rank_t* c = coords.data() + b * k;
-      acc += core ? topo.rank_of(c) : baseline_rank_of(dims.data(), strides.data(), k, c);
+  const auto run = [&](auto&& one) {
+    for (auto _ : state) {
+      rank_t acc = 0;
+      for (std::size_t b = 0; b < batch; ++b) acc += one(coords.data() + b * k);
+      benchmark::DoNotOptimize(acc);
     }
-    benchmark::DoNotOptimize(acc);
+  };
+  switch (impl) {
+    case rank_impl::core: run([&](const rank_t* c) { return topo.rank_of(c); }); break;
+    case rank_impl::loop:
+      run([&](const rank_t* c) { return loop_rank_of<false>(dims.data(), strides.data(), k, c); });
+      break;
+    case rank_impl::loop_checked:
+      run([&](const rank_t* c) { return loop_rank_of<true>(dims.data(), strides.data(), k, c); });
+      break;
+    case rank_impl::loop32:
+      run([&](const rank_t* c) { return loop32_rank_of<false>(dims32.data(), strides32.data(), k, c); });
+      break;
+    case rank_impl::loop32_checked:
+      run([&](const rank_t* c) { return loop32_rank_of<true>(dims32.data(), strides32.data(), k, c); });
+      break;
   }
   set_per_elem(state, batch);
 }
 
-void BM_coord_of(benchmark::State& state, std::size_t k, bool core) {
+void BM_coord_of(benchmark::State& state, std::size_t k, coord_impl impl) {
   const shape s = sweep_shape(k);
   const topology topo(s.axes, s.dims);
   const std::vector<rank_t> dims = opaque(s.dims);
+  const std::vector<std::uint32_t> dims32 = narrow(s.dims);
+  const std::vector<std::uint32_t> strides32 = narrow(row_major_strides(s.dims));
   const rank_t world = topo.world_size();
   std::mt19937_64 rng(7);
   std::vector<rank_t> ranks(batch);
   for (auto& r : ranks) r = static_cast<rank_t>(rng() % static_cast<std::uint64_t>(world));
   std::vector<rank_t> out(k);
-  for (auto _ : state) {
-    for (std::size_t b = 0; b < batch; ++b) {
-      if (core) {
-        topo.coord_of(ranks[b], out.data());
-      } else {
-        baseline_coord_of(dims.data(), k, world, ranks[b], out.data());
+  const auto run = [&](auto&& one) {
+    for (auto _ : state) {
+      for (std::size_t b = 0; b < batch; ++b) {
+        one(ranks[b], out.data());
+        benchmark::DoNotOptimize(out.data());
       }
-      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
     }
-    benchmark::ClobberMemory();
+  };
+  const std::uint32_t* d32 = dims32.data();
+  const std::uint32_t* s32 = strides32.data();
+  switch (impl) {
+    case coord_impl::core: run([&](rank_t r, rank_t* o) { topo.coord_of(r, o); }); break;
+    case coord_impl::div64:
+      run([&](rank_t r, rank_t* o) { div64_coord_of<false>(dims.data(), k, world, r, o); });
+      break;
+    case coord_impl::div64_checked:
+      run([&](rank_t r, rank_t* o) { div64_coord_of<true>(dims.data(), k, world, r, o); });
+      break;
+    case coord_impl::div32: run([&](rank_t r, rank_t* o) { div32_coord_of<false>(d32, k, world, r, o); }); break;
+    case coord_impl::div32_checked:
+      run([&](rank_t r, rank_t* o) { div32_coord_of<true>(d32, k, world, r, o); });
+      break;
+    case coord_impl::strides32:
+      run([&](rank_t r, rank_t* o) { strides32_coord_of<false>(d32, s32, k, world, r, o); });
+      break;
+    case coord_impl::strides32_checked:
+      run([&](rank_t r, rank_t* o) { strides32_coord_of<true>(d32, s32, k, world, r, o); });
+      break;
+    case coord_impl::quot32:
+      run([&](rank_t r, rank_t* o) { quot32_coord_of<false>(d32, s32, k, world, r, o); });
+      break;
+    case coord_impl::quot32_checked:
+      run([&](rank_t r, rank_t* o) { quot32_coord_of<true>(d32, s32, k, world, r, o); });
+      break;
   }
   set_per_elem(state, batch);
 }
@@ -338,16 +468,31 @@ void BM_match(benchmark::State& state, std::size_t naxes, rank_t world, std::str
 
 void register_all() {
   const char* impls[] = {"proctopo", "baseline"};
+  const std::pair<rank_impl, const char*> rank_impls[] = {
+      {rank_impl::core, "proctopo"},         {rank_impl::loop, "loop"},
+      {rank_impl::loop_checked, "loop_checked"}, {rank_impl::loop32, "loop32"},
+      {rank_impl::loop32_checked, "loop32_checked"},
+  };
+  const std::pair<coord_impl, const char*> coord_impls[] = {
+      {coord_impl::core, "proctopo"},
+      {coord_impl::div64, "div64"},
+      {coord_impl::div64_checked, "div64_checked"},
+      {coord_impl::div32, "div32"},
+      {coord_impl::div32_checked, "div32_checked"},
+      {coord_impl::strides32, "strides32"},
+      {coord_impl::strides32_checked, "strides32_checked"},
+      {coord_impl::quot32, "quot32"},
+      {coord_impl::quot32_checked, "quot32_checked"},
+  };
   for (std::size_t k = 1; k <= 8; ++k) {
-    for (int c = 0; c < 2; ++c) {
-      const std::string shape_name = sweep_shape(k).name;
-      benchmark::RegisterBenchmark(("rank_of/" + std::string(impls[c]) + "/" + shape_name).c_str(),
-                                   BM_rank_of, k, c == 0);
+    const std::string shape_name = sweep_shape(k).name;
+    for (const auto& [impl, label] : rank_impls) {
+      benchmark::RegisterBenchmark(("rank_of/" + std::string(label) + "/" + shape_name).c_str(), BM_rank_of, k,
+                                   impl);
     }
-    for (int c = 0; c < 2; ++c) {
-      const std::string shape_name = sweep_shape(k).name;
-      benchmark::RegisterBenchmark(("coord_of/" + std::string(impls[c]) + "/" + shape_name).c_str(),
-                                   BM_coord_of, k, c == 0);
+    for (const auto& [impl, label] : coord_impls) {
+      benchmark::RegisterBenchmark(("coord_of/" + std::string(label) + "/" + shape_name).c_str(), BM_coord_of,
+                                   k, impl);
     }
   }
   for (std::size_t naxes : {std::size_t{3}, std::size_t{5}}) {
