@@ -41,10 +41,16 @@ cp "$so" "$dir/site/proctopo/"
 runtimes=$(ldd "$so" | awk '/lib(asan|ubsan)\.so/ {print $3}' | tr '\n' ' ')
 [[ "$runtimes" == *libasan* && "$runtimes" == *libubsan* ]] \
   || { echo "the extension is not linked with libasan and libubsan: ${runtimes:-none}" >&2; exit 1; }
+# allocator_may_return_null: a request for more memory than there is (a NumPy array of a
+# whole huge world, say) raises MemoryError as it does without ASan, instead of aborting;
+# hard_rss_limit_mb: a process that fills memory anyway is stopped with a report before it
+# takes the machine's memory (the address-space limit used elsewhere cannot work under ASan).
+# PYTHONMALLOC=malloc: every Python object comes from ASan's allocator, so an overrun of one
+# made by the binding is caught too.
 cat >"$dir/env" <<ENV
 PYTHONPATH='$dir/site'
 LD_PRELOAD='${runtimes% }'
-ASAN_OPTIONS='detect_leaks=0:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1'
+ASAN_OPTIONS='detect_leaks=0:allocator_may_return_null=1:hard_rss_limit_mb=6144:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1'
 UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1'
 PYTHONMALLOC=malloc
 ENV
