@@ -23,5 +23,5 @@ assert core.__file__.startswith(site + os.sep), f"proctopo._core comes from {cor
 ctypes.CDLL(None).__asan_init  # AttributeError unless the ASan runtime is loaded
 print(f"python {sys.version.split()[0]}: {core.__file__} under ASan + UBSan")
 PY
-mapfile -t tests < <(grep -v -e '^#' -e '^[[:space:]]*$' tools/torch-free-tests.txt)
+mapfile -t tests < <(grep -v -e '^#' -e '^[[:space:]]*$' -e '\[no-asan\]' tools/torch-free-tests.txt)
 python -m pytest -q -p no:cacheprovider -m "not mp" "$@" "${tests[@]}"
