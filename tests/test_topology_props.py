@@ -107,3 +107,53 @@ def test_mapping_iterates_like_itertools_product() -> None:
     keys = list(topo.mapping)
     assert keys == list(itertools.product(range(2), range(3), range(2)))
     assert [topo.mapping[k] for k in keys] == list(range(12))
+
+
+_ARGS = st.one_of(
+    st.integers(min_value=-3, max_value=40),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.sampled_from([np.int64(3), np.uint8(1), 1.0, "1", None, 2**63, -(2**63)]),
+)
+_AXES = st.one_of(
+    st.sampled_from([*NAMES, "nope"]),
+    st.lists(st.sampled_from([*NAMES, "nope"]), max_size=3),
+    st.lists(st.sampled_from(NAMES), max_size=3).map(tuple),
+    st.sampled_from([None, 3, b"pipe"]),
+)
+
+
+def _outcome(call: object) -> tuple[str, object]:
+    try:
+        return "value", call()  # type: ignore[operator]
+    except Exception as exc:  # the class and the message must agree, whatever they are
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(topologies(max_world=512), st.data())
+def test_fast_entries_give_what_the_python_methods_give(topo: ProcessTopology, data: st.DataObject) -> None:
+    """Every fast entry of the core answers (value or error) exactly as the method it wraps."""
+    names = topo.axes
+    kw = data.draw(st.dictionaries(st.sampled_from([*names, "nope"]), _ARGS, max_size=len(names) + 1))
+    full = {a: data.draw(st.integers(-1, topo.get_dim(a))) for a in names}
+    rank, axis, axes = data.draw(_ARGS), data.draw(st.sampled_from([*names, "nope", 5])), data.draw(_AXES)
+    cls = type(topo)
+    calls = {
+        "get_coord": ((rank,), {}),
+        "get_rank": ((), full if data.draw(st.booleans()) else kw),
+        "filter_match": ((), kw),
+        "get_axis_list": ((axis, rank), {}),
+        "get_axis_comm_lists": ((axis,), {}),
+        "group_list": ((rank, axes), {}),
+    }
+    for name, (args, kwargs) in calls.items():
+        fast = getattr(cls, name)
+        slow = fast.__wrapped__
+        assert fast is not slow and slow.__name__ == name
+        got = _outcome(lambda f=fast, a=args, k=kwargs: f(topo, *a, **k))  # type: ignore[misc]
+        want = _outcome(lambda f=slow, a=args, k=kwargs: f(topo, *a, **k))  # type: ignore[misc]
+        assert got == want, (name, args, kwargs)
+        if name == "get_coord" and got[0] == "value":
+            assert type(got[1]) is topo.ProcessCoord
+    assert _outcome(lambda: topo.get_coord(rank=0)) == ("value", topo.get_coord(0))

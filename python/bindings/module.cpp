@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fast_methods.hpp"
 #include "proctopo/topology.hpp"
 
 namespace py = pybind11;
@@ -431,6 +432,8 @@ PYBIND11_MODULE(_core, m) {
         if (s.size() != 2) throw py::type_error("a Topology state is (axes, dims), got " + text_of(s));
         return make_topology(s[0], s[1]);
       }));
+
+  proctopo_binding::add_fast_methods(m);
 
   m.def(
       "prime_factors",

@@ -372,6 +372,18 @@ class ProcessTopology:
         return (_rebuild, (type(self), self._core))
 
 
+#: Methods served by a fast entry of the compiled core (vectorcall, no kwargs dict, results
+#: built in one pass). Each handles the common call (exact ints in range, known axes) and
+#: hands every other call, and every error, to the Python method above, kept as its
+#: ``__wrapped__``: the same values, the same errors.
+_FAST = ("get_coord", "get_rank", "filter_match", "get_axis_list", "get_axis_comm_lists", "group_list")
+for _name in _FAST:
+    setattr(
+        ProcessTopology, _name, _core.fast_method(_name, ProcessTopology, getattr(ProcessTopology, _name))
+    )
+del _name
+
+
 def _adopt(topo: _T, core: _Topology) -> _T:
     """Give ``topo`` its core object (checked already) and its ``ProcessCoord`` class."""
     topo.ProcessCoord = _coord_class(tuple(core.axes))
