@@ -85,9 +85,11 @@ std::string quoted(std::string_view s) {
 #if defined(__GNUC__)
 #define PROCTOPO_COLD __attribute__((noinline, cold))
 #define PROCTOPO_INLINE inline __attribute__((always_inline))
+#define PROCTOPO_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define PROCTOPO_COLD
 #define PROCTOPO_INLINE inline
+#define PROCTOPO_UNLIKELY(x) (x)
 #endif
 
 namespace {
@@ -129,11 +131,59 @@ PROCTOPO_COLD void detail::throw_too_large(std::string_view what, std::string_vi
                             " does not fit in a signed 64-bit integer");
 }
 
+namespace detail {
+/// One axis of coord_of's 32-bit path: the reciprocal of the axis's stride and its size.
+struct fast_axis {
+  divider stride;
+  std::uint64_t size;
+};
+}  // namespace detail
+
 topology::~topology() = default;
 topology::topology(const topology& other) = default;
-topology::topology(topology&& other) noexcept = default;
 topology& topology::operator=(const topology& other) = default;
-topology& topology::operator=(topology&& other) noexcept = default;
+
+// A moved-from topology is left as the topology without axes (one rank), never with
+// kernels that point past its emptied arrays.
+topology::topology(topology&& other) noexcept
+    : axes_(std::move(other.axes_)),
+      dims_(std::move(other.dims_)),
+      strides_(std::move(other.strides_)),
+      size_stride_(std::move(other.size_stride_)),
+      fast_axes_(std::move(other.fast_axes_)),
+      by_name_(std::move(other.by_name_)),
+      rank_kernel_(other.rank_kernel_),
+      coord_kernel_(other.coord_kernel_),
+      world_(other.world_) {
+  other.make_empty();
+}
+
+topology& topology::operator=(topology&& other) noexcept {
+  if (this != &other) {
+    axes_ = std::move(other.axes_);
+    dims_ = std::move(other.dims_);
+    strides_ = std::move(other.strides_);
+    size_stride_ = std::move(other.size_stride_);
+    fast_axes_ = std::move(other.fast_axes_);
+    by_name_ = std::move(other.by_name_);
+    rank_kernel_ = other.rank_kernel_;
+    coord_kernel_ = other.coord_kernel_;
+    world_ = other.world_;
+    other.make_empty();
+  }
+  return *this;
+}
+
+void topology::make_empty() noexcept {
+  axes_.clear();
+  dims_.clear();
+  strides_.clear();
+  size_stride_.clear();
+  fast_axes_.clear();
+  by_name_.clear();
+  world_ = 1;
+  set_kernels();
+}
 
 topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, const std::vector<std::string>& wide)
     : axes_(std::move(axes)), dims_(std::move(dims)) {
@@ -186,11 +236,19 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, cons
   }
   strides_.assign(dims_.size(), 1);
   for (std::size_t i = dims_.size(); i-- > 1;) strides_[i - 1] = strides_[i] * dims_[i];
-  fast_ = world_ < detail::fast_limit;
-  divs_.reserve(dims_.size());
-  for (rank_t d : dims_) divs_.emplace_back(static_cast<std::uint64_t>(d));
-  sdivs_.reserve(strides_.size());
-  for (rank_t st : strides_) sdivs_.emplace_back(static_cast<std::uint64_t>(st < detail::fast_limit ? st : 1));
+  size_stride_.reserve(2 * dims_.size());
+  for (std::size_t i = 0; i < dims_.size(); ++i) {
+    size_stride_.push_back(dims_[i]);
+    size_stride_.push_back(strides_[i]);
+  }
+  if (world_ < detail::fast_limit) {
+    fast_axes_.reserve(dims_.size());
+    for (std::size_t i = 0; i < dims_.size(); ++i) {
+      fast_axes_.push_back({detail::divider(static_cast<std::uint64_t>(strides_[i])),
+                            static_cast<std::uint64_t>(dims_[i])});
+    }
+  }
+  set_kernels();
 }
 
 std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
@@ -258,12 +316,73 @@ void topology::throw_bad_coordinate(const rank_t* coord) const {
   throw std::logic_error("proctopo: a coordinate was flagged out of range but none is");
 }
 
-rank_t topology::rank_of(const rank_t* coord) const {
-  bool bad = false;
-  const rank_t r = accumulate(coord, bad);
-  if (bad) throw_bad_coordinate(coord);
-  return r;
+// rank = sum(coord[i] * stride[i]) with one predicted branch per axis for the range check
+// (as unsigned, a valid coordinate is below its size). N > 0 is a compile-time axis count
+// (fully unrolled); N == 0 loops over every axis.
+template <std::size_t N>
+rank_t topology::rank_kernel(const topology& t, const rank_t* coord) {
+  const rank_t* ss = t.size_stride_.data();
+  const std::size_t n = N > 0 ? N : t.dims_.size();
+  std::uint64_t r = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<std::uint64_t>(coord[i]);
+    if (PROCTOPO_UNLIKELY(c >= static_cast<std::uint64_t>(ss[2 * i]))) t.throw_bad_coordinate(coord);
+    r += c * static_cast<std::uint64_t>(ss[2 * i + 1]);
+  }
+  return static_cast<rank_t>(r);
 }
+
+// Worlds below 2^32: q_i = r / stride_i by multiply-and-shift, independent of each other;
+// c_i = q_i - size_i * q_{i-1}. The last stride is 1, so q_{n-1} = r needs no product.
+// N > 0 is a compile-time axis count (fully unrolled); N == 0 loops over every axis (n >= 1).
+template <std::size_t N>
+void topology::coord_kernel(const topology& t, rank_t rank, rank_t* out) noexcept {
+  const detail::fast_axis* a = t.fast_axes_.data();
+  const std::size_t n = N > 0 ? N : t.dims_.size();
+  const auto r = static_cast<std::uint64_t>(rank);
+  std::uint64_t prev = 0;
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const std::uint64_t q = a[i].stride.div32(r);
+    out[i] = static_cast<rank_t>(q - prev * a[i].size);
+    prev = q;
+  }
+  out[n - 1] = static_cast<rank_t>(r - prev * a[n - 1].size);
+}
+
+// Worlds of 2^32 ranks or more: hardware division, innermost axis first.
+void topology::coord_kernel_wide(const topology& t, rank_t rank, rank_t* out) noexcept {
+  const rank_t* d = t.dims_.data();
+  auto r = static_cast<std::uint64_t>(rank);
+  for (std::size_t i = t.dims_.size(); i-- > 0;) {
+    const auto size = static_cast<std::uint64_t>(d[i]);
+    const std::uint64_t q = r / size;
+    out[i] = static_cast<rank_t>(r - q * size);
+    r = q;
+  }
+}
+
+void topology::coord_kernel_none(const topology&, rank_t, rank_t*) noexcept {}
+
+void topology::set_kernels() noexcept {
+  const std::size_t n = dims_.size();
+  static constexpr rank_kernel_t rank_kernels[] = {&rank_kernel<0>, &rank_kernel<1>, &rank_kernel<2>,
+                                                   &rank_kernel<3>, &rank_kernel<4>, &rank_kernel<5>,
+                                                   &rank_kernel<6>, &rank_kernel<7>, &rank_kernel<8>};
+  static constexpr coord_kernel_t coord_kernels[] = {&coord_kernel_none, &coord_kernel<1>, &coord_kernel<2>,
+                                                     &coord_kernel<3>,   &coord_kernel<4>, &coord_kernel<5>,
+                                                     &coord_kernel<6>,   &coord_kernel<7>, &coord_kernel<8>};
+  constexpr std::size_t unrolled = sizeof(rank_kernels) / sizeof(rank_kernels[0]) - 1;
+  rank_kernel_ = n <= unrolled ? rank_kernels[n] : &rank_kernel<0>;
+  if (n == 0) {
+    coord_kernel_ = &coord_kernel_none;
+  } else if (world_ >= detail::fast_limit) {
+    coord_kernel_ = &coord_kernel_wide;
+  } else {
+    coord_kernel_ = n <= unrolled ? coord_kernels[n] : &coord_kernel<0>;
+  }
+}
+
+rank_t topology::rank_of(const rank_t* coord) const { return rank_kernel_(*this, coord); }
 
 rank_t topology::rank_of(const std::vector<rank_t>& coord) const {
   if (coord.size() != dims_.size()) {
@@ -273,50 +392,15 @@ rank_t topology::rank_of(const std::vector<rank_t>& coord) const {
   return rank_of(coord.data());
 }
 
-namespace {
-// q_i = r / stride_i, independent of each other; c_i = q_i - d_i * q_{i-1}.
-// N > 0 is a compile-time axis count (fully unrolled); N == 0 loops over n axes.
-template <std::size_t N>
-PROCTOPO_INLINE void coord_by_strides(const detail::divider* sv, const rank_t* d, std::size_t n,
-                                      std::uint64_t r, rank_t* out) noexcept {
-  const std::size_t count = N > 0 ? N : n;
-  std::uint64_t prev = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint64_t q = sv[i].div32(r);
-    out[i] = static_cast<rank_t>(q - prev * static_cast<std::uint64_t>(d[i]));
-    prev = q;
-  }
-}
-}  // namespace
-
 PROCTOPO_INLINE void topology::coord_of_unchecked(rank_t rank, rank_t* out) const noexcept {
-  auto r = static_cast<std::uint64_t>(rank);
-  const std::size_t n = dims_.size();
-  if (fast_) {
-    const detail::divider* sv = sdivs_.data();
-    const rank_t* d = dims_.data();
-    switch (n) {
-      case 1: return coord_by_strides<1>(sv, d, n, r, out);
-      case 2: return coord_by_strides<2>(sv, d, n, r, out);
-      case 3: return coord_by_strides<3>(sv, d, n, r, out);
-      case 4: return coord_by_strides<4>(sv, d, n, r, out);
-      case 5: return coord_by_strides<5>(sv, d, n, r, out);
-      case 6: return coord_by_strides<6>(sv, d, n, r, out);
-      default: return coord_by_strides<0>(sv, d, n, r, out);
-    }
-  } else {
-    const detail::divider* dv = divs_.data();
-    for (std::size_t i = n; i-- > 0;) {
-      const std::uint64_t q = dv[i].div64(r);
-      out[i] = static_cast<rank_t>(r - q * dv[i].divisor());
-      r = q;
-    }
-  }
+  coord_kernel_(*this, rank, out);
 }
 
 void topology::coord_of(rank_t rank, rank_t* out) const {
-  check_rank(rank);
-  coord_of_unchecked(rank, out);
+  if (PROCTOPO_UNLIKELY(static_cast<std::uint64_t>(rank) >= static_cast<std::uint64_t>(world_))) {
+    throw_rank(rank, world_);
+  }
+  return coord_kernel_(*this, rank, out);
 }
 
 std::vector<rank_t> topology::coord_of(rank_t rank) const {

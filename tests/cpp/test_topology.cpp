@@ -1,12 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <numeric>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "proctopo/topology.hpp"
@@ -495,4 +497,131 @@ TEST(Axes, LookupAndDuplicatesAtTwentyThousandAxes) {
   names.back() = "a7";
   EXPECT_EQ(message_of([&] { topology(names, vec(names.size(), 1)); }),
             "axis name 'a7' appears twice (positions 7 and 19999); names must be unique");
+}
+
+// rank_of and coord_of run a kernel chosen per topology: unrolled for 1..8 axes, a loop
+// beyond, and hardware division for worlds of 2^32 ranks or more. Each is pinned here.
+
+TEST(Kernels, RoundTripFiveToTenAxes) {
+  for (std::size_t n = 5; n <= 10; ++n) {
+    for (const vec& dims : shapes(n, n <= 6 ? 3 : 2)) {
+      const topology t = make(dims);
+      const auto ref = reference_coords(dims);
+      vec out(n);
+      for (rank_t r = 0; r < t.world_size(); ++r) {
+        t.coord_of(r, out.data());
+        ASSERT_EQ(out, ref[static_cast<std::size_t>(r)]) << t.describe() << " rank " << r;
+        ASSERT_EQ(t.rank_of(out), r) << t.describe();
+      }
+    }
+  }
+}
+
+TEST(Kernels, EveryBadCoordinateIsNamed) {
+  const rank_t bad_values[] = {-1, 0, std::numeric_limits<rank_t>::min(), std::numeric_limits<rank_t>::max()};
+  for (std::size_t n = 1; n <= 10; ++n) {
+    vec dims(n);
+    for (std::size_t i = 0; i < n; ++i) dims[i] = static_cast<rank_t>(2 + i % 3);
+    const topology t = make(dims);
+    for (std::size_t a = 0; a < n; ++a) {
+      for (rank_t v : bad_values) {
+        if (v == 0) v = dims[a];  // one past the end
+        vec c(n, 1);
+        c[a] = v;
+        try {
+          t.rank_of(c);
+          FAIL() << t.describe() << " accepted " << v << " on axis " << a;
+        } catch (const proctopo::coordinate_out_of_range& e) {
+          EXPECT_EQ(std::string(e.what()), "coordinate " + std::to_string(v) + " is out of range for axis 'a" +
+                                               std::to_string(a) + "' of size " + std::to_string(dims[a]) +
+                                               " (valid: 0.." + std::to_string(dims[a] - 1) + ")");
+        }
+        if (a + 1 < n) {  // two bad coordinates: the first one is named
+          c[n - 1] = -5;
+          try {
+            t.rank_of(c);
+            FAIL();
+          } catch (const proctopo::coordinate_out_of_range& e) {
+            EXPECT_NE(std::string(e.what()).find("axis 'a" + std::to_string(a) + "'"), std::string::npos);
+          }
+        }
+      }
+    }
+    EXPECT_THROW(t.coord_of(t.world_size()), proctopo::rank_out_of_range);
+    EXPECT_THROW(t.coord_of(-1), proctopo::rank_out_of_range);
+    EXPECT_THROW(t.coord_of(std::numeric_limits<rank_t>::min()), proctopo::rank_out_of_range);
+  }
+}
+
+namespace {
+/// Coordinates by plain 64-bit division, innermost axis first: an oracle independent of the core.
+vec divide_out(rank_t r, const vec& dims) {
+  vec c(dims.size());
+  for (std::size_t i = dims.size(); i-- > 0;) {
+    c[i] = r % dims[i];
+    r /= dims[i];
+  }
+  return c;
+}
+}  // namespace
+
+TEST(Kernels, SampledRanksOfLargeAndWideWorlds) {
+  const std::vector<vec> cases = {
+      {rank_t{1} << 40},                            // one axis, wide
+      {3, 5, 7, 11, 13, 17, 19, 23, 29},            // nine axes, just below 2^32: 32-bit path, loop
+      {65535, 65537},                               // 2^32 - 1 ranks: the largest 32-bit world
+      {2, 65536, 32768},                            // exactly 2^32 ranks: hardware division
+      {2, 2, 2, 2, 2, 2, 2, 2, 2, rank_t{1} << 30}, // ten axes, wide
+      {7, 1, 1, 1, 1, 1, 1, 4294967291},            // trailing and inner axes of size 1, wide
+      {1, 1, 1, 1, 1, 4294967291},                  // a prime just below 2^32 behind unit axes
+  };
+  std::uint64_t x = 88172645463325252ULL;  // xorshift64
+  for (const vec& dims : cases) {
+    const topology t = make(dims);
+    const rank_t w = t.world_size();
+    vec probes{0, 1, w / 2, w - 2, w - 1};
+    for (int k = 0; k < 20000; ++k) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      probes.push_back(static_cast<rank_t>(x % static_cast<std::uint64_t>(w)));
+    }
+    for (rank_t r : probes) {
+      if (r < 0) continue;
+      const vec c = t.coord_of(r);
+      ASSERT_EQ(c, divide_out(r, dims)) << t.describe() << " rank " << r;
+      ASSERT_EQ(t.rank_of(c), r) << t.describe();
+    }
+    EXPECT_THROW(t.coord_of(w), proctopo::rank_out_of_range);
+  }
+}
+
+TEST(Kernels, CopiesAndMovedFromTopologies) {
+  vec expect;
+  topology copy({"x"}, {1});
+  {
+    const topology original({"pipe", "data", "model"}, {4, 6, 8});
+    expect = original.coord_of(137);
+    copy = original;  // the copy's kernels read the copy's own arrays
+  }
+  EXPECT_EQ(copy.coord_of(137), expect);
+  EXPECT_EQ(copy.rank_of(expect), 137);
+
+  topology source({"pipe", "data", "sequence", "model", "expert"}, {2, 3, 4, 5, 6});
+  topology moved(std::move(source));
+  EXPECT_EQ(moved.coord_of(719), (vec{1, 2, 3, 4, 5}));
+  // A moved-from topology is the topology without axes: one rank, no coordinates.
+  EXPECT_EQ(source.ndim(), 0u);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(source.world_size(), 1);
+  EXPECT_EQ(source.coord_of(0), vec{});
+  EXPECT_EQ(source.rank_of(vec{}), 0);
+  EXPECT_THROW(source.coord_of(1), proctopo::rank_out_of_range);
+
+  topology target({"a"}, {3});
+  target = std::move(moved);
+  EXPECT_EQ(target.rank_of(vec{1, 2, 3, 4, 5}), 719);
+  EXPECT_EQ(moved.world_size(), 1);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(moved.coord_of(0), vec{});
+  source = topology({"x", "y"}, {3, 3});  // a moved-from topology can be assigned again
+  EXPECT_EQ(source.coord_of(8), (vec{2, 2}));
 }

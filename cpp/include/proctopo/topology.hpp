@@ -27,7 +27,8 @@ using rank_t = std::int64_t;
 inline constexpr rank_t any = std::numeric_limits<rank_t>::min();
 
 namespace detail {
-class divider;  // fast division by a run-time constant (private: src/divider.hpp)
+class divider;    // fast division by a run-time constant (private: src/divider.hpp)
+struct fast_axis;  // one axis of coord_of's 32-bit path (private: src/topology.cpp)
 }  // namespace detail
 
 /// Shape of a group table: num_groups rows of group_size ranks each.
@@ -127,6 +128,18 @@ class topology {
   bool operator!=(const topology& other) const noexcept { return !(*this == other); }
 
  private:
+  using rank_kernel_t = rank_t (*)(const topology&, const rank_t*);
+  using coord_kernel_t = void (*)(const topology&, rank_t, rank_t*);
+  // rank_of and coord_of for one axis count, chosen once per topology (src/topology.cpp).
+  template <std::size_t N>
+  static rank_t rank_kernel(const topology& t, const rank_t* coord);
+  template <std::size_t N>
+  static void coord_kernel(const topology& t, rank_t rank, rank_t* out) noexcept;
+  static void coord_kernel_wide(const topology& t, rank_t rank, rank_t* out) noexcept;
+  static void coord_kernel_none(const topology& t, rank_t rank, rank_t* out) noexcept;
+  void set_kernels() noexcept;
+  void make_empty() noexcept;
+
   void check_rank(rank_t rank) const;
   void check_axis(std::size_t axis) const;
   void coord_of_unchecked(rank_t rank, rank_t* out) const noexcept;
@@ -137,11 +150,12 @@ class topology {
   std::vector<std::string> axes_;
   std::vector<rank_t> dims_;
   std::vector<rank_t> strides_;
-  std::vector<detail::divider> divs_;   // reciprocals of the sizes (any world size)
-  std::vector<detail::divider> sdivs_;  // reciprocals of the strides (worlds below 2^32)
-  std::vector<std::size_t> by_name_;    // axis positions sorted by name (O(log n) lookup)
+  std::vector<rank_t> size_stride_;           // {size, stride} per axis, interleaved (rank_of)
+  std::vector<detail::fast_axis> fast_axes_;  // stride reciprocals and sizes (worlds below 2^32)
+  std::vector<std::size_t> by_name_;          // axis positions sorted by name (O(log n) lookup)
+  rank_kernel_t rank_kernel_ = nullptr;
+  coord_kernel_t coord_kernel_ = nullptr;
   rank_t world_ = 1;
-  bool fast_ = true;
 };
 
 /// The error of each rule, for callers that hold the offending value only as text (numbers
