@@ -296,17 +296,6 @@ void topology::check_axis(std::size_t axis) const {
   }
 }
 
-PROCTOPO_INLINE rank_t topology::accumulate(const rank_t* coord, bool& bad) const noexcept {
-  // Unsigned arithmetic: a bad coordinate may wrap, but it is reported, never used.
-  std::uint64_t r = 0;
-  for (std::size_t i = 0; i < dims_.size(); ++i) {
-    const auto c = static_cast<std::uint64_t>(coord[i]);
-    bad |= c >= static_cast<std::uint64_t>(dims_[i]);
-    r += c * static_cast<std::uint64_t>(strides_[i]);
-  }
-  return static_cast<rank_t>(r);
-}
-
 void topology::throw_bad_coordinate(const rank_t* coord) const {
   for (std::size_t i = 0; i < dims_.size(); ++i) {
     if (coord[i] < 0 || coord[i] >= dims_[i]) {
@@ -415,11 +404,41 @@ rank_t topology::coord_of(rank_t rank, std::size_t axis) const {
   return (rank / strides_[axis]) % dims_[axis];
 }
 
+namespace {
+// rank_of over n coordinates (n x axes, row-major); false at the first bad coordinate.
+// N > 0 is a compile-time axis count (fully unrolled); N == 0 loops over `axes` axes.
+template <std::size_t N>
+bool ranks_by_strides(const rank_t* ss, std::size_t axes, const rank_t* coords, std::size_t n,
+                      rank_t* out) noexcept {
+  const std::size_t d = N > 0 ? N : axes;
+  for (std::size_t k = 0; k < n; ++k, coords += d) {
+    std::uint64_t r = 0;
+    for (std::size_t i = 0; i < d; ++i) {
+      const auto c = static_cast<std::uint64_t>(coords[i]);
+      if (PROCTOPO_UNLIKELY(c >= static_cast<std::uint64_t>(ss[2 * i]))) return false;
+      r += c * static_cast<std::uint64_t>(ss[2 * i + 1]);
+    }
+    out[k] = static_cast<rank_t>(r);
+  }
+  return true;
+}
+}  // namespace
+
 void topology::rank_of_bulk(const rank_t* coords, std::size_t n, rank_t* out) const {
   const std::size_t d = dims_.size();
-  bool bad = false;
-  for (std::size_t k = 0; k < n; ++k) out[k] = accumulate(coords + k * d, bad);
-  if (bad) {
+  const rank_t* ss = size_stride_.data();
+  bool ok;
+  switch (d) {
+    case 0: ok = true; std::fill(out, out + n, rank_t{0}); break;
+    case 1: ok = ranks_by_strides<1>(ss, d, coords, n, out); break;
+    case 2: ok = ranks_by_strides<2>(ss, d, coords, n, out); break;
+    case 3: ok = ranks_by_strides<3>(ss, d, coords, n, out); break;
+    case 4: ok = ranks_by_strides<4>(ss, d, coords, n, out); break;
+    case 5: ok = ranks_by_strides<5>(ss, d, coords, n, out); break;
+    case 6: ok = ranks_by_strides<6>(ss, d, coords, n, out); break;
+    default: ok = ranks_by_strides<0>(ss, d, coords, n, out); break;
+  }
+  if (!ok) {
     for (std::size_t k = 0; k < n; ++k) rank_of(coords + k * d);  // throws on the first bad one
   }
 }

@@ -625,3 +625,34 @@ TEST(Kernels, CopiesAndMovedFromTopologies) {
   source = topology({"x", "y"}, {3, 3});  // a moved-from topology can be assigned again
   EXPECT_EQ(source.coord_of(8), (vec{2, 2}));
 }
+
+TEST(Kernels, BulkAgreesWithScalarForZeroToTenAxes) {
+  for (std::size_t n = 0; n <= 10; ++n) {
+    const std::vector<vec> all = n == 0 ? std::vector<vec>{vec{}} : shapes(n, n <= 4 ? 3 : 2);
+    for (const vec& dims : all) {
+      const topology t = make(dims);
+      const auto w = static_cast<std::size_t>(t.world_size());
+      vec ranks(w);
+      std::iota(ranks.begin(), ranks.end(), 0);
+      std::reverse(ranks.begin(), ranks.end());
+      vec coords(w * n), back(w, -7);
+      t.coord_of_bulk(ranks.data(), w, coords.data());
+      t.rank_of_bulk(coords.data(), w, back.data());
+      ASSERT_EQ(back, ranks) << t.describe();
+      for (std::size_t k = 0; k < w; ++k) {
+        ASSERT_EQ(vec(coords.begin() + static_cast<std::ptrdiff_t>(k * n),
+                      coords.begin() + static_cast<std::ptrdiff_t>(k * n + n)),
+                  t.coord_of(ranks[k]));
+      }
+      if (n > 0 && w > 1) {  // a bad coordinate in the last axis of the middle row is named
+        coords[(w / 2) * n + n - 1] = dims[n - 1];
+        try {
+          t.rank_of_bulk(coords.data(), w, back.data());
+          FAIL() << t.describe();
+        } catch (const proctopo::coordinate_out_of_range& e) {
+          EXPECT_NE(std::string(e.what()).find("axis 'a" + std::to_string(n - 1) + "'"), std::string::npos);
+        }
+      }
+    }
+  }
+}

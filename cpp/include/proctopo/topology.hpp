@@ -143,7 +143,6 @@ class topology {
   void check_rank(rank_t rank) const;
   void check_axis(std::size_t axis) const;
   void coord_of_unchecked(rank_t rank, rank_t* out) const noexcept;
-  rank_t accumulate(const rank_t* coord, bool& bad) const noexcept;
   [[noreturn]] void throw_bad_coordinate(const rank_t* coord) const;
   std::vector<std::size_t> complement(const std::vector<std::size_t>& axes) const;
 
