@@ -174,3 +174,10 @@ def test_million_ranks_answer_at_once() -> None:
 def test_public_names() -> None:
     for name in proctopo.__all__:
         assert hasattr(proctopo, name), name
+
+
+def test_mapping_iterates_in_constant_memory() -> None:
+    t = ProcessTopology(["a", "b"], [2**62, 2])
+    it = iter(t.mapping)
+    assert [next(it), next(it), next(it)] == [(0, 0), (0, 1), (1, 0)]
+    assert list(zip(t.mapping.items(), range(2)))[1] == (((0, 1), 1), 1)

@@ -10,7 +10,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -222,6 +224,17 @@ rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs) {
   return t.rank_of(static_cast<const rank_t*>(coord));
 }
 
+// The number of ranks a result will hold, refused (ValueError) before any allocation when
+// its bytes cannot be addressed; a result that merely does not fit gets MemoryError.
+std::size_t result_size(rank_t count) {
+  constexpr rank_t most = PTRDIFF_MAX / static_cast<rank_t>(sizeof(rank_t));
+  if (count > most) {
+    throw std::length_error("a result of " + std::to_string(count) + " ranks is past what memory can address (" +
+                            std::to_string(most) + " ranks); ask for a part of it (e.g. group_of, filter_match)");
+  }
+  return static_cast<std::size_t>(count);
+}
+
 // filter_match(**kwargs): a value outside its axis (however wide) matches nothing.
 py::list match_kwargs(const topology& t, const py::dict& kwargs) {
   std::vector<rank_t> partial(t.ndim(), proctopo::any);
@@ -233,8 +246,7 @@ py::list match_kwargs(const topology& t, const py::dict& kwargs) {
     partial[i] = v.value;
   }
   if (empty) return py::list();
-  const rank_t count = t.match_count(partial.data());
-  std::vector<rank_t> out(static_cast<std::size_t>(count));
+  std::vector<rank_t> out(result_size(t.match_count(partial.data())));
   t.match(partial.data(), out.data());
   return py::cast(out);
 }
@@ -242,6 +254,7 @@ py::list match_kwargs(const topology& t, const py::dict& kwargs) {
 py::array_t<rank_t> group_table(const topology& t, py::handle axes_in) {
   const auto axes = axes_arg(t, axes_in);
   const auto shape = t.group_table_shape(axes);
+  result_size(t.world_size());
   py::array_t<rank_t> out({shape.num_groups, shape.group_size});
   rank_t* data = out.mutable_data();
   {
@@ -254,14 +267,17 @@ py::array_t<rank_t> group_table(const topology& t, py::handle axes_in) {
 py::array_t<rank_t> group_of(const topology& t, py::handle rank, py::handle axes_in) {
   const rank_t r = rank_arg(rank, t);
   const auto axes = axes_arg(t, axes_in);
-  py::array_t<rank_t> out(t.group_table_shape(axes).group_size);
+  py::array_t<rank_t> out(static_cast<py::ssize_t>(result_size(t.group_table_shape(axes).group_size)));
   t.group_of(r, axes, out.mutable_data());
   return out;
 }
 
 std::vector<rank_t> group_list(const topology& t, py::handle rank, py::handle axes) {
   const rank_t r = rank_arg(rank, t);
-  return t.group_of(r, axes_arg(t, axes));
+  const auto a = axes_arg(t, axes);
+  std::vector<rank_t> out(result_size(t.group_table_shape(a).group_size));
+  t.group_of(r, a, out.data());
+  return out;
 }
 
 std::pair<rank_t, rank_t> group_index(const topology& t, py::handle rank, py::handle axes) {

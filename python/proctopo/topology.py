@@ -13,7 +13,7 @@ import keyword
 from collections import namedtuple
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from functools import lru_cache
-from itertools import count, product
+from itertools import count
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from . import _core
@@ -414,8 +414,8 @@ class _CoordMapping(Mapping[Any, int]):
             raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[Any]:
-        make = self._topo.ProcessCoord._make
-        return map(make, product(*(range(d) for d in self._topo._core.dims)))
+        # Rank by rank, O(1) memory whatever the sizes (itertools.product would hold every axis).
+        return map(self._topo.get_coord, range(self._topo.world_size()))
 
     def __len__(self) -> int:
         return self._topo.world_size()
