@@ -177,7 +177,7 @@ def test_public_names() -> None:
 
 
 def test_mapping_iterates_in_constant_memory() -> None:
-    t = ProcessTopology(["a", "b"], [2**62, 2])
+    t = ProcessTopology(["a", "b"], [2**61, 2])
     it = iter(t.mapping)
     assert [next(it), next(it), next(it)] == [(0, 0), (0, 1), (1, 0)]
     assert list(zip(t.mapping.items(), range(2)))[1] == (((0, 1), 1), 1)
