@@ -170,7 +170,7 @@ def _exact_ints(v: Any) -> bool:
     """Every number in a result is a plain int (no bool, no NumPy scalar)."""
     if isinstance(v, (list, tuple)):
         return all(_exact_ints(x) for x in v)
-    return type(v) is int or isinstance(v, str)
+    return v is None or type(v) is int or isinstance(v, str)
 
 
 def check(what: str, real: Callable[[], Any], model: Callable[[], Any], mention: str | None = None) -> Any:
@@ -411,7 +411,7 @@ def gen_axes(src: Source, topo: O.Topo, limit: int | None) -> Any:
 def query(src: Source, t: Any, m: O.Topo) -> None:
     """One call on the real topology ``t``, checked against the model ``m``."""
     w = m.world
-    kind = src.u8() % 16
+    kind = src.u8() % 18
     if kind == 0:
         r = gen_rank(src, w)
         rank = encode(src, r, junk=12)
@@ -545,6 +545,18 @@ def query(src: Source, t: Any, m: O.Topo) -> None:
     elif kind == 14:
         name = src.pick([*m.axes, "nope", None, 3, ""]) if m.axes else "nope"
         check(f"get_dim({name!r})", lambda: t.get_dim(name), lambda: m.get_dim(name))
+    elif kind == 16:
+        axes = gen_axes(src, m, None)
+        check(f"axis_indices({axes!r})", lambda: t.axis_indices(axes), lambda: m._axes_arg(axes))
+    elif kind == 17:
+        size = encode(src, src.pick([w, w, w + 1, w - 1, 0, -w, 2**64 + w]), junk=8)
+
+        def model() -> None:
+            if m.world != size:
+                raise O.Raises("GridSizeError")
+
+        check(f"check_world_size({size!r})", lambda: t.check_world_size(size), model)
+        assert repr(t) == f"{type(t).__name__}(axes={m.axes}, dims={m.dims})", repr(t)
     else:
         same_object(t, m)
 
@@ -796,7 +808,62 @@ def factor_checked(n: int) -> list[int]:
     return list(got)
 
 
-SCENARIOS = [topology_scenario] * 5 + [from_order_scenario, prime_factors_scenario, dims_create_scenario]
+def parse_axes_scenario(src: Source) -> None:
+    """The command's name=size words, then queries on the topology they make."""
+    from proctopo import cli
+
+    pieces = [
+        "pipe",
+        "data",
+        "model",
+        "x",
+        "=",
+        "=",
+        "2",
+        "4",
+        "0",
+        "1",
+        "07",
+        "_",
+        "-",
+        "+",
+        " ",
+        "\u0662",
+        "3037000499",
+        "99999999999999999999",
+        "9223372036854775807",
+        "",
+        "class",
+        "é",
+    ]
+    words = []
+    for _ in range(src.below(5)):
+        if src.u8() % 4:
+            words.append(f"{src.pick(NAMES)}={1 + src.below(6)}")
+        else:
+            words.append("".join(src.pick(pieces) for _ in range(1 + src.below(4))))
+    made: list[Any] = []
+    models: list[O.Topo] = []
+
+    def real() -> Any:
+        made.append(cli.parse_axes(words))
+        return (made[0].axes, made[0].dims)
+
+    def model() -> Any:
+        models.append(O.parse_axes(words))
+        return (models[0].axes, models[0].dims)
+
+    check(f"parse_axes({words!r})", real, model)
+    if made and models:
+        queries(src, made[0], models[0])
+
+
+SCENARIOS = [topology_scenario] * 5 + [
+    from_order_scenario,
+    prime_factors_scenario,
+    dims_create_scenario,
+    parse_axes_scenario,
+]
 
 
 def run_one(data: bytes) -> None:

@@ -386,3 +386,15 @@ def dims_create(n: Any, dims: Any, rest_factors: list[int] | None) -> list[int] 
     for i, v in zip(free, f):
         out[i] = v
     return out
+
+
+def parse_axes(words: list[str]) -> Topo:
+    """``proctopo.cli.parse_axes(words)``: ``name=size`` words, the size in ASCII digits."""
+    names, sizes = [], []
+    for word in words:
+        name, sep, size = word.partition("=")
+        if not sep or not size or any(c not in "0123456789" for c in size):
+            raise Raises("InvalidArgumentError")
+        names.append(name)
+        sizes.append(int(size))
+    return Topo(names, sizes)
