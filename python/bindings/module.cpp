@@ -62,8 +62,12 @@ int_arg to_int(py::handle v, What&& what) {
     throw py::type_error(std::string(what()) + " must be an integer, got " + text_of(v) + " (" +
                          Py_TYPE(p)->tp_name + ")");
   }
-  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(p));  // an exact int, no recursion
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(p));  // no recursion
   if (!i) throw py::error_already_set();
+  if (!PyLong_CheckExact(i.ptr())) {  // Python 3.9 returns int subclasses (IntEnum) as they are
+    i = py::reinterpret_steal<py::object>(PyNumber_Long(i.ptr()));
+    if (!i) throw py::error_already_set();
+  }
   int overflow = 0;
   const long long value = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
   if (overflow == 0) {
