@@ -351,6 +351,18 @@ def worker(lib: str, world: int, naxes: int, cfg: dict[str, Any]) -> None:
         emit({"kind": "op", "op": op, "fingerprint": fp, **measure(stmt, ns, cfg)})
 
 
+def source_version() -> str:
+    """proctopo's version from the project() line of CMakeLists.txt (its one source), for a source tree."""
+    import re
+
+    try:
+        text = (REPO / "CMakeLists.txt").read_text()
+    except OSError:
+        return "unknown (source tree)"
+    m = re.search(r"project\(\s*proctopo\b[^)]*?VERSION\s+([0-9][0-9.]*)", text, re.S)
+    return f"{m.group(1)} (source tree)" if m else "unknown (source tree)"
+
+
 def lib_versions(lib: str) -> dict[str, str]:
     from importlib import metadata
 
@@ -361,7 +373,10 @@ def lib_versions(lib: str) -> dict[str, str]:
         "devicemesh": "torch",
         "numpy": "numpy",
     }[lib]
-    out = {dist: metadata.version(dist)}
+    try:
+        out = {dist: metadata.version(dist)}
+    except metadata.PackageNotFoundError:  # proctopo imported from a source tree, not installed
+        out = {dist: source_version() if lib == "proctopo" else "not installed"}
     if lib == "proctopo":
         import proctopo
 
@@ -440,7 +455,8 @@ def run_cpp(binary: str, quick: bool, timeout: float) -> dict[str, Any]:
     else:
         args += [
             "--benchmark_min_time=0.1",
-            "--benchmark_repetitions=3",
+            "--benchmark_repetitions=5",
+            "--benchmark_enable_random_interleaving=true",  # repetitions of all benchmarks take turns
             "--benchmark_report_aggregates_only=true",
         ]
     try:
@@ -468,31 +484,67 @@ def cpp_table(data: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_grid_sim(quick: bool, timeout: float, ds_bound: float | None) -> str:
-    """The grid's scale simulation (bench/grid_sim.py), in a subprocess so it cannot hang this run."""
-    path = HERE / "grid_sim.py"
+def run_json_script(argv: list[str], timeout: float, what: str) -> dict[str, Any]:
+    """Runs ``python bench/<argv>`` in a subprocess (so it cannot hang this run) and returns the JSON
+    object it prints on its last stdout line, or ``{"error": why}``."""
+    path = HERE / argv[0]
     if not path.exists():
-        return "_bench/grid_sim.py is missing, so the scale simulation is not part of this run._\n"
-    code = (
-        "import inspect, sys\n"
-        f"sys.path.insert(0, {str(HERE)!r})\n"
-        "import grid_sim\n"
-        "kw = {}\n"
-        "ps = inspect.signature(grid_sim.run).parameters\n"
-        f"if 'quick' in ps: kw['quick'] = {quick!r}\n"
-        f"if 'ds_bound' in ps and {ds_bound!r} is not None: kw['ds_bound'] = {ds_bound!r}\n"
-        "sys.stdout.write(" + repr(MARK) + " + grid_sim.run(**kw))\n"
-    )
+        return {"error": f"bench/{argv[0]} is missing, so {what} is not part of this run"}
+    cmd = [sys.executable, str(path), *argv[1:]]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE)
+    except subprocess.TimeoutExpired:
+        return {
+            "error": f"`{' '.join(['python', 'bench/' + argv[0], *argv[1:]])}` did not finish within {timeout:.0f} s"
+        }
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {"error": f"`bench/{argv[0]}` failed (exit {proc.returncode}): {tail}"}
+    return dict(json.loads(lines[-1]))
+
+
+def run_grid_sim(quick: bool, timeout: float, ds_bound: float | None) -> dict[str, Any]:
+    """The grid's scale simulation (bench/grid_sim.py): its data."""
+    argv = ["grid_sim.py", "--json"] + (["--quick"] if quick else [])
+    if ds_bound is not None:
+        argv += ["--ds-bound", str(ds_bound)]
+    return run_json_script(argv, timeout, "the scale simulation")
+
+
+def run_megatron_sim(timeout: float) -> dict[str, Any]:
+    """Megatron's parallel state at 65,536 ranks (bench/grid_sim.py --megatron): its data."""
+    return run_json_script(["grid_sim.py", "--megatron", "--json"], timeout, "the Megatron simulation")
+
+
+def run_scaling(quick: bool, timeout: float, out_dir: Path) -> dict[str, Any]:
+    """Real group creation on gloo jobs (bench/scaling.py): its data."""
+    tmp = out_dir / "scaling.partial.json"
+    argv = ["scaling.py", "--json", str(tmp)] + (["--quick"] if quick else [])
+    path = HERE / "scaling.py"
+    if not path.exists():
+        return {"error": "bench/scaling.py is missing"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=HERE
+            [sys.executable, str(path), *argv[1:]], capture_output=True, text=True, timeout=timeout, cwd=HERE
         )
     except subprocess.TimeoutExpired:
-        return f"_bench/grid_sim.py did not finish within {timeout:.0f} s; its section is missing from this run._\n"
-    if proc.returncode != 0 or MARK not in proc.stdout:
+        return {"error": f"bench/scaling.py did not finish within {timeout:.0f} s"}
+    if proc.returncode != 0 or not tmp.exists():
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        return f"_bench/grid_sim.py failed (exit {proc.returncode}); its section is missing:_\n\n```\n{tail}\n```\n"
-    return proc.stdout.split(MARK, 1)[1]
+        return {"error": f"bench/scaling.py failed (exit {proc.returncode}): {tail}"}
+    data = dict(json.loads(tmp.read_text()))
+    tmp.unlink()
+    return data
+
+
+def _bench_module(name: str) -> Any:
+    """bench/grid_sim.py or bench/scaling.py, imported for their renderers (stdlib only at import)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import importlib
+
+    return importlib.import_module(name)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -683,11 +735,23 @@ def evaluate_goals(
 
 
 def write_report(
-    path: Path, meta: dict[str, Any], results: dict, cpp_data: dict[str, Any] | None, png: Path | None
+    path: Path,
+    meta: dict[str, Any],
+    results: dict,
+    cpp_data: dict[str, Any] | None,
+    png: Path | None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """RESULTS.md from one run's results; meta holds what describes the run (see main)."""
+    """RESULTS.md from one run's results; meta holds what describes the run (see main).
+
+    ``extra`` holds the data of the other parts, each optional: ``grid_sim`` and
+    ``megatron_sim`` (bench/grid_sim.py), ``scaling`` (bench/scaling.py) and
+    ``scaling_png`` (the path of its picture).
+    """
+    extra = extra or {}
     argv, sizes, axes_list, libs = meta["argv"], meta["sizes"], meta["axes"], meta["libs"]
-    grid_md, elapsed, m = meta["grid_md"], meta["elapsed"], meta["machine"]
+    elapsed, m = meta["elapsed"], meta["machine"]
+    command = meta.get("command") or " ".join(shlex.quote(a) for a in ["python", "bench/compare.py", *argv])
     cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
     versions: dict[str, str] = {}
     for rec in results.values():
@@ -695,7 +759,7 @@ def write_report(
     L: list[str] = []
     L.append("# proctopo benchmark results\n")
     L.append("_Written by `bench/compare.py`; do not edit by hand. Regenerate with the command below._\n")
-    L.append(f"- Command: `{' '.join(shlex.quote(a) for a in ['python', 'bench/compare.py', *argv])}`")
+    L.append(f"- Command: `{command}`")
     L.append(
         f"- Date: {meta['date']}; total run time {elapsed:.0f} s; mode: {'quick' if meta['quick'] else 'full'}"
         + (
@@ -705,8 +769,13 @@ def write_report(
         )
     )
     L.append(
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}; load average at the end {m['load']} (the machine is shared, so absolute times drift; compare ratios)"
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}; load average (1 / 5 / 15 min) "
+        + (f"{meta['load_start']} at the start, " if meta.get("load_start") else "")
+        + f"{m['load']} at the end (the machine is shared, so absolute times drift; compare ratios)"
     )
+    parts = meta.get("parts")
+    if parts:
+        L.append("- Parts of this run: " + "; ".join(f"{k} ({v})" for k, v in parts.items()))
     vtxt = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if not k.endswith("_path"))
     L.append(f"- Versions: Python {m['python']}, {vtxt}; proctopo commit {meta['commit']}")
     if cpp_data and "context" in cpp_data:
@@ -729,12 +798,24 @@ def write_report(
     L.append("## Goals\n")
     L.append("| goal | layout | measured | met |")
     L.append("|---|---|---|---|")
-    for goal, lay, measured, met in evaluate_goals(results, sizes, axes_list, cpp):
+    goal_rows = evaluate_goals(results, sizes, axes_list, cpp) + (cpp_goals(cpp) if cpp else [])
+    scaling = extra.get("scaling")
+    if scaling and "error" not in scaling:
+        scaling_mod = _bench_module("scaling")
+        goal_rows += [(g, "gloo jobs", measured, met) for g, measured, met in scaling_mod.goals(scaling)]
+    for goal, lay, measured, met in goal_rows:
         L.append(f"| {goal} | {lay} | {measured} | {'yes' if met else ('—' if met is None else '**no**')} |")
     L.append("")
+    L.append(
+        "Goals not met are explained where they are measured: the C++ core under *C++ core*, the "
+        "real jobs under *Real group creation*.\n"
+    )
 
     reasons: dict[str, str] = {}
-    for naxes in axes_list:
+    if not results:
+        L.append("## Python API\n")
+        L.append("_The peer comparison is not part of this run (--no-peers)._\n")
+    for naxes in axes_list if results else []:
         L.append(f"## Python API, {naxes} axes\n")
         L.append("Time per call (median); in brackets the ratio peer / proctopo.\n")
         for op in OPS:
@@ -779,7 +860,7 @@ def write_report(
             + ".\n"
         )
 
-    L.append("## Agreement\n")
+    L.append("## Agreement\n" if results else "")
     bad = []
     checked = 0
     for (lib, s, naxes), rec in sorted(results.items()):
@@ -794,7 +875,7 @@ def write_report(
                     bad.append(f"{LIB_LABEL[lib]} {op} at {s:,} ({naxes} axes)")
     if bad:
         L.append(f"**{len(bad)} of {checked} results differ from proctopo's:** " + "; ".join(bad) + "\n")
-    else:
+    elif results:
         L.append(
             f"All {checked} peer results that have a proctopo counterpart hold the same values as proctopo's (compared as int64 arrays of the same shape).\n"
         )
@@ -808,9 +889,146 @@ def write_report(
         L.append(f"_The C++ benchmark failed: {cpp_data['error']}_\n")
     else:
         L.extend(cpp_report(cpp))
+    L.extend(cpp_explanation(cpp))
     L.append("## Scale simulation (bench/grid_sim.py)\n")
-    L.append(grid_md.strip() + "\n")
+    sim = extra.get("grid_sim")
+    if sim and "error" not in sim:
+        L.append(_bench_module("grid_sim").render(sim).strip() + "\n")
+    elif sim:
+        L.append(f"_{sim['error']}_\n")
+    elif meta.get("grid_md"):  # results.json of an earlier version of this script
+        L.append(meta["grid_md"].strip() + "\n")
+    else:
+        L.append("_Not part of this run._\n")
+    L.append("## Megatron's parallel state at scale (bench/grid_sim.py --megatron)\n")
+    msim = extra.get("megatron_sim")
+    if msim and "error" not in msim:
+        L.append(_bench_module("grid_sim").megatron_render(msim).strip() + "\n")
+    elif msim:
+        L.append(f"_{msim['error']}_\n")
+    else:
+        L.append("_Not part of this run (`python bench/grid_sim.py --megatron`)._\n")
+    L.append("## Real group creation (bench/scaling.py)\n")
+    if scaling and "error" not in scaling:
+        if extra.get("scaling_png"):
+            L.append(
+                f"![real and simulated group creation against world size]({Path(extra['scaling_png']).name})\n"
+            )
+        L.append(_bench_module("scaling").render(scaling).strip() + "\n")
+        L.extend(scaling_explanation(scaling, sim if sim and "error" not in sim else None))
+    elif scaling:
+        L.append(f"_{scaling['error']}_\n")
+    else:
+        L.append(
+            "_Not part of this run (`python bench/run_all.py`, or `python bench/compare.py --scaling`)._\n"
+        )
     path.write_text("\n".join(L) + "\n")
+
+
+#: Plain per-call loops of bench_topology.cpp: (benchmark impl name, description).
+RANK_LOOPS = [("loop", "int64 multiply-add"), ("loop32", "uint32_t multiply-add")]
+COORD_LOOPS = [
+    ("div64", "int64 div/mod per axis, innermost first"),
+    ("div32", "uint32_t div/mod per axis, innermost first"),
+    ("strides32", "precomputed strides, (r / stride) % size in uint32_t"),
+    ("quot32", "precomputed strides, one uint32_t division per axis: q_i - size_i * q_(i-1)"),
+]
+GOAL_AXES = range(1, 7)
+
+
+def cpp_percall(cpp: dict[str, dict[str, float]], op: str, k: int) -> dict[str, Any]:
+    """proctopo's time per call and the fastest plain loop, unchecked and range-checked (seconds)."""
+
+    def pe(name: str) -> float | None:
+        v = cpp.get(name, {}).get("per_elem")
+        return v if v is not None and math.isfinite(v) else None
+
+    loops = RANK_LOOPS if op == "rank_of" else COORD_LOOPS
+    plain = {n: pe(f"{op}/{n}/{k}axes") for n, _ in loops}
+    checked = {n: pe(f"{op}/{n}_checked/{k}axes") for n, _ in loops}
+    plain = {n: v for n, v in plain.items() if v}
+    checked = {n: v for n, v in checked.items() if v}
+    best = min(plain.items(), key=lambda kv: kv[1]) if plain else (None, None)
+    best_c = min(checked.items(), key=lambda kv: kv[1]) if checked else (None, None)
+    return {
+        "proctopo": pe(f"{op}/proctopo/{k}axes"),
+        "plain": plain,
+        "checked": checked,
+        "best": best,
+        "best_checked": best_c,
+    }
+
+
+def cpp_goals(cpp: dict[str, dict[str, float]]) -> list[tuple[str, str, str, bool | None]]:
+    """(goal, layout, measured, met) rows of the C++ per-call goals."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    lay = "C++, 1–6 axes"
+
+    def worst(op: str, which: str) -> tuple[float, int, float, float, str] | None:
+        out = None
+        for k in GOAL_AXES:
+            c = cpp_percall(cpp, op, k)
+            name, base = c[which]
+            if c["proctopo"] and base:
+                r = c["proctopo"] / base
+                if out is None or r > out[0]:
+                    out = (r, k, c["proctopo"], base, name)
+        return out
+
+    for op, which, goal in (
+        (
+            "rank_of",
+            "best_checked",
+            "rank_of ≤ 1.0× the fastest plain loop that range-checks its input, as the core does",
+        ),
+        ("rank_of", "best", "rank_of ≤ 1.0× the fastest plain loop without a range check"),
+        ("coord_of", "best", "coord_of ≤ 1.0× the fastest plain loop (without a range check)"),
+    ):
+        w = worst(op, which)
+        if w is None:
+            rows.append((goal, lay, "not measured", None))
+            continue
+        r, k, a, b, name = w
+        rows.append(
+            (goal, lay, f"worst {r:.2f}× at {k} axes ({fmt_time(a)} vs {fmt_time(b)}, `{name}`)", r <= 1.0)
+        )
+    co = [cpp_percall(cpp, "coord_of", k)["proctopo"] for k in range(1, 6)]
+    if all(co):
+        rows.append(
+            ("coord_of ≤ 5 ns per call", "C++, 1–5 axes", f"worst {fmt_time(max(co))}", max(co) <= 5e-9)  # type: ignore[type-var]
+        )
+    return rows
+
+
+def cpp_explanation(cpp: dict[str, dict[str, float]]) -> list[str]:
+    """Why a C++ per-call goal is not met, in this run's figures (nothing when all are met)."""
+    if not cpp:
+        return []
+    L: list[str] = []
+    over = []
+    for k in GOAL_AXES:
+        c = cpp_percall(cpp, "rank_of", k)
+        if c["proctopo"] and c["best"][1] and c["proctopo"] > c["best"][1]:
+            over.append((k, c))
+    if over:
+        rows = ", ".join(
+            f"{k} axes {c['proctopo'] / c['best'][1]:.2f}× the unchecked loop, "
+            f"{c['proctopo'] / c['best_checked'][1]:.2f}× the checked one "
+            f"(the check alone costs the plain loop {c['best_checked'][1] / c['best'][1]:.2f}×)"
+            for k, c in over
+            if c["best_checked"][1]
+        )
+        L.append(
+            "**Why rank_of is slower than the unchecked plain loop at some axis counts.** The core checks "
+            "every coordinate against its axis size (a coordinate out of range must raise "
+            "`coordinate_out_of_range`, never return a wrong rank): per axis one more load and one compare-and-branch, "
+            "which a loop that trusts its input leaves out. The same check added to the plain loop makes it slower "
+            "than the core. Measured in this run: "
+            + rows
+            + ". The core dispatches once per topology to a kernel "
+            "unrolled for its axis count, so apart from the check it does the loop's work.\n"
+        )
+    return L
 
 
 def cpp_report(cpp: dict[str, dict[str, float]]) -> list[str]:
@@ -820,26 +1038,56 @@ def cpp_report(cpp: dict[str, dict[str, float]]) -> list[str]:
         v = cpp.get(name, {}).get("per_elem")
         return v if v is not None and math.isfinite(v) else None
 
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:.2f}×" if a and b else "—"
+
     L.append(
-        "Per call, 1–8 axes (target: at most 5 ns up to 5 axes). Baseline: a plain loop with hardware division, one non-inlined call per rank like the core.\n"
+        "Time per call for 1–8 axes (shapes of 65,536 ranks, odd sizes past five axes), inputs cycling through "
+        "1,024 random ranks or coordinates. Every plain loop is a `noinline` function taking its sizes and "
+        "strides as arguments, so it pays one call per rank as the core does (the core is a separate library); "
+        "each also runs as a `_checked` twin that range-checks its input as the core must. Plain loops: "
+        + "; ".join(f"`{n}` = {d}" for n, d in RANK_LOOPS)
+        + " (rank_of); "
+        + "; ".join(f"`{n}` = {d}" for n, d in COORD_LOOPS)
+        + " (coord_of). × = proctopo's time / the loop's: at most 1× means proctopo is as fast or faster.\n"
     )
-    L.append("| axes | rank_of | baseline | coord_of | baseline | coord_of ≤ 5 ns |")
-    L.append("|---:|---:|---:|---:|---:|---|")
+    L.append("**rank_of**\n")
+    L.append(
+        "| axes | proctopo | loop | loop32 | loop, checked | loop32, checked | × fastest checked | × fastest unchecked | the check's cost in the plain loop |"
+    )
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in range(1, 9):
-        ro, rb = pe(f"rank_of/proctopo/{k}axes"), pe(f"rank_of/baseline/{k}axes")
-        co, cb = pe(f"coord_of/proctopo/{k}axes"), pe(f"coord_of/baseline/{k}axes")
-        tgt = "—" if k > 5 or ro is None or co is None else ("yes" if max(ro, co) <= 5e-9 else "**no**")
-        L.append(f"| {k} | {fmt_time(ro)} | {fmt_time(rb)} | {fmt_time(co)} | {fmt_time(cb)} | {tgt} |")
+        c = cpp_percall(cpp, "rank_of", k)
+        L.append(
+            f"| {k} | {fmt_time(c['proctopo'])} | {fmt_time(c['plain'].get('loop'))} | {fmt_time(c['plain'].get('loop32'))} "
+            f"| {fmt_time(c['checked'].get('loop'))} | {fmt_time(c['checked'].get('loop32'))} "
+            f"| {ratio(c['proctopo'], c['best_checked'][1])} | {ratio(c['proctopo'], c['best'][1])} "
+            f"| {ratio(c['best_checked'][1], c['best'][1])} |"
+        )
     L.append("")
-    L.append("Bulk, per rank, 65,536 ranks:\n")
-    L.append("| operation | layout | proctopo | baseline | ratio |")
+    L.append("**coord_of** (the `_checked` twins are within noise of their loops: one compare per call)\n")
+    L.append(
+        "| axes | proctopo | div64 | div32 | strides32 | quot32 | fastest checked | × fastest | × fastest checked |"
+    )
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k in range(1, 9):
+        c = cpp_percall(cpp, "coord_of", k)
+        L.append(
+            f"| {k} | {fmt_time(c['proctopo'])} | "
+            + " | ".join(fmt_time(c["plain"].get(n)) for n, _ in COORD_LOOPS)
+            + f" | {fmt_time(c['best_checked'][1])} | {ratio(c['proctopo'], c['best'][1])} | {ratio(c['proctopo'], c['best_checked'][1])} |"
+        )
+    L.append("")
+    L.append(
+        "Bulk, per rank, 65,536 ranks; baseline = a plain range-checked loop with int64 division (coord_of) or "
+        "multiply-add (rank_of), inlined; × = proctopo / baseline:\n"
+    )
+    L.append("| operation | layout | proctopo | baseline | × |")
     L.append("|---|---|---:|---:|---:|")
     for op in ("coord_of_bulk", "rank_of_bulk"):
         for naxes in (3, 5):
             a, b = pe(f"{op}/proctopo/{naxes}ax:65536"), pe(f"{op}/baseline/{naxes}ax:65536")
-            L.append(
-                f"| {op} | {naxes} axes | {fmt_time(a)} | {fmt_time(b)} | {fmt_ratio(b / a) if a and b else '—'} |"
-            )
+            L.append(f"| {op} | {naxes} axes | {fmt_time(a)} | {fmt_time(b)} | {ratio(a, b)} |")
     L.append("")
     L.append(
         "Group table of the data axis, per element (target: about 1 ns or less). `_alloc` = a fresh uninitialised buffer per call, as a Python call needs; `vector` = the std::vector overload.\n"
@@ -878,6 +1126,90 @@ def cpp_report(cpp: dict[str, dict[str, float]]) -> list[str]:
         whole = cpp.get(f"match/proctopo/3ax:65536/{axis}", {}).get("cpu_time")
         L.append(f"| {axis}=1 | {fmt_time(a)} | {fmt_time(b)} | {fmt_time(whole)} |")
     L.append("")
+    return L
+
+
+def _span_text(v: list[int]) -> str:
+    return f"{v[0]}" if v[0] == v[1] else f"{v[0]}–{v[1]}"
+
+
+def scaling_explanation(data: dict[str, Any], sim: dict[str, Any] | None = None) -> list[str]:
+    """Where the time of the real jobs goes, in this run's figures (``sim``: grid_sim's data)."""
+    pts = data.get("points", {})
+    ds_sim = next(
+        (
+            r
+            for r in (sim or {}).get("rows", [])
+            if r.get("world") == 65_536
+            and str(r.get("lib", "")).startswith("DeepSpeed")
+            and r.get("status") == "ok"
+        ),
+        None,
+    )
+    at_scale = (
+        f" (the simulation above: {fmt_time(ds_sim['median_ms'] / 1e3)} of Python per rank at 65,536 ranks before "
+        "any communicator exists)"
+        if ds_sim
+        else ""
+    )
+
+    def get(world: int, key: str) -> dict[str, Any] | None:
+        p = pts.get(str(world), {}).get(key)
+        return p if p and p.get("status") == "ok" and p.get("wall_median") is not None else None
+
+    def ms(v: float | None) -> str:
+        return fmt_time(v) if v is not None else "—"
+
+    L: list[str] = []
+    lines = []
+    for world in sorted(int(w) for w in pts):
+        loc, off, ds = (
+            get(world, "proctopo-local"),
+            get(world, "proctopo-local-noverify"),
+            get(world, "deepspeed"),
+        )
+        if not (loc and ds):
+            continue
+        lines.append(
+            f"- {world} ranks: proctopo `local` {ms(loc['wall_median'])} per rank, of which {ms(loc.get('cpu_median'))} "
+            f"CPU, {ms(loc.get('in_calls_median'))} inside its {loc['new_group'][1]} `new_group` calls and "
+            f"{ms(loc.get('check_median'))} in the fingerprint check ({ms(loc.get('check_cpu_median'))} of it CPU)"
+            + (f"; without the check {ms(off['wall_median'])}" if off else "")
+            + f". DeepSpeed {ms(ds['wall_median'])}, of which {ms(ds.get('cpu_median'))} CPU and "
+            f"{ms(ds.get('in_calls_median'))} inside its {ds['new_group'][1]} calls. Communicators per rank: "
+            f"proctopo {_span_text(loc['live'])}, DeepSpeed {_span_text(ds['live'])}."
+        )
+    if not lines:
+        return L
+    L.append("**Where the time goes** (medians of this run; CPU is the building thread's):\n")
+    L.extend(lines)
+    L.append("")
+    ratios, lives, cores = [], set(), (data.get("machine_start") or {}).get("cores", "?")
+    for world in sorted(int(w) for w in pts):
+        loc, ds = get(world, "proctopo-local"), get(world, "deepspeed")
+        if loc and ds:
+            ratios.append((world, ds["wall_median"] / loc["wall_median"]))
+            lives.update({loc["live"][1], ds["live"][1]})
+    same = f"the same {lives.pop()} communicators per rank" if len(lives) == 1 else "their communicators"
+    lo, hi = min(ratios, key=lambda x: x[1]), max(ratios, key=lambda x: x[1])
+    L.append(
+        f"Both grids build {same} (pipe, data, model and DeepSpeed's model-parallel group), and creating "
+        "each is the same work for both: torch builds a gloo communicator by a full-mesh connection whose "
+        "addresses go through the rendezvous store. With the `file://` rendezvous of these jobs that store "
+        "is torch's FileStore, whose `wait` looks at the file again every 10 ms until the key is there, so a "
+        "rank that reaches a group before its last peer waits in steps of 10 ms, and with N processes on "
+        f"{cores} cores the last peer is often late. A `new_group` call for a group the rank is not in is "
+        "Python bookkeeping only in torch 2.13 (its barrier after creation is off unless "
+        "`TORCH_DIST_INIT_BARRIER=1`), so DeepSpeed's extra calls, one per group in the world, add little CPU "
+        "at these sizes (the CPU column). The wall time is set by the communicators, alike for both: "
+        f"DeepSpeed / proctopo `local` lies between {lo[1]:.2f}× ({lo[0]} ranks) and {hi[1]:.2f}× "
+        f"({hi[0]} ranks) here. DeepSpeed's Python per rank grows with the world" + at_scale + ", "
+        "proctopo's does not. The fingerprint check is one all_reduce over the whole world, so it waits for "
+        "the last rank to arrive: alone after a barrier it costs about one small all_reduce (the ratio in the "
+        "table above), but inside the grid it is the first moment of the build at which every rank must be "
+        "present, and it pays for the last of N processes sharing the cores to be scheduled; its own CPU is "
+        "a small part of it (above).\n"
+    )
     return L
 
 
@@ -1008,15 +1340,33 @@ def default_cpp_binary() -> str | None:
 
 
 def render(out_dir: Path, raw: dict[str, Any]) -> tuple[Path, Path | None]:
-    """Writes RESULTS.md and compare.png from the contents of results.json."""
+    """Writes RESULTS.md, compare.png and (with scaling data) scaling.png from results.json's contents."""
     meta = raw["meta"]
     results = {(r["lib"], r["world"], r["naxes"]): r for r in raw["results"]}
     cpp_data = raw.get("cpp")
     cpp = cpp_table(cpp_data) if cpp_data and "error" not in cpp_data else {}
-    png = plot(out_dir / "compare.png", results, meta["sizes"], meta["axes"], meta["libs"], cpp)
+    png = (
+        plot(out_dir / "compare.png", results, meta["sizes"], meta["axes"], meta["libs"], cpp)
+        if results
+        else None
+    )
+    extra = {k: raw.get(k) for k in ("grid_sim", "megatron_sim", "scaling")}
+    scaling = raw.get("scaling")
+    if scaling and "error" not in scaling:
+        sim, msim = raw.get("grid_sim"), raw.get("megatron_sim")
+        extra["scaling_png"] = _bench_module("scaling").plot(
+            scaling,
+            sim if sim and "error" not in sim else None,
+            msim if msim and "error" not in msim else None,
+            out_dir / "scaling.png",
+        )
     report = out_dir / "RESULTS.md"
-    write_report(report, meta, results, cpp_data, png)
+    write_report(report, meta, results, cpp_data, png, extra)
     return report, png
+
+
+#: The command line the report names; None: this script's own (run_all.py sets its command).
+_COMMAND: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1069,6 +1419,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-grid-sim", action="store_true", help="skip bench/grid_sim.py")
     ap.add_argument(
+        "--no-megatron",
+        action="store_true",
+        help="skip bench/grid_sim.py --megatron (Megatron at 65,536 ranks)",
+    )
+    ap.add_argument("--no-peers", action="store_true", help="skip the Python peer comparison")
+    ap.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also run bench/scaling.py: real gloo jobs of 8-64 processes (quick: 8), writes scaling.png",
+    )
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="every part: C++ benchmarks, peers, grid_sim, grid_sim --megatron and scaling (what run_all.py runs)",
+    )
+    ap.add_argument(
         "--grid-ds-bound",
         type=float,
         help="seconds grid_sim lets DeepSpeed's grid run per world (default: 30; quick: grid_sim's own)",
@@ -1084,7 +1450,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out_dir = REPO / "build" / "bench-quick" if args.quick else HERE
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
+    if args.all:
+        args.scaling = True
     t_start = time.perf_counter()
+    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.rerender:
         raw = json.loads(args.rerender.read_text())
         raw["meta"]["rerendered"] = " ".join(shlex.quote(a) for a in ["python", "bench/compare.py", *argv])
@@ -1101,7 +1470,9 @@ def main(argv: list[str] | None = None) -> int:
     worker_timeout = 90.0 if args.quick else 300.0
 
     results: dict[tuple[str, int, int], dict[str, Any]] = {}
-    for naxes in args.axes:
+    parts: dict[str, str] = {}
+    t_part = time.perf_counter()
+    for naxes in [] if args.no_peers else args.axes:
         for s in sizes:
             # Libraries take turns, round after round, so that a busy spell on this shared
             # machine falls on all of them alike; the samples of all rounds are pooled.
@@ -1122,7 +1493,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     results[(lib, s, naxes)] = merge_rounds(results.get((lib, s, naxes)), rec)
 
+    parts["peers"] = "skipped" if args.no_peers else f"{time.perf_counter() - t_part:.0f} s"
     cpp_data = None
+    t_part = time.perf_counter()
     if args.cpp_json and not args.no_cpp:
         cpp_data = {"command": f"(read from {args.cpp_json})", **json.loads(args.cpp_json.read_text())}
     elif not args.no_cpp:
@@ -1130,7 +1503,7 @@ def main(argv: list[str] | None = None) -> int:
         if binary:
             print(f"[compare] C++ benchmarks: {binary} ...", end="", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            cpp_data = run_cpp(binary, args.quick, 300.0)
+            cpp_data = run_cpp(binary, args.quick, 900.0)
             print(
                 f" {time.perf_counter() - t0:.1f} s"
                 + (f"  ({cpp_data['error']})" if "error" in cpp_data else ""),
@@ -1142,13 +1515,35 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
 
-    if args.no_grid_sim:
-        grid_md = "_Skipped (--no-grid-sim)._\n"
-    else:
-        print("[compare] grid simulation (bench/grid_sim.py) ...", end="", file=sys.stderr, flush=True)
+    parts["C++"] = (
+        "skipped"
+        if args.no_cpp
+        else ("failed" if not cpp_data or "error" in cpp_data else f"{time.perf_counter() - t_part:.0f} s")
+    )
+
+    def part(name: str, flag_off: bool, fn: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        if flag_off:
+            parts[name] = "skipped"
+            return None
+        print(f"[compare] {name} ...", end="", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        grid_md = run_grid_sim(args.quick, 150.0 if args.quick else 300.0, args.grid_ds_bound)
-        print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        data = fn()
+        took = time.perf_counter() - t0
+        parts[name] = f"{took:.0f} s" + (" (failed)" if "error" in data else "")
+        print(f" {took:.1f} s" + (f"  ({data['error'][:200]})" if "error" in data else ""), file=sys.stderr)
+        return data
+
+    grid_sim = part(
+        "grid_sim",
+        args.no_grid_sim,
+        lambda: run_grid_sim(args.quick, 150.0 if args.quick else 300.0, args.grid_ds_bound),
+    )
+    megatron_sim = part("grid_sim --megatron", args.no_megatron, lambda: run_megatron_sim(900.0))
+    scaling = part(
+        "scaling",
+        not args.scaling,
+        lambda: run_scaling(args.quick, 600.0 if args.quick else 3600.0, args.out_dir),
+    )
 
     meta = {
         "argv": argv,
@@ -1163,9 +1558,18 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "rounds_max_size": args.rounds_max_size,
         "config": cfg,
-        "grid_md": grid_md,
+        "load_start": load_start,
+        "parts": parts,
+        "command": _COMMAND or " ".join(shlex.quote(a) for a in ["python", "bench/compare.py", *argv]),
     }
-    raw = {"meta": meta, "results": list(results.values()), "cpp": cpp_data}
+    raw = {
+        "meta": meta,
+        "results": list(results.values()),
+        "cpp": cpp_data,
+        "grid_sim": grid_sim,
+        "megatron_sim": megatron_sim,
+        "scaling": scaling,
+    }
     (args.out_dir / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     report, png = render(args.out_dir, raw)
     elapsed = meta["elapsed"]

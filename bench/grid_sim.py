@@ -169,29 +169,54 @@ def _ms(v: float | None) -> str:
     return f"{v:.2f} ms"
 
 
-def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, deepspeed: bool = True) -> str:
-    """Run the simulation and return its markdown section.
+def simulate(
+    quick: bool = False, ds_bound: float | None = None, repeat: int = 7, deepspeed: bool = True
+) -> dict[str, Any]:
+    """Run the simulation and return its data (``render`` turns it into markdown).
 
     Args:
         quick: Shorter DeepSpeed bound (40 s instead of 90 s) and fewer repeats.
         ds_bound: Seconds DeepSpeed's grid may run per world before it is
             stopped and reported as past the bound.
-        repeat: proctopo grid builds per row; the median and the first are shown.
+        repeat: proctopo grid builds per row; the median and the first are kept.
         deepspeed: Include DeepSpeed's grid (needs deepspeed installed).
 
     Returns:
-        Markdown: method, command, one table per world size, and the check of the
-        targets for ``local`` at 65,536 ranks (at most axes + 2 ``new_group``
-        calls per rank, at most 50 ms of Python per rank).
-
-    >>> "new_group" in run(repeat=1, deepspeed=False)  # doctest: +SKIP
-    True
+        A JSON-ready dict: the run's description and one row per (layout, grid, strategy).
     """
     import importlib.util
 
     bound = ds_bound if ds_bound is not None else (40.0 if quick else 90.0)
     repeat = max(1, 3 if quick else repeat)
     have_ds = importlib.util.find_spec("deepspeed") is not None
+    data: dict[str, Any] = {
+        "command": f"{COMMAND}{' --quick' if quick else ''}",
+        "date": _dt.date.today().isoformat(),
+        "python": platform.python_version(),
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+        "machine": _machine(),
+        "repeat": repeat,
+        "bound": bound,
+        "rows": [],
+    }
+    for world, axes, dims in LAYOUTS:
+        for strategy in STRATEGIES:
+            r = _proctopo_row(world, axes, dims, strategy, repeat)
+            data["rows"].append({"world": world, "axes": axes, "dims": dims, "requested": strategy, **r})
+        if len(axes) == 3:
+            base = {"world": world, "axes": axes, "dims": dims, "lib": "DeepSpeed 0.19.8"}
+            base["expected_calls"] = _ds_expected_calls(world, axes, dims)
+            if not (deepspeed and have_ds):
+                data["rows"].append({**base, "status": "not run (deepspeed missing)"})
+                continue
+            data["rows"].append({**base, **_ds_row(world, axes, dims, bound)})
+    return data
+
+
+def render(data: dict[str, Any]) -> str:
+    """The markdown section of a :func:`simulate` result."""
+    bound = data["bound"]
     lines: list[str] = []
     lines.append(
         "One Python process plays one rank (rank N/2 + 1) of the world with a recording stand-in for "
@@ -205,60 +230,54 @@ def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, dee
         "`local`.\n"
     )
     lines.append(
-        f"Command: `{COMMAND}{' --quick' if quick else ''}` · {_dt.date.today().isoformat()} · "
-        f"Python {platform.python_version()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-        f"median of {repeat} builds (gc off; CPU time of the building thread, so other load on the "
+        f"Command: `{data['command']}` · {data['date']} · Python {data['python']} · {data['machine']} · "
+        f"median of {data['repeat']} builds (gc off; CPU time of the building thread, so other load on the "
         "machine does not count; the first build includes any one-time imports)\n"
     )
     check: list[str] = []
-    for world in sorted({w for w, _, _ in LAYOUTS}):
+    rows = data["rows"]
+    for world in sorted({r["world"] for r in rows}):
         lines.append(f"### {world:,} ranks\n")
         lines.append(
             "| layout | grid | group_creation | `new_group` calls / rank | `split_group` calls / rank "
             "| Python CPU time / rank (median) | first build (CPU) | wall (median) | topology build (CPU) |"
         )
         lines.append("|---|---|---|--:|--:|--:|--:|--:|--:|")
-        for w, axes, dims in LAYOUTS:
-            if w != world:
+        for r in rows:
+            if r["world"] != world:
                 continue
-            shape = _shape(axes, dims)
-            for strategy in STRATEGIES:
-                r = _proctopo_row(world, axes, dims, strategy, repeat)
+            shape = _shape(r["axes"], r["dims"])
+            if r.get("lib") == "proctopo":
                 lines.append(
                     f"| {shape} | proctopo | {r['strategy']} | {r['new_group']:,} | {r['split_group']:,} "
                     f"| {_ms(r['median_ms'])} | {_ms(r['first_ms'])} | {_ms(r['wall_ms'])} | {_ms(r['topo_ms'])} |"
                 )
-                if world == 65_536 and strategy == "local":
-                    limit_calls = len(axes) + 2
+                if world == 65_536 and r["requested"] == "local":
+                    n_axes = len(r["axes"])
+                    limit_calls = n_axes + 2
                     ok = r["new_group"] <= limit_calls and r["median_ms"] <= 50.0 and r["first_ms"] <= 50.0
                     check.append(
                         f"- {world:,} ranks, {shape}: `local` made {r['new_group']} `new_group` calls per rank "
-                        f"(limit {len(axes)} axes + 2 = {limit_calls}) in {_ms(r['median_ms'])} median, "
+                        f"(limit {n_axes} axes + 2 = {limit_calls}) in {_ms(r['median_ms'])} median, "
                         f"{_ms(r['first_ms'])} first build (limit 50 ms): **{'pass' if ok else 'FAIL'}**"
                     )
-            if len(axes) == 3:
-                if not (deepspeed and have_ds):
-                    lines.append(
-                        f"| {shape} | DeepSpeed 0.19.8 | – | – | – | not run (deepspeed missing) | – | – | – |"
-                    )
-                    continue
-                d = _ds_row(world, axes, dims, bound)
-                if d["status"] == "ok":
-                    lines.append(
-                        f"| {shape} | DeepSpeed 0.19.8 | {d['strategy']} | {d['new_group']:,} | 0 "
-                        f"| {_ms(d['median_ms'])} | {_ms(d['first_ms'])} | {_ms(d.get('wall_ms'))} | {_ms(d.get('topo_ms'))} |"
-                    )
-                elif d["status"] == "bound":
-                    made = d.get("new_group")
-                    expected = _ds_expected_calls(world, axes, dims)
-                    so_far = f"{made:,} made before the stop; " if made is not None else ""
-                    lines.append(
-                        f"| {shape} | DeepSpeed 0.19.8 | {d['strategy']} | {expected:,} by its loops "
-                        f"({so_far}not finished) | 0 | **> {bound:g} s** (stopped at the bound, wall) | – | – "
-                        f"| {_ms(d.get('topo_ms'))} |"
-                    )
-                else:
-                    lines.append(f"| {shape} | DeepSpeed 0.19.8 | – | – | – | {d['status']} | – | – | – |")
+                continue
+            status = r.get("status", "")
+            if status == "ok":
+                lines.append(
+                    f"| {shape} | {r['lib']} | {r['strategy']} | {r['new_group']:,} | 0 "
+                    f"| {_ms(r['median_ms'])} | {_ms(r['first_ms'])} | {_ms(r.get('wall_ms'))} | {_ms(r.get('topo_ms'))} |"
+                )
+            elif status == "bound":
+                made = r.get("new_group")
+                so_far = f"{made:,} made before the stop; " if made is not None else ""
+                lines.append(
+                    f"| {shape} | {r['lib']} | {r['strategy']} | {r['expected_calls']:,} by its loops "
+                    f"({so_far}not finished) | 0 | **> {bound:g} s** (stopped at the bound, wall) | – | – "
+                    f"| {_ms(r.get('topo_ms'))} |"
+                )
+            else:
+                lines.append(f"| {shape} | {r['lib']} | – | – | – | {status} | – | – | – |")
         lines.append("")
     lines.append(
         "Targets for `local` at 65,536 ranks (at most axes + 2 `new_group` calls, 50 ms per rank):\n"
@@ -266,6 +285,15 @@ def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, dee
     lines.extend(check)
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, deepspeed: bool = True) -> str:
+    """Run the simulation and return its markdown section (:func:`simulate`, then :func:`render`).
+
+    >>> "new_group" in run(repeat=1, deepspeed=False)  # doctest: +SKIP
+    True
+    """
+    return render(simulate(quick=quick, ds_bound=ds_bound, repeat=repeat, deepspeed=deepspeed))
 
 
 # ---------------------------------------------------------------------------------- Megatron
@@ -411,15 +439,39 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, load average {load} (1 / 5 / 15 min) at the start"
 
 
-def megatron_run(world: int = MEGATRON_WORLD, bound: float = 600.0) -> str:
+def megatron_simulate(world: int = MEGATRON_WORLD, bound: float = 600.0) -> dict[str, Any]:
     """Megatron's parallel state for one rank of ``world`` ranks: megatron-core against proctopo.
 
     Returns:
-        Markdown: the method, the command, the machine, and one table with the
-        ``new_group`` calls and the communicators each made on the played rank.
+        A JSON-ready dict: the run's description and one row per (case, rank, library, strategy).
     """
-    machine = _machine()
     sizes = dict(MEGATRON_SIZES)
+    data: dict[str, Any] = {
+        "command": MEGATRON_COMMAND,
+        "date": _dt.date.today().isoformat(),
+        "python": platform.python_version(),
+        "machine": _machine(),
+        "world": world,
+        "sizes": sizes,
+        "rows": [],
+    }
+    pp = sizes["pipeline_model_parallel_size"]
+    # Imports (NumPy, the grid) once before the timed builds.
+    _proctopo_megatron_row(1024, 0, sizes, "local")
+    for etp, gloo in MEGATRON_CASES:
+        kwargs = dict(sizes, expert_tensor_parallel_size=etp, create_gloo_process_groups=gloo)
+        for rank in _megatron_ranks(world):
+            case = {"etp": etp, "gloo": gloo, "rank": rank, "stage": rank // (world // pp)}
+            data["rows"].append({**case, "lib": "megatron-core", **_megatron_row(world, rank, kwargs, bound)})
+            for strategy in ("local", "global"):
+                p = _proctopo_megatron_row(world, rank, kwargs, strategy)
+                data["rows"].append({**case, "lib": "proctopo", "requested": strategy, **p})
+    return data
+
+
+def megatron_render(data: dict[str, Any]) -> str:
+    """The markdown section of a :func:`megatron_simulate` result."""
+    sizes, world = data["sizes"], data["world"]
     dp = world // (sizes["tensor_model_parallel_size"] * sizes["context_parallel_size"]
                    * sizes["pipeline_model_parallel_size"])  # fmt: skip
     lines = [
@@ -436,52 +488,58 @@ def megatron_run(world: int = MEGATRON_WORLD, bound: float = 600.0) -> str:
         "none of a family, so that torch's names for locally synchronised groups stay in step: they "
         "are counted in the `new_group` calls and shown apart. CPU time is that of the building "
         "thread (gc off).\n",
-        f"Command: `{MEGATRON_COMMAND}` · {_dt.date.today().isoformat()} · Python "
-        f"{platform.python_version()} · {machine}\n",
+        f"Command: `{data['command']}` · {data['date']} · Python {data['python']} · {data['machine']}\n",
         "| expert tp | gloo groups | rank (stage) | library | group_creation | `new_group` calls / rank "
         "| communicators / rank | distinct (rank set, backend) | pad groups | CPU time / rank |",
         "|---|---|---|---|---|--:|--:|--:|--:|--:|",
     ]
-    pp = sizes["pipeline_model_parallel_size"]
-    # Imports (NumPy, the grid) once before the timed builds.
-    _proctopo_megatron_row(1024, 0, sizes, "local")
     summary: list[str] = []
-    for etp, gloo in MEGATRON_CASES:
-        kwargs = dict(sizes, expert_tensor_parallel_size=etp, create_gloo_process_groups=gloo)
-        etp_text = "1" if etp is not None else f"derived (= tp = {sizes['tensor_model_parallel_size']})"
-        for rank in _megatron_ranks(world):
-            stage = rank // (world // pp)
-            where = f"{rank:,} ({stage})"
-            m = _megatron_row(world, rank, kwargs, bound)
-            if m["status"] == "ok":
+    megatron_row: dict[str, Any] = {}
+    for r in data["rows"]:
+        etp_text = "1" if r["etp"] is not None else f"derived (= tp = {sizes['tensor_model_parallel_size']})"
+        gloo = "yes" if r["gloo"] else "no"
+        where = f"{r['rank']:,} ({r['stage']})"
+        if r["lib"] == "megatron-core":
+            megatron_row = r
+            if r["status"] == "ok":
                 lines.append(
-                    f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | megatron-core 0.16.1 | global (its "
-                    f"only way) | {m['new_group']:,} | {m['communicators']} | {m['rank_sets']} | 0 "
-                    f"| {_ms(m['cpu_ms'])} |"
+                    f"| {etp_text} | {gloo} | {where} | megatron-core 0.16.1 | global (its "
+                    f"only way) | {r['new_group']:,} | {r['communicators']} | {r['rank_sets']} | 0 "
+                    f"| {_ms(r['cpu_ms'])} |"
                 )
             else:
-                lines.append(f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | megatron-core 0.16.1 "
-                             f"| – | – | – | – | – | {m['status']} |")  # fmt: skip
-            for strategy in ("local", "global"):
-                p = _proctopo_megatron_row(world, rank, kwargs, strategy)
-                pads = p["registered"] - p["communicators"]
-                if strategy == "local" and m["status"] == "ok":
-                    summary.append(
-                        f"- expert tp {etp_text}, gloo groups {'on' if gloo else 'off'}, rank {rank:,}: "
-                        f"megatron-core {m['new_group']:,} `new_group` calls and {m['communicators']} "
-                        f"communicators; proctopo `local` {p['new_group']} calls and {p['communicators']} "
-                        f"communicators, and {pads} single-rank pad group{'' if pads == 1 else 's'}"
-                    )
-                lines.append(
-                    f"| {etp_text} | {'yes' if gloo else 'no'} | {where} | proctopo | {p['strategy']} "
-                    f"| {p['new_group']:,} | {p['communicators']} | {p['rank_sets']} | {pads} "
-                    f"| {_ms(p['cpu_ms'])} |"
-                )
+                lines.append(f"| {etp_text} | {gloo} | {where} | megatron-core 0.16.1 | – | – | – | – | – "
+                             f"| {r['status']} |")  # fmt: skip
+            continue
+        pads = r["registered"] - r["communicators"]
+        m = megatron_row
+        if r["requested"] == "local" and m.get("status") == "ok":
+            summary.append(
+                f"- expert tp {etp_text}, gloo groups {'on' if r['gloo'] else 'off'}, rank {r['rank']:,}: "
+                f"megatron-core {m['new_group']:,} `new_group` calls and {m['communicators']} "
+                f"communicators; proctopo `local` {r['new_group']} calls and {r['communicators']} "
+                f"communicators, and {pads} single-rank pad group{'' if pads == 1 else 's'}"
+            )
+        lines.append(
+            f"| {etp_text} | {gloo} | {where} | proctopo | {r['strategy']} "
+            f"| {r['new_group']:,} | {r['communicators']} | {r['rank_sets']} | {pads} "
+            f"| {_ms(r['cpu_ms'])} |"
+        )
     lines.append("")
     lines.append('Per rank, megatron-core against proctopo with `group_creation="local"`:\n')
     lines.extend(summary)
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def megatron_run(world: int = MEGATRON_WORLD, bound: float = 600.0) -> str:
+    """Megatron's parallel state for one rank of ``world`` ranks, as markdown.
+
+    Returns:
+        The method, the command, the machine, and one table with the ``new_group`` calls
+        and the communicators each made on the played rank.
+    """
+    return megatron_render(megatron_simulate(world, bound))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -493,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--megatron", action="store_true", help="Megatron's parallel state at 65,536 ranks instead"
     )
+    ap.add_argument("--json", action="store_true", help="print the data as JSON instead of markdown")
     ap.add_argument("--_ds-child", dest="ds_child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_megatron-child", dest="megatron_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -501,15 +560,23 @@ def main(argv: list[str] | None = None) -> int:
         _megatron_child(world, rank, kwargs, bound)
         return 0
     if args.megatron:
+        mdata = megatron_simulate()
+        if args.json:
+            print(json.dumps(mdata))
+            return 0
         print("## Megatron's parallel state at scale (bench/grid_sim.py --megatron)\n")
-        print(megatron_run())
+        print(megatron_render(mdata))
         return 0
     if args.ds_child is not None:
         world, axes, dims, bound = json.loads(args.ds_child)
         _ds_child(world, axes, dims, bound)
         return 0
+    data = simulate(quick=args.quick, ds_bound=args.ds_bound, deepspeed=not args.no_deepspeed)
+    if args.json:
+        print(json.dumps(data))
+        return 0
     print("## Scale simulation (bench/grid_sim.py)\n")
-    print(run(quick=args.quick, ds_bound=args.ds_bound, deepspeed=not args.no_deepspeed))
+    print(render(data))
     return 0
 
 
