@@ -933,7 +933,7 @@ COORD_LOOPS = [
     ("strides32", "precomputed strides, (r / stride) % size in uint32_t"),
     ("quot32", "precomputed strides, one uint32_t division per axis: q_i - size_i * q_(i-1)"),
 ]
-GOAL_AXES = range(1, 7)
+GOAL_AXES = range(1, 9)
 
 
 def cpp_percall(cpp: dict[str, dict[str, float]], op: str, k: int) -> dict[str, Any]:
@@ -962,7 +962,7 @@ def cpp_percall(cpp: dict[str, dict[str, float]], op: str, k: int) -> dict[str, 
 def cpp_goals(cpp: dict[str, dict[str, float]]) -> list[tuple[str, str, str, bool | None]]:
     """(goal, layout, measured, met) rows of the C++ per-call goals."""
     rows: list[tuple[str, str, str, bool | None]] = []
-    lay = "C++, 1–6 axes"
+    lay = "C++, 1–8 axes"
 
     def worst(op: str, which: str) -> tuple[float, int, float, float, str] | None:
         out = None
