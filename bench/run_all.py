@@ -237,7 +237,6 @@ def update_readme(raw: dict[str, Any], path: Path = README) -> bool:
     section = readme_section(raw)
     if BEGIN.split(":")[0] in text and END in text:
         start = text.index(BEGIN.split(":")[0])
-        start = text.rfind("\n", 0, start) + 1
         end = text.index(END) + len(END)
         new = text[:start] + section + text[end:]
     else:
@@ -249,7 +248,7 @@ def update_readme(raw: dict[str, Any], path: Path = README) -> bool:
         if not match:
             _log(f"{path}: no benchmark paragraph or markers found; README left as it is")
             return False
-        new = text[: match.start()] + section + text[match.end() :]
+        new = text[: match.start()].rstrip(" ") + "\n\n" + section + text[match.end() :]
     if new != text:
         path.write_text(new)
     return True
