@@ -160,6 +160,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("arith", "dims_create(12, [2**64, 0])", "WorldSizeOverflowError"),
     ("arith", "dims_create(12, [0.5, 0])", "TypeError"),
     ("arith", "dims_create(12, 3)", "TypeError"),
+    ("arith", 'dims_create(4, b"\\x00\\x00")', "TypeError"),
     ("order", 'ProcessTopology.from_order("tp--pp")', "InvalidArgumentError"),
     ("order", 'ProcessTopology.from_order("")', "InvalidArgumentError"),
     ("order", 'ProcessTopology.from_order("tp-dp-tp")', "InvalidArgumentError"),
@@ -350,6 +351,8 @@ def render() -> str:
             if section == key:
                 got = outcome(call)
                 kind = got.kind if got.kind.startswith("exit") else f"`{got.kind}`"
+                if got.kind == "returned":
+                    kind, got = "nothing: it returns", Outcome(got.kind, "(no error)", "")
                 lines.append(f"| {_cell(call)} | {kind} | {got.also} | {_cell(got.message)} |")
     return "\n".join(lines) + "\n"
 
@@ -360,6 +363,16 @@ def test_row_raises_its_class(section: str, call: str, kind: str) -> None:
     assert got.kind == kind, f"{call}: {got.kind}: {got.message}"
     assert got.message, f"{call}: no message"
     assert "incompatible function arguments" not in got.message and "Traceback" not in got.message
+
+
+def test_a_type_error_names_the_argument() -> None:
+    """No TypeError is Python's bare complaint: each names the argument it is about."""
+    bare = []
+    for _, call, _ in ROWS:
+        got = outcome(call)
+        if got.kind == "TypeError" and " must " not in got.message:
+            bare.append(f"{call}: {got.message}")
+    assert not bare, "\n".join(bare)
 
 
 def test_every_error_class_has_a_row() -> None:
