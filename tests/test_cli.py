@@ -388,7 +388,11 @@ def test_a_pipe_closed_before_any_output_ends_quietly() -> None:
         finally:
             os.close(write)
         assert proc.stderr == "", (words, proc.stderr)
-        assert proc.returncode == (0 if words == ["--help"] else 1)  # argparse's help ignores the pipe
+        if words == ["--help"]:
+            # From Python 3.11 argparse's help ignores a closed pipe (0); before, the guard ends it (1).
+            assert proc.returncode == (0 if sys.version_info >= (3, 11) else 1)
+        else:
+            assert proc.returncode == 1
 
 
 @pytest.mark.parametrize("words", [["show"], ["check", "--json"], ["draw", "--group", "data"]])
@@ -437,10 +441,17 @@ def test_show_one_rank(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "proctopo.show/1" and doc["rank"] == 9
     assert doc["coord"] == {"pipe": 2, "data": 0, "model": 1}
-    assert doc["groups"]["pipe"] == {"ranks": [1, 5, 9, 13], "index": 1, "count": 4, "position": 2}
+    assert doc["groups"]["pipe"] == {
+        "ranks": [1, 5, 9, 13],
+        "size": 4,
+        "index": 1,
+        "count": 4,
+        "position": 2,
+    }
     assert doc["model_parallel_group"] == {
         "axes": ["pipe", "model"],
         "ranks": [0, 1, 4, 5, 8, 9, 12, 13],
+        "size": 8,
         "index": 0,
         "count": 2,
         "position": 5,

@@ -466,6 +466,9 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "dims_create",
       [](py::handle n, py::handle dims) {
+        if (py::isinstance<py::str>(dims) || py::isinstance<py::bytes>(dims) || !py::isinstance<py::iterable>(dims)) {
+          throw py::type_error("dims must be a list of sizes (0 for a free entry), got " + text_of(dims));
+        }
         std::vector<rank_t> entries;
         for (py::handle d : dims) entries.push_back(size_arg(d, "dims[" + std::to_string(entries.size()) + "]"));
         return proctopo::dims_create(size_arg(n, "n"), entries);

@@ -129,10 +129,23 @@ def _dump(doc: dict[str, Any], out: TextIO) -> None:
 # ---------------------------------------------------------------------------- show
 
 
-def _ranks_text(ranks: Sequence[int], limit: int = 8) -> str:
+#: Groups larger than this are listed by their first ranks only (JSON: "ranks" holds the
+#: first GROUP_LIST_LIMIT and "size" the whole), so any world is shown in bounded memory.
+GROUP_LIST_LIMIT = 4096
+
+
+def _ranks_text(ranks: Sequence[int], limit: int = 8, size: int | None = None) -> str:
+    size = len(ranks) if size is None else size
     shown = ", ".join(str(r) for r in ranks[:limit])
-    more = f", ... ({len(ranks)} ranks)" if len(ranks) > limit else ""
+    more = f", ... ({size} ranks)" if size > limit else ""
     return f"[{shown}{more}]"
+
+
+def _group_size(topo: ProcessTopology, axes: Sequence[str]) -> int:
+    size = 1
+    for i in topo.axis_indices(list(axes)):
+        size *= topo.dims[i]
+    return size
 
 
 def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> None:
@@ -151,7 +164,7 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
     width = max([4, *(len(a) for a in axes)])
     w = topo.world_size()
     shown = list(range(min(w, limit))) + ([w - 1] if w > limit else [])
-    cells = [[_ranks_text(topo.group_of(r, a).tolist(), 4) for a in axes] for r in shown]
+    cells = [[_ranks_text(topo.group_head(r, a, 4), 4, topo.get_dim(a)) for a in axes] for r in shown]
     cols = [max([len(a) + 6, *(len(row[i]) for row in cells)]) for i, a in enumerate(axes)]
     head = "rank".rjust(8) + "".join(a.rjust(width + 2) for a in axes) + "   "
     print(head + "   ".join(f"{a}-group".ljust(c) for a, c in zip(axes, cols)).rstrip(), file=out)
@@ -163,13 +176,13 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
         print(text + "   ".join(g.ljust(c) for g, c in zip(row, cols)).rstrip(), file=out)
     print(file=out)
     for a in axes:
-        table = topo.groups(a)
-        rows = [_ranks_text(g, 4) for g in table[:3].tolist()]
-        more = f" ... ({table.shape[0]} groups)" if table.shape[0] > 3 else ""
-        print(
-            f"{a:>{width}} groups: {table.shape[0]} x {table.shape[1]} ranks: {' '.join(rows)}{more}",
-            file=out,
-        )
+        size = topo.get_dim(a)
+        count = w // size
+        others = [b for b in axes if b != a]
+        firsts = topo.group_head(0, others, 3)  # the first rank of each of the first 3 groups
+        rows = [_ranks_text(topo.group_head(f, a, 4), 4, size) for f in firsts]
+        more = f" ... ({count} groups)" if count > 3 else ""
+        print(f"{a:>{width}} groups: {count} x {size} ranks: {' '.join(rows)}{more}", file=out)
 
 
 def show_json(topo: ProcessTopology, limit: int = 16) -> dict[str, Any]:
@@ -187,7 +200,7 @@ def show_json(topo: ProcessTopology, limit: int = 16) -> dict[str, Any]:
         {
             "rank": r,
             "coord": dict(zip(axes, topo.get_coord(r))),
-            "groups": {a: topo.group_list(r, a) for a in axes},
+            "groups": {a: topo.group_head(r, a, GROUP_LIST_LIMIT) for a in axes},
         }
         for r in range(min(w, limit))
     ]
@@ -218,17 +231,16 @@ def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = Non
     >>> doc['node']
     {'index': 2, 'local_rank': 1, 'ranks_per_node': 2, 'count': 4}
     """
-    axes, dims = topo.get_axis_names(), topo.dims
+    axes = topo.get_axis_names()
     coord = topo.get_coord(rank)
     w = topo.world_size()
 
     def group(names: Sequence[str]) -> dict[str, Any]:
         index, position = topo.group_index(rank, names)
-        size = 1
-        for a, d in zip(axes, dims):
-            size *= d if a in names else 1
+        size = _group_size(topo, names)
         return {
-            "ranks": topo.group_list(rank, names),
+            "ranks": topo.group_head(rank, names, GROUP_LIST_LIMIT),
+            "size": size,
             "index": index,
             "count": w // size,
             "position": position,
@@ -277,7 +289,7 @@ def _print_rank(doc: dict[str, Any], out: TextIO) -> None:
     for name, g in entries:
         where = f"group {g['index']} of {g['count']}, member {g['position']}"
         note = f"; {g['note']}" if "note" in g else ""
-        rows.append((name, f"{_ranks_text(g['ranks'], 16)}  ({where}{note})"))
+        rows.append((name, f"{_ranks_text(g['ranks'], 16, g['size'])}  ({where}{note})"))
     p = doc["pipeline"]
     if p is not None:
         prev = "none" if p["prev"] is None else f"rank {p['prev']}"

@@ -368,7 +368,7 @@ def layout(
     for i in others:
         group_size //= dims[i]
     for g in seen[:legend_limit]:
-        first = topo.group_of(first_rank[g], group_axes)[:16].tolist()  # not the whole group
+        first = topo.group_head(first_rank[g], group_axes, 16)  # not the whole group
         coord = topo.get_coord(first_rank[g])
         legend.append(Group(g, group_size, tuple(first), tuple((axes[i], coord[i]) for i in others)))
 

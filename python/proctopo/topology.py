@@ -337,6 +337,33 @@ class ProcessTopology:
         """
         return self._core.group_list(rank, axes)
 
+    def group_head(self, rank: int, axes: AxesArg, count: int) -> list[int]:
+        """The first ``count`` ranks of ``group_list(rank, axes)``, without building the group.
+
+        O(count x axes) whatever the group's size, for showing part of a group of
+        billions of ranks.
+
+        >>> ProcessTopology(axes=['a', 'b'], dims=[3037000499, 3037000499]).group_head(5, 'a', 3)
+        [5, 3037000504, 6074001003]
+        """
+        positions = sorted(self._core.axis_indices(axes))
+        coord = self._core.coord_of(rank)
+        if not isinstance(count, int) or count < 0:
+            raise TypeError(f"count must be a non-negative int, got {count!r}")
+        dims, strides = self._core.dims, self._core.strides
+        base = rank - sum(coord[i] * strides[i] for i in positions)
+        size = 1
+        for i in positions:
+            size *= dims[i]
+        head = []
+        for j in range(min(count, size)):  # j in row-major order over the group's axes
+            offset = 0
+            for i in reversed(positions):
+                j, digit = divmod(j, dims[i])
+                offset += digit * strides[i]
+            head.append(base + offset)
+        return head
+
     def group_index(self, rank: int, axes: AxesArg) -> tuple[int, int]:
         """Return ``(row, column)`` of ``rank`` in ``groups(axes)``.
 
