@@ -161,7 +161,9 @@ py::array_t<rank_t, py::array::c_style> int_array_arg(py::handle values, const c
     py::object top = flat[py::int_(big)];
     if (top.cast<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) bad(big, py::str(top).cast<std::string>());
   }
-  return py::array_t<rank_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  // A private copy: the core reads it twice with the GIL released (a fast pass, then a
+  // checking one), and another thread must not change it in between.
+  return py::array_t<rank_t, py::array::c_style>::ensure(arr.attr("astype")("int64", "order"_a = "C", "copy"_a = true));
 }
 
 // ---------------------------------------------------------------- methods
