@@ -640,12 +640,12 @@ def test_recording_comm_records_members_non_members_and_parents() -> None:
 
 def test_recording_comm_rejects_a_rank_outside_its_world() -> None:
     with pytest.raises(
-        proctopo.RankOutOfRangeError, match=r"rank 8 is not in the world: ranks run from 0 to 7"
+        proctopo.RankOutOfRangeError, match=r"rank 8 is not in the topology: ranks run from 0 to 7"
     ):
         RecordingComm(8, 8)
     with pytest.raises(proctopo.RankOutOfRangeError, match="rank -1"):
         RecordingComm(-1, 8)
-    with pytest.raises(proctopo.InvalidArgumentError, match="world_size must be at least 1, got 0"):
+    with pytest.raises(proctopo.InvalidTopologyError, match="axis 'world' has size 0; every size must be at"):
         RecordingComm(0, 0)
 
 

@@ -43,7 +43,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .comm import NameLedger
-from .errors import GroupCreationError, InvalidArgumentError, RankOutOfRangeError
+from .errors import GroupCreationError
+from .topology import ProcessTopology
 
 __all__ = ["RecordedGroup", "RecordingComm"]
 
@@ -126,7 +127,7 @@ class RecordingComm:
             ``group_creation="auto"`` picks ``"split"``).
 
     Raises:
-        InvalidArgumentError: ``world_size`` is below 1.
+        InvalidTopologyError: ``world_size`` is below 1.
         RankOutOfRangeError: ``rank`` is not in ``[0, world_size)``.
 
     Attributes:
@@ -159,12 +160,7 @@ class RecordingComm:
         backend: str = "gloo",
         can_split: bool = False,
     ) -> None:
-        if world_size < 1:
-            raise InvalidArgumentError(f"world_size must be at least 1, got {world_size}")
-        if not 0 <= rank < world_size:
-            raise RankOutOfRangeError(
-                f"rank {rank} is not in the world: ranks run from 0 to {world_size - 1}"
-            )
+        ProcessTopology(["world"], [world_size]).get_coord(rank)  # the core's size and rank rules
         self._rank = rank
         self._world = world_size
         self._parent_ranks = list(parent_ranks) if parent_ranks is not None else None
