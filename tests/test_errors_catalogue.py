@@ -261,7 +261,7 @@ ROWS: list[tuple[str, str, str]] = [
         "GridDestroyedError",
     ),
     ("grid", "RecordingComm(rank=8, world_size=8)", "RankOutOfRangeError"),
-    ("grid", "RecordingComm(rank=0, world_size=0)", "InvalidArgumentError"),
+    ("grid", "RecordingComm(rank=0, world_size=0)", "InvalidTopologyError"),
 ]
 
 #: Classes of proctopo.errors without a row, and why.
