@@ -472,8 +472,25 @@ class Layout:
         )
 
 
+class _Arranged:
+    """A suggested layout given as ``order`` and ``dims`` (slowest first), and how to use it."""
+
+    order: tuple[str, ...]
+    dims: tuple[int, ...]
+
+    @property
+    def topology(self) -> ProcessTopology:
+        """The suggested layout as a topology."""
+        return ProcessTopology(list(self.order), list(self.dims))
+
+    @property
+    def megatron_order(self) -> str:
+        """Its Megatron order string, fastest axis first."""
+        return _megatron_order(self.order)
+
+
 @dataclass(frozen=True)
-class Split:
+class Split(_Arranged):
     """A suggestion: split an axis of the best layout into outer x inner, the inner part in a node or domain.
 
     The two new axes sit where the axis was (``<axis>_outer`` just slower than
@@ -505,16 +522,6 @@ class Split:
     split_cost: float
     text: str
 
-    @property
-    def topology(self) -> ProcessTopology:
-        """The topology with the split axis."""
-        return ProcessTopology(list(self.order), list(self.dims))
-
-    @property
-    def megatron_order(self) -> str:
-        """Order string of the split layout, fastest axis first."""
-        return _megatron_order(self.order)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "axis": self.axis,
@@ -539,7 +546,7 @@ class Split:
 
 
 @dataclass(frozen=True)
-class Refit:
+class Refit(_Arranged):
     """A suggestion: use only some nodes of each NVLink domain so that groups stop crossing domains.
 
     A domain of 72 ranks cannot hold aligned blocks of 16 or more ranks (a power of
@@ -562,16 +569,6 @@ class Refit:
     dims: tuple[int, ...]
     cost: float
     text: str
-
-    @property
-    def topology(self) -> ProcessTopology:
-        """The topology of the best layout with that placement."""
-        return ProcessTopology(list(self.order), list(self.dims))
-
-    @property
-    def megatron_order(self) -> str:
-        """Its order string, fastest axis first."""
-        return _megatron_order(self.order)
 
     def to_dict(self) -> dict[str, Any]:
         return {
