@@ -312,13 +312,13 @@ template <std::size_t N>
 rank_t topology::rank_kernel(const topology& t, const rank_t* coord) {
   const rank_t* ss = t.size_stride_.data();
   const std::size_t n = N > 0 ? N : t.dims_.size();
-  std::uint64_t r = 0;
+  std::uint64_t r[2] = {0, 0};  // two partial sums: two shorter chains of additions
   for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<std::uint64_t>(coord[i]);
     if (PROCTOPO_UNLIKELY(c >= static_cast<std::uint64_t>(ss[2 * i]))) t.throw_bad_coordinate(coord);
-    r += c * static_cast<std::uint64_t>(ss[2 * i + 1]);
+    r[i & 1] += c * static_cast<std::uint64_t>(ss[2 * i + 1]);
   }
-  return static_cast<rank_t>(r);
+  return static_cast<rank_t>(r[0] + r[1]);
 }
 
 // Worlds below 2^32: q_i = r / stride_i by multiply-and-shift, independent of each other;
