@@ -389,7 +389,7 @@ def test_process_group_and_comm_are_exclusive_and_timeout_must_be_positive() -> 
     with pytest.raises(proctopo.InvalidArgumentError, match="either process_group or comm"):
         PipelineParallelGrid(topo, object(), comm=RecordingComm(0, 4))
     for bad in (0, -1.5, datetime.timedelta(0), datetime.timedelta.min):
-        with pytest.raises(proctopo.InvalidArgumentError, match="timeout must be positive"):
+        with pytest.raises(proctopo.InvalidArgumentError, match="timeout must be a finite number of seconds"):
             PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=bad)
 
 
@@ -429,6 +429,32 @@ def test_timeout_accepts_seconds_and_timedeltas_and_refuses_other_types() -> Non
     for bad in ("30", True, [5]):
         with pytest.raises(TypeError, match=r"timeout must be a number of seconds or a datetime\.timedelta"):
             PipelineParallelGrid(topo, comm=RecordingComm(0, 4), timeout=bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, None), (3, 3.0), (0.25, 0.25), (datetime.timedelta(minutes=2), 120.0), (1e9, 1e9)],
+)
+def test_check_timeout_is_the_one_rule(value: Any, seconds: float | None) -> None:
+    from proctopo.comm import check_timeout
+
+    assert check_timeout(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "bad", [0, -1, float("nan"), float("inf"), datetime.timedelta(0), datetime.timedelta.max]
+)
+def test_check_timeout_names_the_argument_and_the_value(bad: Any) -> None:
+    from proctopo.comm import check_timeout
+
+    with pytest.raises(proctopo.InvalidArgumentError) as info:
+        check_timeout(bad, "--timeout")
+    assert str(info.value) == (
+        f"--timeout must be a finite number of seconds above 0 and below timedelta.max, got {bad!r}"
+    )
+    with pytest.raises(TypeError) as wrong:
+        check_timeout("5", "grace")
+    assert str(wrong.value) == "grace must be a number of seconds or a datetime.timedelta, got '5'"
 
 
 class _DisagreeingComm(RecordingComm):

@@ -22,14 +22,61 @@ True
 from __future__ import annotations
 
 import datetime
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .errors import GridTimeoutError, GroupCreationError
+from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
 
-__all__ = ["Comm", "NameLedger", "TorchComm"]
+__all__ = ["Comm", "NameLedger", "TorchComm", "check_timeout"]
 
 _T = TypeVar("_T")
+
+#: Longest timeout accepted, in seconds: ``timedelta.max`` itself means "no limit",
+#: which a wait that must fail rather than hang cannot honour.
+_MAX_TIMEOUT = datetime.timedelta.max.total_seconds()
+
+
+def check_timeout(value: datetime.timedelta | float | None, name: str = "timeout") -> float | None:
+    """A timeout in seconds, checked: the one rule for every timeout proctopo takes.
+
+    A timeout is a number of seconds or a ``datetime.timedelta``, finite, above
+    0 and below ``timedelta.max`` (a wait that must end cannot be unbounded).
+    ``None`` stays ``None``: the caller's default applies.
+
+    Args:
+        value: The timeout as given.
+        name: How the message names it (an argument or an option, e.g. ``"--timeout"``).
+
+    Returns:
+        The timeout in seconds, or ``None``.
+
+    Raises:
+        InvalidArgumentError: a number or ``timedelta`` outside the range (also a ValueError).
+        TypeError: neither a number (``bool`` is not one here) nor a ``timedelta``.
+
+    >>> check_timeout(datetime.timedelta(minutes=2)), check_timeout(5), check_timeout(None)
+    (120.0, 5.0, None)
+    >>> try:
+    ...     check_timeout(0, "--timeout")
+    ... except ValueError as exc:
+    ...     print(exc)
+    --timeout must be a finite number of seconds above 0 and below timedelta.max, got 0
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"{name} must be a number of seconds or a datetime.timedelta, got {value!r}")
+    if not (math.isfinite(seconds) and 0 < seconds < _MAX_TIMEOUT):
+        raise InvalidArgumentError(
+            f"{name} must be a finite number of seconds above 0 and below timedelta.max, got {value!r}"
+        )
+    return seconds
 
 
 class NameLedger:

@@ -33,49 +33,17 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import math
 import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
-from .comm import Comm, TorchComm
+from .comm import Comm, TorchComm, check_timeout
 from .errors import GridSizeError, GroupCreationError, InvalidArgumentError, UnknownAxisError
 from .groups import MAIN, GroupBuilder, resolve_strategy, verify_and_align
 from .topology import PipeDataParallelTopology, ProcessTopology, prime_factors
 
 __all__ = ["PipelineParallelGrid", "ProcessGrid"]
-
-#: Longest timeout accepted, in seconds: ``timedelta.max`` itself means "no limit",
-#: which a collective that must fail rather than hang cannot honour.
-_MAX_TIMEOUT = datetime.timedelta.max.total_seconds()
-
-
-def _seconds(timeout: datetime.timedelta | float | None) -> float | None:
-    """The ``timeout`` argument in seconds (``None`` stays ``None``).
-
-    Raises:
-        InvalidArgumentError: not a finite number of seconds above 0 and below
-            ``timedelta.max`` (also a ValueError).
-        TypeError: neither a number nor a ``timedelta``.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, datetime.timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, numbers.Real) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise TypeError(f"timeout must be a number of seconds or a datetime.timedelta, got {timeout!r}")
-    if not math.isfinite(seconds) or seconds >= _MAX_TIMEOUT:
-        raise InvalidArgumentError(
-            f"timeout must be a finite number of seconds below timedelta.max, got {timeout!r}; "
-            "pass None for the default (600 s for the fingerprint exchange, torch's default for groups)"
-        )
-    if not seconds > 0:
-        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
-    return seconds
-
 
 _GETTER = re.compile(r"get_(\w+)_parallel_(rank|world_size|group_ranks|group)")
 
@@ -193,7 +161,7 @@ class ProcessGrid:
         layouts: Mapping[str, Any] | None = None,
         comm: Comm | None = None,
     ) -> None:
-        seconds = _seconds(timeout)
+        seconds = check_timeout(timeout)
         comm = _make_comm(process_group, comm)
         self._comm = comm
         self.global_rank: int = comm.global_rank()
@@ -587,7 +555,7 @@ class PipelineParallelGrid:
         layouts: Mapping[str, Any] | None = None,
         comm: Comm | None = None,
     ) -> None:
-        _seconds(timeout)  # a bad timeout fails before torch is touched
+        check_timeout(timeout)  # a bad timeout fails before torch is touched
         comm = _make_comm(process_group, comm)
         if topology is None:
             num_pp = num_dp = 1
