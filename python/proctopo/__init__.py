@@ -38,6 +38,7 @@ from .topology import (
     PipeModelDataParallelTopology,
     ProcessTopology,
     dims_create,
+    parse_order,
     prime_factors,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "WorldSizeOverflowError",
     "__version__",
     "dims_create",
+    "parse_order",
     "plan",
     "prime_factors",
 ]

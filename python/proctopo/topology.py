@@ -30,6 +30,7 @@ __all__ = [
     "PipeModelDataParallelTopology",
     "ProcessTopology",
     "dims_create",
+    "parse_order",
     "prime_factors",
 ]
 
@@ -364,6 +365,42 @@ class ProcessTopology:
             head.append(base + offset)
         return head
 
+    def group_size(self, axes: AxesArg) -> int:
+        """Return the number of ranks in each group over one axis or a set of axes.
+
+        The product of their sizes: 1 for no axes, the world size for all of them.
+
+        Raises:
+            UnknownAxisError: an axis the topology does not have.
+            InvalidArgumentError: an axis given twice.
+
+        >>> topo = ProcessTopology(axes=['pipe', 'data', 'model'], dims=[2, 3, 4])
+        >>> topo.group_size('data'), topo.group_size(['pipe', 'model']), topo.group_size([])
+        (3, 8, 1)
+        """
+        dims = self._core.dims
+        size = 1
+        for i in self._core.axis_indices(axes):
+            size *= dims[i]
+        return size
+
+    def shape_text(self, axes: AxesArg | None = None) -> str:
+        """Return the sizes as text, ``"pipe=2 x data=4"``: every axis in order, or the given ones.
+
+        Raises:
+            UnknownAxisError: an axis the topology does not have.
+            InvalidArgumentError: an axis given twice.
+
+        >>> topo = ProcessTopology(axes=['pipe', 'data', 'model'], dims=[2, 4, 2])
+        >>> topo.shape_text()
+        'pipe=2 x data=4 x model=2'
+        >>> topo.shape_text(['model', 'pipe'])
+        'model=2 x pipe=2'
+        """
+        names, dims = self._core.axes, self._core.dims
+        picked = range(len(names)) if axes is None else self._core.axis_indices(axes)
+        return " x ".join(f"{names[i]}={dims[i]}" for i in picked) or "(no axes)"
+
     def group_index(self, rank: int, axes: AxesArg) -> tuple[int, int]:
         """Return ``(row, column)`` of ``rank`` in ``groups(axes)``.
 
@@ -491,6 +528,22 @@ def prime_factors(n: int) -> list[int]:
 
 
 _prime_factors = prime_factors  # DeepSpeed's module-level name for the same function
+
+
+def parse_order(order: str) -> list[str]:
+    """Return the axis names of a Megatron order string as written: fastest-varying first.
+
+    ``"tp-cp-dp-pp"`` gives ``['tp', 'cp', 'dp', 'pp']``; :class:`ProcessTopology`'s
+    axes are these names reversed (see :meth:`ProcessTopology.from_order`).
+
+    Raises:
+        InvalidArgumentError: an empty or repeated name.
+        TypeError: ``order`` is not a str.
+
+    >>> parse_order("tp-cp-dp-pp")
+    ['tp', 'cp', 'dp', 'pp']
+    """
+    return _core.parse_order(order)[::-1]  # the core gives them slowest first, as axes
 
 
 def dims_create(n: int, dims: Sequence[int]) -> list[int]:
