@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.address_space_cap
+
 LIMIT = 2 * 1024**3  # bytes of address space
 AXES = ["a=3037000499", "b=3037000499"]  # 9,223,372,030,926,249,001 ranks, one axis of 3e9
 WORLD = str(3037000499**2)

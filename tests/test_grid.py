@@ -18,11 +18,13 @@ from typing import Any
 
 import proctopo
 import pytest
-from conftest import require
+from helpers import require
 from proctopo import GridSizeError, GroupCreationError, TopologyMismatchError
 from proctopo.grid import PipelineParallelGrid, ProcessGrid
 from proctopo.groups import fingerprint, resolve_strategy
 from proctopo.testing import RecordingComm
+
+pytestmark = pytest.mark.torch  # DeepSpeed's grid is the oracle of the parity tests here
 
 
 def _topologies() -> list[tuple[list[str] | None, list[int] | None, int]]:

@@ -17,6 +17,8 @@ from proctopo import GridStateError, InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
 from proctopo.testing import RecordingComm
 
+pytestmark = pytest.mark.torch  # megatron-core is the oracle of most tests here
+
 
 def _megatron(module: str = "megatron.core.parallel_state") -> types.ModuleType:
     return require(module)  # its import-time warnings are filtered in pyproject.toml

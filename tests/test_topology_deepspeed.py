@@ -8,6 +8,8 @@ import pytest
 from helpers import require
 from proctopo import ProcessTopology
 
+pytestmark = pytest.mark.torch  # DeepSpeed is the oracle of every test here
+
 NAMES = ["pipe", "data", "model", "expert", "sequence", "x"]
 
 

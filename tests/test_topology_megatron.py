@@ -17,6 +17,8 @@ from proctopo import (
     dims_create,
 )
 
+pytestmark = pytest.mark.torch  # megatron-core is the oracle of the rank generator test
+
 
 def test_from_order_reverses_megatron_order() -> None:
     t = ProcessTopology.from_order("tp-cp-ep-dp-pp", tp=2, dp=3, pp=2)

@@ -1,7 +1,7 @@
 #include "proctopo/topology.hpp"
 
 #include <algorithm>
-#include <sstream>
+#include <limits>
 
 #include "divider.hpp"
 
@@ -34,9 +34,13 @@ std::vector<run> coalesce(const std::vector<run>& runs) {
   return out;
 }
 
-/// Writes base + sum(i_k * stride_k) for every index vector in row-major order.
-/// Ascending whenever the strides decrease (they do for any subset of axes in order).
-rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out) {
+/// Writes base + sum(i_k * stride_k) for every index vector in row-major order, or only
+/// the first `limit` of them. Ascending whenever the strides decrease (they do for any
+/// subset of axes in order). The one enumeration of the core: groups, group tables,
+/// heads of groups and matches all come from it.
+rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out,
+                  rank_t limit = std::numeric_limits<rank_t>::max()) {
+  if (limit <= 0) return out;
   const std::vector<run> runs = coalesce(runs_in);
   if (runs.empty()) {
     *out++ = base;
@@ -52,12 +56,15 @@ rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out) {
   u64 cur = static_cast<u64>(base);
   const u64 step = static_cast<u64>(inner_s);
   for (;;) {
+    const rank_t n = inner_n < limit ? inner_n : limit;
     if (inner_s == 1) {
-      for (rank_t t = 0; t < inner_n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t));
+      for (rank_t t = 0; t < n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t));
     } else {
-      for (rank_t t = 0; t < inner_n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t) * step);
+      for (rank_t t = 0; t < n; ++t) out[t] = static_cast<rank_t>(cur + static_cast<u64>(t) * step);
     }
-    out += inner_n;
+    out += n;
+    limit -= n;
+    if (limit == 0) return out;
     std::size_t i = k - 1;
     for (;;) {
       if (i == 0) return out;
@@ -112,7 +119,65 @@ std::string join(const std::vector<T>& items, std::string_view sep, F&& text) {
   throw std::invalid_argument("axis " + detail::quoted(axis) + " is listed twice");
 }
 
+// The rule on one axis name (at position i).
+void check_name(std::size_t i, const std::string& name) {
+  if (name.empty()) throw invalid_topology("axis " + std::to_string(i) + " has an empty name");
+}
+
+// The rule on one axis size; `text` is its exact decimal text.
+void check_size(const std::string& axis, rank_t size, const std::string& text) {
+  if (size < 1) {
+    throw invalid_topology("axis " + detail::quoted(axis) + " has size " + text + "; every size must be at least 1");
+  }
+}
+
+// Axis positions sorted by name (for O(log n) lookup); throws invalid_topology for a
+// repeated name, found as equal neighbours in O(n log n).
+std::vector<std::size_t> sorted_by_name(const std::vector<std::string>& axes) {
+  std::vector<std::size_t> order(axes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&axes](std::size_t x, std::size_t y) { return axes[x] < axes[y]; });
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    if (axes[order[k - 1]] == axes[order[k]]) {
+      throw invalid_topology("axis name " + detail::quoted(axes[order[k]]) + " appears twice (positions " +
+                             std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) +
+                             "); names must be unique");
+    }
+  }
+  return order;
+}
+
 }  // namespace
+
+void check_axis_names(const std::vector<std::string>& axes) {
+  for (std::size_t i = 0; i < axes.size(); ++i) check_name(i, axes[i]);
+  sorted_by_name(axes);
+}
+
+void check_sizes(const std::vector<std::string>& axes, const std::vector<rank_t>& sizes,
+                 const std::vector<std::string>& wide) {
+  if (axes.size() != sizes.size() || (!wide.empty() && wide.size() != sizes.size())) {
+    throw std::invalid_argument("check_sizes needs one size per axis, but got " + std::to_string(axes.size()) +
+                                " axes and " + std::to_string(sizes.size()) + " sizes");
+  }
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    const bool is_wide = i < wide.size() && !wide[i].empty();
+    check_size(axes[i], sizes[i], is_wide ? wide[i] : std::to_string(sizes[i]));
+    if (is_wide) detail::throw_too_large("the size of axis " + detail::quoted(axes[i]), wide[i]);
+  }
+}
+
+void check_rank(rank_t rank, rank_t world_size) {
+  if (world_size < 1) {
+    throw invalid_topology("the world size must be at least 1, got " + std::to_string(world_size));
+  }
+  if (rank < 0 || rank >= world_size) throw_rank(rank, world_size);
+}
+
+PROCTOPO_COLD void detail::throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes) {
+  throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" + join(axes, ", ", detail::quoted) +
+                     "]");
+}
 
 PROCTOPO_COLD void detail::throw_rank_out_of_range(std::string_view value, rank_t world) {
   throw rank_out_of_range("rank " + std::string(value) + " is not in the topology: ranks run from 0 to " +
@@ -199,26 +264,10 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, cons
                            join(sizes, ", ", [](const std::string& t) { return t; }) + "]");
   }
   for (std::size_t i = 0; i < axes_.size(); ++i) {
-    if (axes_[i].empty()) {
-      throw invalid_topology("axis " + std::to_string(i) + " has an empty name");
-    }
-    if (dims_[i] < 1) {
-      throw invalid_topology("axis " + detail::quoted(axes_[i]) + " has size " + size_text(i) +
-                             "; every size must be at least 1");
-    }
+    check_name(i, axes_[i]);
+    check_size(axes_[i], dims_[i], size_text(i));
   }
-  // Duplicate names: sort positions by name, then compare neighbours (O(n log n)).
-  by_name_.resize(axes_.size());
-  for (std::size_t i = 0; i < by_name_.size(); ++i) by_name_[i] = i;
-  std::stable_sort(by_name_.begin(), by_name_.end(),
-                   [this](std::size_t x, std::size_t y) { return axes_[x] < axes_[y]; });
-  for (std::size_t k = 1; k < by_name_.size(); ++k) {
-    if (axes_[by_name_[k - 1]] == axes_[by_name_[k]]) {
-      throw invalid_topology("axis name " + detail::quoted(axes_[by_name_[k]]) + " appears twice (positions " +
-                             std::to_string(by_name_[k - 1]) + " and " + std::to_string(by_name_[k]) +
-                             "); names must be unique");
-    }
-  }
+  by_name_ = sorted_by_name(axes_);
   world_ = 1;
   bool overflow = false;
   for (std::size_t i = 0; i < dims_.size(); ++i) {
@@ -260,11 +309,30 @@ std::ptrdiff_t topology::find_axis(std::string_view name) const noexcept {
 
 std::size_t topology::axis_index(std::string_view name) const {
   const std::ptrdiff_t i = find_axis(name);
-  if (i < 0) {
-    throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" +
-                       join(axes_, ", ", detail::quoted) + "]");
-  }
+  if (i < 0) detail::throw_unknown_axis(name, axes_);
   return static_cast<std::size_t>(i);
+}
+
+topology topology::from_order(std::string_view order, const std::vector<std::string>& names,
+                              const std::vector<rank_t>& sizes, const std::vector<std::string>& wide) {
+  if (names.size() != sizes.size() || (!wide.empty() && wide.size() != sizes.size())) {
+    throw std::invalid_argument("from_order needs one size per name, but got " + std::to_string(names.size()) +
+                                " names and " + std::to_string(sizes.size()) + " sizes");
+  }
+  std::vector<std::string> axes = parse_order(order);
+  std::vector<rank_t> dims(axes.size(), 1);
+  std::vector<std::string> wide_dims(wide.empty() ? 0 : axes.size());
+  std::vector<bool> given(axes.size(), false);
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    const auto it = std::find(axes.begin(), axes.end(), names[k]);
+    if (it == axes.end()) detail::throw_unknown_axis(names[k], axes);
+    const auto i = static_cast<std::size_t>(it - axes.begin());
+    if (given[i]) throw_listed_twice(names[k]);
+    given[i] = true;
+    dims[i] = sizes[k];
+    if (!wide.empty()) wide_dims[i] = wide[k];
+  }
+  return topology(std::move(axes), std::move(dims), wide_dims);
 }
 
 std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& names) const {
@@ -546,29 +614,42 @@ std::vector<rank_t> topology::group_table(const std::vector<std::size_t>& axes) 
   return out;
 }
 
-void topology::group_of(rank_t rank, const std::vector<std::size_t>& axes, rank_t* out) const {
+rank_t topology::group_head(rank_t rank, const std::vector<std::size_t>& axes, rank_t count,
+                            rank_t* out) const {
   check_rank(rank);
-  complement(axes);  // validates
+  const rank_t size = group_table_shape(axes).group_size;  // validates the axes
+  if (count < 0) throw std::invalid_argument("count must be at least 0, got " + std::to_string(count));
   std::vector<rank_t> coord(dims_.size());
   coord_of_unchecked(rank, coord.data());
-  std::vector<detail::run> runs;
-  rank_t base = rank;
   std::vector<bool> in(dims_.size(), false);
   for (std::size_t a : axes) in[a] = true;
+  std::vector<detail::run> runs;
+  rank_t base = rank;
   for (std::size_t i = 0; i < dims_.size(); ++i) {
     if (in[i]) {
       base -= coord[i] * strides_[i];
       runs.push_back({dims_[i], strides_[i]});
     }
   }
-  detail::enumerate(runs, base, out);
+  const rank_t n = count < size ? count : size;
+  detail::enumerate(runs, base, out, n);
+  return n;
+}
+
+std::vector<rank_t> topology::group_head(rank_t rank, const std::vector<std::size_t>& axes, rank_t count) const {
+  check_rank(rank);
+  const rank_t size = group_table_shape(axes).group_size;  // validates the axes
+  std::vector<rank_t> out(static_cast<std::size_t>(count <= 0 ? 0 : count < size ? count : size));
+  group_head(rank, axes, count, out.data());  // throws for a negative count
+  return out;
+}
+
+void topology::group_of(rank_t rank, const std::vector<std::size_t>& axes, rank_t* out) const {
+  group_head(rank, axes, std::numeric_limits<rank_t>::max(), out);
 }
 
 std::vector<rank_t> topology::group_of(rank_t rank, const std::vector<std::size_t>& axes) const {
-  const group_shape s = group_table_shape(axes);
-  std::vector<rank_t> out(static_cast<std::size_t>(s.group_size));
-  group_of(rank, axes, out.data());
-  return out;
+  return group_head(rank, axes, std::numeric_limits<rank_t>::max());
 }
 
 std::pair<rank_t, rank_t> topology::group_index(rank_t rank,
@@ -632,15 +713,27 @@ std::string topology::rank_repr(rank_t rank, const std::vector<std::string>& omi
   return out;
 }
 
-std::string topology::describe() const {
-  std::ostringstream os;
-  for (std::size_t i = 0; i < axes_.size(); ++i) {
-    if (i) os << " x ";
-    os << axes_[i] << '=' << dims_[i];
+std::string topology::shape_text(const std::vector<std::size_t>& axes) const {
+  if (axes.empty()) return "(no axes)";
+  std::string out;
+  for (std::size_t k = 0; k < axes.size(); ++k) {
+    check_axis(axes[k]);
+    if (k) out += " x ";
+    out += axes_[axes[k]];
+    out += '=';
+    out += std::to_string(dims_[axes[k]]);
   }
-  if (axes_.empty()) os << "(no axes)";
-  os << " (" << world_ << (world_ == 1 ? " rank)" : " ranks)");
-  return os.str();
+  return out;
+}
+
+std::string topology::shape_text() const {
+  std::vector<std::size_t> all(axes_.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return shape_text(all);
+}
+
+std::string topology::describe() const {
+  return shape_text() + " (" + std::to_string(world_) + (world_ == 1 ? " rank)" : " ranks)");
 }
 
 namespace {

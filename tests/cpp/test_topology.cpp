@@ -656,3 +656,90 @@ TEST(Kernels, BulkAgreesWithScalarForZeroToTenAxes) {
     }
   }
 }
+
+TEST(GroupHead, IsThePrefixOfTheGroupForEveryCount) {
+  for (const vec& dims : small_shapes()) {
+    const topology t = make(dims);
+    for (const idx& axes : subsets(dims.size())) {
+      for (rank_t r = 0; r < t.world_size(); ++r) {
+        const vec group = t.group_of(r, axes);
+        const auto size = static_cast<rank_t>(group.size());
+        for (rank_t count = 0; count <= size + 1; ++count) {
+          const vec head = t.group_head(r, axes, count);
+          ASSERT_EQ(head, vec(group.begin(), group.begin() + std::min(count, size))) << t.describe();
+          vec out(static_cast<std::size_t>(size) + 1, -7);
+          ASSERT_EQ(t.group_head(r, axes, count, out.data()), std::min(count, size));
+          ASSERT_EQ(out[static_cast<std::size_t>(std::min(count, size))], -7);  // nothing past the head
+        }
+      }
+    }
+  }
+}
+
+TEST(GroupHead, HugeGroupsAreNeverBuilt) {
+  // A group of 3037000499^2 ranks (about 2^63): only the head is written.
+  const topology t({"a", "b"}, {3037000499, 3037000499});
+  EXPECT_EQ(t.group_head(5, idx{0}, 3), (vec{5, 3037000504, 6074001003}));
+  EXPECT_EQ(t.group_head(5, idx{0, 1}, 4), (vec{0, 1, 2, 3}));
+  EXPECT_EQ(t.group_head(t.world_size() - 1, idx{1, 0}, 2), (vec{0, 1}));
+  EXPECT_EQ(t.group_head(5, idx{}, 9), (vec{5}));
+  EXPECT_EQ(message_of([&] { t.group_head(5, idx{0}, -1); }), "count must be at least 0, got -1");
+  EXPECT_THROW(t.group_head(-1, idx{0}, 1), proctopo::rank_out_of_range);
+  EXPECT_THROW(t.group_head(0, idx{0, 0}, 1), std::invalid_argument);
+  EXPECT_THROW(t.group_head(0, idx{2}, 1), std::out_of_range);
+}
+
+TEST(ShapeText, AxesInTheOrderGiven) {
+  const topology t({"pipe", "data", "model"}, {2, 4, 1});
+  EXPECT_EQ(t.shape_text(), "pipe=2 x data=4 x model=1");
+  EXPECT_EQ(t.shape_text(idx{2, 0}), "model=1 x pipe=2");
+  EXPECT_EQ(t.shape_text(idx{}), "(no axes)");
+  EXPECT_EQ(topology({}, {}).shape_text(), "(no axes)");
+  EXPECT_EQ(topology({}, {}).describe(), "(no axes) (1 rank)");
+  EXPECT_EQ(t.describe(), "pipe=2 x data=4 x model=1 (8 ranks)");
+  EXPECT_THROW(t.shape_text(idx{3}), std::out_of_range);
+}
+
+TEST(FromOrder, AxesReversedAndSizesByName) {
+  using names = std::vector<std::string>;
+  const topology t = topology::from_order("tp-cp-dp-pp", {"tp", "pp", "dp"}, {2, 3, 4});
+  EXPECT_EQ(t.axes(), (names{"pp", "dp", "cp", "tp"}));
+  EXPECT_EQ(t.dims(), (vec{3, 4, 1, 2}));
+  EXPECT_EQ(topology::from_order("tp", {}, {}).dims(), (vec{1}));
+  EXPECT_EQ(message_of([] { topology::from_order("tp-dp", {"tp", "zz"}, {2, 3}); }),
+            "unknown axis 'zz'; the axes are ['dp', 'tp']");
+  EXPECT_THROW(topology::from_order("tp-dp", {"zz"}, {2}), proctopo::unknown_axis);
+  EXPECT_EQ(message_of([] { topology::from_order("tp-dp", {"tp"}, {0}); }),
+            "axis 'tp' has size 0; every size must be at least 1");
+  EXPECT_EQ(message_of([] { topology::from_order("tp-dp", {"tp", "tp"}, {2, 2}); }), "axis 'tp' is listed twice");
+  EXPECT_EQ(message_of([] { topology::from_order("tp--dp", {"zz"}, {0}); }),
+            "order 'tp--dp' has an empty name; write names joined by '-', e.g. 'tp-dp-pp'");
+  EXPECT_EQ(message_of([] { topology::from_order("tp-dp", {"dp"}, {1}, {"36893488147419103232"}); }),
+            "the world size 36893488147419103232 * 1 does not fit in a signed 64-bit integer");
+  EXPECT_THROW(topology::from_order("tp-dp", {"tp"}, {}), std::invalid_argument);
+}
+
+TEST(Checks, TheConstructorsRulesWithoutATopology) {
+  EXPECT_NO_THROW(proctopo::check_axis_names({"pipe", "data"}));
+  EXPECT_NO_THROW(proctopo::check_axis_names({}));
+  EXPECT_EQ(message_of([] { proctopo::check_axis_names({"a", "b", "a"}); }),
+            message_of([] { topology({"a", "b", "a"}, {1, 1, 1}); }));
+  EXPECT_EQ(message_of([] { proctopo::check_axis_names({"a", ""}); }), "axis 1 has an empty name");
+  EXPECT_THROW(proctopo::check_axis_names({"a", "a"}), proctopo::invalid_topology);
+
+  EXPECT_NO_THROW(proctopo::check_sizes({"tp", "pp"}, {1, 8}));
+  EXPECT_EQ(message_of([] { proctopo::check_sizes({"tp", "pp"}, {2, 0}); }),
+            message_of([] { topology({"tp", "pp"}, {2, 0}); }));
+  EXPECT_THROW(proctopo::check_sizes({"tp"}, {-1}), proctopo::invalid_topology);
+  EXPECT_EQ(message_of([] { proctopo::check_sizes({"tp"}, {1}, {"18446744073709551616"}); }),
+            "the size of axis 'tp' 18446744073709551616 does not fit in a signed 64-bit integer");
+  EXPECT_EQ(message_of([] { proctopo::check_sizes({"tp"}, {-1}, {"-18446744073709551616"}); }),
+            "axis 'tp' has size -18446744073709551616; every size must be at least 1");
+  EXPECT_THROW(proctopo::check_sizes({"tp"}, {1, 2}), std::invalid_argument);
+
+  EXPECT_NO_THROW(proctopo::check_rank(7, 8));
+  EXPECT_EQ(message_of([] { proctopo::check_rank(8, 8); }), message_of([] { topology({"w"}, {8}).coord_of(8); }));
+  EXPECT_THROW(proctopo::check_rank(-1, 8), proctopo::rank_out_of_range);
+  EXPECT_EQ(message_of([] { proctopo::check_rank(0, 0); }), "the world size must be at least 1, got 0");
+  EXPECT_THROW(proctopo::check_rank(0, -3), proctopo::invalid_topology);
+}

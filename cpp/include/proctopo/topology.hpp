@@ -47,6 +47,11 @@ class topology {
   /// entry in `dims` is then only its sign, -1 or 1) and "" for one that did. A wide size
   /// is never accepted; the error names its exact value.
   topology(std::vector<std::string> axes, std::vector<rank_t> dims, const std::vector<std::string>& wide = {});
+  /// The topology of a Megatron order string (fastest axis first, see parse_order): its
+  /// axes are the names reversed; `names[k]` gets `sizes[k]`, every other axis size 1.
+  /// Throws unknown_axis for a name that is not in the order; `wide` as for the constructor.
+  static topology from_order(std::string_view order, const std::vector<std::string>& names,
+                             const std::vector<rank_t>& sizes, const std::vector<std::string>& wide = {});
   ~topology();
   topology(const topology& other);
   topology(topology&& other) noexcept;
@@ -108,6 +113,12 @@ class topology {
   void group_of(rank_t rank, const std::vector<std::size_t>& axes, rank_t* out) const;
   /// The row of the group table that holds `rank`.
   std::vector<rank_t> group_of(rank_t rank, const std::vector<std::size_t>& axes) const;
+  /// Writes the first min(count, group_size) ranks of group_of(rank, axes) and returns how
+  /// many: O(count x ndim) whatever the size of the group. Throws std::invalid_argument for
+  /// a negative count.
+  rank_t group_head(rank_t rank, const std::vector<std::size_t>& axes, rank_t count, rank_t* out) const;
+  /// The first min(count, group_size) ranks of group_of(rank, axes).
+  std::vector<rank_t> group_head(rank_t rank, const std::vector<std::size_t>& axes, rank_t count) const;
   /// (row, column) of `rank` in the group table over `axes`.
   std::pair<rank_t, rank_t> group_index(rank_t rank, const std::vector<std::size_t>& axes) const;
 
@@ -117,7 +128,11 @@ class topology {
   /// "axis{inner}NN{outer}..." for the axes not in `omit` (DeepSpeed's get_rank_repr).
   std::string rank_repr(rank_t rank, const std::vector<std::string>& omit,
                         std::string_view inner_sep, std::string_view outer_sep) const;
-  /// Short text such as "pipe=2 x data=4 (8 ranks)".
+  /// The sizes of `axes`, in the order given, as "pipe=2 x data=4"; "(no axes)" for none.
+  std::string shape_text(const std::vector<std::size_t>& axes) const;
+  /// The sizes of every axis, as "pipe=2 x data=4"; "(no axes)" for a topology without axes.
+  std::string shape_text() const;
+  /// Short text such as "pipe=2 x data=4 (8 ranks)": shape_text() and the world size.
   std::string describe() const;
 
   /// Same axes and sizes.
@@ -166,7 +181,23 @@ namespace detail {
 [[noreturn]] void throw_rank_out_of_range(std::string_view value, rank_t world);
 /// Throws world_size_overflow: `what` (e.g. "n") is `value`, past the 64-bit range.
 [[noreturn]] void throw_too_large(std::string_view what, std::string_view value);
+/// Throws unknown_axis for `name`, listing the axes there are.
+[[noreturn]] void throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes);
 }  // namespace detail
+
+/// The rules on axis names, without building a topology: throws invalid_topology for an
+/// empty or a repeated name, with the words the constructor uses.
+void check_axis_names(const std::vector<std::string>& axes);
+
+/// The rule on axis sizes, without building a topology: throws invalid_topology for a
+/// size below 1 and, for a size whose `wide` text is not empty (see the constructor),
+/// world_size_overflow. Throws std::invalid_argument when the lengths differ.
+void check_sizes(const std::vector<std::string>& axes, const std::vector<rank_t>& sizes,
+                 const std::vector<std::string>& wide = {});
+
+/// The rule on ranks, without building a topology: throws invalid_topology for a world size
+/// below 1 and rank_out_of_range for a rank outside [0, world_size).
+void check_rank(rank_t rank, rank_t world_size);
 
 /// Prime factors of n >= 1, ascending with repetition (Pollard's rho with a deterministic
 /// Miller-Rabin test: microseconds for any 64-bit n).
