@@ -1,0 +1,271 @@
+"""proctopo.machine: nodes, domains, partial nodes and spans, against plain enumeration.
+
+The oracles list every rank: a node is the set of ranks mapped to it, a group's span
+is the number of distinct nodes (domains) among the members of a row of
+``topology.groups(axes)``, the maximum over the rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from proctopo import GridSizeError, InvalidArgumentError, ProcessTopology, RankOutOfRangeError
+from proctopo.machine import (
+    ENUMERATION_LIMIT,
+    TIER_NAMES,
+    BlockPlacement,
+    ListedPlacement,
+    Placement,
+    Span,
+    _floor_sum,
+    blocks_spanned,
+)
+
+
+# ----------------------------------------------------------------------------- oracles
+def listed_span(node_of: list[int], npd: int, groups: np.ndarray) -> tuple[int, int]:
+    """Most distinct nodes and domains among the members of one row of ``groups``."""
+    rows = groups.tolist()
+    nodes = max(len({node_of[r] for r in row}) for row in rows)
+    domains = max(len({node_of[r] // npd for r in row}) for row in rows)
+    return nodes, domains
+
+
+def subsets(names: list[str]) -> list[list[str]]:
+    return [list(c) for k in range(1, len(names) + 1) for c in itertools.combinations(names, k)]
+
+
+topologies = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(
+    lambda dims: ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
+)
+
+
+# ----------------------------------------------------------------------------- closed forms
+@given(n=st.integers(0, 40), m=st.integers(1, 50), a=st.integers(0, 200), b=st.integers(0, 200))
+def test_floor_sum_is_the_sum(n: int, m: int, a: int, b: int) -> None:
+    assert _floor_sum(n, m, a, b) == sum((a * i + b) // m for i in range(n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data())
+def test_blocks_spanned_equals_enumeration(dims: list[int], data: st.DataObject) -> None:
+    topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
+    world = topo.world_size()
+    block = data.draw(st.integers(1, world + 3), label="block")
+    for axis, stride, size in zip(topo.axes, topo.strides, dims):
+        table = topo.groups(axis) // block
+        assert blocks_spanned(stride, size, world, block) == max(len(set(row)) for row in table.tolist())
+
+
+# ----------------------------------------------------------------------------- block placement
+@settings(max_examples=200, deadline=None)
+@given(world=st.integers(1, 80), rpn=st.integers(1, 20), npd=st.integers(1, 5), data=st.data())
+def test_block_placement_is_the_listed_one(world: int, rpn: int, npd: int, data: st.DataObject) -> None:
+    block = BlockPlacement(world, rpn, npd)
+    node_of = [r // rpn for r in range(world)]
+    listed = ListedPlacement(node_of, npd)
+    assert block.is_block and listed.is_block
+    nodes = sorted(set(node_of))
+    assert block.nodes == listed.nodes == len(nodes)
+    assert block.domains == listed.domains == len({n // npd for n in nodes})
+    for r in range(world):
+        members = [q for q in range(world) if node_of[q] == node_of[r]]
+        assert block.node_of(r) == listed.node_of(r) == node_of[r]
+        assert block.local_rank(r) == listed.local_rank(r) == members.index(r)
+        assert block.domain_of(r) == listed.domain_of(r) == node_of[r] // npd
+    for n in nodes:
+        assert (
+            list(block.ranks_of_node(n))
+            == listed.ranks_of_node(n)
+            == [r for r in range(world) if node_of[r] == n]
+        )
+        assert block.domain_of_node(n) == listed.domain_of_node(n) == n // npd
+    for d in range(block.domains):
+        assert (
+            list(block.nodes_of_domain(d))
+            == list(listed.nodes_of_domain(d))
+            == [n for n in nodes if n // npd == d]
+        )
+    assert (block.partial_node() is None) == (world % rpn == 0)
+    # A listed placement knows a node's capacity only from its fullest node.
+    assert listed.partial_node() == (block.partial_node() if world >= rpn else None)
+    assert block.partial_domain() == listed.partial_domain()
+    assert (block.partial_domain() is None) == (len(nodes) % npd == 0)
+    chosen = sorted(data.draw(st.sets(st.integers(0, world - 1)), label="ranks"))
+    assert block.count_nodes(chosen) == listed.count_nodes(chosen) == len({node_of[r] for r in chosen})
+    lo = data.draw(st.integers(0, world), label="lo")
+    hi = data.draw(st.integers(lo, world), label="hi")
+    assert block.count_nodes(range(lo, hi)) == len({node_of[r] for r in range(lo, hi)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(topo=topologies, data=st.data())
+def test_block_spans_of_every_set_of_axes_equal_enumeration(
+    topo: ProcessTopology, data: st.DataObject
+) -> None:
+    world = topo.world_size()
+    rpn = data.draw(st.integers(1, world + 2), label="ranks_per_node")
+    npd = data.draw(st.integers(1, 4), label="nodes_per_domain")
+    block = BlockPlacement(world, rpn, npd)
+    node_of = [r // rpn for r in range(world)]
+    for axes in subsets(topo.axes):
+        want = listed_span(node_of, npd, topo.groups(axes))
+        assert block.span_of(topo, axes) == want, axes
+    for axis, stride, size in zip(topo.axes, topo.strides, topo.dims):
+        assert block.span(stride, size) == block.span_of(topo, axis) == block.span_of(topo, [axis])
+
+
+@settings(max_examples=150, deadline=None)
+@given(topo=topologies, data=st.data())
+def test_listed_spans_equal_enumeration(topo: ProcessTopology, data: st.DataObject) -> None:
+    world = topo.world_size()
+    nodes = data.draw(st.integers(1, world), label="nodes")
+    # every node holds a rank, the rest go anywhere: cyclic, uneven or shuffled placements
+    rest = data.draw(st.lists(st.integers(0, nodes - 1), min_size=world - nodes, max_size=world - nodes))
+    node_of = data.draw(st.permutations(list(range(nodes)) + rest), label="node_of")
+    npd = data.draw(st.integers(1, 3), label="nodes_per_domain")
+    listed = ListedPlacement(node_of, npd)
+    assert listed.nodes == nodes and listed.world_size == world
+    for n in range(nodes):
+        assert listed.ranks_of_node(n) == [r for r in range(world) if node_of[r] == n]
+    for axes in subsets(topo.axes):
+        assert listed.span_of(topo, axes) == listed_span(node_of, npd, topo.groups(axes)), axes
+    for axis, stride, size in zip(topo.axes, topo.strides, topo.dims):
+        assert listed.span(stride, size) == listed.span_of(topo, axis)
+    is_block = node_of == [r // len(listed.ranks_of_node(0)) for r in range(world)]
+    assert listed.is_block == is_block
+
+
+def test_spans_name_their_tier() -> None:
+    assert [Span(1, 1).tier, Span(3, 1).tier, Span(3, 2).tier] == list(TIER_NAMES)
+    m = BlockPlacement(72 * 4, ranks_per_node=8, nodes_per_domain=9)
+    assert m.ranks_per_domain == 72
+    assert m.span(1, 8) == (1, 1) and m.span(1, 8).tier == "intra-node"
+    assert m.span(8, 9) == (9, 1) and m.span(8, 9).tier == "intra-domain"
+    assert m.span(1, 16) == (2, 2) and m.span(1, 16).tier == "inter-domain"
+
+
+def test_closed_forms_answer_any_world() -> None:
+    m = BlockPlacement(2**62, ranks_per_node=8, nodes_per_domain=9)
+    assert (m.nodes, m.domains) == (2**59, -(-(2**59) // 9))
+    assert m.node_of(2**62 - 1) == 2**59 - 1 and m.local_rank(2**62 - 1) == 7
+    assert m.ranks_of_node(2**59 - 1) == range(2**62 - 8, 2**62)
+    assert m.span(1, 16) == (2, 2) and m.span(2**31, 2**31) == (2**31, 2**31)
+    topo = ProcessTopology(["pipe", "data", "model"], [2**20, 2**40, 4])
+    assert m.span_of(topo, ["data", "model"]) == m.span(1, 2**42)
+    assert m.count_nodes(range(2**62)) == 2**59
+
+
+def test_partial_nodes_and_domains_in_words() -> None:
+    m = BlockPlacement(10, 4, nodes_per_domain=2)
+    assert m.partial_node() == "10 ranks on nodes of 4 ranks leave 2 on the last node"
+    assert m.partial_domain() == "3 nodes on NVLink domains of 2 nodes leave 1 on the last domain"
+    with pytest.raises(
+        InvalidArgumentError, match=r"^10 ranks on nodes of 4 ranks leave 2 on the last node$"
+    ):
+        m.require_full_nodes()
+    full = BlockPlacement(12, 4, nodes_per_domain=3)
+    assert full.partial_node() is None and full.partial_domain() is None
+    full.require_full_nodes()
+    assert BlockPlacement(1, 8).partial_node() == "1 ranks on nodes of 8 ranks leave 1 on the last node"
+    uneven = ListedPlacement([0, 0, 0, 1, 2, 2, 2])
+    assert uneven.partial_node() == "7 ranks on nodes of 3 ranks leave 1 on node 1"
+    with pytest.raises(InvalidArgumentError, match="leave 1 on node 1"):
+        uneven.require_full_nodes()
+    assert ListedPlacement([0, 1, 0, 1]).partial_node() is None
+
+
+def test_hosts_are_numbered_in_order_of_first_appearance() -> None:
+    m = ListedPlacement.from_hosts(["n7", "n3", "n7", "n3", "n9"], nodes_per_domain=2)
+    assert [m.node_of(r) for r in range(5)] == [0, 1, 0, 1, 2]
+    assert (m.nodes, m.domains, m.domain_of(4)) == (3, 2, 1)
+    assert m.ranks_of_node(0) == [0, 2] and m.local_rank(2) == 1
+    assert repr(m) == "ListedPlacement([0, 1, 0, 1, 2], nodes_per_domain=2)"
+    assert repr(BlockPlacement(8, 4)) == "BlockPlacement(world_size=8, ranks_per_node=4, nodes_per_domain=1)"
+
+
+def test_a_placement_is_what_its_users_ask() -> None:
+    # Users hold a Placement; a measured one answers the same questions as the block one.
+    for m in (BlockPlacement(8, 4), ListedPlacement.from_hosts(["a"] * 4 + ["b"] * 4)):
+        assert isinstance(m, Placement)
+        assert m.describe().startswith("8 ranks on ")
+        assert m.span_of(ProcessTopology(["data", "model"], [2, 4]), "data") == (2, 2)
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("call", "error", "text"),
+    [
+        (lambda: BlockPlacement(0, 8), InvalidArgumentError, "world_size must be at least 1, got 0"),
+        (lambda: BlockPlacement(8, 0), InvalidArgumentError, "ranks_per_node must be at least 1, got 0"),
+        (lambda: BlockPlacement(8, 4, 0), InvalidArgumentError, "nodes_per_domain must be at least 1, got 0"),
+        (lambda: BlockPlacement(8, True), TypeError, "ranks_per_node must be an integer, got True"),
+        (lambda: BlockPlacement(8, 2.0), TypeError, "ranks_per_node must be an integer, got 2.0"),
+        (
+            lambda: BlockPlacement(8, 4).node_of(8),
+            RankOutOfRangeError,
+            "rank 8 is not in the placement: ranks run from 0 to 7",
+        ),
+        (lambda: BlockPlacement(8, 4).local_rank(-1), RankOutOfRangeError, "rank -1 is not in the placement"),
+        (lambda: ListedPlacement([0, 1]).node_of(2), RankOutOfRangeError, "rank 2 is not in the placement"),
+        (
+            lambda: BlockPlacement(2048, 32).ranks_of_node(64),
+            InvalidArgumentError,
+            "node 64 is not in the layout: 2048 ranks on nodes of 32 ranks are nodes 0..63",
+        ),
+        (
+            lambda: ListedPlacement([0, 1, 0]).ranks_of_node(2),
+            InvalidArgumentError,
+            "3 ranks on 2 nodes are nodes 0..1",
+        ),
+        (lambda: BlockPlacement(8, 2).domain_of_node(4), InvalidArgumentError, "node 4 is not in the layout"),
+        (
+            lambda: BlockPlacement(12, 2, 2).nodes_of_domain(3),
+            InvalidArgumentError,
+            "domain 3 is not in the layout: 6 nodes in domains of 2 nodes are domains 0..2",
+        ),
+        (
+            lambda: BlockPlacement(12, 4).span(5, 2),
+            InvalidArgumentError,
+            "groups of 2 ranks 5 apart do not tile 12 ranks",
+        ),
+        (
+            lambda: BlockPlacement(12, 4).span(0, 2),
+            InvalidArgumentError,
+            "stride and size must be at least 1",
+        ),
+        (lambda: ListedPlacement([0, 1, 0]).span(2, 2), InvalidArgumentError, "do not tile 3 ranks"),
+        (
+            lambda: BlockPlacement(12, 4).span_of(ProcessTopology(["a", "b"], [2, 4]), "a"),
+            GridSizeError,
+            "a \\* b = 2 \\* 4 = 8, but the placement's world size is 12",
+        ),
+        (lambda: ListedPlacement([]), InvalidArgumentError, "the node of each rank"),
+        (lambda: ListedPlacement([[0, 1]]), InvalidArgumentError, "one number per rank"),
+        (lambda: ListedPlacement([0, -1]), InvalidArgumentError, "at least 0, got -1"),
+        (lambda: ListedPlacement([0, 2, 2]), InvalidArgumentError, "without gaps: node 1 holds no rank"),
+        (lambda: ListedPlacement([0.0, 1.0]), TypeError, "node numbers must be integers"),
+        (
+            lambda: ListedPlacement([0, 1], nodes_per_domain=0),
+            InvalidArgumentError,
+            "nodes_per_domain must be",
+        ),
+    ],
+)
+def test_bad_input_gives_a_clear_error(call: Any, error: type[Exception], text: str) -> None:
+    with pytest.raises(error, match=text):
+        call()
+
+
+def test_listing_is_bounded() -> None:
+    world = 2 * ENUMERATION_LIMIT
+    m = BlockPlacement(world, 8)
+    topo = ProcessTopology(["a", "b", "c"], [2, world // 4, 2])
+    assert m.span_of(topo, ["b", "c"]) == m.span(1, world // 2)  # one run: closed form, no listing
+    with pytest.raises(InvalidArgumentError, match=r"the axes \['a', 'c'\] is found by listing every group"):
+        m.span_of(topo, ["a", "c"])
