@@ -55,11 +55,11 @@ TOPOLOGIES = _topologies()
 
 @pytest.fixture(scope="module")
 def oracle() -> Any:
-    """tests/_ds_oracle.py: DeepSpeed's grid on the recorder (needs deepspeed)."""
+    """DeepSpeed's grid on the recorder (tests/helpers/ds_oracle.py; needs deepspeed)."""
     require("deepspeed.runtime.pipe.topology")
-    import _ds_oracle
+    from helpers import ds_oracle
 
-    return _ds_oracle
+    return ds_oracle
 
 
 def _ours(
