@@ -1,4 +1,4 @@
-"""proctopo.plan: spans, ranking, communicator budget, JSON and errors, against independent oracles.
+"""proctopo.planner: spans, ranking, communicator budget, JSON and errors, against independent oracles.
 
 The oracles here do not use the planner's closed forms: spans come from listing every
 group of the topology (``groups(axis) // ranks_per_node``), costs from a plain
@@ -26,13 +26,11 @@ from proctopo import (
     UnknownAxisError,
 )
 from proctopo.grid import ProcessGrid
-from proctopo.plan import (
+from proctopo.planner import (
     COMMUNICATOR_BYTES,
     DEFAULT_TIERS,
     DEFAULT_WEIGHTS,
     Plan,
-    _floor_sum,
-    blocks_spanned,
     kind_of,
     plan,
 )
@@ -40,12 +38,6 @@ from proctopo.testing import RecordingComm
 
 NAMES = ("pp", "dp", "ep", "cp", "tp")
 MODEL = {"params": 7e9, "hidden": 4096, "seq_len": 4096, "micro_batch": 1, "layers": 32}
-
-
-@pytest.fixture(autouse=True)
-def _no_launcher_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
 
 
 # ----------------------------------------------------------------------------- oracles
@@ -94,21 +86,6 @@ shapes = st.lists(st.sampled_from([1, 2, 2, 3, 4, 6]), min_size=1, max_size=4).m
 
 
 # ----------------------------------------------------------------------------- spans
-@given(n=st.integers(0, 40), m=st.integers(1, 50), a=st.integers(0, 200), b=st.integers(0, 200))
-def test_floor_sum_is_the_sum(n: int, m: int, a: int, b: int) -> None:
-    assert _floor_sum(n, m, a, b) == sum((a * i + b) // m for i in range(n))
-
-
-@settings(max_examples=300, deadline=None)
-@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data())
-def test_blocks_spanned_equals_enumeration(dims: list[int], data: st.DataObject) -> None:
-    topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
-    world = topo.world_size()
-    block = data.draw(st.integers(1, world + 3), label="block")
-    for axis, stride, size in zip(topo.axes, topo.strides, dims):
-        assert blocks_spanned(stride, size, world, block) == enumerated_span(topo, axis, block)
-
-
 @settings(max_examples=60, deadline=None)
 @given(sizes=shapes, data=st.data())
 def test_reported_spans_equal_enumeration(sizes: dict[str, int], data: st.DataObject) -> None:
@@ -299,7 +276,7 @@ def test_a_single_rank() -> None:
     p = plan({"dp": 1, "tp": 1}, ranks_per_node=8)
     assert len(p.layouts) == 1 and p.best.cost == 0 and p.best.communicators_per_rank == 0
     assert p.best.new_group_calls == {"global": 0, "local": 0, "split": 0}
-    assert p.warnings == ["1 ranks do not fill nodes of 8: the last node holds 1"]
+    assert p.warnings == ["1 ranks on nodes of 8 ranks leave 1 on the last node"]
 
 
 def test_hierarchical_split_keeps_the_ranks_and_fits_the_node() -> None:
@@ -315,21 +292,22 @@ def test_hierarchical_split_keeps_the_ranks_and_fits_the_node() -> None:
     assert enumerated_span(new, "dp_inner", 8) == 1
 
 
-def test_environment_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
-    monkeypatch.setenv("WORLD_SIZE", "32")
-    p = plan({"dp": 0, "tp": 4})
-    assert (p.ranks_per_node, p.world_size, p.sizes) == (4, 32, {"dp": 8, "tp": 4})
+def test_the_environment_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # WORLD_SIZE and LOCAL_WORLD_SIZE are the command line's to read, not the library's.
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "four")
-    with pytest.raises(InvalidArgumentError, match="LOCAL_WORLD_SIZE='four' is not an integer"):
-        plan({"dp": 0, "tp": 4})
+    monkeypatch.setenv("WORLD_SIZE", "32")
+    p = plan({"dp": 2, "tp": 4}, ranks_per_node=4)
+    assert (p.ranks_per_node, p.world_size, p.sizes) == (4, 8, {"dp": 2, "tp": 4})
+    with pytest.raises(InvalidArgumentError, match=r"free axes \['dp'\].*world size"):
+        plan({"dp": 0, "tp": 4}, ranks_per_node=4)
 
 
 def test_partial_nodes_and_domains_are_noted() -> None:
     p = plan({"dp": 3, "tp": 4}, ranks_per_node=8, nodes_per_domain=1)
-    assert p.warnings == ["12 ranks do not fill nodes of 8: the last node holds 4"]
+    assert p.warnings == ["12 ranks on nodes of 8 ranks leave 4 on the last node"]
     q = plan({"dp": 0, "tp": 8}, world_size=16384, ranks_per_node=8, nodes_per_domain=9)
-    assert "the last domain holds 5 nodes" in q.warnings[0] and q.domains == 228
+    assert q.warnings == ["2048 nodes on NVLink domains of 9 nodes leave 5 on the last domain"]
+    assert q.domains == 228 and q.nodes == 2048
 
 
 # ----------------------------------------------------------------------------- JSON
@@ -467,8 +445,8 @@ def test_bad_input_gives_a_clear_error(kwargs: dict[str, Any], error: type[Excep
 
 
 def test_ranks_per_node_is_needed() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"ranks_per_node.*LOCAL_WORLD_SIZE"):
-        plan({"tp": 2})
+    with pytest.raises(TypeError, match="ranks_per_node"):
+        plan({"tp": 2})  # type: ignore[call-arg]
 
 
 def test_sixteen_thousand_ranks() -> None:
@@ -504,11 +482,16 @@ def test_refit_uses_fewer_nodes_per_domain_when_that_keeps_groups_inside() -> No
     assert plan(sizes, world_size=48, ranks_per_node=4, nodes_per_domain=2).refit is None
 
 
-def test_the_module_is_callable_as_the_planner() -> None:
-    import proctopo
-    from proctopo import plan as plan_module
+def test_proctopo_plan_is_the_planners_function() -> None:
+    import types
 
-    direct = plan_module.plan({"tp": 2, "dp": 2}, ranks_per_node=2)
-    called = proctopo.plan({"tp": 2, "dp": 2}, ranks_per_node=2)  # type: ignore[operator]
-    assert called.to_dict() == direct.to_dict()
-    assert isinstance(called, plan_module.Plan)
+    import proctopo
+    from proctopo import planner
+
+    assert proctopo.plan is planner.plan is plan and isinstance(proctopo.plan, types.FunctionType)
+    assert type(planner) is types.ModuleType  # a plain package, not a callable module
+    called = proctopo.plan({"tp": 2, "dp": 2}, ranks_per_node=2)
+    assert isinstance(called, planner.Plan) and called == plan({"tp": 2, "dp": 2}, ranks_per_node=2)
+    modules = {"api", "inputs", "model", "render", "results", "search", "suggest"}
+    public = {name for name in vars(planner) if not name.startswith("_")} - modules - {"annotations"}
+    assert set(planner.__all__) == public

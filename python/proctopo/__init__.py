@@ -16,7 +16,6 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
-from . import plan  # the planner module: proctopo.plan.plan(...) (pure arithmetic, no torch)
 from .errors import (
     CoordinateOutOfRangeError,
     GridDestroyedError,
@@ -32,6 +31,7 @@ from .errors import (
     UnknownAxisError,
     WorldSizeOverflowError,
 )
+from .planner import plan  # the planner's function; the package is proctopo.planner (no torch)
 from .topology import (
     MEGATRON_TO_DEEPSPEED,
     PipeDataParallelTopology,

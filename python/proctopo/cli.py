@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from . import __version__, demo
+from . import __version__, demo, planner
 from . import draw as drawing
-from . import plan as planner
 from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
-from .topology import MEGATRON_TO_DEEPSPEED, ProcessTopology
+from .machine import BlockPlacement
+from .topology import MEGATRON_TO_DEEPSPEED, ProcessTopology, parse_order
 
 #: The axes of every subcommand when none are given.
 DEFAULT_AXES: tuple[str, ...] = ("pipe=2", "data=2", "model=2")
@@ -237,7 +237,7 @@ def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = Non
 
     def group(names: Sequence[str]) -> dict[str, Any]:
         index, position = topo.group_index(rank, names)
-        size = _group_size(topo, names)
+        size = topo.group_size(names)
         return {
             "ranks": topo.group_head(rank, names, GROUP_LIST_LIMIT),
             "size": size,
@@ -258,11 +258,12 @@ def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = Non
         }
     node = None
     if ranks_per_node:
+        machine = BlockPlacement(w, ranks_per_node)
         node = {
-            "index": rank // ranks_per_node,
-            "local_rank": rank % ranks_per_node,
+            "index": machine.node_of(rank),
+            "local_rank": machine.local_rank(rank),
             "ranks_per_node": ranks_per_node,
-            "count": -(-w // ranks_per_node),
+            "count": machine.nodes,
         }
     return {
         "schema": "proctopo.show/1",
@@ -278,7 +279,7 @@ def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = Non
 
 def _print_rank(doc: dict[str, Any], out: TextIO) -> None:
     topo = doc["topology"]
-    shape = " x ".join(f"{a}={d}" for a, d in zip(topo["axes"], topo["dims"]))
+    shape = ProcessTopology(topo["axes"], topo["dims"]).shape_text()
     print(f"rank {doc['rank']} of {shape} ({topo['world_size']} ranks)", file=out)
     rows = [("coordinates", " ".join(f"{a}={c}" for a, c in doc["coord"].items()))]
     entries = [(f"{a} group", g) for a, g in doc["groups"].items()]
@@ -353,30 +354,28 @@ def check(
     except GridSizeError as exc:
         violations.append({"rule": "world_size", "axis": None, "message": str(exc)})
     nodes = domains = last = None
-    if ranks_per_node:
-        nodes = -(-w // ranks_per_node)
-        last = w - (nodes - 1) * ranks_per_node
-        if last != ranks_per_node and not allow_partial_node:
+    machine = BlockPlacement(w, ranks_per_node, nodes_per_domain or 1) if ranks_per_node else None
+    if machine is not None:
+        nodes = machine.nodes
+        last = len(machine.ranks_of_node(nodes - 1))
+        partial = machine.partial_node()
+        if partial is not None and not allow_partial_node:
             violations.append(
                 {
                     "rule": "partial_node",
                     "axis": None,
-                    "message": f"{w} ranks on nodes of {ranks_per_node} ranks leave {last} on the last node "
-                    "(--allow-partial-node accepts a partial last node)",
+                    "message": f"{partial} (--allow-partial-node accepts a partial last node)",
                 }
             )
         if nodes_per_domain:
-            domains = -(-nodes // nodes_per_domain)
+            domains = machine.domains
     axes_report = []
     for a, d, stride in zip(topo.get_axis_names(), topo.dims, topo.strides):
         entry: dict[str, Any] = {"name": a, "size": d, "stride": stride, "groups": w // d}
-        # The most nodes (domains) one group spans: the planner's closed form, O(log) per axis.
-        entry["nodes"] = planner.blocks_spanned(stride, d, w, ranks_per_node) if ranks_per_node else None
-        entry["domains"] = (
-            planner.blocks_spanned(stride, d, w, ranks_per_node * nodes_per_domain)
-            if ranks_per_node and nodes_per_domain
-            else None
-        )
+        # The most nodes (domains) one group spans: the machine's closed form, O(log) per axis.
+        span = None if machine is None else machine.span(stride, d)
+        entry["nodes"] = None if span is None else span.nodes
+        entry["domains"] = span.domains if span is not None and nodes_per_domain else None
         axes_report.append(entry)
         if a in intra_node and entry["nodes"] > 1:
             violations.append(
@@ -426,7 +425,7 @@ _RULE_TAG = {
 
 def _print_check(report: dict[str, Any], out: TextIO) -> None:
     topo = report["topology"]
-    shape = " x ".join(f"{a}={d}" for a, d in zip(topo["axes"], topo["dims"]))
+    shape = ProcessTopology(topo["axes"], topo["dims"]).shape_text()
     describe = f"{shape} ({topo['world_size']} ranks)"
     n = len(report["violations"])
     print(f"ok: {describe}" if report["ok"] else f"FAILED: {describe}: {n} rule(s) broken", file=out)
@@ -891,14 +890,18 @@ def _plan(args: argparse.Namespace) -> int:
     names = [n for n, _ in pairs]
     if names:
         ProcessTopology(names, [1] * len(names))  # repeated or invalid names, in the topology's words
-    axes = names + ([t for t in args.order.split("-") if t not in names] if args.order else [])
+    axes = names + ([t for t in parse_order(args.order) if t not in names] if args.order else [])
+    world_size = _environ(args.world_size, "WORLD_SIZE", _positive)
+    ranks_per_node = _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
+    if ranks_per_node is None:
+        raise InvalidArgumentError("plan needs ranks_per_node (or LOCAL_WORLD_SIZE in the environment)")
     asked = [n for n, _ in args.weight] + [a for g in args.group for a in g]
     with suggest_axes(asked, axes):
         result = planner.plan(
             dict(pairs) if pairs else None,
             order=args.order,
-            world_size=args.world_size,
-            ranks_per_node=args.ranks_per_node,
+            world_size=world_size,
+            ranks_per_node=ranks_per_node,
             nodes_per_domain=args.nodes_per_domain,
             weights=dict(args.weight) or None,
             model=args.model,

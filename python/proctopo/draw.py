@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .errors import InvalidArgumentError, ProctopoError
+from .machine import BlockPlacement
 from .topology import ProcessTopology
 
 __all__ = [
@@ -199,6 +200,13 @@ class Picture:
         """What a row is, in the plural: ``"nodes"`` or ``"rows"``."""
         return "nodes" if self.ranks_per_node else "rows"
 
+    @property
+    def placement(self) -> BlockPlacement | None:
+        """Where the ranks sit, when the ranks per node are known."""
+        if not self.ranks_per_node:
+            return None
+        return BlockPlacement(self.topo.world_size(), self.ranks_per_node, self.nodes_per_domain or 1)
+
 
 def select(
     topo: ProcessTopology,
@@ -233,29 +241,12 @@ def select(
     if node is not None:
         if not ranks_per_node:
             raise InvalidArgumentError("a node is chosen by its number, so the ranks per node must be given")
-        nodes = -(-w // ranks_per_node)
-        if not 0 <= node < nodes:
-            raise InvalidArgumentError(
-                f"node {node} is not in the layout: {w} ranks on nodes of {ranks_per_node} ranks "
-                f"are nodes 0..{nodes - 1}"
-            )
-        lo, hi = node * ranks_per_node, min(w, (node + 1) * ranks_per_node)
-        ranks = range(lo, hi) if isinstance(ranks, range) else [r for r in ranks if lo <= r < hi]
+        on_node = BlockPlacement(w, ranks_per_node).ranks_of_node(node)
+        if isinstance(ranks, range):
+            ranks = on_node
+        else:
+            ranks = [r for r in ranks if r in on_node]
     return ranks
-
-
-def _row_count(ranks: Sequence[int], size: int) -> int:
-    """How many distinct ``rank // size`` the ascending ``ranks`` hold."""
-    if not ranks:
-        return 0
-    if isinstance(ranks, range):
-        return (
-            ranks[-1] // size - ranks[0] // size + 1 if ranks.step == 1 else len({r // size for r in ranks})
-        )
-    import numpy as np
-
-    keys = np.asarray(ranks, dtype=np.int64) // size
-    return int(np.count_nonzero(np.diff(keys))) + 1
 
 
 def layout(
@@ -298,26 +289,26 @@ def layout(
     chosen: Sequence[int] = range(w) if ranks is None else ranks
     columns = min(columns, limit)
 
+    # Rows are blocks of consecutive ranks: nodes, or runs of the last axis (a block of
+    # dims[-1] ranks), so the machine's arithmetic places both.
+    rows_of = BlockPlacement(w, ranks_per_node or dims[-1], nodes_per_domain or 1)
     if ranks_per_node:
-        size = ranks_per_node
-        nodes = -(-w // size)
 
         def row_label(r: int) -> str:
-            return f"node {r // size}"
+            return f"node {rows_of.node_of(r)}"
 
         def block_label(r: int) -> str | None:
             if not nodes_per_domain:
                 return None
-            d = r // size // nodes_per_domain
-            last = min(nodes, (d + 1) * nodes_per_domain) - 1
-            return f"domain {d} (nodes {d * nodes_per_domain}-{last})"
+            d = rows_of.domain_of(r)
+            nodes = rows_of.nodes_of_domain(d)
+            return f"domain {d} (nodes {nodes[0]}-{nodes[-1]})"
 
         headings: tuple[str, ...] = ()
     else:
-        size = dims[-1]
 
         def row_label(r: int) -> str:
-            return f"{axes[-2]}={r // size % dims[-2]}" if len(axes) >= 2 else ""
+            return f"{axes[-2]}={topo.get_coord(r)[-2]}" if len(axes) >= 2 else ""
 
         def block_label(r: int) -> str | None:
             if len(axes) < 3:
@@ -325,12 +316,13 @@ def layout(
             coord = topo.get_coord(r)
             return " ".join(f"{a}={c}" for a, c in zip(axes[:-2], coord[:-2]))
 
-        headings = tuple(f"{axes[-1]}={j}" for j in range(min(size, columns)))
+        headings = tuple(f"{axes[-1]}={j}" for j in range(min(dims[-1], columns)))
 
     def make_row(lo: int, hi: int, skipped: int = 0) -> Row:
         shown = [chosen[i] for i in range(lo, min(hi, lo + columns))]
         cells = tuple(
-            Cell(r, r % size, topo.group_index(r, group_axes)[0] if group_axes else None) for r in shown
+            Cell(r, rows_of.local_rank(r), topo.group_index(r, group_axes)[0] if group_axes else None)
+            for r in shown
         )
         first = shown[0]
         return Row(row_label(first), block_label(first), cells, (hi - lo) - len(shown), skipped)
@@ -339,7 +331,7 @@ def layout(
     drawn = 0
     lo = 0
     while lo < len(chosen):
-        hi = bisect.bisect_left(chosen, (chosen[lo] // size + 1) * size, lo)
+        hi = bisect.bisect_left(chosen, rows_of.ranks_of_node(rows_of.node_of(chosen[lo])).stop, lo)
         n = min(hi - lo, columns)
         if bounds and drawn + n > limit:
             break
@@ -347,12 +339,12 @@ def layout(
         drawn += n
         lo = hi
     if lo < len(chosen):  # a summary: the first rows that fit with the last one, then the last
-        last_lo = bisect.bisect_left(chosen, chosen[-1] // size * size)
+        last_lo = bisect.bisect_left(chosen, rows_of.ranks_of_node(rows_of.node_of(chosen[-1])).start)
         n_last = min(len(chosen) - last_lo, columns)
         while len(bounds) > 1 and drawn + n_last > limit:
             lo_, hi_, _ = bounds.pop()
             drawn -= min(hi_ - lo_, columns)
-        bounds.append((last_lo, len(chosen), _row_count(chosen, size) - len(bounds) - 1))
+        bounds.append((last_lo, len(chosen), rows_of.count_nodes(chosen) - len(bounds) - 1))
         drawn += n_last
     rows = [make_row(lo_, hi_, skipped) for lo_, hi_, skipped in bounds]
 
@@ -364,9 +356,7 @@ def layout(
             if c.group is not None:
                 first_rank.setdefault(c.group, c.rank)
     others = [i for i, a in enumerate(axes) if a not in group_axes]
-    group_size = w
-    for i in others:
-        group_size //= dims[i]
+    group_size = topo.group_size(group_axes)
     for g in seen[:legend_limit]:
         first = topo.group_head(first_rank[g], group_axes, 16)  # not the whole group
         coord = topo.get_coord(first_rank[g])
@@ -374,10 +364,10 @@ def layout(
 
     title = topo._core.describe()
     if ranks_per_node:
-        nodes = -(-w // ranks_per_node)
+        nodes = rows_of.nodes
         title += f" on {nodes} node{'s' * (nodes != 1)} of {ranks_per_node} ranks"
         if nodes_per_domain:
-            domains = -(-nodes // nodes_per_domain)
+            domains = rows_of.domains
             title += f", {domains} domain{'s' * (domains != 1)} of {nodes_per_domain} nodes"
     if group_axes:
         title += f"; coloured by {'+'.join(group_axes)} group"
@@ -562,6 +552,7 @@ def _scene(pic: Picture) -> _Scene:
         span = len(s) * _CHAR * size / 12
         right = max(right, x + (span if anchor == "start" else span / 2 if anchor == "middle" else 0))
 
+    placement = pic.placement
     y = _PAD
     text(_PAD, y + 15, pic.title, 15, bold=True)
     y += 26
@@ -612,8 +603,8 @@ def _scene(pic: Picture) -> _Scene:
             if c.group is not None:
                 data += (("group", label(c.group)),)
                 tip += f"; {'+'.join(pic.group_axes)} group {label(c.group)}"
-            if pic.ranks_per_node:
-                tip += f"; node {c.rank // pic.ranks_per_node}"
+            if placement is not None:
+                tip += f"; node {placement.node_of(c.rank)}"
             fill = color(c.group) if c.group is not None else NEUTRAL
             shapes.append(_Rect(x, y, cell_w, _CELL_H, fill, "#666666", kind="rank", data=data, tip=tip))
             text(x + cell_w / 2, y + _CELL_H / 2 + 4, _cell_text(pic, c), 12, "middle")
