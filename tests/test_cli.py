@@ -308,7 +308,7 @@ def test_module_entry_point() -> None:
 
 @pytest.mark.mp
 def test_run_subcommand_passes_options_through(torch_dist: Any) -> None:
-    # `run` hands everything after it to proctopo.demo, options first included.
+    # `run` hands every option to the job (proctopo.demo), options before the axes included.
     out = subprocess.run(
         [sys.executable, "-m", "proctopo", "run", "--nproc", "2", "--strategy", "global", "--quiet"],
         capture_output=True,
@@ -332,8 +332,14 @@ def test_run_subcommand_passes_options_through(torch_dist: Any) -> None:
         (["draw", "--format", "gif"], "argument --format: invalid choice: 'gif'"),
         (["draw", "--limit", "-1"], "argument --limit: must be at least 1, got -1"),
         (["run", "--nproc", "0"], "argument --nproc: must be at least 1, got 0"),
-        (["run", "--timeout", "0"], "argument --timeout: must be a positive number of seconds, got 0"),
-        (["run", "--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got nan"),
+        (
+            ["run", "--timeout", "0"],
+            "argument --timeout: the timeout must be a finite number of seconds above 0 and below "
+            "timedelta.max, got 0.0",
+        ),
+        (["run", "--timeout", "nan"], "argument --timeout: the timeout must be a finite number of seconds"),
+        (["run", "--timeout", "1e400"], "argument --timeout: the timeout must be a finite number of seconds"),
+        (["run", "--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
         (
             ["run", "--strategy", "fast"],
             "argument --strategy: invalid choice: 'fast' (choose from auto, global, local)",
@@ -511,18 +517,47 @@ def test_show_rank_defaults_to_the_launchers_rank(
     )
 
 
+def test_run_builds_the_grid_the_names_ask_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Any vocabulary goes: the topology handed to the job is the one the words (or --order) describe.
+    calls: list[Any] = []
+    monkeypatch.setattr(demo, "run", lambda topo, *args: calls.append(topo) or 0)
+    monkeypatch.delenv("RANK", raising=False)
+    for words in (
+        ["tp=2", "cp=2", "pp=2"],
+        ["dp_replicate=2", "dp_shard=2", "tp=2"],
+        ["pipe=2", "model=2"],
+        ["tp=2", "cp=2", "pp=2", "--order", "tp-cp-pp"],
+        ["--order", "tp-cp-dp-pp", "tp=2", "pp=2"],
+    ):
+        assert cli.main(["run", *words]) == 0
+    assert [(t.axes, t.dims) for t in calls] == [
+        (["tp", "cp", "pp"], [2, 2, 2]),
+        (["dp_replicate", "dp_shard", "tp"], [2, 2, 2]),
+        (["pipe", "model"], [2, 2]),
+        (["pp", "cp", "tp"], [2, 2, 2]),
+        (["pp", "dp", "cp", "tp"], [2, 1, 1, 2]),
+    ]
+    assert [demo.uses_pipeline_grid(t) for t in calls] == [False] * 5
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("proctopo run: warning: tp=2 cp=2 pp=2 puts tp outermost")
+
+
 def test_run_checks_every_argument_before_starting_processes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started: list[int] = []
     monkeypatch.setattr(launch, "run", lambda fn, nproc, *a, **k: started.append(nproc) or [])
     monkeypatch.delenv("RANK", raising=False)
-    assert cli.main(["run", "pipe=2", "dat=2"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("proctopo run: error: PipelineParallelGrid needs the axes 'pipe' and 'data'")
-    assert err.endswith("(did you mean 'data' for 'dat'?)\n") and err.count("\n") == 1
-    assert cli.main(["run", "model=2", "data=2"]) == 2  # nothing close to 'pipe': no suggestion
-    assert "missing ['pipe']" in capsys.readouterr().err
+    assert cli.main(["run", "tp=2", "pp=2", "--nproc", "8"]) == 2
+    assert capsys.readouterr().err.endswith("proctopo run: error: tp * pp = 2 * 2 = 4, but --nproc is 8\n")
+    assert cli.main(["run", "--order", "tp-pp", "tp=2", "cq=2"]) == 2
+    assert capsys.readouterr().err == "proctopo run: error: unknown axis 'cq'; the axes are ['pp', 'tp']\n"
+    assert cli.main(["run", "--order", "tp-pp", "tp=2", "tp=4"]) == 2
+    assert "axis 'tp' has two sizes; with --order each axis takes one word" in capsys.readouterr().err
+    assert cli.main(["run", "--order", "tp--pp"]) == 2
+    assert "proctopo run: error: order 'tp--pp' has an empty name" in capsys.readouterr().err
     assert started == []
 
 
@@ -530,7 +565,7 @@ def test_run_without_torch_prints_one_line() -> None:
     hide = (
         "import sys; sys.modules['torch'] = None; from proctopo.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    for words in (["run", "--nproc", "2"], ["run", "pipe=2", "data=2", "model=2"]):
+    for words in (["run", "--nproc", "2"], ["run", "pipe=2", "data=2", "model=2"], ["run", "pp=2", "tp=2"]):
         proc = subprocess.run(
             [sys.executable, "-c", hide, *words], capture_output=True, text=True, timeout=60
         )
@@ -674,7 +709,7 @@ def test_plan_maps_each_option_to_the_planner(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from proctopo import plan as planner
+    from proctopo import planner
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
@@ -692,7 +727,7 @@ def test_plan_maps_each_option_to_the_planner(
 def test_plan_reads_a_model_file_and_the_launchers_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from proctopo import plan as planner
+    from proctopo import planner
 
     model = {"params": 7e9, "hidden": 4096, "seq_len": 4096, "micro_batch": 1, "layers": 32}
     (tmp_path / "model.json").write_text(json.dumps(model))
@@ -762,8 +797,98 @@ def test_the_command_never_imports_torch_nor_the_optional_extras() -> None:
         "    codes = [cli.main(w) for w in (['show', '--rank', '3', '--json'], ['check', '--json'],\n"
         "             ['draw', '--format', 'svg'], ['draw', '--format', 'html'],\n"
         "             ['draw', '--color', 'never'], ['plan', '--ranks-per-node', '4'],\n"
-        "             ['run', 'pipe=2', 'dat=2'])]\n"
+        "             ['run', 'tp=2', 'pp=2', '--nproc', '8'])]\n"
         "print(codes, loaded())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.splitlines() == ["[]", "[0, 0, 0, 0, 0, 0, 2] []"], out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["show", "--limit", "3"],
+        ["show", "--json", "--limit", "3"],
+        ["show", "--rank", "5", "--json"],
+        ["check", "--ranks-per-node", "4", "--intra-node", "tp", "--json"],
+        ["draw", "--group", "cp", "--ranks-per-node", "4"],
+    ],
+)
+def test_order_lays_out_the_axes_in_every_command(
+    words: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --order tp-cp-pp (fastest first) with the sizes as words is the same layout as pp=2 cp=4 tp=2.
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    code = cli.main([*words, "pp=2", "cp=4", "tp=2"])
+    expected = capsys.readouterr()
+    assert "pp=2 x cp=4 x tp=2" in expected.out or '"pp",\n' in expected.out
+    assert cli.main([*words, "--order", "tp-cp-pp", "tp=2", "cp=4", "pp=2"]) == code
+    got = capsys.readouterr()
+    assert (got.out, got.err) == (expected.out, expected.err) and "warning" not in got.err
+
+
+def test_order_gives_size_1_to_an_axis_without_a_word(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["show", "--order", "tp-cp-dp-pp", "tp=2", "pp=2", "--limit", "1"]) == 0
+    assert capsys.readouterr().out.startswith("topology   pp=2 x dp=1 x cp=1 x tp=2 (4 ranks)\n")
+
+
+WARNING = (
+    "tp=8 dp=4 puts tp outermost and dp innermost (name=size words are slowest first); for tp innermost, "
+    "as the Megatron order tp-dp means, add --order tp-dp or write dp=4 tp=8"
+)
+
+
+@pytest.mark.parametrize(
+    ("words", "warned"),
+    [
+        (["show", "tp=8", "dp=4", "--limit", "1"], True),
+        (["check", "tp=8", "dp=4", "--ranks-per-node", "8"], True),
+        (["check", "tp=8", "dp=4", "--ranks-per-node", "32"], False),  # one node: the order costs nothing
+        (["draw", "tp=8", "dp=4", "--ranks-per-node", "8"], True),
+        (["plan", "tp=8", "dp=4", "--ranks-per-node", "8"], True),
+        (["plan", "tp=8", "dp=0", "--world-size", "32", "--ranks-per-node", "8"], True),  # a free size
+        (["plan", "tp=8", "dp=0", "--world-size", "16", "--ranks-per-node", "16"], False),  # one node
+        (["plan", "tp=8", "dp=4", "--order", "tp-dp", "--ranks-per-node", "8"], False),  # said how
+        (["show", "dp=4", "tp=8", "--limit", "1"], False),
+        (["show", "tp=8", "cp=1", "dp=4", "pp=1", "--limit", "1"], True),  # axes of size 1 do not count
+        (["show", "model=8", "data=4", "--limit", "1"], True),  # DeepSpeed's names alike
+        (["show", "dp_shard=4", "tp=8", "--limit", "1"], False),  # torchtitan's order
+        (["show", "tp=8", "vocab=4", "--limit", "1"], False),  # a name the planner does not know
+        (["show", "tp=8", "ep=4", "--limit", "1"], False),  # neither data nor pipeline innermost
+    ],
+)
+def test_words_that_look_innermost_first_get_a_one_line_warning(
+    words: list[str], warned: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cli.main(words) in (0, 1)
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    if not warned:
+        assert err == []
+        return
+    assert len(err) == 1 and err[0].startswith(f"proctopo {words[0]}: warning: ")
+    if words[1:3] == ["tp=8", "dp=4"]:
+        assert err[0] == f"proctopo {words[0]}: warning: {WARNING}"
+    # The words the warning proposes give the other layout, without a warning.
+    proposed = err[0].rsplit(" or write ", 1)[1].split()
+    assert cli.main([words[0], *proposed, *words[1 + len(proposed) :]]) in (0, 1)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_warning_is_in_the_json_and_said_once_per_job(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cli.main(["show", "--json", "tp=8", "dp=4"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] == [WARNING] and err == f"proctopo show: warning: {WARNING}\n"
+    assert cli.main(["show", "--json", "dp=4", "tp=8"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    monkeypatch.setenv("RANK", "3")  # under a launcher only rank 0 writes it to stderr
+    assert cli.main(["show", "--json", "tp=8", "dp=4"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] == [WARNING] and json.loads(out)["rank"] == 3 and err == ""

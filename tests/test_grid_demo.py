@@ -1,19 +1,26 @@
-"""The main job: ``python -m proctopo.demo`` runs a real grid over local gloo processes."""
+"""The main job: ``python -m proctopo run`` runs a real grid over local gloo processes.
+
+A PipelineParallelGrid for DeepSpeed's pipe/data axes, a ProcessGrid for any other names
+(Megatron's, torchtitan's); each proves every group of every axis with an all_reduce.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 from proctopo import demo
+from proctopo.groups import CPU_STRATEGIES
+from proctopo.testing import RecordingComm
 
 
 def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "proctopo.demo", *args],
+        [sys.executable, "-m", "proctopo", "run", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -25,7 +32,9 @@ def test_demo_proves_every_group_and_prints_the_layout(torch_dist: Any) -> None:
     out = _demo("pipe=2", "data=2", "--timeout", "60")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "proctopo grid pipe=2 x data=2 over 4 gloo processes, group_creation='local'"
+    assert lines[0] == (
+        "proctopo PipelineParallelGrid pipe=2 x data=2 over 4 gloo processes, group_creation='local'"
+    )
     # rank | pipe data | pipe group, data group, DeepSpeed's model-parallel group
     rows = [ln.split("|") for ln in lines if ln[:4].strip().isdigit()]
     assert [r[1].split() for r in rows] == [["0", "0"], ["0", "1"], ["1", "0"], ["1", "1"]]
@@ -41,22 +50,63 @@ def test_demo_with_global_strategy_and_deepspeed_default_split(torch_dist: Any) 
     assert "group_creation='global'" in out.stdout
 
 
-@pytest.mark.mp
-def test_demo_under_torchrun(torch_dist: Any) -> None:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    out = subprocess.run(
-        [*torchrun, "-m", "proctopo.demo", "--quiet", "--timeout", "60"],
+def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess[str]:
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    return subprocess.run(
+        [*torchrun, "-m", "proctopo", "run", *args],
         capture_output=True,
         text=True,
         timeout=180,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+@pytest.mark.mp
+def test_demo_under_torchrun(torch_dist: Any) -> None:
+    out = _torchrun(2, "--quiet", "--timeout", "60")
     assert out.returncode == 0, out.stderr[-3000:]
     # DeepSpeed's default split of 2 ranks: pipe=2 x data=1; 3 groups proven on each rank.
     assert out.stdout.strip() == (
         "OK: 6/6 group memberships proven by all_reduce (member ranks and sum of rank+1 as expected) "
         "on 2 ranks, group_creation='local'"
     )
+
+
+@pytest.mark.mp
+def test_megatron_names_build_a_process_grid_and_prove_it(torch_dist: Any) -> None:
+    out = _demo("tp=2", "cp=2", "pp=2", "--nproc", "8", "--timeout", "60")
+    assert out.returncode == 0, out.stderr[-3000:]  # every rank returned and proved its groups
+    lines = out.stdout.splitlines()
+    assert lines[0] == "proctopo ProcessGrid tp=2 x cp=2 x pp=2 over 8 gloo processes, group_creation='local'"
+    rows = {int(r[0]): r for r in (ln.split("|") for ln in lines) if r[0].strip().isdigit()}
+    assert sorted(rows) == list(range(8))
+    assert rows[5][1].split() == ["1", "0", "1"]  # tp is the slowest axis, as the words say
+    assert re.findall(r"\[.*?\]", rows[5][2]) == ["[1, 5]", "[5, 7]", "[4, 5]"]
+    assert lines[-1].startswith("OK: 24/24 group memberships proven by all_reduce")
+    # The words were read slowest first, and the warning says so and how to write it the other way.
+    assert out.stderr == (
+        "proctopo run: warning: tp=2 cp=2 pp=2 puts tp outermost and pp innermost (name=size words are "
+        "slowest first); for tp innermost, as the Megatron order tp-cp-pp means, add --order tp-cp-pp or "
+        "write pp=2 cp=2 tp=2\n"
+    )
+
+
+@pytest.mark.mp
+def test_torchtitan_names_under_torchrun_every_process_exits_0(torch_dist: Any) -> None:
+    out = _torchrun(4, "dp_shard=2", "tp=2", "--timeout", "60")
+    assert out.returncode == 0, out.stderr[-3000:]  # torchrun: every process exited with 0
+    lines = out.stdout.splitlines()
+    assert lines[0] == "proctopo ProcessGrid dp_shard=2 x tp=2 over 4 gloo processes, group_creation='local'"
+    row3 = next(ln for ln in lines if ln.startswith("   3 |"))
+    assert re.findall(r"\[.*?\]", row3.split("|")[2]) == ["[1, 3]", "[2, 3]"]
+    assert lines[-1].startswith("OK: 8/8 group memberships proven by all_reduce")
+    assert "warning" not in out.stderr  # dp_shard outermost, tp innermost: torchtitan's order
+
+
+def test_the_library_module_is_not_the_entry() -> None:
+    out = subprocess.run([sys.executable, "-m", "proctopo.demo"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "run python -m proctopo run" in out.stderr and "-m proctopo run" in out.stderr
 
 
 def test_demo_rejects_bad_arguments_before_starting_processes() -> None:
@@ -77,14 +127,18 @@ def _record(rank: int, ok: bool) -> dict[str, Any]:
         "ms": 1.0,
         "calls": 1,
         "strategy": "local",
-        "shape": [("pipe", 1), ("data", 2)],
+        "grid": "PipelineParallelGrid",
+        "axes": ["pipe", "data"],
+        "shape": "pipe=1 x data=2",
     }
 
 
 def test_report_counts_failures(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo._report([_record(0, True), _record(1, False)], quiet=False) == 1
     text = capsys.readouterr().out
-    assert text.startswith("proctopo grid pipe=1 x data=2 over 2 gloo processes, group_creation='local'\n")
+    assert text.startswith(
+        "proctopo PipelineParallelGrid pipe=1 x data=2 over 2 gloo processes, group_creation='local'\n"
+    )
     assert "[0, 1] FAILED" in text and text.strip().endswith("group_creation='local'")
     assert "FAILED: 1/2 group memberships" in text
     assert demo._report([_record(0, True), _record(1, True)], quiet=True) == 0
@@ -108,13 +162,15 @@ def test_a_failed_rank_is_reported_and_fails_the_run(
 
 
 def test_bad_arguments_are_refused_before_any_process_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from proctopo import GridSizeError, ProcessTopology, UnknownAxisError, launch
+    from proctopo import GridSizeError, GroupCreationError, ProcessTopology, launch
 
     started: list[int] = []
     monkeypatch.setattr(launch, "run", lambda fn, nproc, *a, **k: started.append(nproc) or [])
     monkeypatch.delenv("RANK", raising=False)
-    with pytest.raises(UnknownAxisError, match="PipelineParallelGrid needs the axes 'pipe' and 'data'"):
-        demo.run(ProcessTopology(["pipe", "dat"], [2, 2]))
+    with pytest.raises(GridSizeError, match=r"tp \* pp = 2 \* 2 = 4, but the world size is 8"):
+        demo.run(ProcessTopology(["tp", "pp"], [2, 2]), 8)
+    with pytest.raises(GroupCreationError, match="group_creation='split' is not possible here"):
+        demo.run(ProcessTopology(["dp_shard", "tp"], [2, 2]), strategy="split")
     assert started == []
     # Under a launcher: the grid's rules are checked before torch is even imported.
     monkeypatch.setenv("RANK", "1")
@@ -125,15 +181,25 @@ def test_bad_arguments_are_refused_before_any_process_starts(monkeypatch: pytest
         demo.run(ProcessTopology(["pipe", "data", "model"], [2, 2, 2]))
 
 
-def test_split_is_not_offered_where_the_job_cannot_use_it() -> None:
-    # The job's processes use gloo on CPU; the grid refuses "split" there, so the demo does not offer it.
+@pytest.mark.parametrize(
+    ("axes", "grid"),
+    [
+        (["pipe", "data"], "PipelineParallelGrid"),
+        (["tp", "pp"], "ProcessGrid"),
+        (["pipe", "model"], "ProcessGrid"),
+    ],
+)
+def test_split_is_not_offered_where_the_job_cannot_use_it(axes: list[str], grid: str) -> None:
+    # The job's processes use gloo on CPU; the grid refuses "split" there, so the job does not offer it.
     from proctopo import GroupCreationError, ProcessTopology, ProctopoError
 
-    assert demo.STRATEGIES == ("auto", "global", "local")
+    topo = ProcessTopology(axes, [2, 2])
+    assert type(demo.build_grid(topo, "auto", 60.0, RecordingComm(0, 4))).__name__ == grid
+    assert "split" not in CPU_STRATEGIES
     with pytest.raises(GroupCreationError, match="group_creation='split' is not possible here"):
-        demo.preflight(ProcessTopology(["pipe", "data"], [2, 2]), 0, 4, "split", 60.0)
-    for strategy in demo.STRATEGIES:  # each passes the grid's rules (torch may be missing here)
+        demo.preflight(topo, 0, 4, "split", 60.0)
+    for strategy in CPU_STRATEGIES:  # each passes the grid's rules (torch may be missing here)
         try:
-            demo.preflight(ProcessTopology(["pipe", "data"], [2, 2]), 0, 4, strategy, 60.0)
+            demo.preflight(topo, 0, 4, strategy, 60.0)
         except ProctopoError as exc:
             assert "needs torch" in str(exc), f"{strategy}: {exc}"

@@ -79,7 +79,8 @@ def test_prove_group_refuses_non_members_and_times_out(tmp_path: Path, torch_dis
     [
         (launch_workers.hello, 0, {}, "nproc must be an integer of at least 1, got 0"),
         (launch_workers.hello, 2.0, {}, "nproc must be an integer of at least 1, got 2.0"),
-        (launch_workers.hello, 2, {"timeout": 0}, "timeout must be a positive number of seconds, got 0"),
+        (launch_workers.hello, 2, {"timeout": 0}, "timeout must be a finite number of seconds above 0 and"),
+        (launch_workers.hello, 2, {"timeout": float("inf")}, "timeout must be a finite number of seconds"),
         (launch_workers.hello, 2, {"grace": -1}, "grace must be a number of seconds of at least 0, got -1"),
         (lambda r, n: r, 2, {}, "fn and args must be picklable (fn a module-level function): "),
     ],

@@ -1,19 +1,22 @@
-"""Run a real PipelineParallelGrid over local CPU processes and prove every group.
+"""Run a real grid of the axes asked for over local CPU processes and prove every group.
 
-Each process builds the grid with the gloo backend and proves every group it belongs
-to (one per axis, plus DeepSpeed's model-parallel group) with an ``all_reduce``
+Each process builds the grid with the gloo backend: a ``PipelineParallelGrid`` when the
+axes include DeepSpeed's ``pipe`` and ``data``, else a ``ProcessGrid`` over the axes as
+named (Megatron's ``tp``/``cp``/``pp``/..., torchtitan's ``dp_shard``/``dp_replicate``/...,
+any other). It proves every group it belongs to (one per axis, plus DeepSpeed's
+model-parallel group for a ``PipelineParallelGrid``) with an ``all_reduce``
 (:func:`proctopo.launch.prove_group`); then the layout is printed:
 rank -> coordinates -> groups.
 
 Run it alone (it starts its own processes with :func:`proctopo.launch.run`)::
 
     python -m proctopo run                       # pipe=2 data=2 model=2, 8 processes
-    python -m proctopo run pipe=2 data=2 sequence=2 --strategy global
+    python -m proctopo run tp=2 cp=2 pp=2 --order tp-cp-pp
     python -m proctopo run --nproc 4             # DeepSpeed's default split of 4 ranks
 
 or under torchrun, which starts the processes instead (same options)::
 
-    torchrun --standalone --nproc-per-node 8 -m proctopo.demo
+    torchrun --standalone --nproc-per-node 8 -m proctopo run
 
 The exit status is 0 when every group on every rank was proven, 1 otherwise, 2 for
 bad arguments. Importing this module starts nothing and does not import torch.
@@ -33,10 +36,6 @@ from .topology import ProcessTopology
 
 #: More local processes than this is taken for a mistake.
 MAX_LOCAL_PROCESSES = 64
-
-#: The group_creation strategies the job can use. Its processes join with gloo on CPU,
-#: which cannot split communicators, so "split" (NCCL on GPUs) is not one of them.
-STRATEGIES: tuple[str, ...] = ("auto", "global", "local")
 
 #: How to install what the job needs when torch is missing.
 PIP_TORCH = "pip install torch (on a CPU-only machine: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
@@ -67,7 +66,8 @@ def run(
     Args:
         topo: The layout; None for DeepSpeed's default split of the world size.
         nproc: Processes to start (ignored under a launcher).
-        strategy: ``group_creation`` of the grid.
+        strategy: ``group_creation`` of the grid: one of :data:`proctopo.groups.CPU_STRATEGIES`
+            (the processes join with gloo on CPU, which cannot split communicators).
         timeout: Seconds before a collective, or the whole run, counts as hung.
         quiet: Print only the summary line.
 
@@ -77,7 +77,7 @@ def run(
         InvalidArgumentError: neither ``topo`` nor ``nproc`` given, or more than
             :data:`MAX_LOCAL_PROCESSES` processes asked for.
         ProctopoError: torch is missing, or the grid would refuse the arguments
-            (e.g. :class:`UnknownAxisError` for a topology without ``pipe`` or ``data``).
+            (e.g. :class:`GridSizeError` for axes whose product is not ``nproc``).
 
     >>> run(ProcessTopology(['pipe', 'data'], [2, 2]), quiet=True)  # doctest: +SKIP
     OK: 12/12 group memberships proven by all_reduce (member ranks and sum of rank+1 as expected) ...
@@ -108,19 +108,39 @@ def preflight(
     """Refuse, before any process starts, what the job's ranks would refuse.
 
     The grid is built once here on a :class:`proctopo.testing.RecordingComm` playing
-    ``rank`` of a gloo world of ``world_size`` ranks, so its own rules (the axes it
-    needs, the strategy, the timeout, the size) reject bad arguments in its own words;
-    then torch must be importable, else one line says how to install it.
+    ``rank`` of a gloo world of ``world_size`` ranks, so its own rules (the strategy,
+    the timeout, the size) reject bad arguments in its own words; then torch must be
+    importable, else one line says how to install it.
 
-    >>> preflight(ProcessTopology(['pipe', 'dat'], [2, 2]), 0, 4, 'auto', 60.0)  # doctest: +ELLIPSIS
+    >>> preflight(ProcessTopology(['tp', 'pp'], [2, 2]), 0, 8, 'auto', 60.0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    proctopo.errors.UnknownAxisError: PipelineParallelGrid needs the axes 'pipe' and 'data'; ...
+    proctopo.errors.GridSizeError: tp * pp = 2 * 2 = 4, but the world size is 8
     """
-    from .grid import PipelineParallelGrid
     from .testing import RecordingComm
 
-    PipelineParallelGrid(topo, group_creation=strategy, timeout=timeout, comm=RecordingComm(rank, world_size))
+    build_grid(topo, strategy, timeout, RecordingComm(rank, world_size))
     require_torch()
+
+
+def uses_pipeline_grid(topo: ProcessTopology | None) -> bool:
+    """Whether the job builds a ``PipelineParallelGrid`` (DeepSpeed's ``pipe`` and ``data`` axes, or
+    DeepSpeed's default split when ``topo`` is None) rather than a ``ProcessGrid`` over the axes as named.
+
+    >>> uses_pipeline_grid(ProcessTopology(['pipe', 'data', 'model'], [2, 2, 2]))
+    True
+    >>> uses_pipeline_grid(ProcessTopology(['pp', 'cp', 'tp'], [2, 2, 2]))
+    False
+    """
+    return topo is None or {"pipe", "data"} <= set(topo.axes)
+
+
+def build_grid(topo: ProcessTopology | None, strategy: str, timeout: float, comm: Any = None) -> Any:
+    """The grid the axes ask for (see :func:`uses_pipeline_grid`); a collective unless ``comm`` records."""
+    from .grid import PipelineParallelGrid, ProcessGrid
+
+    if uses_pipeline_grid(topo):
+        return PipelineParallelGrid(topo, group_creation=strategy, timeout=timeout, comm=comm)
+    return ProcessGrid(topo, group_creation=strategy, timeout=timeout, comm=comm)
 
 
 def require_torch() -> None:
@@ -137,18 +157,20 @@ def require_torch() -> None:
 
 def _rank(rank: int, world_size: int, topo: ProcessTopology | None, strategy: str, timeout: float) -> Any:
     """One rank: build the grid, prove each of its groups; returns the record for the report."""
-    from .grid import PipelineParallelGrid
-
     t0 = time.perf_counter()
-    grid = PipelineParallelGrid(topo, group_creation=strategy, timeout=timeout)
+    grid = build_grid(topo, strategy, timeout)
     build_ms = (time.perf_counter() - t0) * 1e3
-    pt = grid._pt
-    axes = list(pt.get_axis_names())
+    pipeline = uses_pipeline_grid(topo)
+    groups = grid.process_grid if pipeline else grid
+    pt = groups.topology
+    axes = list(pt.axes)
     columns: list[tuple[str, Any, list[int]]] = [
-        (a, grid.get_group(a), grid.get_group_ranks(a)) for a in axes
+        (a, groups.get_group(a), groups.get_group_ranks(a)) for a in axes
     ]
-    ds_axes = [a for a in axes if a != "data"]
-    columns.append(("model-parallel", grid.get_model_parallel_group(), sorted(grid.get_group_ranks(ds_axes))))
+    if pipeline:
+        ds_axes = [a for a in axes if a != "data"]
+        model_parallel = sorted(groups.get_group_ranks(ds_axes))
+        columns.append(("model-parallel", grid.get_model_parallel_group(), model_parallel))
     cells = []
     for name, group, expected in columns:
         try:
@@ -159,12 +181,14 @@ def _rank(rank: int, world_size: int, topo: ProcessTopology | None, strategy: st
             cells.append((name, ranks, ranks == expected))
     return {
         "rank": rank,
-        "coord": [int(c) for c in grid.coord],
+        "coord": [int(c) for c in groups.coord],
         "cells": cells,
         "ms": build_ms,
         "calls": grid.group_creation_calls,
         "strategy": grid.strategy,
-        "shape": [(a, pt.get_dim(a)) for a in axes],
+        "grid": type(grid).__name__,
+        "axes": axes,
+        "shape": pt.shape_text(),
     }
 
 
@@ -195,8 +219,7 @@ def _run_under_launcher(topo: ProcessTopology | None, strategy: str, timeout: fl
 def _report(records: list[dict[str, Any]], quiet: bool) -> int:
     """Print the layout and the summary line from every rank's record; 0 when all was proven."""
     first = records[0]
-    axes = [a for a, _ in first["shape"]]
-    shape = " x ".join(f"{a}={d}" for a, d in first["shape"])
+    axes = first["axes"]
     strategy = first["strategy"]
     n = len(records)
     names = [c[0] for c in first["cells"]]
@@ -205,7 +228,9 @@ def _report(records: list[dict[str, Any]], quiet: bool) -> int:
     if not quiet:
         calls = "/".join(map(str, sorted({r["calls"] for r in records})))
         slowest = max(r["ms"] for r in records)
-        print(f"proctopo grid {shape} over {n} gloo processes, group_creation={strategy!r}")
+        print(
+            f"proctopo {first['grid']} {first['shape']} over {n} gloo processes, group_creation={strategy!r}"
+        )
         print(f"group-creation calls per rank: {calls}; slowest grid build {slowest:.1f} ms\n")
         coord_w = [max(len(a), 2) for a in axes]
         cell_text = [[f"{r}{'' if ok else ' FAILED'}" for _, r, ok in rec["cells"]] for rec in records]
@@ -236,8 +261,8 @@ def _report(records: list[dict[str, Any]], quiet: bool) -> int:
     return 0 if proven == total else 1
 
 
-if __name__ == "__main__":
-    # Through the package, so that the processes started find this module by its name.
-    from proctopo.cli import main
-
-    sys.exit(main(["run", *sys.argv[1:]]))
+if __name__ == "__main__":  # the job's entry is the command, which this library module does not import
+    sys.exit(
+        "proctopo.demo starts nothing by itself: run python -m proctopo run [options] [name=size ...], "
+        "or under a launcher: torchrun [options] -m proctopo run [options] [name=size ...]"
+    )

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .comm import check_timeout
 from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
 
 __all__ = ["DEFAULT_PRELOAD", "RankResult", "Status", "prove_group", "run", "summary"]
@@ -218,7 +219,7 @@ def run(
         args: Extra picklable arguments.
         timeout: Seconds until the run counts as hung: ranks still running then are
             killed (status ``"timeout"``). Also the timeout of the default group's
-            collectives.
+            collectives. Checked by :func:`proctopo.comm.check_timeout`.
         grace: Seconds the other ranks get once one has failed; those still running
             then are killed (status ``"stopped"``).
         workdir: Directory for the rendezvous file (default: a temporary directory,
@@ -242,8 +243,7 @@ def run(
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise InvalidArgumentError(f"nproc must be an integer of at least 1, got {nproc!r}")
-    if not timeout > 0:
-        raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    check_timeout(timeout)
     if not grace >= 0:
         raise InvalidArgumentError(f"grace must be a number of seconds of at least 0, got {grace!r}")
     try:
