@@ -8,8 +8,12 @@
     proctopo run --nproc 8 pipe=2 data=2 model=2 a real gloo job on this machine
 
 Every subcommand takes its axes the same way: ``name=size`` words, slowest axis first,
-``pipe=2 data=2 model=2`` when none are given. ``show``, ``check``, ``draw`` and
-``plan`` print JSON with ``--json`` (the schemas are in docs/cli.md and docs/plan.md).
+``pipe=2 data=2 model=2`` when none are given, or ``--order tp-cp-dp-pp`` (a Megatron
+order string, fastest axis first) with the sizes as words. Any axis names go:
+DeepSpeed's, Megatron's and torchtitan's alike; words that look written innermost
+first (a tensor axis outermost, a data or pipeline axis innermost) get a one-line
+warning. ``show``, ``check``, ``draw`` and ``plan`` print JSON with ``--json`` (the
+schemas are in docs/cli.md and docs/plan.md).
 Under a launcher, ``RANK``, ``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE`` stand in for
 ``--rank``, ``--world-size`` and ``--ranks-per-node`` (the options win). This module
 never imports torch (``run`` loads it in the processes it starts).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,9 +33,11 @@ from typing import Any, TextIO
 
 from . import __version__, demo, planner
 from . import draw as drawing
+from .comm import check_timeout
 from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
+from .groups import CPU_STRATEGIES
 from .machine import BlockPlacement
-from .topology import MEGATRON_TO_DEEPSPEED, ProcessTopology, parse_order
+from .topology import ProcessTopology, parse_order
 
 #: The axes of every subcommand when none are given.
 DEFAULT_AXES: tuple[str, ...] = ("pipe=2", "data=2", "model=2")
@@ -48,15 +55,19 @@ def _split_word(
     return name, int(digits)
 
 
-def parse_axes(specs: Sequence[str]) -> ProcessTopology:
-    """Build a topology from ``name=size`` words, slowest axis first.
+def parse_axes(specs: Sequence[str], order: str | None = None) -> ProcessTopology:
+    """Build a topology from ``name=size`` words, slowest axis first, or laid out by ``order``.
 
     A word is a name, ``=`` and a size in plain decimal digits (``0``-``9``). The
     topology's own rules (names, sizes of at least 1, the world size fitting in 64
-    bits) are checked by :class:`ProcessTopology` itself.
+    bits) are checked by :class:`ProcessTopology` itself. With ``order``, a Megatron
+    order string (fastest axis first), the axes are the order's and the words give
+    their sizes (1 for an axis without a word).
 
     >>> parse_axes(["pipe=2", "data=4"])
     ProcessTopology(axes=['pipe', 'data'], dims=[2, 4])
+    >>> parse_axes(["tp=2", "cp=2", "pp=4"], order="tp-cp-dp-pp")
+    ProcessTopology(axes=['pp', 'dp', 'cp', 'tp'], dims=[4, 1, 2, 2])
     >>> parse_axes(["pipe=1_6"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     proctopo.errors.InvalidArgumentError: axis 'pipe=1_6' must be written name=size, the size in decimal...
@@ -65,7 +76,18 @@ def parse_axes(specs: Sequence[str]) -> ProcessTopology:
     proctopo.errors.InvalidTopologyError: axis 'pipe' has size 0...
     """
     pairs = [_split_word(spec) for spec in specs]
-    return ProcessTopology([n for n, _ in pairs], [d for _, d in pairs])
+    if order is None:
+        return ProcessTopology([n for n, _ in pairs], [d for _, d in pairs])
+    sizes: dict[str, int] = {}
+    for name, size in pairs:
+        if name in sizes:
+            raise InvalidArgumentError(f"axis {name!r} has two sizes; with --order each axis takes one word")
+        sizes[name] = size
+    names = parse_order(order)[::-1]  # slowest first, as the axes of a topology
+    topo = ProcessTopology(names, [sizes.get(n, 1) for n in names])
+    with suggest_axes(sizes, names):
+        topo.axis_indices(list(sizes))  # a word for an axis the order does not name
+    return topo
 
 
 def parse_coords(specs: Iterable[str]) -> list[tuple[str, int]]:
@@ -108,6 +130,44 @@ def suggest_axes(words: Iterable[str], names: Iterable[str]) -> Iterator[None]:
         raise UnknownAxisError(f"{exc} (did you mean {', '.join(hints)}?)") from None
 
 
+def convention_warning(
+    words: Sequence[str], world_size: int | None = None, ranks_per_node: int | None = None
+) -> str | None:
+    """A one-line warning when ``name=size`` words look written innermost first, else None.
+
+    The words list the slowest axis first. Megatron order strings list the fastest
+    first, and a user used to them may type ``tp=8 dp=16`` meaning tensor parallelism
+    innermost. Words whose first axis of size other than 1 is a tensor axis and whose
+    last is a data or pipeline axis (by the planner's vocabulary: ``tp``/``model``/...,
+    ``dp``/``data``/``dp_shard``/..., ``pp``/``pipe``) look like that, unless the whole
+    job is known to fit on one node (then the order costs nothing). The warning says
+    which convention was used and how to write the other one.
+
+    >>> print(convention_warning(["tp=2", "cp=2", "pp=2"]))  # doctest: +NORMALIZE_WHITESPACE
+    tp=2 cp=2 pp=2 puts tp outermost and pp innermost (name=size words are slowest first); for tp
+    innermost, as the Megatron order tp-cp-pp means, add --order tp-cp-pp or write pp=2 cp=2 tp=2
+    >>> convention_warning(["pp=2", "cp=2", "tp=2"]) is None
+    True
+    >>> convention_warning(["tp=8", "dp=2"], world_size=16, ranks_per_node=16) is None  # one node
+    True
+    """
+    pairs = [_split_word(w) for w in words]
+    sized = [name for name, size in pairs if size != 1]
+    if len(sized) < 2:
+        return None
+    first, last = sized[0], sized[-1]
+    if planner.kind_of(first) != "tensor" or planner.kind_of(last) not in ("data", "pipe"):
+        return None
+    if world_size is not None and ranks_per_node is not None and world_size <= ranks_per_node:
+        return None
+    order = "-".join(name for name, _ in pairs)
+    return (
+        f"{' '.join(words)} puts {first} outermost and {last} innermost (name=size words are slowest "
+        f"first); for {first} innermost, as the Megatron order {order} means, add --order {order} "
+        f"or write {' '.join(reversed(words))}"
+    )
+
+
 def topology_json(topo: ProcessTopology) -> dict[str, Any]:
     """The ``topology`` object of every JSON document: axes, dims, strides and world size.
 
@@ -141,13 +201,6 @@ def _ranks_text(ranks: Sequence[int], limit: int = 8, size: int | None = None) -
     return f"[{shown}{more}]"
 
 
-def _group_size(topo: ProcessTopology, axes: Sequence[str]) -> int:
-    size = 1
-    for i in topo.axis_indices(list(axes)):
-        size *= topo.dims[i]
-    return size
-
-
 def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> None:
     """Print a layout: sizes and strides, one row per rank (up to ``limit``), the groups of each axis.
 
@@ -158,7 +211,7 @@ def show(topo: ProcessTopology, limit: int = 16, out: TextIO | None = None) -> N
     """
     out = out or sys.stdout
     axes = topo.get_axis_names()
-    print(f"topology   {topo._core.describe()}", file=out)
+    print(f"topology   {topo.shape_text()} ({topo.world_size()} ranks)", file=out)
     print("strides    " + "  ".join(f"{a}={s}" for a, s in zip(axes, topo.strides)), file=out)
     print(file=out)
     width = max([4, *(len(a) for a in axes)])
@@ -467,26 +520,28 @@ _index = _at_least(0)
 
 
 def _seconds(text: str) -> float:
-    """argparse type: a positive number of seconds."""
+    """argparse type: a timeout in seconds, by the one rule for timeouts (``comm.check_timeout``)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    try:
+        check_timeout(value, "the timeout")
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 
 def _strategy(text: str) -> str:
     """argparse type: a group_creation strategy the job's processes (gloo on CPU) can use."""
-    if text in demo.STRATEGIES:
+    if text in CPU_STRATEGIES:
         return text
     if text == "split":
         raise argparse.ArgumentTypeError(
             "'split' needs a backend that splits communicators (NCCL on GPUs); proctopo run uses gloo on "
-            f"CPU: choose {', '.join(demo.STRATEGIES)}"
+            f"CPU: choose {', '.join(CPU_STRATEGIES)}"
         )
-    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(demo.STRATEGIES)})")
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(CPU_STRATEGIES)})")
 
 
 def _number(text: str, what: str) -> float:
@@ -587,10 +642,15 @@ examples:
   proctopo plan tp=8 cp=2 dp=0 pp=4 --order tp-cp-dp-pp --world-size 2048 --ranks-per-node 8 \\
       --model params=70e9,hidden=8192,seq_len=8192,micro_batch=1,layers=80 --json
   proctopo plan tp=8 dp=16 --ranks-per-node 8 --weight dp=6 --tier inter-domain=25e9,12e-6 --top 3""",
-    "run": """examples:
+    "run": """A PipelineParallelGrid when the axes include pipe and data (DeepSpeed), else a ProcessGrid
+over the axes as named (Megatron's tp, cp, pp, ..., torchtitan's dp_shard, dp_replicate, ...).
+
+examples:
   proctopo run
   proctopo run --nproc 4 pipe=2 data=2 --strategy global
-  torchrun --standalone --nproc-per-node 8 -m proctopo.demo""",
+  proctopo run tp=2 cp=2 pp=2 --order tp-cp-pp
+  proctopo run dp_replicate=2 dp_shard=2 tp=2
+  torchrun --standalone --nproc-per-node 8 -m proctopo run""",
 }
 
 
@@ -599,8 +659,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="proctopo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Look at a layout of named axes (pipe, data, model, ...) before a job runs, check it, "
-        "draw it, plan it, or run it. Every command takes the axes as name=size words, slowest first.",
+        description="Look at a layout of named axes before a job runs, check it, draw it, plan it, or run "
+        "it. Every command takes the axes as name=size words, slowest first, or as sizes for --order, a "
+        "Megatron order string (fastest first). DeepSpeed's names (pipe, data, model, ...), Megatron's "
+        "(tp, cp, ep, dp, pp, ...) and torchtitan's (dp_replicate, dp_shard, cp, tp, ...) all go.",
         epilog="examples:\n  proctopo show pipe=2 data=2 model=2\n"
         "  proctopo check pipe=8 data=128 model=8 --ranks-per-node 8 --intra-node model\n"
         "  proctopo draw pipe=2 data=4 model=2 --group data --ranks-per-node 4 -o layout.svg\n"
@@ -622,9 +684,18 @@ def parser() -> argparse.ArgumentParser:
             "axes",
             nargs="*",
             metavar="name=size",
-            help=f"axes, slowest first (default {' '.join(DEFAULT_AXES)})",
+            help=f"axes, slowest first, or the sizes of --order's axes (default {' '.join(DEFAULT_AXES)})",
         )
+        order_option(p)
         return p
+
+    def order_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--order",
+            metavar="ORDER",
+            help="a Megatron order string, fastest axis first (e.g. tp-cp-dp-pp): the axes in that order, "
+            "their sizes from the name=size words (1 without one)",
+        )
 
     def json_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -709,7 +780,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="name=size",
         help=f"axes, slowest first; size 0 is filled from the world size (default {' '.join(DEFAULT_AXES)})",
     )
-    p.add_argument("--order", help="a Megatron order string, fastest axis first (e.g. tp-cp-ep-dp-pp)")
+    order_option(p)
     p.add_argument("--world-size", type=_positive, help="ranks in the job (default: $WORLD_SIZE)")
     p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)")
     p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each NVLink domain (default 1)")
@@ -770,7 +841,7 @@ def parser() -> argparse.ArgumentParser:
         "--strategy",
         default="auto",
         type=_strategy,
-        metavar="{" + ",".join(demo.STRATEGIES) + "}",
+        metavar="{" + ",".join(CPU_STRATEGIES) + "}",
         help="group_creation of the grid (default auto; split needs NCCL on GPUs, so it is not offered here)",
     )
     p.add_argument(
@@ -794,10 +865,7 @@ def _run(args: argparse.Namespace) -> int:
         topo = None  # DeepSpeed's default split of the world size
     if topo is not None and args.nproc is not None:
         topo.check_world_size(args.nproc, "--nproc")
-    given = topo.get_axis_names() if topo is not None else []
-    usual = [a for a in MEGATRON_TO_DEEPSPEED.values() if a not in given]
-    with suggest_axes(given, usual):
-        return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
+    return demo.run(topo, args.nproc, args.strategy, args.timeout, args.quiet)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -805,13 +873,13 @@ def _show(args: argparse.Namespace) -> int:
     rank = _environ(args.rank, "RANK", _index)
     if rank is None:
         if args.json:
-            _dump(show_json(topo, args.limit), sys.stdout)
+            _dump({**show_json(topo, args.limit), "warnings": args.warnings}, sys.stdout)
         else:
             show(topo, limit=args.limit)
         return 0
     doc = rank_json(topo, rank, _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive))
     if args.json:
-        _dump(doc, sys.stdout)
+        _dump({**doc, "warnings": args.warnings}, sys.stdout)
     else:
         _print_rank(doc, sys.stdout)
     return 0
@@ -946,6 +1014,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _settle_axes(args: argparse.Namespace) -> list[str]:
+    """Lay ``--order`` out as ``name=size`` words, slowest first (``plan`` takes it as it is); the warnings.
+
+    Every command then reads ``args.axes`` alike. The warning (see :func:`convention_warning`)
+    is for words given without ``--order``.
+    """
+    if args.order is not None and args.command != "plan":
+        topo = parse_axes(args.axes, args.order)
+        args.axes = [f"{a}={d}" for a, d in zip(topo.axes, topo.dims)]
+        args.order = None
+        return []
+    if args.order is not None or not args.axes:
+        return []
+    sizes = [_split_word(w)[1] for w in args.axes]
+    world = math.prod(sizes) if all(sizes) else getattr(args, "world_size", None)
+    ranks_per_node = getattr(args, "ranks_per_node", None)
+    if ranks_per_node is None and args.command != "draw":  # draw does not read the launcher's variables
+        try:
+            ranks_per_node = _environ(None, "LOCAL_WORLD_SIZE", _positive)
+        except InvalidArgumentError:
+            ranks_per_node = None  # the command that uses it says what is wrong
+    text = convention_warning(args.axes, world, ranks_per_node)
+    return [] if text is None else [text]
+
+
 def _main(argv: list[str]) -> int:
     top = parser()
     args = top.parse_args(argv)
@@ -953,6 +1046,10 @@ def _main(argv: list[str]) -> int:
         top.print_help()
         return 0
     try:
+        args.warnings = _settle_axes(args)
+        if os.environ.get("RANK", "0") in ("", "0"):  # under a launcher, rank 0 speaks for the job
+            for text in args.warnings:
+                print(f"proctopo {args.command}: warning: {text}", file=sys.stderr)
         return _COMMANDS[args.command](args)
     except ProctopoError as exc:
         print(f"proctopo {args.command}: error: {exc}", file=sys.stderr)
