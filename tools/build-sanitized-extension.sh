@@ -10,12 +10,14 @@
 # relinks what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 dir=${1:-build/asan-py}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 py=$(command -v python) || { echo "no python on PATH" >&2; exit 1; }
-pybind11_dir=$("$py" -m pybind11 --cmakedir 2>/dev/null) \
-  || { echo "pybind11 is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
+need_module pybind11
+pybind11_dir=$("$py" -m pybind11 --cmakedir)
 if [[ -z "${CMAKE_GENERATOR:-}" ]] && command -v ninja >/dev/null; then
   export CMAKE_GENERATOR=Ninja
 fi

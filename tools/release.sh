@@ -9,12 +9,13 @@
 # The tree must be committed (a release is a commit); RELEASE_ALLOW_DIRTY=1 builds anyway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 if [[ -n "$(git status --porcelain 2>/dev/null)" && "${RELEASE_ALLOW_DIRTY:-0}" != 1 ]]; then
   echo "release: the work tree has uncommitted changes; commit them (or RELEASE_ALLOW_DIRTY=1)" >&2
   exit 1
 fi
-python -c 'import build' 2>/dev/null \
-  || { echo "release: the build package is missing: pip install -r requirements/hardening.txt" >&2; exit 1; }
+need_module build
 tools/ci-pythons.sh
 rm -rf dist
 mkdir -p dist
