@@ -293,16 +293,23 @@ def test_extra_axes_have_getters_and_every_subset_a_group() -> None:
         assert grid.get_sequence_data_parallel_rank() == seq_dp.index(rank)
         assert grid.get_axis_rank(["data", "sequence"]) == seq_dp.index(rank)
         before = comm.calls["new_group"]
+        missing = 0
         for k in range(5):
             for subset in itertools.combinations(axes, k):
                 fixed = {a: getattr(coord, a) for a in axes if a not in subset}
                 want = topo.filter_match(**fixed)
                 assert grid.get_group_ranks(list(subset)) == want
-                assert comm.group_ranks(grid.get_group(list(subset))) == want
-                assert grid.get_group(list(reversed(subset))) is grid.get_group(list(subset))
-        # 16 subsets; 6 existed (4 axes, pipe+sequence+model, sequence+data), the whole set
-        # is the parent
-        assert comm.calls["new_group"] - before == 16 - 6 - 1
+                try:
+                    held = grid.get_group(list(subset))
+                except proctopo.GroupNotCreatedError:
+                    missing += 1
+                    held = grid.create_group(list(subset))
+                    assert grid.create_group(list(reversed(subset))) is held  # made once
+                assert comm.group_ranks(held) == want
+                assert grid.get_group(list(reversed(subset))) is held
+        # 16 subsets; 6 came with the grid (4 axes, pipe+sequence+model, sequence+data), the
+        # whole set is the parent
+        assert missing == comm.calls["new_group"] - before == 16 - 6 - 1
     grid, _ = _calls(["pipe", "data"], [2, 2], "local")
     assert not hasattr(grid, "get_sequence_parallel_group")
     assert not hasattr(grid, "get_sequence_data_parallel_group")
@@ -807,15 +814,18 @@ def test_new_groups_checks_its_lists_before_any_collective() -> None:
 def test_backends_key_the_registry_and_the_parents_own_name_is_the_same() -> None:
     grid, comm = _pgrid(1, 4, ["pipe", "data"], [2, 2], group_creation="local")
     assert grid.get_group("data", backend="GLOO") is grid.get_group("data")
-    other = grid.get_group("data", backend="nccl")
+    with pytest.raises(proctopo.GroupNotCreatedError, match=r"grid.create_group\('data', backend='nccl'\)$"):
+        grid.get_group("data", backend="nccl")
+    other = grid.create_group("data", backend="nccl")
     assert other is not grid.get_group("data") and other.backend == "nccl" and other.ranks == [0, 1]
+    assert grid.get_group("data", backend="NCCL") is other
     assert grid.get_group(["pipe", "data"]) is comm.parent()
-    assert grid.get_group(["pipe", "data"], backend="nccl").ranks == [0, 1, 2, 3]
+    assert grid.create_group(["pipe", "data"], backend="nccl").ranks == [0, 1, 2, 3]
     # a split child has the parent's backend: a group of another backend is made locally
     comm = RecordingComm(1, 4, backend="nccl", can_split=True)
     grid = ProcessGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=comm)
     assert grid.strategy == "split" and comm.calls["split_group"] == 2
-    gloo = grid.get_group("data", backend="gloo")
+    gloo = grid.create_group("data", backend="gloo")
     assert (gloo.kind, gloo.backend, gloo.ranks) == ("local", "gloo", [0, 1])
     assert comm.calls["split_group"] == 2 and comm.calls["local_new_group"] == 1
 
@@ -911,3 +921,184 @@ def test_a_65536_rank_grid_with_two_layouts_and_a_family_makes_one_call_per_fami
         assert sizes == sorted([8, 512, 2, 8, 1024, 64, 8, 128, 64] + [2] * first_or_last)
         grid.destroy()
         assert comm.live_groups() == [] and comm.group_count() == 1
+
+
+# ------------------------------------------------------- getters never act; creation is checked
+
+
+class _LoggingComm:
+    """A RecordingComm behind a log of every method the grid calls on it."""
+
+    def __init__(self, comm: RecordingComm) -> None:
+        self.comm = comm
+        self.log: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.comm, name)
+        if not callable(value):
+            return value
+
+        def logged(*args: Any, **kw: Any) -> Any:
+            self.log.append(name)
+            return value(*args, **kw)
+
+        return logged
+
+
+def test_get_group_never_acts_and_names_the_call_that_creates() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data", "context", "model"], [2, 2, 2, 2])
+    recorder = RecordingComm(5, 16)
+    comm = _LoggingComm(recorder)
+    grid = PipelineParallelGrid(topo, comm=comm)  # type: ignore[arg-type]
+    calls, count, groups = dict(recorder.calls), recorder.group_count(), list(recorder.groups)
+    comm.log.clear()
+    held = [grid.get_group(a) for a in ("pipe", "data", "context", "model", ["pipe", "context", "model"])]
+    assert all(h is not None for h in held)
+    assert grid.get_group(["pipe", "data", "context", "model"]) is recorder.parent()
+    for axes, layout, backend, text in (
+        (
+            ["data", "context"],
+            None,
+            None,
+            "the grid holds no group over ['data', 'context']: getters never create groups, groups come "
+            "from the grid's construction or from an explicit collective call; create it on every rank "
+            "of the grid, at the same point: grid.create_group(['data', 'context']), or build the grid "
+            "with groups=[['data', 'context']]",
+        ),
+        ([], None, None, "grid.create_group([]), or build the grid with groups=[[]]"),
+        ("data", None, "nccl", "the grid holds no group over 'data' with backend 'nccl': "),
+        ("data", None, "nccl", "grid.create_group('data', backend='nccl')"),
+    ):
+        with pytest.raises(proctopo.GroupNotCreatedError) as info:
+            grid.get_group(axes, layout=layout, backend=backend)
+        assert text in str(info.value)
+        assert isinstance(info.value, RuntimeError) and isinstance(info.value, LookupError)
+    with pytest.raises(proctopo.GroupNotCreatedError, match=r"grid.create_group\(\['context', 'data'\]\)"):
+        grid.get_context_data_parallel_group()  # the generic getters read, they do not create
+    assert grid.get_context_data_parallel_world_size() == 4  # sizes and ranks are computed
+    # no call that creates or communicates; the registry is untouched
+    assert set(comm.log) <= {"normalize_backend", "parent"}, comm.log
+    assert recorder.calls == calls and recorder.group_count() == count and recorder.groups == groups
+    made = grid.create_group(["context", "data"])
+    assert recorder.calls["collective"] == calls["collective"] + 1  # the fingerprint check
+    assert recorder.calls["new_group"] == calls["new_group"] + 1
+    assert grid.get_group(["data", "context"]) is made and made.ranks == [1, 3, 5, 7]
+    assert grid.get_context_data_parallel_group() is made
+
+
+def test_get_group_of_a_layout_names_the_layout() -> None:
+    dense = proctopo.ProcessTopology(["pipe", "data", "model"], [2, 4, 2])
+    expert = proctopo.ProcessTopology(["pipe", "edp", "expert", "model"], [2, 2, 2, 2])
+    grid, _ = _pgrid(3, 16, ["pipe", "data", "model"], [2, 4, 2], layouts={"expert": expert})
+    assert grid.get_group("pipe", layout="expert") is grid.get_group("pipe")  # the same rank sets
+    with pytest.raises(proctopo.GroupNotCreatedError) as info:
+        grid.get_group("expert", layout="expert")
+    assert str(info.value).endswith(
+        "grid.create_group('expert', layout='expert'), or build the grid with groups=[('expert', ['expert'])]"
+    )
+    assert "no group over 'expert' of layout 'expert'" in str(info.value)
+    group = grid.create_group("expert", layout="expert")
+    assert group.ranks == expert.group_list(3, "expert")
+    assert grid.layout("expert") is not dense and grid.get_group("expert", layout="expert") is group
+
+
+def test_a_grid_built_with_the_groups_answers_them_without_a_call() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data", "context"], [2, 2, 2])
+    comm = RecordingComm(6, 8)
+    grid = ProcessGrid(topo, groups=[["data", "context"], []], comm=comm)
+    calls = dict(comm.calls)
+    assert grid.get_group(["context", "data"]).ranks == [4, 5, 6, 7]
+    assert grid.get_group([]).ranks == [6]
+    assert comm.calls == calls
+
+
+def test_create_group_checks_its_arguments_across_ranks_before_creating() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    grid = ProcessGrid(topo, comm=RecordingComm(0, 4))
+    spy = _SpyComm(rank=0, world_size=4)
+    ProcessGrid(topo, comm=spy).create_group([])
+    mine = {"grid": grid._fingerprint, "creation": 0, "create_group": {"layout": "main", "axes": []}}
+    mine["create_group"]["backend"] = None
+    assert spy.sent[0] == fingerprint(mine)  # what this rank sends: the call and the grid it is on
+    other = {**mine, "create_group": {"layout": "main", "axes": ["pipe"], "backend": None}}
+    comm = _DisagreeingComm(rank=0, world_size=4)
+    grid = ProcessGrid(topo, comm=comm)
+    comm.peers = [other]
+    calls = comm.calls["new_group"]
+    with pytest.raises(TopologyMismatchError) as info:
+        grid.create_group([])
+    text = str(info.value)
+    shown = "{'axes': [], 'backend': None, 'layout': 'main'}"
+    assert f"create_group: grid rank 0 has {shown}, grid rank 1 has " in text
+    assert text.endswith(
+        "Every rank of the grid must make the same create_group and new_groups calls, with the same "
+        "arguments, in the same order"
+    )
+    assert comm.calls["new_group"] == calls  # nothing was created
+    # bad axes fail before the collective; verify=False skips the check
+    comm = RecordingComm(0, 4)
+    grid = ProcessGrid(topo, comm=comm)
+    before = dict(comm.calls)
+    with pytest.raises(proctopo.UnknownAxisError):
+        grid.create_group(["data", "nope"])
+    with pytest.raises(proctopo.InvalidArgumentError, match="no layout named 'x'"):
+        grid.create_group("data", layout="x")
+    assert comm.calls == before
+    comm = RecordingComm(0, 4)
+    grid = ProcessGrid(topo, comm=comm, verify=False)
+    assert grid.create_group([]).ranks == [0] and comm.calls["collective"] == 0
+    grid.destroy()
+    with pytest.raises(proctopo.GridDestroyedError):
+        grid.create_group([])
+
+
+def test_each_creation_call_is_numbered_and_new_groups_is_checked_too() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data"], [2, 4])
+    sent = []
+    for step in range(3):
+        spy = _SpyComm(rank=1, world_size=8)
+        grid = ProcessGrid(topo, comm=spy)
+        for _ in range(step):
+            grid.create_group("data")  # held: checked, nothing created
+        grid.new_groups([[0, 1], [2, 3]], name="pairs")
+        sent.append(spy.sent[0])
+        assert spy.calls["collective"] == 2 + step
+    assert len(set(sent)) == 3  # the same call at another place in the sequence differs
+    spy = _SpyComm(rank=1, world_size=8)
+    ProcessGrid(topo, comm=spy).new_groups([[3, 2], [1, 0]], name="pairs")
+    assert spy.sent[0] == sent[0]  # the same family, listed in another order
+    ProcessGrid(topo, comm=spy).new_groups([[0, 1], [2, 3]], name="other")
+    assert spy.sent[0] != sent[0]
+
+
+def test_pipeline_grid_makes_deepspeeds_sequence_data_group_with_the_grid() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
+    comm = RecordingComm(3, 8)
+    grid = PipelineParallelGrid(topo, comm=comm)
+    calls = dict(comm.calls)
+    assert grid.get_sequence_data_parallel_group().ranks == [0, 1, 2, 3]
+    assert comm.calls == calls
+    # a size-1 sequence axis makes it the data group: nothing more is created
+    one = proctopo.ProcessTopology(["pipe", "data", "sequence"], [2, 4, 1])
+    a, b = RecordingComm(3, 8), RecordingComm(3, 8)
+    PipelineParallelGrid(one, comm=a)
+    PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 4]), comm=b)
+    assert a.calls == b.calls
+
+
+def test_dir_of_the_package_is_its_public_api() -> None:
+    names = dir(proctopo)
+    assert {"ProcessGrid", "PipelineParallelGrid", "ProcessTopology", "GroupNotCreatedError"} <= set(names)
+    assert {"errors", "topology", "testing", "megatron", "device_mesh"} <= set(names)
+    assert set(proctopo.__all__) <= set(names)
+    assert not {"Any", "TYPE_CHECKING", "annotations"} & set(names)
+    assert [n for n in names if n.startswith("_")] == ["__version__"]
+    assert names == sorted(names)
+    code = (
+        "import sys, proctopo\n"
+        "names = dir(proctopo)\n"
+        "for n in names: getattr(proctopo, n)\n"
+        "print('ProcessGrid' in names, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

@@ -94,3 +94,22 @@ def test_uneven_prior_groups_are_evened_out_for_local(run_workers: RunWorkers) -
         assert res["groups"]["dp_proc_group"] == [rank - rank % 2, rank - rank % 2 + 1]
         assert res["groups"]["pp_proc_group"] == [rank % 2, rank % 2 + 2]
         assert res["warned"] == (rank >= 2), (rank, res)
+
+
+def test_get_group_reads_and_create_group_is_a_checked_collective(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.explicit_creation, 4, timeout=90)
+    for rank, res in enumerate(results):
+        assert "grid.create_group([])" in res["missing"], res["missing"]
+        assert res["grew"] == 1  # this rank's own group of ranks alone
+        assert res["proven"] == {"alone": [rank], "data": [rank - rank % 2, rank - rank % 2 + 1],
+                                 "pipe": [rank % 2, rank % 2 + 2]}  # fmt: skip
+        assert "3 of 4 ranks differ from grid rank 0" in res["mismatch"], res["mismatch"]
+        assert "create_group: grid rank 0 has {'axes': ['pipe']" in res["mismatch"], res["mismatch"]
+        assert res["after"] == 0  # the mismatch created nothing
+
+
+def test_a_rank_skipping_create_group_ends_in_timeouts_not_a_hang(run_workers: RunWorkers) -> None:
+    results = run_workers(workers.skipped_creation, 4, (3.0,), timeout=60)
+    for rank, (kind, msg) in enumerate(results[:-1]):
+        assert kind == "GridTimeoutError", (rank, kind, msg)
+    assert results[-1] == ("none", "")

@@ -11,11 +11,12 @@ every question about it in O(number of axes), and builds the matching
 [[0, 2], [1, 3], [4, 6], [5, 7]]
 """
 
-from __future__ import annotations
-
+import importlib as _importlib
+import pkgutil as _pkgutil
+import typing as _typing
 from importlib import metadata as _metadata
-from typing import TYPE_CHECKING, Any
 
+from . import plan  # the planner module: proctopo.plan.plan(...) (pure arithmetic, no torch)
 from .errors import (
     CoordinateOutOfRangeError,
     GridDestroyedError,
@@ -23,6 +24,7 @@ from .errors import (
     GridStateError,
     GridTimeoutError,
     GroupCreationError,
+    GroupNotCreatedError,
     InvalidArgumentError,
     InvalidTopologyError,
     ProctopoError,
@@ -31,7 +33,6 @@ from .errors import (
     UnknownAxisError,
     WorldSizeOverflowError,
 )
-from .planner import plan  # the planner's function; the package is proctopo.planner (no torch)
 from .topology import (
     MEGATRON_TO_DEEPSPEED,
     PipeDataParallelTopology,
@@ -42,7 +43,7 @@ from .topology import (
     prime_factors,
 )
 
-if TYPE_CHECKING:  # at run time the grid (and torch) loads on first use, see __getattr__
+if _typing.TYPE_CHECKING:  # at run time the grid loads on first use, see __getattr__
     from .grid import PipelineParallelGrid as PipelineParallelGrid
     from .grid import ProcessGrid as ProcessGrid
 
@@ -59,6 +60,7 @@ __all__ = [
     "GridStateError",
     "GridTimeoutError",
     "GroupCreationError",
+    "GroupNotCreatedError",
     "InvalidArgumentError",
     "InvalidTopologyError",
     "PipeDataParallelTopology",
@@ -77,10 +79,27 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The grid needs torch; load it only when asked for, so `import proctopo` stays torch-free.
-    if name in ("PipelineParallelGrid", "ProcessGrid"):
+#: Public names loaded on first use: the grid, whose use needs torch.
+_LAZY = ("PipelineParallelGrid", "ProcessGrid")
+
+
+def _submodules() -> set[str]:
+    """The public submodules (imported or not)."""
+    return {m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # The grid and the submodules load when first asked for, so `import proctopo` stays
+    # light (none of them imports torch at import time).
+    if name in _LAZY:
         from . import grid
 
         return getattr(grid, name)
+    if name in _submodules():
+        return _importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'proctopo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API: ``__all__``, the names loaded on first use and the public submodules."""
+    return sorted({*__all__, *_LAZY, *_submodules()})

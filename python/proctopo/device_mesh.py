@@ -2,10 +2,10 @@
 
 :func:`device_mesh` (also :meth:`proctopo.ProcessGrid.device_mesh`) builds the mesh
 with ``DeviceMesh.from_group`` from process groups the grid already holds, so the
-mesh adds no communicator: slicing it by a dimension name gives back the grid's
-group. A dimension may join several axes (``("data", "context")`` is one
-flattened dimension named ``data_context`` whose group is the grid's group over
-both axes); axes left out of ``dims`` stay fixed at this rank's coordinate, so
+mesh adds no communicator and the export is no collective: slicing it by a
+dimension name gives back the grid's group. A dimension may join several axes
+(``("data", "context")`` is one flattened dimension named ``data_context`` whose
+group is the grid's group over both axes); axes left out of ``dims`` stay fixed at this rank's coordinate, so
 the mesh is this rank's slice of the grid.
 
 Importing this module does not import torch; calling :func:`device_mesh` does.
@@ -91,32 +91,28 @@ def device_mesh(
     Returns:
         ``DeviceMesh.from_group(groups, device_type, mesh=..., mesh_dim_names=...)``:
         the mesh tensor holds global ranks in the topology's row-major layout, and
-        each dimension's group is ``grid.get_group(axes)``. Groups the grid already
-        holds are reused; one it never created is created first, which makes the
-        call a collective over the grid (create them up front with ``groups=`` to
-        have an export that creates nothing).
+        each dimension's group is ``grid.get_group(axes)``. The export creates no
+        group and makes no collective call: a dimension that joins several axes
+        needs their group made first, with ``groups=`` at construction or
+        ``grid.create_group(axes)`` on every rank.
 
     Raises:
-        UnknownAxisError, InvalidArgumentError, TypeError: a bad ``dims`` entry,
-            before any collective (see :func:`mesh_dims`).
+        UnknownAxisError, InvalidArgumentError, TypeError: a bad ``dims`` entry
+            (see :func:`mesh_dims`).
+        GroupNotCreatedError: the grid holds no group for a dimension; the
+            message names the call that creates it.
         GridDestroyedError: the grid was destroyed.
 
     >>> grid.device_mesh(["pipe", ("data", "context"), "model"])  # doctest: +SKIP
     DeviceMesh((pipe=2, data_context=4, model=2), device: 'cpu', stride: (8, 2, 1))
     """
     parsed = mesh_dims(grid.topology, dims)
-    groups = [grid.get_group(axes) for axes in parsed]  # raises on a destroyed grid, before torch
+    groups = [grid.get_group(axes) for axes in parsed]  # what the grid holds; raises before torch
 
     import torch
     from torch.distributed.device_mesh import DeviceMesh
 
-    topo = grid.topology
-    shape = []
-    for axes in parsed:
-        size = 1
-        for a in axes:
-            size *= topo.get_dim(a)
-        shape.append(size)
+    shape = [grid.topology.group_size(axes) for axes in parsed]
     flat = [a for axes in parsed for a in axes]
     ranks = grid.get_group_ranks(flat)  # row-major over the mesh's axes, this rank's slice
     mesh = torch.tensor(ranks, dtype=torch.int).reshape(shape)

@@ -24,6 +24,7 @@ TopologyMismatchError         ranks of one grid given different settings     Run
 GridTimeoutError              a set-up collective that missed its timeout    TimeoutError
 GridStateError                a call before set-up, twice, or after teardown RuntimeError
 GridDestroyedError            a group of a grid after ``grid.destroy()``     RuntimeError
+GroupNotCreatedError          ``get_group`` of a group never created         RuntimeError, LookupError
 ============================  =============================================  ==========================
 
 >>> import proctopo
@@ -43,6 +44,7 @@ __all__ = [
     "GridStateError",
     "GridTimeoutError",
     "GroupCreationError",
+    "GroupNotCreatedError",
     "InvalidArgumentError",
     "InvalidTopologyError",
     "ProctopoError",
@@ -112,3 +114,12 @@ class GridStateError(ProctopoError, RuntimeError):
 
 class GridDestroyedError(GridStateError):
     """A grid's process groups were asked for after ``grid.destroy()``."""
+
+
+class GroupNotCreatedError(GridStateError, LookupError):
+    """A grid was asked for a process group it never created.
+
+    Getters never create: a group comes from the grid's construction (its axes
+    and ``groups=``) or from an explicit, collective ``create_group`` call, and
+    the message names that call.
+    """

@@ -15,12 +15,16 @@ same ranks. On top of that it
   (``group_creation="local"`` or ``"split"``) instead of one call per group of
   the whole world, and shares identical rank sets;
 * serves any extra axis (``get_sequence_parallel_group()`` when the topology has
-  a ``sequence`` axis, likewise ``context``, ``expert``, ...) and the group of
-  any set of axes (:meth:`PipelineParallelGrid.get_group`);
+  a ``sequence`` axis, likewise ``context``, ``expert``, ...), DeepSpeed's
+  ``get_sequence_data_parallel_group()``, and the group of any set of axes
+  created at construction or with :meth:`PipelineParallelGrid.create_group`;
 * lays the topology over the ranks of ``process_group`` when one is given;
 * checks, with one small collective, that all ranks were given the same
   topology before creating any group, so a mismatch fails at once with an
-  error naming the difference instead of hanging.
+  error naming the difference instead of hanging; each later creation call
+  makes the same check;
+* never creates a group in a getter: ``get_group`` returns what exists or
+  raises :class:`proctopo.GroupNotCreatedError` naming the call that creates it.
 
 Rank lists (``dp_group``, ``pipe_groups``, ``p2p_groups``, ``stage_to_global``,
 ...) hold *global* ranks, the ranks ``torch.distributed`` takes. Without a
@@ -33,14 +37,21 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 from .comm import Comm, TorchComm, check_timeout
-from .errors import GridSizeError, GroupCreationError, InvalidArgumentError, UnknownAxisError
-from .groups import MAIN, GroupBuilder, resolve_strategy, verify_and_align
+from .errors import (
+    GridSizeError,
+    GroupCreationError,
+    GroupNotCreatedError,
+    InvalidArgumentError,
+    UnknownAxisError,
+)
+from .groups import MAIN, MISSING, GroupBuilder, fingerprint, resolve_strategy, verify_and_align
 from .topology import PipeDataParallelTopology, ProcessTopology, prime_factors
 
 __all__ = ["PipelineParallelGrid", "ProcessGrid"]
@@ -94,7 +105,12 @@ class ProcessGrid:
     ranks of ``process_group``) builds it with the same arguments at the same
     point of the program, like ``torch.distributed.new_group``. It creates the
     group of each axis of ``topology`` (in topology order), then the ``groups``
-    entries in the order given; every other group is created on first use.
+    entries in the order given. Any other group is created by an explicit
+    collective call, :meth:`create_group` (or :meth:`new_groups` for a family of
+    rank lists), which every rank makes alike and which is checked across ranks
+    as the construction is. Getters never create: :meth:`get_group` returns a
+    group the grid holds, or raises :class:`proctopo.GroupNotCreatedError`
+    naming the call that creates it.
 
     Identical rank sets share one communicator wherever they come from (any
     layout, any set of axes, an explicit family of :meth:`new_groups`): the
@@ -111,7 +127,8 @@ class ProcessGrid:
         group_creation: ``"auto"`` (default), ``"global"``, ``"local"`` or
             ``"split"``; see :mod:`proctopo.groups`.
         verify: Compare a fingerprint of the settings across ranks before
-            creating groups (one small all-reduce). All ranks must agree on it.
+            creating groups (one small all-reduce), here and at each later
+            :meth:`create_group` and :meth:`new_groups`. All ranks must agree on it.
         timeout: Seconds (or a ``timedelta``) for the fingerprint exchange and
             each group creation: finite, above 0, below ``timedelta.max``.
             ``None`` waits at most 600 s for the exchange and gives groups
@@ -179,6 +196,11 @@ class ProcessGrid:
         self.strategy: str = resolve_strategy(group_creation, comm, whole_world=whole)
         builder = GroupBuilder(comm, pt, self.strategy, seconds)
         self._builder = builder
+        self._verify = verify
+        self._seconds = seconds
+        self._fingerprint = 0  # of the construction's description, when verified
+        #: Explicit creation calls made so far (create_group, new_groups), for their check.
+        self._creations = 0
         for name, layout in (layouts or {}).items():
             self.add_layout(name, layout)
 
@@ -208,6 +230,7 @@ class ProcessGrid:
                 }
             pads = verify_and_align(comm, description, strategy=self.strategy, timeout=seconds)
             builder.owned.extend((pad, True) for pad in pads)
+            self._fingerprint = fingerprint(description)
 
         for layout_name, key in unique:
             builder.get(key, layout_name)
@@ -306,13 +329,15 @@ class ProcessGrid:
     def get_group(
         self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
     ) -> Any:
-        """This rank's process group over a set of axes of a layout.
+        """This rank's process group over a set of axes of a layout; never creates one.
 
         The group holds the ranks whose coordinates equal this rank's on every
-        other axis of that layout. Groups already made are returned at once
-        (from any layout or family with the same ranks and backend); otherwise
-        the family is created now, which, like ``new_group``, every rank of the
-        grid must do in the same order.
+        other axis of that layout. It is returned when the grid holds it: made
+        at construction (each axis, the ``groups=`` entries) or by
+        :meth:`create_group`, shared with any layout or family of the same ranks
+        and backend, or the parent group itself for all grid ranks. This makes
+        no call to the communication library, so any rank may call it at any
+        time.
 
         Args:
             axes: An axis name or a sequence of them; ``[]`` is this rank alone.
@@ -320,6 +345,9 @@ class ProcessGrid:
             backend: The backend (``None``: the parent's).
 
         Raises:
+            GroupNotCreatedError: the grid holds no such group; the message
+                names the :meth:`create_group` call (or the ``groups=`` entry)
+                that creates it.
             UnknownAxisError: the layout has no such axis.
             InvalidArgumentError: an axis named twice, or an unknown layout.
             GridDestroyedError: the grid was destroyed.
@@ -327,11 +355,107 @@ class ProcessGrid:
         >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
         >>> grid = ProcessGrid(topo, comm=RecordingComm(3, 8))
-        >>> grid.get_group(["data", "sequence"]).ranks
-        [0, 1, 2, 3]
+        >>> grid.get_group("data").ranks
+        [1, 3]
+        >>> try:
+        ...     grid.get_group(["data", "sequence"])
+        ... except GroupNotCreatedError as exc:
+        ...     print(str(exc).split("same point: ")[-1])
+        grid.create_group(['data', 'sequence']), or build the grid with groups=[['data', 'sequence']]
         """
         self._builder._check_alive()
-        return self._builder.get(self._builder.key(axes, layout), layout, backend)
+        handle = self._builder.find(self._builder.key(axes, layout), layout, backend)
+        if handle is MISSING:
+            raise GroupNotCreatedError(self._not_created(axes, layout, backend))
+        return handle
+
+    def _not_created(self, axes: str | Sequence[str], layout: str | None, backend: str | None) -> str:
+        """What :class:`GroupNotCreatedError` says: the group, and the call that creates it."""
+        listed = [axes] if isinstance(axes, str) else list(axes)
+        shown = repr(axes) if isinstance(axes, str) else repr(listed)
+        what = f"the grid holds no group over {shown}"
+        call = f"grid.create_group({shown}"
+        if layout is not None:
+            what += f" of layout {layout!r}"
+            call += f", layout={layout!r}"
+        if backend is not None:
+            what += f" with backend {backend!r}"
+            call += f", backend={backend!r}"
+        call += ")"
+        if backend is None:  # groups= entries take the parent's backend
+            call += f", or build the grid with groups=[{shown if layout is None else repr((layout, listed))}]"
+        return (
+            f"{what}: getters never create groups, groups come from the grid's construction or from an "
+            f"explicit collective call; create it on every rank of the grid, at the same point: {call}"
+        )
+
+    def create_group(
+        self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
+    ) -> Any:
+        """Create this rank's group over a set of axes (the whole family, one group per rank), and return it.
+
+        A collective, like ``new_group``: every rank of the grid calls it with the
+        same arguments, in the same order as its other creation calls. With
+        ``verify`` (the default) the ranks first compare a fingerprint of the call,
+        as at construction, so a rank asking for another group fails at once with
+        :class:`proctopo.TopologyMismatchError` (or, when a rank never calls it,
+        :class:`proctopo.GridTimeoutError` after ``timeout``) instead of hanging.
+        A group the grid already holds is returned after that check, and nothing
+        is created. Afterwards :meth:`get_group` returns it on every rank.
+
+        Args:
+            axes: An axis name or a sequence of them; ``[]`` is this rank alone.
+            layout: The layout (``None``: the main topology).
+            backend: The backend (``None``: the parent's).
+
+        Raises:
+            UnknownAxisError: the layout has no such axis (before any collective).
+            InvalidArgumentError: an axis named twice, or an unknown layout.
+            TopologyMismatchError: ranks asked for different groups.
+            GridTimeoutError: a rank did not take part within ``timeout``.
+            GroupCreationError: a group could not be created.
+            GridDestroyedError: the grid was destroyed.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(3, 8))
+        >>> grid.create_group(["data", "sequence"]).ranks
+        [0, 1, 2, 3]
+        >>> grid.get_group(["sequence", "data"]) is grid.create_group(["data", "sequence"])
+        True
+        """
+        self._builder._check_alive()
+        key = self._builder.key(axes, layout)  # the axis rules, before any collective
+        self._builder.layout(layout)
+        self._check_creation(
+            {
+                "create_group": {
+                    "layout": MAIN if layout is None else layout,
+                    "axes": list(key),
+                    "backend": self._comm.normalize_backend(backend),
+                }
+            }
+        )
+        return self._builder.get(key, layout, backend)
+
+    def _check_creation(self, call: dict[str, Any]) -> None:
+        """The construction's fingerprint check, for one explicit creation call."""
+        number = self._creations
+        self._creations += 1
+        if not self._verify:
+            return
+        description = {"grid": self._fingerprint, "creation": number, **call}
+        pads = verify_and_align(
+            self._comm,
+            description,
+            strategy=self.strategy,
+            timeout=self._seconds,
+            rule=(
+                "Every rank of the grid must make the same create_group and new_groups calls, "
+                "with the same arguments, in the same order"
+            ),
+        )
+        self._builder.owned.extend((pad, True) for pad in pads)
 
     def get_group_ranks(self, axes: str | Sequence[str], *, layout: str | None = None) -> list[int]:
         """Global ranks of :meth:`get_group`, in group order (computed, nothing created).
@@ -359,20 +483,18 @@ class ProcessGrid:
 
     def get_axis_world_size(self, axes: str | Sequence[str], *, layout: str | None = None) -> int:
         """Number of ranks in this rank's group over ``axes`` (the product of their sizes)."""
-        topo = self.layout(layout)
-        size = 1
-        for a in self._builder.key(axes, layout):
-            size *= topo.get_dim(a)
-        return size
+        return self.layout(layout).group_size(axes)
 
     def new_groups(
         self, rank_lists: Sequence[Sequence[int]], *, backend: str | None = None, name: str | None = None
     ) -> Any:
         """Create an explicit family of disjoint groups, e.g. Megatron's embedding groups.
 
-        A collective: every rank of the grid calls it with the same lists. Rank
-        sets that already exist are shared, not created again; the same family
-        asked for twice is created once.
+        A collective: every rank of the grid calls it with the same lists, in
+        the same order as its other creation calls, and with ``verify`` the
+        ranks first compare a fingerprint of the call, as :meth:`create_group`
+        does. Rank sets that already exist are shared, not created again; the
+        same family asked for twice is created once.
 
         Args:
             rank_lists: Disjoint non-empty lists of global ranks of the grid.
@@ -387,6 +509,8 @@ class ProcessGrid:
             InvalidArgumentError: an empty list, a rank twice, or a rank that is
                 not a grid rank (checked before any collective).
             TypeError: ``rank_lists`` is not a sequence of sequences of ints.
+            TopologyMismatchError: ranks gave different lists, names or backends.
+            GridTimeoutError: a rank did not take part within ``timeout``.
             GridDestroyedError: the grid was destroyed.
 
         >>> from proctopo.testing import RecordingComm
@@ -432,6 +556,17 @@ class ProcessGrid:
                 seen[r] = i
                 ints.append(r)
             rows.append(ints)
+        lists = json.dumps(sorted(sorted(row) for row in rows), separators=(",", ":")).encode()
+        self._check_creation(
+            {
+                "new_groups": {
+                    "name": name,
+                    "backend": self._comm.normalize_backend(backend),
+                    "groups": len(rows),
+                    "rank_lists": hashlib.blake2b(lists, digest_size=8).hexdigest(),
+                }
+            }
+        )
         return self._builder.family(rows, backend, name)
 
     def device_mesh(
@@ -439,9 +574,9 @@ class ProcessGrid:
     ) -> Any:
         """A ``torch.distributed.device_mesh.DeviceMesh`` over this rank's slice of the grid.
 
-        Built with ``DeviceMesh.from_group`` from groups the grid holds; a group
-        that was never created is created first (then this is a collective).
-        See :func:`proctopo.device_mesh.device_mesh`.
+        Built with ``DeviceMesh.from_group`` from groups the grid holds; it creates
+        none (a dimension whose group the grid does not hold raises
+        :class:`proctopo.GroupNotCreatedError`). See :func:`proctopo.device_mesh.device_mesh`.
         """
         from .device_mesh import device_mesh
 
@@ -482,7 +617,7 @@ class ProcessGrid:
         self._builder.destroy()
 
     def __repr__(self) -> str:
-        shape = " x ".join(f"{a}={self._pt.get_dim(a)}" for a in self._pt.get_axis_names())
+        shape = self._pt.shape_text()
         layouts = [n for n in self._builder.layouts if n != MAIN]
         extra = f"; layouts {layouts}" if layouts else ""
         return (
@@ -513,7 +648,9 @@ class PipelineParallelGrid:
             ``None`` waits at most 600 s for the exchange and uses torch's
             default for group creation.
         groups: Extra sets of axes whose groups are created with the others,
-            e.g. ``[("data", "sequence")]`` (any entry :class:`ProcessGrid` takes).
+            e.g. ``[("data", "context")]`` (any entry :class:`ProcessGrid` takes).
+            Every axis's group, DeepSpeed's model-parallel and slice groups and,
+            with a ``sequence`` axis, the sequence-data group are always created.
         layouts: Other factorizations of the same ranks, ``{name: topology}``
             (see :meth:`ProcessGrid.add_layout`).
         comm: The communication layer (default: ``torch.distributed`` via
@@ -582,15 +719,17 @@ class PipelineParallelGrid:
         self.slice_parallel_size: int = self.model_parallel_size
 
         # The fixed creation order: one group per axis (ProcessGrid's own), DeepSpeed's
-        # model-parallel group (every axis but data), the slice group, then the caller's extras.
+        # model-parallel group (every axis but data), the slice group, DeepSpeed's
+        # sequence-data group when there is a sequence axis, then the caller's extras.
         ds_model_axes = [a for a in axes if a != "data"]
         slice_axes: str | list[str] = "model" if self.model_parallel_size > 1 else []
+        sequence_data: list[GroupSpec] = [["sequence", "data"]] if "sequence" in axes else []
         grid = ProcessGrid(
             pt,
             group_creation=group_creation,
             verify=verify,
             timeout=timeout,
-            groups=[ds_model_axes, slice_axes, *groups],
+            groups=[ds_model_axes, slice_axes, *sequence_data, *groups],
             layouts=layouts,
             comm=comm,
         )
@@ -894,12 +1033,12 @@ class PipelineParallelGrid:
     def get_group(
         self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
     ) -> Any:
-        """The process group of this rank over a set of axes (see :meth:`ProcessGrid.get_group`).
+        """This rank's process group over a set of axes; never creates one (:meth:`ProcessGrid.get_group`).
 
         The group holds the ranks whose coordinates equal this rank's on every
-        other axis. Groups made when the grid was built are returned at once;
-        any other set of axes is created now, which, like ``new_group``, every
-        rank of the grid must do in the same order.
+        other axis. Groups made when the grid was built, or later with
+        :meth:`create_group`, are returned; any other raises
+        :class:`proctopo.GroupNotCreatedError`, which names the call that creates it.
 
         Args:
             axes: An axis name or a sequence of them; ``[]`` is this rank alone.
@@ -909,10 +1048,25 @@ class PipelineParallelGrid:
         >>> from proctopo.testing import RecordingComm
         >>> topo = ProcessTopology(["pipe", "data", "sequence"], [2, 2, 2])
         >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(3, 8))
-        >>> grid.get_group(["data", "sequence"]).ranks
+        >>> grid.get_group(["data", "sequence"]).ranks  # DeepSpeed's sequence-data group, always made
         [0, 1, 2, 3]
         """
         return self._grid.get_group(axes, layout=layout, backend=backend)
+
+    def create_group(
+        self, axes: str | Sequence[str], *, layout: str | None = None, backend: str | None = None
+    ) -> Any:
+        """Create the group over a set of axes as a checked collective (:meth:`ProcessGrid.create_group`).
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["pipe", "data", "context"], [2, 2, 2])
+        >>> grid = PipelineParallelGrid(topo, comm=RecordingComm(3, 8))
+        >>> grid.create_group(["data", "context"]).ranks
+        [0, 1, 2, 3]
+        >>> grid.get_context_data_parallel_group().ranks
+        [0, 1, 2, 3]
+        """
+        return self._grid.create_group(axes, layout=layout, backend=backend)
 
     def get_group_ranks(self, axes: str | Sequence[str], *, layout: str | None = None) -> list[int]:
         """Global ranks of :meth:`get_group` (computed, nothing created).
@@ -968,8 +1122,7 @@ class PipelineParallelGrid:
         return sorted(names)
 
     def __repr__(self) -> str:
-        axes = list(self._pt.get_axis_names())
-        shape = " x ".join(f"{a}={self._pt.get_dim(a)}" for a in axes)
+        shape = self._pt.shape_text()
         return (
             f"PipelineParallelGrid({shape}; global rank {self.global_rank} at "
             f"{tuple(self.coord)}; group_creation={self.strategy!r})"

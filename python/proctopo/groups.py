@@ -24,6 +24,12 @@ Strategies (``group_creation=``):
     ``"split"`` where the backend can split, ``"global"`` for MPI (which cannot
     synchronise locally) or where a bound device makes local creation unsafe,
     ``"local"`` otherwise.
+
+:data:`CPU_STRATEGIES` are those a backend that cannot split communicators (gloo
+on CPU) can run:
+
+>>> CPU_STRATEGIES
+('auto', 'global', 'local')
 """
 
 from __future__ import annotations
@@ -43,15 +49,14 @@ from .errors import (
     TopologyMismatchError,
 )
 
-# The recorder lives in proctopo.testing; its earlier import path, proctopo.groups, still works.
-from .testing import RecordingComm as RecordingComm
-
 if TYPE_CHECKING:
     from .topology import ProcessTopology
 
 __all__ = [
+    "CPU_STRATEGIES",
     "DEFAULT_VERIFY_TIMEOUT",
     "MAIN",
+    "MISSING",
     "STRATEGIES",
     "GroupBuilder",
     "fingerprint",
@@ -61,6 +66,10 @@ __all__ = [
 
 #: Accepted values of ``group_creation``.
 STRATEGIES = ("auto", "global", "local", "split")
+
+#: The strategies that work on a backend that cannot split communicators (gloo on
+#: CPU): every one of :data:`STRATEGIES` but ``"split"``, which needs NCCL.
+CPU_STRATEGIES = tuple(s for s in STRATEGIES if s != "split")
 
 #: Seconds to wait for the fingerprint exchange when no timeout is given.
 DEFAULT_VERIFY_TIMEOUT = 600.0
@@ -132,7 +141,14 @@ def fingerprint(description: dict[str, Any]) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little") & ((1 << 62) - 1)
 
 
-def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]]) -> str:
+#: What every rank must do alike, said when the construction's descriptions differ.
+BUILD_RULE = (
+    "Every rank must build the grid with the same topology, layouts, process group, group_creation and "
+    "extra groups"
+)
+
+
+def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]], rule: str) -> str:
     base = descriptions[0]
     differing = [i for i, d in enumerate(descriptions) if d != base]
     first = differing[0]
@@ -144,20 +160,27 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     shown = ", ".join(map(str, differing[:8])) + (", ..." if len(differing) > 8 else "")
     return (
         f"ranks of one grid were given different settings ({len(differing)} of {len(descriptions)} ranks "
-        f"differ from grid rank 0: {shown}). {detail}. This rank has {mine!r}. Every rank must "
-        "build the grid with the same topology, layouts, process group, group_creation and extra groups"
+        f"differ from grid rank 0: {shown}). {detail}. This rank has {mine!r}. {rule}"
     )
 
 
 def verify_and_align(
-    comm: Comm, description: dict[str, Any], *, strategy: str, timeout: float | None
+    comm: Comm,
+    description: dict[str, Any],
+    *,
+    strategy: str,
+    timeout: float | None,
+    rule: str = BUILD_RULE,
 ) -> list[Any]:
     """Compare ``description`` across the parent group and even out group counts.
 
     One small all-reduce (maximum of the fingerprint, of its negation and of the
     group count) tells every rank at once whether all agree. Only when they do
-    not, the descriptions are gathered so that the error names the difference;
-    every rank raises the same error, none waits forever.
+    not, the descriptions are gathered so that the error names the difference
+    (and ends with ``rule``, what every rank must do alike); every rank raises
+    the same error, none waits forever. The grid's construction and each later
+    creation call (:meth:`proctopo.ProcessGrid.create_group`,
+    :meth:`proctopo.ProcessGrid.new_groups`) make this same check.
 
     For ``"local"`` and ``"split"``, ranks that have registered fewer process
     groups than others create single-rank groups until the counts agree, so the
@@ -182,7 +205,7 @@ def verify_and_align(
     if hi_fp != -neg_lo_fp:
         gathered = comm.allgather_bytes(json.dumps(description, sort_keys=True).encode(), timeout=wait)
         descriptions = [json.loads(b.decode()) for b in gathered]
-        raise TopologyMismatchError(_describe_difference(description, descriptions))
+        raise TopologyMismatchError(_describe_difference(description, descriptions, rule))
     if strategy in ("local", "split") and not any_unknown and hi_c != -neg_lo_c:
         missing = hi_c - c
         if missing:
@@ -204,6 +227,17 @@ MAIN = "main"
 
 #: A set of ranks as the registry keys it: (backend or None for the parent's, sorted global ranks).
 SetKey = tuple[Optional[str], tuple[int, ...]]
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What :meth:`GroupBuilder.find` returns for a group the grid does not hold.
+MISSING: Any = _Missing()
 
 
 class GroupBuilder:
@@ -361,14 +395,37 @@ class GroupBuilder:
                 return True
         return False
 
-    def get(self, key: tuple[str, ...], layout: str | None = None, backend: str | None = None) -> Any:
-        """This rank's group of kind ``key`` of a layout, creating the family if needed (a collective)."""
-        self._check_alive()
+    def _family(
+        self, key: tuple[str, ...], layout: str | None, backend: str | None
+    ) -> tuple[str, str | None, tuple[int, ...], tuple[Any, ...]]:
+        """(layout name, normalised backend, group of grid rank 0, family key) of a (layout, axes) family."""
         name = MAIN if layout is None else layout
         topo = self.layout(name)
         backend = self.comm.normalize_backend(backend)
         origin = tuple(self._globals(topo.group_list(0, list(key)))) if key else (self._globals([0])[0],)
-        fkey: tuple[Any, ...] = ("axes", backend, tuple(sorted(origin)))
+        return name, backend, origin, ("axes", backend, tuple(sorted(origin)))
+
+    def find(self, key: tuple[str, ...], layout: str | None = None, backend: str | None = None) -> Any:
+        """This rank's group of kind ``key`` of a layout if the grid holds it, else :data:`MISSING`.
+
+        Makes no call and changes nothing: a family made before (from any layout
+        or explicit family with the same rank sets), the parent group for the
+        whole grid, or a family every group of which an explicit family holds.
+        """
+        self._check_alive()
+        name, backend, origin, fkey = self._family(key, layout, backend)
+        if fkey in self.families:
+            return self.families[fkey]
+        if len(origin) == self.grid_size and backend is None:
+            return self.comm.parent()  # the whole grid: the parent group itself
+        if self._covered(name, key, backend, len(origin)):
+            return self.handles[(backend, tuple(sorted(self.members(key, name))))]
+        return MISSING
+
+    def get(self, key: tuple[str, ...], layout: str | None = None, backend: str | None = None) -> Any:
+        """This rank's group of kind ``key`` of a layout, creating the family if needed (a collective)."""
+        self._check_alive()
+        name, backend, origin, fkey = self._family(key, layout, backend)
         if fkey in self.families:
             return self.families[fkey]
         members = self.members(key, name)

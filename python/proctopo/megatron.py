@@ -43,8 +43,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .comm import check_timeout
 from .errors import GridStateError, InvalidArgumentError
-from .topology import ProcessTopology, dims_create
+from .topology import ProcessTopology, dims_create, parse_order
 
 if TYPE_CHECKING:
     from .comm import Comm
@@ -191,8 +192,7 @@ def layout(
     >>> lay.dense.group_list(5, ["dp", "cp"]), lay.expert.group_list(5, ["ep"])
     ([1, 3, 5, 7, 9, 11, 13, 15], [4, 5, 6, 7])
     """
-    if not isinstance(order, str):
-        raise TypeError(f"order must be a str such as 'tp-cp-ep-dp-pp', got {order!r}")
+    tokens = [t.lower() for t in parse_order(order)]  # the core's parser: its errors and words
     sizes = {
         "tp": tensor_model_parallel_size,
         "cp": context_parallel_size,
@@ -200,8 +200,7 @@ def layout(
         "pp": pipeline_model_parallel_size,
     }
     etp = tensor_model_parallel_size if expert_tensor_parallel_size is None else expert_tensor_parallel_size
-    tokens = order.lower().split("-")
-    unknown = [t for t in tokens if t and t not in _TOKENS]
+    unknown = [t for t in tokens if t not in _TOKENS]
     if unknown:
         raise InvalidArgumentError(
             f"order {order!r} names {unknown[0]!r}; megatron-core's tokens are {', '.join(_TOKENS)}"
@@ -334,15 +333,16 @@ def _create_kinds(
     gloo: bool,
 ) -> None:
     grid, lay = mg.grid, mg.layout
-    # The axis groups first, in megatron-core's order, then their gloo twins: every rank
-    # takes part in each of these families. The embedding families, which leave out the
-    # middle stages, come last.
+    # The axis groups came with the grid, in megatron-core's order; their gloo twins
+    # follow (every rank takes part in each of these families), and the embedding
+    # families, which leave out the middle stages, come last: each an explicit,
+    # checked creation call.
     for kind, (name, axes) in GROUPS.items():
         mg.handles[kind] = grid.get_group(axes, layout=name)
     if gloo:
         for kind in GLOO_GROUPS:
             name, axes = GROUPS[kind]
-            mg.handles[f"{kind}_gloo"] = grid.get_group(axes, layout=name, backend="gloo")
+            mg.handles[f"{kind}_gloo"] = grid.create_group(axes, layout=name, backend="gloo")
     for kind in ("dp", "dp_cp", "cp", "mp", "tp", "pp"):
         mg.ranks[kind] = grid.get_group_ranks(GROUPS[kind][1])
     mg.ranks["ep"] = grid.get_group_ranks(GROUPS["ep"][1], layout=EXPERT_LAYOUT)
@@ -561,6 +561,10 @@ def initialize_model_parallel(
                 f"({what}); leave it at its default, or use megatron.core.parallel_state."
                 "initialize_model_parallel for it"
             )
+    if timeout is None:
+        seconds = check_timeout(distributed_timeout_minutes * 60.0, "distributed_timeout_minutes * 60")
+    else:
+        seconds = check_timeout(timeout)
     if virtual_pipeline_model_parallel_size is not None and not pipeline_model_parallel_size > 1:
         raise InvalidArgumentError(
             f"virtual_pipeline_model_parallel_size={virtual_pipeline_model_parallel_size} needs "
@@ -582,7 +586,7 @@ def initialize_model_parallel(
         get_position_embedding_ranks=get_position_embedding_ranks,
         create_gloo_process_groups=create_gloo_process_groups,
         group_creation=group_creation,
-        timeout=distributed_timeout_minutes * 60.0 if timeout is None else timeout,
+        timeout=seconds,
     )
     _fill(ps, mg, virtual_pipeline_model_parallel_size)
     _STATE = mg

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from proctopo.launch import prove_group
@@ -19,7 +21,7 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
     """Build each (axes, dims, strategy, expectations) grid; check every group against DeepSpeed."""
     import proctopo
     import torch.distributed as dist
-    from proctopo import GroupCreationError
+    from proctopo import GroupCreationError, GroupNotCreatedError
     from proctopo.grid import PipelineParallelGrid
 
     checked = 0
@@ -57,7 +59,14 @@ def real_groups(rank: int, world_size: int, cases: list[tuple[Any, ...]]) -> dic
             assert grid.get_axis_world_size(a) == len(want) and grid.get_axis_rank(a) == want.index(rank)
             checked += 1
         for subset, want in exp["subsets"].items():
-            got = _proves(grid.get_group(list(subset)))
+            # Every rank finds alike whether the grid holds the group; the others are
+            # created explicitly, a checked collective every rank makes in the same order.
+            try:
+                group = grid.get_group(list(subset))
+            except GroupNotCreatedError:
+                group = grid.create_group(list(subset))
+            assert grid.get_group(list(reversed(subset))) is group
+            got = _proves(group)
             assert got == want, f"{where}: get_group({list(subset)}) has {got}, expected {want}"
             assert grid.get_group_ranks(list(subset)) == want
             checked += 1
@@ -177,3 +186,72 @@ def naming_trap(rank: int, world_size: int) -> dict[str, Any]:
     if after is not None:
         _proves(after)
     return {"groups": groups, "warned": any("even it out" in str(w.message) for w in caught)}
+
+
+@contextlib.contextmanager
+def _nothing_created_or_sent() -> Iterator[None]:
+    """torch.distributed's group-creating and collective calls raise while inside."""
+    import torch.distributed as dist
+
+    names = ("new_group", "split_group", "all_reduce", "all_gather", "broadcast", "barrier")
+    saved = {name: getattr(dist, name) for name in names}
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a getter called into torch.distributed")
+
+    for name in names:
+        setattr(dist, name, refuse)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(dist, name, fn)
+
+
+def explicit_creation(rank: int, world_size: int) -> dict[str, Any]:
+    """get_group reads, create_group creates (checked across ranks); a mismatch fails at once."""
+    from proctopo import GroupNotCreatedError, ProcessGrid, ProcessTopology, TopologyMismatchError
+    from torch.distributed import distributed_c10d as c10d
+
+    grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, world_size // 2]), timeout=TIMEOUT)
+    with _nothing_created_or_sent():
+        data = grid.get_group("data")
+        try:
+            grid.get_group([])
+        except GroupNotCreatedError as exc:
+            missing = str(exc)
+        else:
+            raise AssertionError("get_group([]) returned a group the grid never created")
+    registered = len(c10d._world.pg_names)
+    alone = grid.create_group([])
+    grew = len(c10d._world.pg_names) - registered
+    with _nothing_created_or_sent():
+        assert grid.get_group([]) is alone and grid.get_group("data") is data
+    proven = {"alone": _proves(alone), "data": _proves(data)}
+    # rank 0 asks for another group: every rank fails at once, none creates anything
+    registered = len(c10d._world.pg_names)
+    try:
+        grid.create_group("pipe" if rank == 0 else ["pipe", "data"])
+    except TopologyMismatchError as exc:
+        mismatch = str(exc)
+    else:
+        raise AssertionError("create_group with different arguments did not raise")
+    after = len(c10d._world.pg_names) - registered
+    # the grid still works, and the next checked call agrees again
+    assert grid.create_group("pipe") is grid.get_group("pipe")
+    proven["pipe"] = _proves(grid.get_group("pipe"))
+    return {"missing": missing, "grew": grew, "proven": proven, "mismatch": mismatch, "after": after}
+
+
+def skipped_creation(rank: int, world_size: int, timeout: float) -> tuple[str, str]:
+    """The last rank never calls create_group: the others end in an error within the timeout."""
+    from proctopo import ProcessGrid, ProcessTopology
+
+    grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, world_size // 2]), timeout=timeout)
+    if rank == world_size - 1:
+        return "none", ""
+    try:
+        grid.create_group([])
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return "none", ""
