@@ -16,7 +16,6 @@ import pkgutil as _pkgutil
 import typing as _typing
 from importlib import metadata as _metadata
 
-from . import plan  # the planner module: proctopo.plan.plan(...) (pure arithmetic, no torch)
 from .errors import (
     CoordinateOutOfRangeError,
     GridDestroyedError,
@@ -33,6 +32,7 @@ from .errors import (
     UnknownAxisError,
     WorldSizeOverflowError,
 )
+from .planner import plan  # the planner's function; the package is proctopo.planner (no torch)
 from .topology import (
     MEGATRON_TO_DEEPSPEED,
     PipeDataParallelTopology,
