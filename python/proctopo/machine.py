@@ -156,14 +156,14 @@ def blocks_spanned(stride: int, size: int, world_size: int, block: int) -> int:
     return whole + 2 if hits > 0 else whole + 1
 
 
-def _most_distinct(ids: np.ndarray, axis: int) -> int:
-    """The most distinct values along ``axis`` of an integer array, over its other positions."""
+def _most_distinct(ids: np.ndarray) -> int:
+    """The most distinct values along axis 1 of an integer array, over its other positions."""
     import numpy as np
 
     if ids.size == 0:
         return 1
-    ordered = np.sort(ids, axis=axis)
-    return int(np.count_nonzero(np.diff(ordered, axis=axis), axis=axis).max()) + 1
+    ordered = np.sort(ids, axis=1)
+    return int(np.count_nonzero(np.diff(ordered, axis=1), axis=1).max()) + 1
 
 
 # --------------------------------------------------------------------------- placements
@@ -334,10 +334,10 @@ class Placement(abc.ABC):
                 f"{ENUMERATION_LIMIT:,} ranks; this placement has {self.world_size:,}"
             )
 
-    def _spans_listed(self, groups: np.ndarray, axis: int) -> Span:
-        """The span of the groups laid along ``axis`` of an array of ranks."""
+    def _spans_listed(self, groups: np.ndarray) -> Span:
+        """The span of groups listed along axis 1 of an array of ranks."""
         ids = self.node_ids(groups)
-        return Span(_most_distinct(ids, axis), _most_distinct(ids // self.nodes_per_domain, axis))
+        return Span(_most_distinct(ids), _most_distinct(ids // self.nodes_per_domain))
 
     def span(self, stride: int, size: int) -> Span:
         """The span of the groups ``{b + k*stride : k < size}`` of an axis (or a run of neighbouring axes).
@@ -350,7 +350,7 @@ class Placement(abc.ABC):
         self._check_run(stride, size)
         self._check_listing(f"groups of {size} ranks {stride} apart")
         ranks = np.arange(self.world_size, dtype=np.int64).reshape(-1, size, stride)
-        return self._spans_listed(ranks, 1)
+        return self._spans_listed(ranks)
 
     def span_of(self, topo: ProcessTopology, axes: AxesArg) -> Span:
         """The span of the groups of ``topo`` over one axis or a set of axes.
@@ -377,7 +377,7 @@ class Placement(abc.ABC):
         if chosen == [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
             return self.span(strides[chosen[-1]], topo.group_size(axes))
         self._check_listing(f"the axes {[topo.axes[i] for i in chosen]}")
-        return self._spans_listed(topo.groups(axes), 1)
+        return self._spans_listed(topo.groups(axes))
 
 
 class BlockPlacement(Placement):
