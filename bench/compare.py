@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shlex
 import signal
 import statistics
@@ -41,8 +40,17 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+from _common import (  # bench/ is on sys.path: this script's own directory
+    HERE,
+    REPO,
+    fmt_bytes,
+    fmt_ratio,
+    fmt_time,
+    git_commit,
+    machine_info,
+    source_version,
+)
+
 MARK = "@@PROCTOPO-BENCH "
 
 LIBS = ["proctopo", "deepspeed", "megatron", "devicemesh", "numpy"]
@@ -351,18 +359,6 @@ def worker(lib: str, world: int, naxes: int, cfg: dict[str, Any]) -> None:
         emit({"kind": "op", "op": op, "fingerprint": fp, **measure(stmt, ns, cfg)})
 
 
-def source_version() -> str:
-    """proctopo's version from the project() line of CMakeLists.txt (its one source), for a source tree."""
-    import re
-
-    try:
-        text = (REPO / "CMakeLists.txt").read_text()
-    except OSError:
-        return "unknown (source tree)"
-    m = re.search(r"project\(\s*proctopo\b[^)]*?VERSION\s+([0-9][0-9.]*)", text, re.S)
-    return f"{m.group(1)} (source tree)" if m else "unknown (source tree)"
-
-
 def lib_versions(lib: str) -> dict[str, str]:
     from importlib import metadata
 
@@ -554,35 +550,6 @@ def _bench_module(name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- formatting
-def fmt_time(s: float | None) -> str:
-    if s is None or not math.isfinite(s):
-        return "—"
-    for unit, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if s >= f or unit == "ns":
-            v = s / f
-            return f"{v:.3g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
-    return f"{s} s"
-
-
-def fmt_ratio(x: float) -> str:
-    if x >= 100:
-        return f"{x:,.0f}×"
-    if x >= 10:
-        return f"{x:.0f}×"
-    return f"{x:.2g}×"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "—"
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= f:
-            return f"{sign}{n / f:.3g} {unit}"
-    return f"{sign}{n} B"
-
-
 def cell(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return "not run"
@@ -607,51 +574,6 @@ def median_of(results: dict, lib: str, world: int, naxes: int, op: str) -> float
 
 
 # --------------------------------------------------------------------------- report
-def machine_info() -> dict[str, str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = fmt_bytes(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": mem,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-
-
 def evaluate_goals(
     results: dict, sizes: list[int], axes_list: list[int], cpp: dict[str, dict[str, float]]
 ) -> list[tuple[str, str, str, bool | None]]:

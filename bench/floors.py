@@ -28,28 +28,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _commit() -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+from _common import cpu_model, fmt_time, git_commit, load_average  # bench/ is on sys.path
 
 
 def _time(fn: Callable[[], Any], number: int) -> float:
@@ -70,14 +49,6 @@ def _pairs(cases: list[tuple[str, Callable[[], Any], str, Callable[[], Any], int
     return rows
 
 
-def _fmt(seconds: float) -> str:
-    if seconds < 1e-6:
-        return f"{seconds * 1e9:.1f} ns"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.2f} µs"
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the Markdown report here (default: stdout)")
@@ -86,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import proctopo
 
-    load_start = os.getloadavg()
+    load_start = load_average()
     topo = proctopo.PipeModelDataParallelTopology(num_pp=8, num_mp=8, num_dp=1024)  # 65,536 ranks
     big = proctopo.PipeModelDataParallelTopology(num_pp=8, num_mp=8, num_dp=16384)  # 1,048,576 ranks
     rank = topo.world_size() // 2 + 3
@@ -163,17 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ImportError:
         ds_rows = []
-    load_end = os.getloadavg()
+    load_end = load_average()
 
     lines = [
         "# Python calls against CPython's floor",
         "",
         "_Written by `bench/floors.py`; regenerate with `python bench/floors.py --out bench/FLOORS.md`._",
         "",
-        f"- Machine: {_cpu_model()}, {os.cpu_count()} CPUs; load average (1/5/15 min) "
-        f"{' '.join(f'{x:.2f}' for x in load_start)} at the start, "
-        f"{' '.join(f'{x:.2f}' for x in load_end)} at the end",
-        f"- Python {platform.python_version()}, proctopo {proctopo.__version__} (commit {_commit()})",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} CPUs; load average (1/5/15 min) "
+        f"{load_start} at the start, {load_end} at the end",
+        f"- Python {platform.python_version()}, proctopo {proctopo.__version__} (commit {git_commit()})",
         f"- Method: in one process, each call and its floor in turns, {args.rounds} rounds; each time is "
         "the median of 7 batches of process CPU time; ratio = proctopo / floor (≤ 1 is at the floor).",
         "",
@@ -181,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---|---:|---:|",
     ]
     for name, ours, floor_name, floor in rows:
-        lines.append(f"| {name} | {_fmt(ours)} | {floor_name} | {_fmt(floor)} | {ours / floor:.2f}x |")
+        lines.append(
+            f"| {name} | {fmt_time(ours)} | {floor_name} | {fmt_time(floor)} | {ours / floor:.2f}x |"
+        )
     for name, ours, peer_name, peer in ds_rows:
         lines.append(
-            f"| {name} | {_fmt(ours)} | {peer_name} | {_fmt(peer)} | {ours / peer:.2f}x "
+            f"| {name} | {fmt_time(ours)} | {peer_name} | {fmt_time(peer)} | {ours / peer:.2f}x "
             f"({peer / ours:.1f}x faster) |"
         )
     by_name = {name: ours / floor for name, ours, _, floor in rows}

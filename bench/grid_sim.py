@@ -12,8 +12,9 @@ bound; a run that passes the bound is reported as such, never dropped.
     python bench/grid_sim.py --quick         # smaller DeepSpeed bound, for smoke runs
     python bench/grid_sim.py --megatron      # Megatron's parallel state, megatron-core against proctopo
 
-``run(...)`` returns the same markdown; ``bench/compare.py`` puts it into
-``bench/RESULTS.md`` under its own "Scale simulation" heading.
+``simulate(...)`` and ``megatron_simulate(...)`` return the data, ``render(data)`` and
+``megatron_render(data)`` its markdown; ``bench/compare.py`` puts both into
+``bench/RESULTS.md`` under their own headings.
 """
 
 # ruff: noqa: RUF001, E501  (a report generator: its markdown uses the multiplication sign and en dash)
@@ -33,6 +34,8 @@ import sys
 import time
 from typing import Any
 
+from _common import cpu_model, fmt_time, load_average  # bench/ is on sys.path
+
 # (world size, layout name, axes, dims): pipe x data x model as DeepSpeed's
 # PipeModelDataParallelTopology lays it out, plus a four-axis layout.
 LAYOUTS = [
@@ -41,7 +44,6 @@ LAYOUTS = [
     (1_048_576, ["pipe", "data", "model"], [16, 8192, 8]),
     (1_048_576, ["pipe", "data", "sequence", "model"], [16, 2048, 4, 8]),
 ]
-STRATEGIES = ["local", "split", "global", "auto"]
 COMMAND = "python bench/grid_sim.py"
 
 
@@ -160,13 +162,8 @@ def _ds_row(world: int, axes: list[str], dims: list[int], bound: float) -> dict[
 
 
 def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    if v >= 1000:
-        return f"{v / 1000:,.1f} s"
-    if v >= 10:
-        return f"{v:,.0f} ms"
-    return f"{v:.2f} ms"
+    """Milliseconds (the unit of the rows) as text."""
+    return fmt_time(None if v is None else v / 1e3)
 
 
 def simulate(
@@ -195,11 +192,13 @@ def simulate(
         "python": platform.python_version(),
         "arch": platform.machine(),
         "cpus": os.cpu_count(),
-        "machine": _machine(),
+        "machine": _machine_text(),
         "repeat": repeat,
         "bound": bound,
         "rows": [],
     }
+    from proctopo.groups import STRATEGIES
+
     for world, axes, dims in LAYOUTS:
         for strategy in STRATEGIES:
             r = _proctopo_row(world, axes, dims, strategy, repeat)
@@ -285,15 +284,6 @@ def render(data: dict[str, Any]) -> str:
     lines.extend(check)
     lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def run(quick: bool = False, ds_bound: float | None = None, repeat: int = 7, deepspeed: bool = True) -> str:
-    """Run the simulation and return its markdown section (:func:`simulate`, then :func:`render`).
-
-    >>> "new_group" in run(repeat=1, deepspeed=False)  # doctest: +SKIP
-    True
-    """
-    return render(simulate(quick=quick, ds_bound=ds_bound, repeat=repeat, deepspeed=deepspeed))
 
 
 # ---------------------------------------------------------------------------------- Megatron
@@ -428,15 +418,8 @@ def _proctopo_megatron_row(world: int, rank: int, kwargs: dict[str, Any], strate
     }
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{model}, {os.cpu_count()} CPUs, load average {load} (1 / 5 / 15 min) at the start"
+def _machine_text() -> str:
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, load average {load_average(' / ')} (1 / 5 / 15 min) at the start"
 
 
 def megatron_simulate(world: int = MEGATRON_WORLD, bound: float = 600.0) -> dict[str, Any]:
@@ -450,7 +433,7 @@ def megatron_simulate(world: int = MEGATRON_WORLD, bound: float = 600.0) -> dict
         "command": MEGATRON_COMMAND,
         "date": _dt.date.today().isoformat(),
         "python": platform.python_version(),
-        "machine": _machine(),
+        "machine": _machine_text(),
         "world": world,
         "sizes": sizes,
         "rows": [],
@@ -530,16 +513,6 @@ def megatron_render(data: dict[str, Any]) -> str:
     lines.extend(summary)
     lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def megatron_run(world: int = MEGATRON_WORLD, bound: float = 600.0) -> str:
-    """Megatron's parallel state for one rank of ``world`` ranks, as markdown.
-
-    Returns:
-        The method, the command, the machine, and one table with the ``new_group`` calls
-        and the communicators each made on the played rank.
-    """
-    return megatron_render(megatron_simulate(world, bound))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,23 +6,21 @@ older than its sources), the Python peer comparison, the grid's scale simulation
 (``grid_sim.py``), Megatron's parallel state at 65,536 ranks (``grid_sim.py
 --megatron``) and real process-group creation on gloo jobs (``scaling.py``). It
 writes ``bench/RESULTS.md``, ``bench/results.json``, ``bench/compare.png``,
-``bench/scaling.png`` and the benchmark section of ``README.md`` (between its
+``bench/scaling.png`` and the short benchmark summary of ``README.md`` (between its
 ``bench:begin`` / ``bench:end`` markers), each with the CPU model and load average.
 
     python bench/run_all.py            # everything, about half an hour on 2 cores
     python bench/run_all.py --quick    # smoke run into build/bench-quick/ (README untouched)
-    python bench/run_all.py --readme-only   # rewrite README's section from bench/results.json
+    python bench/run_all.py --readme-only   # rewrite README's summary from bench/results.json
 
 Other switches are passed to ``bench/compare.py`` (see ``compare.py --help``).
 """
 
-# ruff: noqa: RUF001, E501  (a report generator: its markdown uses the multiplication sign)
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +38,7 @@ END = "<!-- bench:end -->"
 
 sys.path.insert(0, str(HERE))
 import compare  # noqa: E402  (bench/ is not a package)
+from _common import fmt_time  # noqa: E402
 
 
 def _log(msg: str) -> None:
@@ -56,7 +55,8 @@ def ensure_binary() -> Path | None:
         _log("cmake not found: the C++ benchmarks are left out (install cmake and libbenchmark-dev)")
         return BINARY if BINARY.exists() else None
     _log(
-        "building the C++ benchmarks: cmake --preset dev && cmake --build --preset dev --target proctopo_bench"
+        "building the C++ benchmarks: "
+        "cmake --preset dev && cmake --build --preset dev --target proctopo_bench"
     )
     env = dict(os.environ)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
@@ -87,43 +87,38 @@ def _memory(raw: dict[str, Any], lib: str, world: int, naxes: int = 3) -> int | 
     return None
 
 
+def _loads(text: str) -> list[float]:
+    return [float(x) for x in text.replace("/", " ").split() if x.replace(".", "", 1).isdigit()]
+
+
 def readme_section(raw: dict[str, Any]) -> str:
-    """The README's benchmark paragraph, table and pictures, every figure from ``raw`` (results.json)."""
+    """README's benchmark summary: a few lines, every figure from ``raw`` (results.json), the load
+    stated plainly, and the link to bench/RESULTS.md, which has the full report."""
     meta = raw["meta"]
     m = meta["machine"]
-    t, r = compare.fmt_time, compare.fmt_ratio
-    L: list[str] = []
-    L.append(BEGIN)
-    L.append(
-        f"Measured side by side in one run on a shared {m['cores']}-core machine ({m['cpu']}; load average "
-        f"{meta.get('load_start', '?')} at the start and {m['load']} at the end of the run, 1 / 5 / 15 min), "
-        f"{meta['date']}, with `python bench/run_all.py`; Python times are CPU-time medians, ratios are "
-        "DeepSpeed's time over proctopo's (above 1× proctopo is faster):"
+    t = fmt_time
+    start, end = meta.get("load_start", "?"), m["load"]
+    cores = int(m["cores"]) if str(m["cores"]).isdigit() else 0
+    busy = max(_loads(f"{start} {end}"), default=0.0)
+    load = f"load average (1 / 5 / 15 min) {start} at the start and {end} at the end of the run" + (
+        f", above its {cores} cores: the machine was busy with other work, which inflates the times; "
+        "compare the ratios, measured side by side"
+        if cores and busy > cores
+        else f", below its {cores} cores"
     )
-    L.append("")
-    L.append("| what | the other (DeepSpeed 0.19.8 unless named) | proctopo | other / proctopo |")
-    L.append("|---|--:|--:|--:|")
+    lines = [
+        BEGIN,
+        f"From `python bench/run_all.py` on {meta['date']}, commit {meta.get('commit', '?')}, on a "
+        f"{m['cores']}-core machine ({m['cpu']}); {load}.",
+        "",
+    ]
     w = 65536
-    for op, label in (
-        ("construct", "build the topology, 65,536 ranks (pipe 8 × data 1,024 × model 8)"),
-        ("get_coord", "`get_coord`, 65,536 ranks"),
-        ("filter_match", "`filter_match(data=1)`, 65,536 ranks"),
-        ("get_axis_comm_lists", "`get_axis_comm_lists('data')`, 65,536 ranks"),
-        ("get_rank", "`get_rank`, 65,536 ranks"),
-    ):
-        d, p = _op(raw, "deepspeed", w, op), _op(raw, "proctopo", w, op)
-        if d and p:
-            L.append(f"| {label} | {t(d)} | {t(p)} | {r(d / p)} |")
-    n = _op(raw, "numpy", w, "get_axis_comm_lists")
-    p = _op(raw, "proctopo", w, "get_axis_comm_lists")
-    if n and p:
-        L.append(
-            f"| … the same lists from NumPy (`moveaxis` + `reshape` + `.tolist()`) | {t(n)} (NumPy) | {t(p)} | {r(n / p)} |"
-        )
-    dm, pm = _memory(raw, "deepspeed", 1048576), _memory(raw, "proctopo", 1048576)
-    if dm and pm:
-        L.append(
-            f"| topology memory, 1,048,576 ranks (bytes Python holds) | {compare.fmt_bytes(dm)} | {compare.fmt_bytes(pm)} | {r(dm / pm)} |"
+    d, p = _op(raw, "deepspeed", w, "construct"), _op(raw, "proctopo", w, "construct")
+    dc, pc = _op(raw, "deepspeed", w, "get_coord"), _op(raw, "proctopo", w, "get_coord")
+    if d and p and dc and pc:
+        lines.append(
+            f"- A topology of 65,536 ranks: built in {t(p)} (DeepSpeed: {t(d)}); `get_coord` in {t(pc)} "
+            f"(DeepSpeed: {t(dc)})."
         )
     sim = raw.get("grid_sim") or {}
     rows = sim.get("rows", []) if "error" not in sim else []
@@ -142,120 +137,49 @@ def readme_section(raw: dict[str, Any]) -> str:
         None,
     )
     if ds and loc and ds.get("status") == "ok":
-        L.append(
-            f"| grid, one rank of 65,536 (simulated): `new_group` calls per rank | {ds['new_group']:,} | {loc['new_group']} (`local`) | {r(ds['new_group'] / loc['new_group'])} |"
-        )
-        L.append(
-            f"| … Python time per rank before any communicator exists | {t(ds['median_ms'] / 1e3)} | {t(loc['median_ms'] / 1e3)} | {r(ds['median_ms'] / loc['median_ms'])} |"
-        )
-    msim = raw.get("megatron_sim") or {}
-    mrows = msim.get("rows", []) if "error" not in msim else []
-    mc = next(
-        (
-            x
-            for x in mrows
-            if x["lib"] == "megatron-core"
-            and x["rank"] == 0
-            and x["etp"] == 1
-            and x["gloo"]
-            and x.get("status") == "ok"
-        ),
-        None,
-    )
-    pl = next(
-        (
-            x
-            for x in mrows
-            if x["lib"] == "proctopo"
-            and x["rank"] == 0
-            and x["etp"] == 1
-            and x["gloo"]
-            and x.get("requested") == "local"
-        ),
-        None,
-    )
-    if mc and pl:
-        L.append(
-            f"| Megatron's parallel state, one rank of 65,536 (simulated): `new_group` calls, communicators | megatron-core 0.16.1: {mc['new_group']:,}, {mc['communicators']} | {pl['new_group']}, {pl['communicators']} | {r(mc['new_group'] / pl['new_group'])} |"
+        lines.append(
+            f"- The grid on one rank of 65,536 (simulated): {loc['new_group']} `new_group` calls and "
+            f"{t(loc['median_ms'] / 1e3)} of Python (DeepSpeed: {ds['new_group']:,} calls, "
+            f"{t(ds['median_ms'] / 1e3)})."
         )
     sc = raw.get("scaling") or {}
-    if sc and "error" not in sc:
-        scaling = compare._bench_module("scaling")
-        for world in (8, 32, 64):
-            d, p = scaling._point(sc, world, "deepspeed"), scaling._point(sc, world, "proctopo-local")
-            if d and p:
-                L.append(
-                    f"| real gloo job, {world} ranks: grid constructor, wall per rank | {t(d['wall_median'])} ({d['new_group'][1]} calls) | {t(p['wall_median'])} ({p['new_group'][1]} calls) | {d['wall_median'] / p['wall_median']:.2f}× |"
-                )
-        mc, pm = scaling._point(sc, 32, "megatron-core"), scaling._point(sc, 32, "proctopo-megatron")
-        if mc and pm:
-            L.append(
-                f"| real gloo job, 32 ranks: Megatron's `initialize_model_parallel` | megatron-core: {t(mc['wall_median'])} ({mc['new_group'][1]} calls) | {t(pm['wall_median'])} ({pm['new_group'][1]} calls) | {mc['wall_median'] / pm['wall_median']:.2f}× |"
-            )
-    cpp = compare.cpp_table(raw["cpp"]) if raw.get("cpp") and "error" not in raw["cpp"] else {}
-    if cpp:
-        for op in ("coord_of", "rank_of"):
-            c = compare.cpp_percall(cpp, op, 3)
-            name, best = c["best_checked"]
-            if c["proctopo"] and best:
-                L.append(
-                    f"| C++ `{op}`, 3 axes, per call: fastest range-checked plain loop (`{name}`) / proctopo | {t(best)} (plain loop) | {t(c['proctopo'])} | {best / c['proctopo']:.2f}× |"
-                )
-    L.append("")
     ratios = []
     if sc and "error" not in sc:
         scaling = compare._bench_module("scaling")
         for world in sorted(int(x) for x in sc.get("points", {})):
-            d, p = scaling._point(sc, world, "deepspeed"), scaling._point(sc, world, "proctopo-local")
-            if d and p:
-                ratios.append(d["wall_median"] / p["wall_median"])
-    if ratios and ds and loc and ds.get("status") == "ok":
-        lo, hi = min(ratios), max(ratios)
+            dp, pp = scaling._point(sc, world, "deepspeed"), scaling._point(sc, world, "proctopo-local")
+            if dp and pp:
+                ratios.append((world, dp["wall_median"] / pp["wall_median"]))
+    if ratios:
+        lo, hi = min(r for _, r in ratios), max(r for _, r in ratios)
+        worlds = f"{ratios[0][0]}-{ratios[-1][0]}" if len(ratios) > 1 else str(ratios[0][0])
         verdict = (
             "DeepSpeed's grid is the faster one"
             if hi < 0.95
             else ("proctopo's grid is the faster one" if lo > 1.05 else "both grids take about as long")
         )
-        L.append(
-            f"In the real jobs on this one machine {verdict} (DeepSpeed / proctopo {lo:.2f}× to {hi:.2f}× "
-            "over the job sizes): each rank builds the same few gloo communicators with "
-            "either, and connecting them through the `file://` store sets the time, while DeepSpeed's one "
-            "`new_group` call per group in the world is cheap Python at these sizes, and proctopo's "
-            "fingerprint check waits once for every rank; DeepSpeed's calls become "
-            f"{t(ds['median_ms'] / 1e3)} of Python per rank at 65,536 ranks."
+        lines.append(
+            f"- Real gloo jobs of {worlds} local processes: {verdict} (DeepSpeed's time / proctopo's: "
+            f"{lo:.2f}-{hi:.2f}); connecting the few communicators each rank needs sets the time there."
         )
-        L.append("")
-    L.append(
-        "Every goal, met or not, with its measured ratio and the reason, and the full tables against "
-        "DeepSpeed, Megatron, DeviceMesh and NumPy are in [bench/RESULTS.md](bench/RESULTS.md)."
-    )
-    L.append("")
-    L.append("![time per call against world size](bench/compare.png)")
-    if sc and "error" not in sc:
-        L.append("")
-        L.append("![real and simulated group creation against world size](bench/scaling.png)")
-    L.append(END)
-    return "\n".join(L)
+    lines += [
+        "",
+        "Every goal, met or not, with its ratio and the reason, the full tables against DeepSpeed, "
+        "Megatron, DeviceMesh and NumPy, and the plots: [bench/RESULTS.md](bench/RESULTS.md).",
+        END,
+    ]
+    return "\n".join(lines)
 
 
 def update_readme(raw: dict[str, Any], path: Path = README) -> bool:
-    """Replace the text between the markers (or, the first time, the old paragraph) with the section."""
+    """Replace the text between the markers with the summary; False (README untouched) without them."""
     text = path.read_text()
-    section = readme_section(raw)
-    if BEGIN.split(":")[0] in text and END in text:
-        start = text.index(BEGIN.split(":")[0])
-        end = text.index(END) + len(END)
-        new = text[:start] + section + text[end:]
-    else:
-        # The first time: the paragraph that starts with "Measured on" and ends with the plot line.
-        pat = re.compile(
-            r"Measured on a .*?!\[time per call against world size\]\(bench/compare\.png\)", re.S
-        )
-        match = pat.search(text)
-        if not match:
-            _log(f"{path}: no benchmark paragraph or markers found; README left as it is")
-            return False
-        new = text[: match.start()].rstrip(" ") + "\n\n" + section + text[match.end() :]
+    marker = BEGIN.split(":")[0]
+    if marker not in text or END not in text:
+        _log(f"{path}: no {marker} ... {END} markers; README left as it is")
+        return False
+    start, end = text.index(marker), text.index(END) + len(END)
+    new = text[:start] + readme_section(raw) + text[end:]
     if new != text:
         path.write_text(new)
     return True

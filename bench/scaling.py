@@ -47,8 +47,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _common import cpu_model, fmt_time, load_average, memory_bytes, source_version  # bench/ is on sys.path
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 
 #: What the forkserver imports once before the first rank is forked.
 PRELOAD = (
@@ -342,38 +343,14 @@ def _log(msg: str, end: str = "\n") -> None:
     print(msg, end=end, file=sys.stderr, flush=True)
 
 
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def machine() -> dict[str, str]:
-    """CPU model, cores, memory, load average (1 / 5 / 15 min) now."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = _mem_available()
-    total = None
-    try:
-        with open("/proc/meminfo") as f:
-            total = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemTotal:"))
-    except (OSError, StopIteration):
-        pass
+    """CPU model, cores, memory (total and available, bytes), load average (1 / 5 / 15 min) now."""
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
-        "memory_total": str(total),
-        "memory_available": str(mem),
-        "load": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "memory_total": str(memory_bytes("MemTotal")),
+        "memory_available": str(memory_bytes("MemAvailable")),
+        "load": load_average(" / "),
         "python": platform.python_version(),
     }
 
@@ -388,14 +365,7 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     if out["proctopo"] == "not installed":  # imported from a source tree
-        import re
-
-        m = re.search(
-            r"project\(\s*proctopo\b[^)]*?VERSION\s+([0-9][0-9.]*)",
-            (REPO / "CMakeLists.txt").read_text(),
-            re.S,
-        )
-        out["proctopo"] = f"{m.group(1)} (source tree)" if m else "source tree"
+        out["proctopo"] = source_version()
     return out
 
 
@@ -494,7 +464,7 @@ def measure(
     t_all = time.perf_counter()
     for world in sizes:
         if pss_per_proc is not None:
-            avail = _mem_available()
+            avail = memory_bytes("MemAvailable")
             need = int(world * pss_per_proc * 1.5) + 2 * 2**30
             if avail is not None and need > avail:
                 data["skipped"][str(world)] = (
@@ -561,17 +531,6 @@ def measure(
 
 
 # ------------------------------------------------------------------------------ report
-def _ms(s: float | None) -> str:
-    if s is None:
-        return "–"
-    v = s * 1e3
-    if v >= 1000:
-        return f"{v / 1000:,.2f} s"
-    if v >= 10:
-        return f"{v:,.0f} ms"
-    return f"{v:.1f} ms"
-
-
 def _span(v: list[int] | None) -> str:
     if not v:
         return "–"
@@ -608,9 +567,9 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             rows.append(
                 (
                     goal,
-                    f"{_ms(delta)} ({_ms(on['wall_median'])} − {_ms(off['wall_median'])}) against one small all_reduce "
-                    f"{_ms(small)}: {_ratio(max(delta, 0.0) / small)}; the check inside the grid {_ms(on.get('check_median'))} "
-                    f"({_ms(on.get('check_cpu_median'))} of it CPU), alone after a barrier {_ms(alone)}",
+                    f"{fmt_time(delta)} ({fmt_time(on['wall_median'])} − {fmt_time(off['wall_median'])}) against one small all_reduce "
+                    f"{fmt_time(small)}: {_ratio(max(delta, 0.0) / small)}; the check inside the grid {fmt_time(on.get('check_median'))} "
+                    f"({fmt_time(on.get('check_cpu_median'))} of it CPU), alone after a barrier {fmt_time(alone)}",
                     delta <= small,
                 )
             )
@@ -624,8 +583,8 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             rows.append(
                 (
                     goal,
-                    f"DeepSpeed / proctopo = {_ratio(r)} ({_ms(ds['wall_median'])} vs {_ms(local['wall_median'])}; "
-                    f"without the check {_ms(_point(data, world, 'proctopo-local-noverify')['wall_median']) if _point(data, world, 'proctopo-local-noverify') else '–'})",
+                    f"DeepSpeed / proctopo = {_ratio(r)} ({fmt_time(ds['wall_median'])} vs {fmt_time(local['wall_median'])}; "
+                    f"without the check {fmt_time(_point(data, world, 'proctopo-local-noverify')['wall_median']) if _point(data, world, 'proctopo-local-noverify') else '–'})",
                     r >= need,
                 )
             )
@@ -702,8 +661,9 @@ def render(data: dict[str, Any]) -> str:
             )
             ratio = _ratio(p["wall_median"] / ref["wall_median"]) if ref else "–"
             L.append(
-                head + f" {_ms(p['wall_median'])} | {_ms(p['wall_slowest'])} | {_ms(p.get('cpu_median'))} | "
-                f"{_ms(p.get('in_calls_median'))} | {calls} | {_span(p['live'])} ({_span(p['distinct'])}) | {ratio} |"
+                head
+                + f" {fmt_time(p['wall_median'])} | {fmt_time(p['wall_slowest'])} | {fmt_time(p.get('cpu_median'))} | "
+                f"{fmt_time(p.get('in_calls_median'))} | {calls} | {_span(p['live'])} ({_span(p['distinct'])}) | {ratio} |"
             )
     L.append("")
     L.append(
@@ -718,8 +678,8 @@ def render(data: dict[str, Any]) -> str:
         on = _point(data, world, "proctopo-local")
         if small and alone:
             L.append(
-                f"| {world} | {_ms(small)} | {_ms(alone)} | {_ratio(alone / small)} | "
-                f"{_ms(on.get('check_median') if on else None)} |"
+                f"| {world} | {fmt_time(small)} | {fmt_time(alone)} | {_ratio(alone / small)} | "
+                f"{fmt_time(on.get('check_median') if on else None)} |"
             )
     L.append("")
     L.append("Goals:\n")
@@ -838,7 +798,7 @@ def plot(
     axs[1].set_xticklabels(
         [f"{w:,}" if w < 65536 else ("64Ki" if w == 65536 else "1Mi") for w in ticks], fontsize=8
     )
-    axs[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _ms(v)))
+    axs[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_time(v)))
     axs[0].set_title("wall time of the grid's constructor per rank (median)", fontsize=10)
     axs[1].set_title("new_group / split_group calls per rank", fontsize=10)
     axs[2].set_title("communicators per rank (growth of pg_names)", fontsize=10)
