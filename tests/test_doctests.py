@@ -16,7 +16,7 @@ import pytest
 
 _SUBMODULES = sorted(
     info.name
-    for info in pkgutil.iter_modules(proctopo.__path__, "proctopo.")
+    for info in pkgutil.walk_packages(proctopo.__path__, "proctopo.")
     if info.name.rpartition(".")[2].isidentifier() and info.name != "proctopo.__main__"
 )
 MODULES = ["proctopo", *_SUBMODULES]
@@ -32,8 +32,13 @@ WITH_EXAMPLES = {
     "proctopo.grid",
     "proctopo.groups",
     "proctopo.launch",
+    "proctopo.machine",
     "proctopo.megatron",
-    "proctopo.plan",
+    "proctopo.planner",
+    "proctopo.planner.api",
+    "proctopo.planner.inputs",
+    "proctopo.planner.render",
+    "proctopo.planner.results",
     "proctopo.testing",
     "proctopo.topology",
 }
