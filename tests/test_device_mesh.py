@@ -87,6 +87,19 @@ def test_bad_dims_fail_before_any_collective() -> None:
     assert mesh_dims(topo, "data") == [("data",)]
 
 
+def test_the_export_creates_nothing_and_names_the_call_a_flattened_dimension_needs() -> None:
+    topo = proctopo.ProcessTopology(["pipe", "data", "context", "model"], [2, 2, 2, 1])
+    comm = RecordingComm(3, 8)
+    grid = proctopo.ProcessGrid(topo, comm=comm)
+    before = dict(comm.calls)
+    with pytest.raises(proctopo.GroupNotCreatedError) as info:
+        grid.device_mesh(["pipe", ("data", "context")])
+    assert str(info.value).endswith(
+        "grid.create_group(['data', 'context']), or build the grid with groups=[['data', 'context']]"
+    )
+    assert comm.calls == before  # refused before any call, torch untouched
+
+
 def test_a_destroyed_grid_exports_nothing() -> None:
     grid = proctopo.ProcessGrid(proctopo.ProcessTopology(["pipe", "data"], [2, 2]), comm=RecordingComm(0, 4))
     grid.destroy()

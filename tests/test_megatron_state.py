@@ -13,7 +13,7 @@ from pathlib import Path
 import proctopo.megatron as pm
 import pytest
 from helpers import RunWorkers, require
-from proctopo import GridStateError, InvalidArgumentError, InvalidTopologyError
+from proctopo import GridStateError, GroupNotCreatedError, InvalidArgumentError, InvalidTopologyError
 from proctopo.megatron import layout
 from proctopo.testing import RecordingComm
 
@@ -90,6 +90,10 @@ def test_layout_matches_megatron_rank_generators() -> None:
     ("world", "kwargs", "exc", "text"),
     [
         (8, {"order": "tp-xp-dp-pp"}, InvalidArgumentError, "names 'xp'; megatron-core's tokens are"),
+        # the order string goes through the core's parser: its rules and words
+        (8, {"order": "tp--pp"}, InvalidArgumentError, "order 'tp--pp' has an empty name"),
+        (8, {"order": "tp-dp-tp-pp"}, InvalidArgumentError, "order 'tp-dp-tp-pp' names 'tp' twice"),
+        (8, {"order": 3}, TypeError, "order must be a str, got 3"),
         (8, {"tensor_model_parallel_size": 2, "order": "cp-dp-pp"}, InvalidArgumentError,
          "leaves out 'tp', whose size is 2"),
         (8, {"expert_tensor_parallel_size": 2, "order": "cp-dp-pp"}, InvalidArgumentError,
@@ -312,6 +316,26 @@ def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: st
         # Each distinct rank set once: no two live groups of this rank hold the same ranks.
         live = [tuple(g.ranks) for g in comm.groups if g.alive and g.kind != "pad"]
         assert len(live) == len(set(live)) == mg.grid.communicators, rank
+
+
+def test_groups_after_the_grid_are_explicit_checked_creations() -> None:
+    """The gloo twins and the embedding families come from create_group / new_groups, each checked."""
+    for gloo, checks in ((False, 1 + 2), (True, 1 + 3 + 2)):  # construction, gloo twins, embedding
+        comm = RecordingComm(5, 16, backend="nccl")
+        mg = pm.create_groups(
+            tensor_model_parallel_size=2,
+            pipeline_model_parallel_size=2,
+            create_gloo_process_groups=gloo,
+            group_creation="local",
+            comm=comm,
+        )
+        assert comm.calls["collective"] == checks
+        if gloo:
+            assert mg.handles["dp_gloo"].backend == "gloo"
+            assert mg.grid.get_group(("dp",), backend="gloo") is mg.handles["dp_gloo"]
+        else:
+            with pytest.raises(GroupNotCreatedError, match="backend='gloo'"):
+                mg.grid.get_group(("dp",), backend="gloo")
 
 
 def test_overlapping_embedding_lists_are_refused() -> None:
