@@ -425,8 +425,7 @@ class ProcessGrid:
         True
         """
         self._builder._check_alive()
-        key = self._builder.key(axes, layout)  # the axis rules, before any collective
-        self._builder.layout(layout)
+        key = self._builder.key(axes, layout)  # the axis and layout rules, before any collective
         self._check_creation(
             {
                 "create_group": {
