@@ -54,6 +54,10 @@ NAMESPACE: dict[str, Any] = {
     "PipeDataParallelTopology": proctopo.PipeDataParallelTopology,
     "PipeModelDataParallelTopology": proctopo.PipeModelDataParallelTopology,
     "dims_create": proctopo.dims_create,
+    "parse_order": proctopo.parse_order,
+    "check_axis_names": proctopo.topology.check_axis_names,
+    "check_sizes": proctopo.topology.check_sizes,
+    "check_rank": proctopo.topology.check_rank,
     "prime_factors": proctopo.prime_factors,
     "parse_axes": cli.parse_axes,
     "RecordingComm": RecordingComm,
@@ -106,6 +110,14 @@ ROWS: list[tuple[str, str, str]] = [
     ("topology", 'ProcessTopology(["a"], 2)', "TypeError"),
     ("topology", "PipeDataParallelTopology(num_pp=0, num_dp=2)", "InvalidTopologyError"),
     ("topology", "PipeModelDataParallelTopology(num_pp=2, num_mp=2.5, num_dp=1)", "TypeError"),
+    ("topology", 'check_axis_names(["a", "b", "a"])', "InvalidTopologyError"),
+    ("topology", 'check_axis_names(["a", "1x"])', "InvalidTopologyError"),
+    ("topology", 'check_sizes({"tp": 2, "pp": 0})', "InvalidTopologyError"),
+    ("topology", 'check_sizes({"tp": 2**64})', "WorldSizeOverflowError"),
+    ("topology", 'check_sizes({"tp": 2.0})', "TypeError"),
+    ("topology", "check_rank(8, 8)", "RankOutOfRangeError"),
+    ("topology", "check_rank(2**64, 8)", "RankOutOfRangeError"),
+    ("topology", "check_rank(0, 0)", "InvalidTopologyError"),
     ("query", "T.get_rank(pipe=2, data=0, model=0)", "CoordinateOutOfRangeError"),
     ("query", "T.get_rank(pipe=0, data=-1, model=0)", "CoordinateOutOfRangeError"),
     ("query", "T.get_rank(pipe=0, data=0, model=2**80)", "CoordinateOutOfRangeError"),
@@ -129,6 +141,11 @@ ROWS: list[tuple[str, str, str]] = [
     ("query", 'T.group_of(24, "pipe")', "RankOutOfRangeError"),
     ("query", "T.group_of(0, None)", "TypeError"),
     ("query", 'T.group_index(0, ["x"])', "UnknownAxisError"),
+    ("query", 'T.group_head(0, "pipe", -1)', "InvalidArgumentError"),
+    ("query", 'T.group_head(0, "pipe", 1.5)', "TypeError"),
+    ("query", 'T.group_head(24, "pipe", 1)', "RankOutOfRangeError"),
+    ("query", 'T.group_size(["data", "modle"])', "UnknownAxisError"),
+    ("query", 'T.shape_text(["data", "data"])', "InvalidArgumentError"),
     ("query", 'T.shift(0, "x")', "UnknownAxisError"),
     ("query", 'T.shift(99, "pipe")', "RankOutOfRangeError"),
     ("query", 'T.shift(0, "pipe", 0.5)', "TypeError"),
@@ -169,6 +186,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("order", 'ProcessTopology.from_order("tp-dp", rename={"tp": "x", "dp": "x"})', "InvalidTopologyError"),
     ("order", 'ProcessTopology.from_order("tp-dp", rename={"tp": "1a"})', "InvalidTopologyError"),
     ("order", "ProcessTopology.from_order(3)", "TypeError"),
+    ("order", 'parse_order("tp-dp-tp")', "InvalidArgumentError"),
+    ("order", 'parse_order(["tp", "dp"])', "TypeError"),
     ("cli", 'parse_axes(["pipe"])', "InvalidArgumentError"),
     ("cli", 'parse_axes(["pipe=x"])', "InvalidArgumentError"),
     ("cli", 'parse_axes(["pipe=-1"])', "InvalidArgumentError"),
@@ -262,6 +281,11 @@ ROWS: list[tuple[str, str, str]] = [
     ),
     ("grid", "RecordingComm(rank=8, world_size=8)", "RankOutOfRangeError"),
     ("grid", "RecordingComm(rank=0, world_size=0)", "InvalidTopologyError"),
+    (
+        "grid",
+        'ProcessGrid(PMD, comm=RecordingComm(rank=0, world_size=8)).get_group(["pipe", "data"])',
+        "GroupNotCreatedError",
+    ),
 ]
 
 #: Classes of proctopo.errors without a row, and why.
@@ -332,6 +356,8 @@ def render() -> str:
     lines += [f"- `{name} = {source}`" for name, source in SETUP.items()]
     lines += [
         "",
+        "with `check_axis_names`, `check_sizes` and `check_rank` from `proctopo.topology` (a",
+        "topology's rules, checked without building one), `parse_order` from `proctopo`,",
         "and the grid rows `RecordingComm` from `proctopo.testing` (one rank played without torch)",
         "and `PeerWithOtherDims`, a `RecordingComm` whose rank 1 reports other axis sizes.",
     ]

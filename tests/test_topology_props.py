@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from proctopo import ProcessTopology
+from proctopo import ProcessTopology, _core
 
 NAMES = ["pipe", "data", "model", "expert", "context", "seq"]
 
@@ -147,6 +147,7 @@ def test_fast_entries_give_what_the_python_methods_give(topo: ProcessTopology, d
         "get_axis_comm_lists": ((axis,), {}),
         "group_list": ((rank, axes), {}),
     }
+    assert set(calls) == set(_core.fast_method_names)  # every entry of the core's table is tried
     for name, (args, kwargs) in calls.items():
         fast = getattr(cls, name)
         slow = fast.__wrapped__

@@ -313,26 +313,32 @@ std::size_t topology::axis_index(std::string_view name) const {
   return static_cast<std::size_t>(i);
 }
 
+std::vector<std::size_t> detail::positions(const std::vector<std::string>& axes,
+                                           const std::vector<std::string>& names) {
+  std::vector<std::size_t> out;
+  out.reserve(names.size());
+  std::vector<bool> given(axes.size(), false);
+  for (const std::string& name : names) {
+    const auto it = std::find(axes.begin(), axes.end(), name);
+    if (it == axes.end()) throw_unknown_axis(name, axes);
+    const auto i = static_cast<std::size_t>(it - axes.begin());
+    if (given[i]) throw_listed_twice(name);
+    given[i] = true;
+    out.push_back(i);
+  }
+  return out;
+}
+
 topology topology::from_order(std::string_view order, const std::vector<std::string>& names,
                               const std::vector<rank_t>& sizes, const std::vector<std::string>& wide) {
   if (names.size() != sizes.size() || (!wide.empty() && wide.size() != sizes.size())) {
     throw std::invalid_argument("from_order needs one size per name, but got " + std::to_string(names.size()) +
                                 " names and " + std::to_string(sizes.size()) + " sizes");
   }
-  std::vector<std::string> axes = parse_order(order);
-  std::vector<rank_t> dims(axes.size(), 1);
-  std::vector<std::string> wide_dims(wide.empty() ? 0 : axes.size());
-  std::vector<bool> given(axes.size(), false);
-  for (std::size_t k = 0; k < names.size(); ++k) {
-    const auto it = std::find(axes.begin(), axes.end(), names[k]);
-    if (it == axes.end()) detail::throw_unknown_axis(names[k], axes);
-    const auto i = static_cast<std::size_t>(it - axes.begin());
-    if (given[i]) throw_listed_twice(names[k]);
-    given[i] = true;
-    dims[i] = sizes[k];
-    if (!wide.empty()) wide_dims[i] = wide[k];
-  }
-  return topology(std::move(axes), std::move(dims), wide_dims);
+  return from_order_with(order, names, [&](std::size_t k, rank_t& size, std::string& text) {
+    size = sizes[k];
+    if (!wide.empty()) text = wide[k];
+  });
 }
 
 std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& names) const {

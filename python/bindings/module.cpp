@@ -174,11 +174,11 @@ const topology& self_of(py::handle self) {
   if (!py::isinstance<topology>(self)) {
     throw py::type_error("expected a proctopo._core.Topology, got " + text_of(self));
   }
-  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
-  if (!inst->get_value_and_holder().holder_constructed()) {
+  const topology* t = proctopo_binding::held_topology(self.ptr());
+  if (t == nullptr) {
     throw py::type_error("this proctopo._core.Topology was never initialised; build one with Topology(axes, dims)");
   }
-  return self.cast<const topology&>();
+  return *t;
 }
 
 // A method: every binding takes `self` as a handle and checks it once, here.
@@ -278,6 +278,20 @@ py::array_t<rank_t> group_of(const topology& t, py::handle rank, py::handle axes
   return out;
 }
 
+std::vector<rank_t> group_head(const topology& t, py::handle rank, py::handle axes, py::handle count) {
+  const rank_t r = rank_arg(rank, t);
+  const auto a = axes_arg(t, axes);
+  const int_arg n = to_int(count, [] { return "count"; });
+  // A count past 64 bits is past every group (or, negative, refused as -1 would be).
+  return t.group_head(r, a, n.fits() ? n.value : n.value > 0 ? INT64_MAX : -1);
+}
+
+rank_t group_size(const topology& t, py::handle axes) { return t.group_table_shape(axes_arg(t, axes)).group_size; }
+
+std::string shape_text(const topology& t, py::handle axes) {
+  return axes.is_none() ? t.shape_text() : t.shape_text(axes_arg(t, axes));
+}
+
 std::vector<rank_t> group_list(const topology& t, py::handle rank, py::handle axes) {
   const rank_t r = rank_arg(rank, t);
   const auto a = axes_arg(t, axes);
@@ -352,26 +366,61 @@ py::array_t<rank_t> coords(const topology& t, py::handle values) {
   return out;
 }
 
-topology make_topology(py::handle axes_in, py::handle dims_in) {
-  std::vector<std::string> axes = names_arg(axes_in, "axes");
-  if (py::isinstance<py::str>(dims_in) || py::isinstance<py::bytes>(dims_in) ||
-      !py::isinstance<py::iterable>(dims_in)) {
-    throw py::type_error("dims must be a list of axis sizes, got " + text_of(dims_in));
-  }
+// Axis sizes as the core takes them: values, and the exact text of those past 64 bits
+// (empty when none is). Size i is named after axis i in a TypeError.
+struct sizes_arg {
   std::vector<rank_t> dims;
   std::vector<std::string> wide;
-  bool any_wide = false;
-  for (py::handle item : dims_in) {
-    const std::size_t i = dims.size();
-    const int_arg d = to_int(item, [&] {
-      return i < axes.size() ? "the size of axis '" + axes[i] + "'" : "size " + std::to_string(i);
-    });
-    dims.push_back(d.value);
-    wide.push_back(d.wide);
-    any_wide |= !d.fits();
+
+  sizes_arg(py::handle dims_in, const std::vector<std::string>& axes) {
+    if (py::isinstance<py::str>(dims_in) || py::isinstance<py::bytes>(dims_in) ||
+        !py::isinstance<py::iterable>(dims_in)) {
+      throw py::type_error("dims must be a list of axis sizes, got " + text_of(dims_in));
+    }
+    bool any_wide = false;
+    for (py::handle item : dims_in) {
+      const std::size_t i = dims.size();
+      const int_arg d = to_int(item, [&] {
+        return i < axes.size() ? "the size of axis '" + axes[i] + "'" : "size " + std::to_string(i);
+      });
+      dims.push_back(d.value);
+      wide.push_back(d.wide);
+      any_wide |= !d.fits();
+    }
+    if (!any_wide) wide.clear();
   }
-  if (!any_wide) wide.clear();
-  return topology(std::move(axes), std::move(dims), wide);
+};
+
+// A mapping of axis names to sizes, as a dict.
+py::dict sizes_map(py::handle v) {
+  if (!PyDict_Check(v.ptr()) && (!PyMapping_Check(v.ptr()) || !py::hasattr(v, "items"))) {
+    throw py::type_error("sizes must be a mapping of axis names to sizes, got " + text_of(v));
+  }
+  return py::dict(py::reinterpret_borrow<py::object>(v));
+}
+
+topology make_topology(py::handle axes_in, py::handle dims_in) {
+  std::vector<std::string> axes = names_arg(axes_in, "axes");
+  sizes_arg s(dims_in, axes);
+  return topology(std::move(axes), std::move(s.dims), s.wide);
+}
+
+// Topology.from_order(order, sizes): sizes maps names of the order to sizes. Each size is
+// converted after the core has checked the order and the names.
+topology from_order(py::handle order, py::handle sizes_in) {
+  const std::string text = text_arg(order, "order");
+  const py::dict sizes = sizes_map(sizes_in);
+  std::vector<std::string> names;
+  std::vector<py::handle> values;
+  for (const auto& item : sizes) {
+    names.push_back(name_of(item.first));
+    values.push_back(item.second);
+  }
+  return topology::from_order_with(text, names, [&](std::size_t k, rank_t& size, std::string& wide) {
+    int_arg d = to_int(values[k], [&] { return "the size of axis '" + names[k] + "'"; });
+    size = d.value;
+    wide = std::move(d.wide);
+  });
 }
 
 std::vector<std::string> axes_of(const topology& t) { return t.axes(); }
@@ -444,10 +493,14 @@ PYBIND11_MODULE(_core, m) {
       .def("groups", method(&group_table), "axes"_a)
       .def("group_of", method(&group_of), "rank"_a, "axes"_a)
       .def("group_list", method(&group_list), "rank"_a, "axes"_a)
+      .def("group_head", method(&group_head), "rank"_a, "axes"_a, "count"_a)
+      .def("group_size", method(&group_size), "axes"_a)
       .def("group_index", method(&group_index), "rank"_a, "axes"_a)
       .def("shift", method(&shift), "rank"_a, "axis"_a, "delta"_a, "periodic"_a)
       .def("rank_repr", method(&rank_repr), "rank"_a, "omit"_a, "inner_sep"_a, "outer_sep"_a)
+      .def("shape_text", method(&shape_text), "axes"_a = py::none())
       .def("describe", method(&describe))
+      .def_static("from_order", &from_order, "order"_a, "sizes"_a)
       .def("__eq__", method(&equals))
       .def("__hash__", method(&hash_of))
       .def(py::pickle(method(&state), [](const py::tuple& s) {
@@ -478,4 +531,26 @@ PYBIND11_MODULE(_core, m) {
       "n"_a, "dims"_a);
   m.def(
       "parse_order", [](py::handle order) { return proctopo::parse_order(text_arg(order, "order")); }, "order"_a);
+  m.def(
+      "check_axis_names", [](py::handle axes) { proctopo::check_axis_names(names_arg(axes, "axes")); }, "axes"_a);
+  m.def(
+      "check_sizes",
+      [](py::handle sizes_in) {
+        const py::dict sizes = sizes_map(sizes_in);
+        std::vector<std::string> names;
+        for (const auto& item : sizes) names.push_back(name_of(item.first));
+        const sizes_arg s(sizes.attr("values")(), names);
+        proctopo::check_sizes(names, s.dims, s.wide);
+      },
+      "sizes"_a);
+  m.def(
+      "check_rank",
+      [](py::handle rank, py::handle world_size) {
+        const rank_t world = size_arg(world_size, "world_size");
+        const int_arg r = to_int(rank, [] { return "rank"; });
+        if (r.fits()) return proctopo::check_rank(r.value, world);
+        proctopo::check_rank(0, world);  // the world's own rule first
+        proctopo::detail::throw_rank_out_of_range(r.wide, world);
+      },
+      "rank"_a, "world_size"_a);
 }

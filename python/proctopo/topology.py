@@ -29,6 +29,9 @@ __all__ = [
     "PipeDataParallelTopology",
     "PipeModelDataParallelTopology",
     "ProcessTopology",
+    "check_axis_names",
+    "check_rank",
+    "check_sizes",
     "dims_create",
     "parse_order",
     "prime_factors",
@@ -103,13 +106,10 @@ class ProcessTopology:
         >>> ProcessTopology.from_order("tp-dp-pp", tp=2, pp=2, rename=MEGATRON_TO_DEEPSPEED).axes
         ['pipe', 'data', 'model']
         """
-        if not isinstance(order, str):
-            raise TypeError(f"order must be a str such as 'tp-dp-pp', got {order!r}")
-        tokens = _core.parse_order(order)
-        _core.Topology(tokens, [1] * len(tokens)).axis_indices(list(sizes))  # a size for a name not in order
-        dims = [sizes.get(t, 1) for t in tokens]
-        names = [rename.get(t, t) for t in tokens] if rename else tokens
-        return _adopt(cls.__new__(cls), _core.Topology(names, dims))
+        core = _Topology.from_order(order, sizes)
+        if rename:
+            core = _Topology([rename.get(t, t) for t in core.axes], core.dims)
+        return _adopt(cls.__new__(cls), core)
 
     # ----------------------------------------------------------------- DeepSpeed API
     @property
@@ -347,23 +347,7 @@ class ProcessTopology:
         >>> ProcessTopology(axes=['a', 'b'], dims=[3037000499, 3037000499]).group_head(5, 'a', 3)
         [5, 3037000504, 6074001003]
         """
-        positions = sorted(self._core.axis_indices(axes))
-        coord = self._core.coord_of(rank)
-        if not isinstance(count, int) or count < 0:
-            raise TypeError(f"count must be a non-negative int, got {count!r}")
-        dims, strides = self._core.dims, self._core.strides
-        base = rank - sum(coord[i] * strides[i] for i in positions)
-        size = 1
-        for i in positions:
-            size *= dims[i]
-        head = []
-        for j in range(min(count, size)):  # j in row-major order over the group's axes
-            offset = 0
-            for i in reversed(positions):
-                j, digit = divmod(j, dims[i])
-                offset += digit * strides[i]
-            head.append(base + offset)
-        return head
+        return self._core.group_head(rank, axes, count)
 
     def group_size(self, axes: AxesArg) -> int:
         """Return the number of ranks in each group over one axis or a set of axes.
@@ -378,11 +362,7 @@ class ProcessTopology:
         >>> topo.group_size('data'), topo.group_size(['pipe', 'model']), topo.group_size([])
         (3, 8, 1)
         """
-        dims = self._core.dims
-        size = 1
-        for i in self._core.axis_indices(axes):
-            size *= dims[i]
-        return size
+        return self._core.group_size(axes)
 
     def shape_text(self, axes: AxesArg | None = None) -> str:
         """Return the sizes as text, ``"pipe=2 x data=4"``: every axis in order, or the given ones.
@@ -397,9 +377,7 @@ class ProcessTopology:
         >>> topo.shape_text(['model', 'pipe'])
         'model=2 x pipe=2'
         """
-        names, dims = self._core.axes, self._core.dims
-        picked = range(len(names)) if axes is None else self._core.axis_indices(axes)
-        return " x ".join(f"{names[i]}={dims[i]}" for i in picked) or "(no axes)"
+        return self._core.shape_text(axes)
 
     def group_index(self, rank: int, axes: AxesArg) -> tuple[int, int]:
         """Return ``(row, column)`` of ``rank`` in ``groups(axes)``.
@@ -436,16 +414,11 @@ class ProcessTopology:
         return (_rebuild, (type(self), self._core))
 
 
-#: Methods served by a fast entry of the compiled core (vectorcall, no kwargs dict, results
-#: built in one pass). Each handles the common call (exact ints in range, known axes) and
-#: hands every other call, and every error, to the Python method above, kept as its
-#: ``__wrapped__``: the same values, the same errors.
-_FAST = ("get_coord", "get_rank", "filter_match", "get_axis_list", "get_axis_comm_lists", "group_list")
-for _name in _FAST:
-    setattr(
-        ProcessTopology, _name, _core.fast_method(_name, ProcessTopology, getattr(ProcessTopology, _name))
-    )
-del _name
+# The methods named in _core.fast_method_names are served by fast entries of the compiled
+# core (vectorcall, no kwargs dict, results built in one pass). Each handles the common call
+# (exact ints, known axes) and hands every other call, and every error, to the Python method
+# above, kept as its ``__wrapped__``: the same values, the same errors.
+_core.install_fast_methods(ProcessTopology)
 
 
 def _adopt(topo: _T, core: _Topology) -> _T:
@@ -528,6 +501,55 @@ def prime_factors(n: int) -> list[int]:
 
 
 _prime_factors = prime_factors  # DeepSpeed's module-level name for the same function
+
+
+def check_axis_names(names: Sequence[str]) -> None:
+    """Raise unless ``names`` can name the axes of a topology, as its constructor would.
+
+    Raises:
+        InvalidTopologyError: an empty, repeated or invalid name (see :class:`ProcessTopology`).
+        TypeError: ``names`` is not a list of str.
+
+    >>> check_axis_names(["pipe", "data"])
+    >>> check_axis_names(["pipe", "pipe"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.InvalidTopologyError: axis name 'pipe' appears twice (positions 0 and 1); ...
+    """
+    _core.check_axis_names(names)
+    _coord_class(tuple(names))
+
+
+def check_sizes(sizes: Mapping[str, int]) -> None:
+    """Raise unless every value of ``sizes`` can be the size of the axis it is keyed by.
+
+    Raises:
+        InvalidTopologyError: a size below 1.
+        WorldSizeOverflowError: a size past ``2**63 - 1``.
+        TypeError: a size that is not an integer.
+
+    >>> check_sizes({"tp": 2, "pp": 0})
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.InvalidTopologyError: axis 'pp' has size 0; every size must be at least 1
+    """
+    _core.check_sizes(sizes)
+
+
+def check_rank(rank: int, world_size: int) -> None:
+    """Raise unless ``rank`` is one of the ranks ``0 .. world_size - 1`` of a world of at least one.
+
+    Raises:
+        InvalidTopologyError: ``world_size`` is below 1.
+        RankOutOfRangeError: ``rank`` is outside the world (also a ValueError).
+        TypeError: an argument that is not an integer.
+
+    >>> check_rank(8, 8)
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.RankOutOfRangeError: rank 8 is not in the topology: ranks run from 0 to 7
+    """
+    _core.check_rank(rank, world_size)
 
 
 def parse_order(order: str) -> list[str]:

@@ -52,6 +52,11 @@ class topology {
   /// Throws unknown_axis for a name that is not in the order; `wide` as for the constructor.
   static topology from_order(std::string_view order, const std::vector<std::string>& names,
                              const std::vector<rank_t>& sizes, const std::vector<std::string>& wide = {});
+  /// from_order for callers that convert each size themselves (a binding): once the order
+  /// and the names are checked, `size_of(k, size, wide_text)` sets the size of names[k]
+  /// (and, for a size past 64 bits, its text, as `wide` of the constructor), in axis order.
+  template <class SizeOf>
+  static topology from_order_with(std::string_view order, const std::vector<std::string>& names, SizeOf&& size_of);
   ~topology();
   topology(const topology& other);
   topology(topology&& other) noexcept;
@@ -183,6 +188,9 @@ namespace detail {
 [[noreturn]] void throw_too_large(std::string_view what, std::string_view value);
 /// Throws unknown_axis for `name`, listing the axes there are.
 [[noreturn]] void throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes);
+/// Position of each of `names` in `axes`; throws unknown_axis, or std::invalid_argument for a
+/// name given twice.
+std::vector<std::size_t> positions(const std::vector<std::string>& axes, const std::vector<std::string>& names);
 }  // namespace detail
 
 /// The rules on axis names, without building a topology: throws invalid_topology for an
@@ -212,5 +220,20 @@ std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims);
 /// Axis names of a Megatron order string, slowest first: "tp-cp-dp-pp" gives
 /// {"pp", "dp", "cp", "tp"} (Megatron lists the fastest axis first).
 std::vector<std::string> parse_order(std::string_view order);
+
+template <class SizeOf>
+topology topology::from_order_with(std::string_view order, const std::vector<std::string>& names, SizeOf&& size_of) {
+  std::vector<std::string> axes = parse_order(order);
+  const std::vector<std::size_t> at = detail::positions(axes, names);
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> given(axes.size(), none);  // which name sizes each axis
+  for (std::size_t k = 0; k < names.size(); ++k) given[at[k]] = k;
+  std::vector<rank_t> dims(axes.size(), 1);
+  std::vector<std::string> wide(axes.size());
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    if (given[i] != none) size_of(given[i], dims[i], wide[i]);
+  }
+  return topology(std::move(axes), std::move(dims), wide);
+}
 
 }  // namespace proctopo
