@@ -105,29 +105,26 @@ apt_install() {
 # python3 on PATH), which must be Python 3.10 or newer. Debian's system Python gets its venv
 # module and C headers from apt when they are missing.
 use_venv() {
-  if [[ -n "${VIRTUAL_ENV:-}" ]]; then
-    :
-  elif [[ -x build/ci-venv/bin/python ]]; then
-    # shellcheck disable=SC1091
-    . build/ci-venv/bin/activate
-  else
-    local py xy
-    py=${PYTHON:-$(command -v python3 || command -v python || true)}
-    [[ -n "$py" ]] || die "no python3 on PATH (set PYTHON=/path/to/python3.10-or-newer)"
-    xy=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-      || die "$py is Python $xy; the tests need Python 3.10 or newer: set PYTHON=/path/to/python3.x," \
-        "or activate a virtual environment of one"
-    if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
-      apt_install "python$xy-venv"
+  local py xy
+  if [[ -z "${VIRTUAL_ENV:-}" ]]; then
+    if [[ ! -x build/ci-venv/bin/python ]]; then
+      py=${PYTHON:-$(command -v python3 || command -v python || true)}
+      [[ -n "$py" ]] || die "no python3 on PATH (set PYTHON=/path/to/python3.10-or-newer)"
+      xy=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+      "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+        || die "$py is Python $xy; the tests need Python 3.10 or newer: set PYTHON=/path/to/python3.x," \
+          "or activate a virtual environment of one"
+      "$py" -c 'import ensurepip, venv' 2>/dev/null || apt_install "python$xy-venv"
+      "$py" -m venv build/ci-venv || die "could not make a venv with $py"
     fi
-    if ! "$py" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
-      2>/dev/null; then
-      apt_install "python$xy-dev"  # the extension is built against them
-    fi
-    "$py" -m venv build/ci-venv || die "could not make a venv with $py"
     # shellcheck disable=SC1091
     . build/ci-venv/bin/activate
   fi
+  xy=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  python -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || die "$(command -v python) is Python $xy; the tests need Python 3.10 or newer"
+  # The extension is built against the Python's headers (Debian keeps them in python3.X-dev).
+  python -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+    2>/dev/null || apt_install "python$xy-dev"
   python -c 'import sys; print(sys.version.split()[0], sys.prefix)'
 }
