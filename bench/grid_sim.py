@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from _common import cpu_model, fmt_time, load_average  # bench/ is on sys.path
@@ -92,25 +93,43 @@ def _proctopo_row(world: int, axes: list[str], dims: list[int], strategy: str, r
     }
 
 
-def _ds_child(world: int, axes: list[str], dims: list[int], bound: float) -> None:
-    """Runs in a subprocess: DeepSpeed's grid for one rank on the recorder, with a time bound."""
+class _Bound(Exception):
+    """Raised by the alarm of :func:`_within` when the block passes its time bound."""
+
+
+@contextlib.contextmanager
+def _within(bound: float, out: dict[str, Any]) -> Iterator[None]:
+    """Run the block under a wall-time bound (SIGALRM, this process's main thread only).
+
+    Past the bound the block stops and ``out`` gets ``status="bound"`` and ``elapsed_s``;
+    the garbage collector is on again afterwards, whatever the block did with it.
+    """
     import signal
 
-    import deepspeed.runtime.pipe.topology as dst
-    from proctopo.testing import RecordingComm
-
-    class Bound(Exception):
-        pass
-
     def alarm(*_: Any) -> None:
-        raise Bound
+        raise _Bound
 
-    out: dict[str, Any] = {"status": "ok"}
-    rec = RecordingComm(_rank_of(world), world)
     signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, bound)
     start = time.perf_counter()
     try:
+        yield
+    except _Bound:
+        out["status"] = "bound"
+        out["elapsed_s"] = time.perf_counter() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        gc.enable()
+
+
+def _ds_child(world: int, axes: list[str], dims: list[int], bound: float) -> None:
+    """Runs in a subprocess: DeepSpeed's grid for one rank on the recorder, with a time bound."""
+    import deepspeed.runtime.pipe.topology as dst
+    from proctopo.testing import RecordingComm
+
+    out: dict[str, Any] = {"status": "ok"}
+    rec = RecordingComm(_rank_of(world), world)
+    with _within(bound, out):
         c0 = time.thread_time()
         topo = dst.ProcessTopology(axes=list(axes), dims=list(dims))
         out["topo_ms"] = (time.thread_time() - c0) * 1e3
@@ -121,12 +140,6 @@ def _ds_child(world: int, axes: list[str], dims: list[int], bound: float) -> Non
             dst.PipelineParallelGrid(topology=topo)
         out["median_ms"] = out["first_ms"] = (time.thread_time() - c0) * 1e3
         out["wall_ms"] = (time.perf_counter() - w0) * 1e3
-    except Bound:
-        out["status"] = "bound"
-        out["elapsed_s"] = time.perf_counter() - start
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        gc.enable()
     out["new_group"] = rec.calls["new_group"]
     print("@@GRID-SIM " + json.dumps(out))
 
@@ -311,7 +324,6 @@ def _megatron_ranks(world: int) -> list[int]:
 
 def _megatron_child(world: int, rank: int, kwargs: dict[str, Any], bound: float) -> None:
     """Runs in a subprocess: megatron-core's initialize_model_parallel for one rank, recorded."""
-    import signal
     import warnings
 
     with warnings.catch_warnings():
@@ -343,32 +355,17 @@ def _megatron_child(world: int, rank: int, kwargs: dict[str, Any], bound: float)
             return group
         return non_member
 
-    class Bound(Exception):
-        pass
-
-    def alarm(*_: Any) -> None:
-        raise Bound
-
     dist.is_initialized = lambda: True  # type: ignore[assignment]
     dist.get_world_size = lambda group=None: world  # type: ignore[assignment]
     dist.get_rank = lambda group=None: rank  # type: ignore[assignment]
     dist.new_group = new_group  # type: ignore[assignment]
     out: dict[str, Any] = {"status": "ok"}
-    signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, bound)
-    start = time.perf_counter()
-    try:
+    with _within(bound, out):
         gc.disable()
         w0, c0 = time.perf_counter(), time.thread_time()
         ps.initialize_model_parallel(**kwargs)
         out["cpu_ms"] = (time.thread_time() - c0) * 1e3
         out["wall_ms"] = (time.perf_counter() - w0) * 1e3
-    except Bound:
-        out["status"] = "bound"
-        out["elapsed_s"] = time.perf_counter() - start
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        gc.enable()
     out["new_group"] = counts["new_group"]
     out["communicators"] = len(mine)
     out["rank_sets"] = len(set(mine))  # distinct (ranks, backend)
