@@ -471,12 +471,23 @@ def query(src: Source, t: Any, m: O.Topo) -> None:
         r = gen_rank(src, w)
         axes = gen_axes(src, m, LIMIT)
         rank = encode(src, r, junk=16)
-        method = src.pick(["group_of", "group_list"])
-        check(
-            f"{method}({rank!r}, {axes!r})",
-            lambda: getattr(t, method)(rank, axes),
-            lambda: m.group_of(rank, axes),
-        )
+        method = src.pick(["group_of", "group_list", "group_head"])
+        if method == "group_head":
+            count = encode(src, src.pick([0, 1, 2, 3, 5, 16, -1, 2**70, -(2**70)]), junk=16)
+            check(
+                f"group_head({rank!r}, {axes!r}, {count!r})",
+                lambda: t.group_head(rank, axes, count),
+                lambda: m.group_head(rank, axes, count),
+            )
+        else:
+            check(
+                f"{method}({rank!r}, {axes!r})",
+                lambda: getattr(t, method)(rank, axes),
+                lambda: m.group_of(rank, axes),
+            )
+        sized = gen_axes(src, m, None) if src.chance(4) else None
+        check(f"group_size({axes!r})", lambda: t.group_size(axes), lambda: m.group_size(axes))
+        check(f"shape_text({sized!r})", lambda: t.shape_text(sized), lambda: m.shape_text(sized))
     elif kind == 8:
         r = gen_rank(src, w)
         axes = gen_axes(src, m, None)

@@ -235,6 +235,25 @@ class Topo:
         self._check_rank(r)
         return self._row(self.coord(r), sel)
 
+    def group_head(self, rank: Any, axes: Any, count: Any) -> list[int]:
+        r = self._rank_arg(rank)
+        sel = self._axes_arg(axes)
+        n = index(count)
+        self._check_rank(r)
+        if n < 0:
+            raise Raises("InvalidArgumentError")
+        return self._row(self.coord(r), sel)[:n]
+
+    def group_size(self, axes: Any) -> int:
+        size = 1
+        for i in self._axes_arg(axes):
+            size *= self.dims[i]
+        return size
+
+    def shape_text(self, axes: Any) -> str:
+        sel = range(len(self.dims)) if axes is None else self._axes_arg(axes)
+        return " x ".join(f"{self.axes[i]}={self.dims[i]}" for i in sel) or "(no axes)"
+
     def group_index(self, rank: Any, axes: Any) -> tuple[int, int]:
         r = self._rank_arg(rank)
         sel = set(self._axes_arg(axes))

@@ -174,6 +174,10 @@ void check_rank(rank_t rank, rank_t world_size) {
   if (rank < 0 || rank >= world_size) throw_rank(rank, world_size);
 }
 
+PROCTOPO_COLD void detail::throw_negative_count(std::string_view value) {
+  throw std::invalid_argument("count must be at least 0, got " + std::string(value));
+}
+
 PROCTOPO_COLD void detail::throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes) {
   throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" + join(axes, ", ", detail::quoted) +
                      "]");
@@ -335,10 +339,12 @@ topology topology::from_order(std::string_view order, const std::vector<std::str
     throw std::invalid_argument("from_order needs one size per name, but got " + std::to_string(names.size()) +
                                 " names and " + std::to_string(sizes.size()) + " sizes");
   }
-  return from_order_with(order, names, [&](std::size_t k, rank_t& size, std::string& text) {
-    size = sizes[k];
-    if (!wide.empty()) text = wide[k];
-  });
+  return from_order_with(
+      order, names, [](std::size_t, std::string&) {},
+      [&](std::size_t k, rank_t& size, std::string& text) {
+        size = sizes[k];
+        if (!wide.empty()) text = wide[k];
+      });
 }
 
 std::vector<std::size_t> topology::axis_indices(const std::vector<std::string>& names) const {
@@ -624,7 +630,7 @@ rank_t topology::group_head(rank_t rank, const std::vector<std::size_t>& axes, r
                             rank_t* out) const {
   check_rank(rank);
   const rank_t size = group_table_shape(axes).group_size;  // validates the axes
-  if (count < 0) throw std::invalid_argument("count must be at least 0, got " + std::to_string(count));
+  if (count < 0) detail::throw_negative_count(std::to_string(count));
   std::vector<rank_t> coord(dims_.size());
   coord_of_unchecked(rank, coord.data());
   std::vector<bool> in(dims_.size(), false);

@@ -116,19 +116,36 @@ std::ptrdiff_t axis_of(const proctopo::topology& t, PyObject* key) {
   return t.find_axis(std::string_view(data, static_cast<std::size_t>(size)));
 }
 
-PyObject* int_list(const proctopo::rank_t* values, std::size_t n) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(n));
-  if (list == nullptr) return nullptr;
+// Fills `out`, a new list or tuple of n slots (or nullptr), with the ints `values`.
+template <class Set>
+PyObject* fill_ints(PyObject* out, const proctopo::rank_t* values, std::size_t n, Set set) {
+  if (out == nullptr) return nullptr;
   for (std::size_t i = 0; i < n; ++i) {
     PyObject* v = PyLong_FromLongLong(values[i]);
     if (v == nullptr) {
-      Py_DECREF(list);
+      Py_DECREF(out);
       return nullptr;
     }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
+    set(out, static_cast<Py_ssize_t>(i), v);
   }
-  return list;
+  return out;
 }
+
+PyObject* int_list(const proctopo::rank_t* values, std::size_t n) {
+  return fill_ints(PyList_New(static_cast<Py_ssize_t>(n)), values, n,
+                   [](PyObject* o, Py_ssize_t i, PyObject* v) { PyList_SET_ITEM(o, i, v); });
+}
+
+}  // namespace
+
+PyObject* int_tuple(PyTypeObject* type, const proctopo::rank_t* values, std::size_t n) {
+  // A tuple subclass such as a namedtuple is allocated as tuple.__new__ makes one (tp_alloc).
+  const auto size = static_cast<Py_ssize_t>(n);
+  return fill_ints(type == &PyTuple_Type ? PyTuple_New(size) : type->tp_alloc(type, size), values, n,
+                   [](PyObject* o, Py_ssize_t i, PyObject* v) { PyTuple_SET_ITEM(o, i, v); });
+}
+
+namespace {
 
 // ---------------------------------------------------------------- the entries
 
@@ -153,18 +170,7 @@ PyObject* get_coord(const fast_method* m, const proctopo::topology& t, PyObject*
   }
   proctopo::rank_t coord[small];
   t.coord_of(rank, coord);
-  auto* type = reinterpret_cast<PyTypeObject*>(cls);
-  PyObject* out = type->tp_alloc(type, static_cast<Py_ssize_t>(n));  // a tuple subclass, as tuple.__new__ makes it
-  if (out == nullptr) return nullptr;
-  for (std::size_t i = 0; i < n; ++i) {
-    PyObject* v = PyLong_FromLongLong(coord[i]);
-    if (v == nullptr) {
-      Py_DECREF(out);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(out, static_cast<Py_ssize_t>(i), v);
-  }
-  return out;
+  return int_tuple(reinterpret_cast<PyTypeObject*>(cls), coord, n);
 }
 
 // get_rank(**coord): one keyword per axis, through the core's rank kernel (which refuses a

@@ -96,19 +96,22 @@ rank_t size_arg(py::handle v, const std::string& what) {
   return n.value;
 }
 
+// The name of axis i.
+std::string axis_name_arg(py::handle item, std::size_t i) {
+  if (!py::isinstance<py::str>(item)) {
+    throw py::type_error("axis " + std::to_string(i) + " must be named by a str, got " + text_of(item) + " (" +
+                         Py_TYPE(item.ptr())->tp_name + ")");
+  }
+  return item.cast<std::string>();
+}
+
 // A list of names (not a str, which would iterate by character).
 std::vector<std::string> names_arg(py::handle v, const char* what) {
   if (py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) || !py::isinstance<py::iterable>(v)) {
     throw py::type_error(std::string(what) + " must be a list of axis names, got " + text_of(v));
   }
   std::vector<std::string> out;
-  for (py::handle item : v) {
-    if (!py::isinstance<py::str>(item)) {
-      throw py::type_error("axis " + std::to_string(out.size()) + " must be named by a str, got " +
-                           text_of(item) + " (" + Py_TYPE(item.ptr())->tp_name + ")");
-    }
-    out.push_back(item.cast<std::string>());
-  }
+  for (py::handle item : v) out.push_back(axis_name_arg(item, out.size()));
   return out;
 }
 
@@ -195,11 +198,9 @@ py::tuple coord_of(const topology& t, py::handle rank) {
   std::vector<rank_t> heap(t.ndim() > small ? t.ndim() : 0);
   rank_t* c = t.ndim() > small ? heap.data() : stack;
   t.coord_of(rank_arg(rank, t), c);
-  py::tuple out(t.ndim());
-  for (std::size_t i = 0; i < t.ndim(); ++i) {
-    PyTuple_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), PyLong_FromLongLong(c[i]));
-  }
-  return out;
+  PyObject* out = proctopo_binding::int_tuple(&PyTuple_Type, c, t.ndim());
+  if (out == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::tuple>(out);
 }
 
 // get_rank(**kwargs): one coordinate per axis, by name.
@@ -282,8 +283,10 @@ std::vector<rank_t> group_head(const topology& t, py::handle rank, py::handle ax
   const rank_t r = rank_arg(rank, t);
   const auto a = axes_arg(t, axes);
   const int_arg n = to_int(count, [] { return "count"; });
-  // A count past 64 bits is past every group (or, negative, refused as -1 would be).
-  return t.group_head(r, a, n.fits() ? n.value : n.value > 0 ? INT64_MAX : -1);
+  if (n.fits()) return t.group_head(r, a, n.value);
+  t.group_head(r, a, 0);  // the rank's rule and the axes' first
+  if (n.value < 0) proctopo::detail::throw_negative_count(n.wide);
+  return t.group_head(r, a, INT64_MAX);  // past every group
 }
 
 rank_t group_size(const topology& t, py::handle axes) { return t.group_table_shape(axes_arg(t, axes)).group_size; }
@@ -391,13 +394,23 @@ struct sizes_arg {
   }
 };
 
-// A mapping of axis names to sizes, as a dict.
-py::dict sizes_map(py::handle v) {
-  if (!PyDict_Check(v.ptr()) && (!PyMapping_Check(v.ptr()) || !py::hasattr(v, "items"))) {
-    throw py::type_error("sizes must be a mapping of axis names to sizes, got " + text_of(v));
+// A mapping of axis names to sizes: the names, and the sizes not yet converted.
+struct named_sizes {
+  py::dict map;  // holds the sizes
+  std::vector<std::string> names;
+  std::vector<py::handle> sizes;
+
+  explicit named_sizes(py::handle v) {
+    if (!PyDict_Check(v.ptr()) && (!PyMapping_Check(v.ptr()) || !py::hasattr(v, "items"))) {
+      throw py::type_error("sizes must be a mapping of axis names to sizes, got " + text_of(v));
+    }
+    map = py::dict(py::reinterpret_borrow<py::object>(v));
+    for (const auto& item : map) {
+      names.push_back(name_of(item.first));
+      sizes.push_back(item.second);
+    }
   }
-  return py::dict(py::reinterpret_borrow<py::object>(v));
-}
+};
 
 topology make_topology(py::handle axes_in, py::handle dims_in) {
   std::vector<std::string> axes = names_arg(axes_in, "axes");
@@ -405,22 +418,22 @@ topology make_topology(py::handle axes_in, py::handle dims_in) {
   return topology(std::move(axes), std::move(s.dims), s.wide);
 }
 
-// Topology.from_order(order, sizes): sizes maps names of the order to sizes. Each size is
-// converted after the core has checked the order and the names.
-topology from_order(py::handle order, py::handle sizes_in) {
+// Topology.from_order(order, sizes, rename): sizes maps names of the order to sizes; rename,
+// when not None, renames axes by its get(name, name). The new names and the sizes are
+// converted after the core has checked the order and the names given sizes.
+topology from_order(py::handle order, py::handle sizes_in, py::handle rename) {
   const std::string text = text_arg(order, "order");
-  const py::dict sizes = sizes_map(sizes_in);
-  std::vector<std::string> names;
-  std::vector<py::handle> values;
-  for (const auto& item : sizes) {
-    names.push_back(name_of(item.first));
-    values.push_back(item.second);
-  }
-  return topology::from_order_with(text, names, [&](std::size_t k, rank_t& size, std::string& wide) {
-    int_arg d = to_int(values[k], [&] { return "the size of axis '" + names[k] + "'"; });
-    size = d.value;
-    wide = std::move(d.wide);
-  });
+  const named_sizes given(sizes_in);
+  return topology::from_order_with(
+      text, given.names,
+      [&](std::size_t i, std::string& axis) {
+        if (!rename.is_none()) axis = axis_name_arg(rename.attr("get")(axis, axis), i);
+      },
+      [&](std::size_t k, rank_t& size, std::string& wide) {
+        int_arg d = to_int(given.sizes[k], [&] { return "the size of axis '" + given.names[k] + "'"; });
+        size = d.value;
+        wide = std::move(d.wide);
+      });
 }
 
 std::vector<std::string> axes_of(const topology& t) { return t.axes(); }
@@ -500,7 +513,7 @@ PYBIND11_MODULE(_core, m) {
       .def("rank_repr", method(&rank_repr), "rank"_a, "omit"_a, "inner_sep"_a, "outer_sep"_a)
       .def("shape_text", method(&shape_text), "axes"_a = py::none())
       .def("describe", method(&describe))
-      .def_static("from_order", &from_order, "order"_a, "sizes"_a)
+      .def_static("from_order", &from_order, "order"_a, "sizes"_a, "rename"_a = py::none())
       .def("__eq__", method(&equals))
       .def("__hash__", method(&hash_of))
       .def(py::pickle(method(&state), [](const py::tuple& s) {
@@ -536,11 +549,9 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "check_sizes",
       [](py::handle sizes_in) {
-        const py::dict sizes = sizes_map(sizes_in);
-        std::vector<std::string> names;
-        for (const auto& item : sizes) names.push_back(name_of(item.first));
-        const sizes_arg s(sizes.attr("values")(), names);
-        proctopo::check_sizes(names, s.dims, s.wide);
+        const named_sizes given(sizes_in);
+        const sizes_arg s(given.map.attr("values")(), given.names);
+        proctopo::check_sizes(given.names, s.dims, s.wide);
       },
       "sizes"_a);
   m.def(

@@ -106,10 +106,7 @@ class ProcessTopology:
         >>> ProcessTopology.from_order("tp-dp-pp", tp=2, pp=2, rename=MEGATRON_TO_DEEPSPEED).axes
         ['pipe', 'data', 'model']
         """
-        core = _Topology.from_order(order, sizes)
-        if rename:
-            core = _Topology([rename.get(t, t) for t in core.axes], core.dims)
-        return _adopt(cls.__new__(cls), core)
+        return _adopt(cls.__new__(cls), _Topology.from_order(order, sizes, rename or None))
 
     # ----------------------------------------------------------------- DeepSpeed API
     @property

@@ -684,6 +684,8 @@ TEST(GroupHead, HugeGroupsAreNeverBuilt) {
   EXPECT_EQ(t.group_head(t.world_size() - 1, idx{1, 0}, 2), (vec{0, 1}));
   EXPECT_EQ(t.group_head(5, idx{}, 9), (vec{5}));
   EXPECT_EQ(message_of([&] { t.group_head(5, idx{0}, -1); }), "count must be at least 0, got -1");
+  EXPECT_EQ(message_of([] { proctopo::detail::throw_negative_count("-36893488147419103232"); }),
+            "count must be at least 0, got -36893488147419103232");
   EXPECT_THROW(t.group_head(-1, idx{0}, 1), proctopo::rank_out_of_range);
   EXPECT_THROW(t.group_head(0, idx{0, 0}, 1), std::invalid_argument);
   EXPECT_THROW(t.group_head(0, idx{2}, 1), std::out_of_range);

@@ -53,10 +53,12 @@ class topology {
   static topology from_order(std::string_view order, const std::vector<std::string>& names,
                              const std::vector<rank_t>& sizes, const std::vector<std::string>& wide = {});
   /// from_order for callers that convert each size themselves (a binding): once the order
-  /// and the names are checked, `size_of(k, size, wide_text)` sets the size of names[k]
-  /// (and, for a size past 64 bits, its text, as `wide` of the constructor), in axis order.
-  template <class SizeOf>
-  static topology from_order_with(std::string_view order, const std::vector<std::string>& names, SizeOf&& size_of);
+  /// and the names are checked, `rename(i, axis)` may replace the name of each axis i, then
+  /// `size_of(k, size, wide_text)` sets the size of names[k] (and, for a size past 64 bits,
+  /// its text, as `wide` of the constructor), both in axis order; then the topology is built.
+  template <class Rename, class SizeOf>
+  static topology from_order_with(std::string_view order, const std::vector<std::string>& names, Rename&& rename,
+                                  SizeOf&& size_of);
   ~topology();
   topology(const topology& other);
   topology(topology&& other) noexcept;
@@ -186,6 +188,8 @@ namespace detail {
 [[noreturn]] void throw_rank_out_of_range(std::string_view value, rank_t world);
 /// Throws world_size_overflow: `what` (e.g. "n") is `value`, past the 64-bit range.
 [[noreturn]] void throw_too_large(std::string_view what, std::string_view value);
+/// Throws std::invalid_argument for a count of `value` ranks, below 0.
+[[noreturn]] void throw_negative_count(std::string_view value);
 /// Throws unknown_axis for `name`, listing the axes there are.
 [[noreturn]] void throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes);
 /// Position of each of `names` in `axes`; throws unknown_axis, or std::invalid_argument for a
@@ -221,10 +225,12 @@ std::vector<rank_t> dims_create(rank_t n, std::vector<rank_t> dims);
 /// {"pp", "dp", "cp", "tp"} (Megatron lists the fastest axis first).
 std::vector<std::string> parse_order(std::string_view order);
 
-template <class SizeOf>
-topology topology::from_order_with(std::string_view order, const std::vector<std::string>& names, SizeOf&& size_of) {
+template <class Rename, class SizeOf>
+topology topology::from_order_with(std::string_view order, const std::vector<std::string>& names, Rename&& rename,
+                                   SizeOf&& size_of) {
   std::vector<std::string> axes = parse_order(order);
   const std::vector<std::size_t> at = detail::positions(axes, names);
+  for (std::size_t i = 0; i < axes.size(); ++i) rename(i, axes[i]);
   constexpr std::size_t none = static_cast<std::size_t>(-1);
   std::vector<std::size_t> given(axes.size(), none);  // which name sizes each axis
   for (std::size_t k = 0; k < names.size(); ++k) given[at[k]] = k;
