@@ -1,0 +1,112 @@
+"""proctopo.deepspeed: DeepSpeed's PipelineModule and PipelineEngine on a proctopo grid.
+
+The training run is examples/deepspeed_pipeline.py under torchrun (every process
+must exit with 0); the entry point's checks run on gloo processes of the
+``run_workers`` fixture, and its version check without DeepSpeed at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import proctopo
+import proctopo.deepspeed as pds
+import pytest
+from helpers import RunWorkers, require
+from helpers import training_workers as workers
+
+
+def test_an_untested_release_is_refused_naming_the_tested_one() -> None:
+    for version in ("0.19.7", "0.20.0", "1.0.0", "0.19.8.1", "0.19"):
+        with pytest.raises(ImportError, match=r"tested with DeepSpeed 0\.19\.8 only") as info:
+            pds.check_version(version)
+        assert f"DeepSpeed {version} is installed" in str(info.value)
+    assert pds.check_version("0.19.8") == "0.19.8"
+    assert pds.check_version("0.19.8+cpu") == "0.19.8+cpu"
+
+
+def test_importing_it_imports_neither_torch_nor_deepspeed() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, proctopo.deepspeed; print(sorted({'torch', 'deepspeed'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.torch
+def test_changed_internals_are_refused_before_anything_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("deepspeed.runtime.pipe.module")
+    import deepspeed.runtime.pipe.module as ds_module
+
+    class NoGrid:
+        pass
+
+    # the module no longer holds DeepSpeed's class under the name
+    monkeypatch.setattr(ds_module, "PipelineParallelGrid", NoGrid)
+    with pytest.raises(ImportError, match=r"PipelineParallelGrid is .*NoGrid.*not DeepSpeed's class") as info:
+        pds._deepspeed_internals("0.19.8")
+    assert "expects PipelineModule.__init__ to build its grid by calling the global" in str(info.value)
+    monkeypatch.undo()
+
+    # the constructor no longer calls it
+    def init(self: Any, layers: Any, topology: Any = None) -> None:
+        self._grid = object()
+
+    monkeypatch.setattr(ds_module.PipelineModule, "__init__", init)
+    with pytest.raises(ImportError, match=r"PipelineModule.__init__ does not call PipelineParallelGrid"):
+        pds._deepspeed_internals("0.19.8")
+
+
+@pytest.mark.torch
+def test_a_non_grid_is_refused() -> None:
+    require("deepspeed")
+    topology = proctopo.ProcessTopology(["pipe", "data"], [2, 2])
+    with pytest.raises(
+        TypeError, match=r"grid must be a proctopo\.PipelineParallelGrid, got ProcessTopology"
+    ):
+        with pds.use_grid(topology):  # type: ignore[arg-type]
+            pass
+
+
+@pytest.mark.mp
+def test_the_pipeline_engine_trains_on_the_grid(tmp_path: Path) -> None:
+    require("deepspeed.pipe")
+    records = workers.run_example("deepspeed_pipeline.py", 4, [], tmp_path)
+    assert workers.largest_difference(records) <= workers.TOLERANCE
+    for rank, rec in enumerate(records):
+        assert rec["stage"] == rank // 2, rec  # pipe=2 x data=2
+        assert rec["layers"] == ([0, 4] if rank < 2 else [4, 7]), rec
+        assert rec["engine_uses_grid"] is True and rec["engine_uses_grid_group"] is True, rec
+
+
+def test_a_pipeline_module_subclass_built_in_the_block_takes_the_grid(run_workers: RunWorkers) -> None:
+    require("deepspeed.pipe")
+    results = run_workers(workers.pipeline_module_on_grid, 4, timeout=120)
+    for rank, res in enumerate(results):
+        assert res["given"] and res["grid"], res
+        assert res["stage"] == rank // 2 and res["layers"] == ([0, 2] if rank < 2 else [2, 4]), res
+        assert res["grid_calls"] == 0, res  # building the module created no group through the grid
+        assert "deepspeed.runtime.pipe.topology.PipelineParallelGrid" in res["restored"], res
+
+
+def test_what_the_entry_point_refuses(run_workers: RunWorkers) -> None:
+    require("deepspeed.pipe")
+    results = run_workers(workers.pipeline_module_refusals, 4, timeout=120)
+    for rank, res in enumerate(results):
+        assert res["topology argument"] == (
+            "InvalidArgumentError: pipeline_module takes the topology from the grid; do not pass topology"
+        ), res
+        assert res["other topology"] == (
+            "InvalidArgumentError: the PipelineModule was given the topology pipe=4 x data=1, but the grid "
+            "of use_grid is pipe=2 x data=2: pass topology=grid.topology()"
+        ), res
+        assert res["nested"].startswith("GridStateError: use_grid blocks do not nest"), res
+        assert "deepspeed.runtime.pipe.topology.PipelineParallelGrid" in res["restored"], res
+        if rank < 2:
+            assert res["part of the world"].startswith(
+                "InvalidArgumentError: DeepSpeed's PipelineModule lays its topology over the whole world"
+            ), res
+            assert "the global ranks [0, 1] of a world of 4" in res["part of the world"], res
+        assert res["destroyed"].startswith("GridDestroyedError"), res

@@ -1,0 +1,62 @@
+"""Training on proctopo grids: each example of examples/ run under torchrun, as a user runs it.
+
+Every run trains a small MLP for five AdamW steps on 4 gloo processes and compares
+the loss of each step with one process training the same model, from the same
+weights, on the whole batch. Each test checks that every process exited with 0:
+the examples end as training scripts do, with ``dist.destroy_process_group()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import require
+from helpers.training_workers import TOLERANCE, exit_codes, largest_difference, run_example
+
+WORLD = 4
+
+
+def test_torchrun_failure_reports_are_read_rank_by_rank() -> None:
+    report = (
+        "[1]:\n  time      : 2026-12-05_16:22:31\n  host      : localhost\n"
+        "  rank      : 0 (local_rank: 0)\n  exitcode  : -6 (pid: 15394)  (SIGABRT)\n  error_file: <N/A>\n"
+        "[2]:\n  rank      : 3 (local_rank: 3)\n  exitcode  : -15 (pid: 15398)  (SIGTERM)\n"
+    )
+    assert exit_codes(report) == {0: "-6 (pid: 15394)  (SIGABRT)", 3: "-15 (pid: 15398)  (SIGTERM)"}
+
+
+@pytest.mark.mp
+def test_fsdp2_and_tensor_parallel_on_a_grid_mesh(tmp_path: Path) -> None:
+    """fully_shard over mesh["data"], Colwise/Rowwise over mesh["model"], one 2-D export; and the same on
+    init_device_mesh, bit for bit."""
+    require("torch.distributed.fsdp")
+    records = run_example("fsdp2_tp.py", WORLD, ["--compare-init-device-mesh"], tmp_path)
+    assert largest_difference(records) <= TOLERANCE
+    for rec in records:
+        assert rec["mesh"] == "DeviceMesh((data=2, model=2), 'cpu', stride=(2, 1))", rec
+        assert rec["bitwise_equal_losses"] and rec["bitwise_equal_weights"], rec
+    assert len({tuple(rec["losses"]) for rec in records}) == 1  # every rank saw the same mean losses
+
+
+@pytest.mark.mp
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None:
+    require("deepspeed")
+    records = run_example("deepspeed_zero.py", WORLD, ["--stage", str(stage)], tmp_path)
+    assert largest_difference(records) <= TOLERANCE
+    for rank, rec in enumerate(records):
+        # pipe=1 x data=2 x model=2: the data-parallel group of a rank holds the ranks of its model coordinate
+        assert rec["data_parallel_group"] == [rank % 2, rank % 2 + 2], rec
+        assert rec["engine_uses_grid_group"] is True, rec
+        assert rec["zero_uses_grid_group"] is (None if stage == 0 else True), rec
+
+
+@pytest.mark.mp
+def test_megatron_tensor_parallel_linears(tmp_path: Path) -> None:
+    require("megatron.core.tensor_parallel")
+    records = run_example("megatron_tp.py", WORLD, [], tmp_path)
+    assert largest_difference(records) <= TOLERANCE
+    for rank, rec in enumerate(records):
+        assert rec["tensor_parallel_group"] == [rank - rank % 2, rank - rank % 2 + 1], rec
+        assert rec["data_parallel_group"] == [rank % 2, rank % 2 + 2], rec
