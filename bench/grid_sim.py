@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from _common import cpu_model, fmt_time, load_average  # bench/ is on sys.path
@@ -512,6 +512,14 @@ def megatron_render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _emit(
+    data: dict[str, Any], to_markdown: Callable[[dict[str, Any]], str], heading: str, as_json: bool
+) -> int:
+    """Print the data as JSON, or the heading and its markdown."""
+    print(json.dumps(data) if as_json else heading + "\n" + to_markdown(data))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the markdown section."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -530,24 +538,14 @@ def main(argv: list[str] | None = None) -> int:
         _megatron_child(world, rank, kwargs, bound)
         return 0
     if args.megatron:
-        mdata = megatron_simulate()
-        if args.json:
-            print(json.dumps(mdata))
-            return 0
-        print("## Megatron's parallel state at scale (bench/grid_sim.py --megatron)\n")
-        print(megatron_render(mdata))
-        return 0
+        heading = "## Megatron's parallel state at scale (bench/grid_sim.py --megatron)\n"
+        return _emit(megatron_simulate(), megatron_render, heading, args.json)
     if args.ds_child is not None:
         world, axes, dims, bound = json.loads(args.ds_child)
         _ds_child(world, axes, dims, bound)
         return 0
     data = simulate(quick=args.quick, ds_bound=args.ds_bound, deepspeed=not args.no_deepspeed)
-    if args.json:
-        print(json.dumps(data))
-        return 0
-    print("## Scale simulation (bench/grid_sim.py)\n")
-    print(render(data))
-    return 0
+    return _emit(data, render, "## Scale simulation (bench/grid_sim.py)\n", args.json)
 
 
 if __name__ == "__main__":
