@@ -189,6 +189,7 @@ def test_check_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
         "dims": [2, 4, 16],
         "strides": [64, 16, 1],
         "world_size": 128,
+        "shape": "pipe=2 x data=4 x model=16",
     }
     assert report["rules"] == {"intra_node": ["model"], "intra_domain": [], "allow_partial_node": False}
     assert report["axes"][2] == {

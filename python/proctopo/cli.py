@@ -37,7 +37,7 @@ from .comm import check_timeout
 from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
 from .groups import CPU_STRATEGIES
 from .machine import BlockPlacement
-from .topology import ProcessTopology, parse_order
+from .topology import ProcessTopology, check_axis_names, parse_order
 
 #: The axes of every subcommand when none are given.
 DEFAULT_AXES: tuple[str, ...] = ("pipe=2", "data=2", "model=2")
@@ -169,16 +169,17 @@ def convention_warning(
 
 
 def topology_json(topo: ProcessTopology) -> dict[str, Any]:
-    """The ``topology`` object of every JSON document: axes, dims, strides and world size.
+    """The ``topology`` object of every JSON document: axes, dims, strides, world size and shape text.
 
     >>> topology_json(ProcessTopology(['pipe', 'data'], [2, 3]))
-    {'axes': ['pipe', 'data'], 'dims': [2, 3], 'strides': [3, 1], 'world_size': 6}
+    {'axes': ['pipe', 'data'], 'dims': [2, 3], 'strides': [3, 1], 'world_size': 6, 'shape': 'pipe=2 x data=3'}
     """
     return {
         "axes": topo.get_axis_names(),
         "dims": topo.dims,
         "strides": list(topo.strides),
         "world_size": topo.world_size(),
+        "shape": topo.shape_text(),
     }
 
 
@@ -332,7 +333,7 @@ def rank_json(topo: ProcessTopology, rank: int, ranks_per_node: int | None = Non
 
 def _print_rank(doc: dict[str, Any], out: TextIO) -> None:
     topo = doc["topology"]
-    shape = ProcessTopology(topo["axes"], topo["dims"]).shape_text()
+    shape = topo["shape"]
     print(f"rank {doc['rank']} of {shape} ({topo['world_size']} ranks)", file=out)
     rows = [("coordinates", " ".join(f"{a}={c}" for a, c in doc["coord"].items()))]
     entries = [(f"{a} group", g) for a, g in doc["groups"].items()]
@@ -478,7 +479,7 @@ _RULE_TAG = {
 
 def _print_check(report: dict[str, Any], out: TextIO) -> None:
     topo = report["topology"]
-    shape = ProcessTopology(topo["axes"], topo["dims"]).shape_text()
+    shape = topo["shape"]
     describe = f"{shape} ({topo['world_size']} ranks)"
     n = len(report["violations"])
     print(f"ok: {describe}" if report["ok"] else f"FAILED: {describe}: {n} rule(s) broken", file=out)
@@ -957,7 +958,7 @@ def _plan(args: argparse.Namespace) -> int:
     pairs = [_split_word(w) for w in words]
     names = [n for n, _ in pairs]
     if names:
-        ProcessTopology(names, [1] * len(names))  # repeated or invalid names, in the topology's words
+        check_axis_names(names)  # repeated or invalid names, in the topology's words
     axes = names + ([t for t in parse_order(args.order) if t not in names] if args.order else [])
     world_size = _environ(args.world_size, "WORLD_SIZE", _positive)
     ranks_per_node = _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
