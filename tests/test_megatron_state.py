@@ -1,7 +1,9 @@
-"""proctopo.megatron against megatron-core 0.16: its layouts and its parallel state."""
+"""proctopo.megatron against megatron-core (0.16.x or 0.19.x, whichever is installed): its
+layouts, its parallel state, and the refusal of releases and states it does not know."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import os
 import random
@@ -24,47 +26,127 @@ def _megatron(module: str = "megatron.core.parallel_state") -> types.ModuleType:
     return require(module)  # its import-time warnings are filtered in pyproject.toml
 
 
+def _release() -> str:
+    """The installed megatron-core's release series ("0.16" or "0.19")."""
+    ps = _megatron()
+    version = sys.modules["megatron.core.package_info"].__version__
+    assert ps is not None and version in pm.TESTED_VERSIONS.values(), version
+    return str(version.rsplit(".", 1)[0])
+
+
 SIZE_KEYS = ("tensor_model_parallel_size", "context_parallel_size", "expert_model_parallel_size")
+GTP_KEYS = ("gtp_remat_size", "expert_gtp_remat_size")
 
 
 def _megatron_generators(ps: types.ModuleType, world: int, kw: dict[str, object]) -> tuple[object, object]:
     """megatron-core's two RankGenerators and its checks, as its initialize_model_parallel runs them."""
     tp, cp, ep, pp = (int(kw[k]) for k in (*SIZE_KEYS, "pipeline_model_parallel_size"))  # type: ignore[call-overload]
+    gtp, egtp = (int(kw.get(k, 1)) for k in GTP_KEYS)  # type: ignore[call-overload]
     etp = kw["expert_tensor_parallel_size"]
     etp = tp if etp is None else int(etp)  # type: ignore[call-overload]
     order = str(kw["order"])
-    if world % (tp * cp * pp) or world % (etp * ep * pp):
+    if world % (tp * gtp * cp * pp) or world % (etp * ep * egtp * pp):
         raise RuntimeError("not divisible")
-    dp, edp = world // (tp * cp * pp), world // (etp * ep * pp)
-    dense = ps.RankGenerator(tp=tp, ep=1, dp=dp, pp=pp, cp=cp, order=order)
-    expert = ps.RankGenerator(tp=etp, ep=ep, dp=edp, pp=pp, cp=1, order=order)
+    dp, edp = world // (tp * gtp * cp * pp), world // (etp * ep * egtp * pp)
+    if hasattr(ps, "_inject_gtp_remat_axis"):  # megatron-core 0.19
+        # Its RankGenerator looks for a missing token by substring, and "tp" is in "gtp_remat":
+        # it never appends a missing tp, and then fails on its first group over tp (ValueError,
+        # some groups already made). proctopo refuses such an order when tp is above 1 and
+        # completes it when tp is 1, as megatron-core 0.16 does (see the test below).
+        if "tp" not in order.lower().split("-"):
+            raise LookupError("tp left out of the order")
+        dense = ps.RankGenerator(
+            tp=tp,
+            ep=1,
+            dp=dp,
+            pp=pp,
+            cp=cp,
+            order=ps._inject_gtp_remat_axis(order, after="tp"),
+            gtp_remat=gtp,
+        )
+        expert = ps.RankGenerator(
+            tp=etp,
+            ep=ep,
+            dp=edp,
+            pp=pp,
+            cp=1,
+            order=ps._inject_gtp_remat_axis(order, after="ep"),
+            gtp_remat=egtp,
+        )
+    else:
+        assert gtp == egtp == 1
+        dense = ps.RankGenerator(tp=tp, ep=1, dp=dp, pp=pp, cp=cp, order=order)
+        expert = ps.RankGenerator(tp=etp, ep=ep, dp=edp, pp=pp, cp=1, order=order)
     assert order.endswith("pp") or pp == 1 or edp == dp
     assert dense.get_ranks("pp") == expert.get_ranks("pp")
     return dense, expert
 
 
+#: megatron-core's tokens of its groups -> proctopo's axes, per layout.
+DENSE_AXES = {"tp": "tp", "cp": "cp", "dp": "dp", "pp": "pp", "gtp_remat": "gtp"}
+EXPERT_AXES = {"tp": "etp", "ep": "ep", "dp": "edp", "pp": "pp", "gtp_remat": "egtp"}
+DENSE_TOKENS = ["dp-cp", "dp", "cp", "tp-pp", "tp", "pp", "tp-dp-cp", "tp-dp", "tp-cp"]
+EXPERT_TOKENS = ["ep", "tp", "tp-ep", "tp-ep-pp", "dp"]
+GTP_DENSE_TOKENS = [
+    "gtp_remat", "gtp_remat-dp", "gtp_remat-dp-cp", "tp-gtp_remat-pp", "tp-gtp_remat-dp-cp", "tp-gtp_remat-dp"
+]  # fmt: skip
+GTP_EXPERT_TOKENS = ["gtp_remat", "tp-ep-gtp_remat-pp", "gtp_remat-dp"]
+
+
+def _groups(topo: pm.ProcessTopology, token: str, names: dict[str, str]) -> list[list[int]]:
+    axes = [names[t] for t in token.split("-") if names[t] in topo.axes]
+    if not axes:  # an axis the layout leaves out (size 1): each rank alone
+        return [[r] for r in range(topo.world_size())]
+    return topo.groups(axes).tolist()  # type: ignore[no-any-return]
+
+
+def _significant(order: str, gen: object) -> list[str]:
+    """The tokens of an order whose size is above 1 (those that place ranks), in order."""
+    return [t for t in order.split("-") if gen.name_to_size.get(t, 1) > 1]  # type: ignore[attr-defined]
+
+
+def _outcome(world: int, kw: dict[str, object]) -> object:
+    """Refused, or every group of both layouts."""
+    try:
+        lay = layout(world, **kw)  # type: ignore[arg-type]
+    except InvalidArgumentError:
+        return "refused"
+    return [_groups(lay.dense, t, DENSE_AXES) for t in DENSE_TOKENS + GTP_DENSE_TOKENS] + [
+        _groups(lay.expert, t, EXPERT_AXES) for t in EXPERT_TOKENS + GTP_EXPERT_TOKENS
+    ]
+
+
 def test_layout_matches_megatron_rank_generators() -> None:
     """Random sizes and orders: proctopo accepts what megatron-core accepts, with the same groups."""
     ps = _megatron()
+    gtp_release = _release() == "0.19"
     rng = random.Random(11)
-    accepted = refused = 0
+    accepted = refused = with_gtp = 0
     for _ in range(1500):
         kw: dict[str, object] = {k: rng.choice([1, 2, 3]) for k in SIZE_KEYS}
         kw["pipeline_model_parallel_size"] = rng.choice([1, 2, 3])
         kw["expert_tensor_parallel_size"] = rng.choice([None, 1, 2, 3])
         tokens = ["tp", "cp", "ep", "dp", "pp"]
+        if gtp_release:
+            kw.update({k: rng.choice([1, 1, 2]) for k in GTP_KEYS})
+            if rng.random() < 0.2:
+                tokens.append("gtp_remat")
         rng.shuffle(tokens)
-        kw["order"] = "-".join(tokens[: rng.choice([3, 4, 5])])
-        world = (
-            rng.choice([1, 2, 3, 4])
-            * int(kw["tensor_model_parallel_size"])
-            * int(  # type: ignore[call-overload]
-                kw["context_parallel_size"]  # type: ignore[call-overload]
-            )
-            * int(kw["pipeline_model_parallel_size"])
-        )  # type: ignore[call-overload]
+        kw["order"] = "-".join(tokens[: rng.choice([3, 4, 5, len(tokens)])])
+        world = rng.choice([1, 2, 3, 4])
+        for k in ("tensor_model_parallel_size", "context_parallel_size", "pipeline_model_parallel_size"):
+            world *= int(kw[k])  # type: ignore[call-overload]
+        world *= int(kw.get("gtp_remat_size", 1))  # type: ignore[call-overload]
         try:
             dense, expert = _megatron_generators(ps, world, kw)
+        except LookupError:  # megatron-core 0.19 and an order without tp: no oracle
+            tp_sizes = (kw["tensor_model_parallel_size"], kw["expert_tensor_parallel_size"])
+            if max(int(v) for v in tp_sizes if v is not None) > 1:  # type: ignore[call-overload]
+                with pytest.raises(InvalidArgumentError):
+                    layout(world, **kw)  # type: ignore[arg-type]
+            else:  # the same groups as with tp (of size 1) written first, where gtp_remat then goes
+                assert _outcome(world, kw) == _outcome(world, {**kw, "order": f"tp-{kw['order']}"}), kw
+            continue
         except (RuntimeError, AssertionError):
             with pytest.raises(InvalidArgumentError):
                 layout(world, **kw)  # type: ignore[arg-type]
@@ -72,18 +154,20 @@ def test_layout_matches_megatron_rank_generators() -> None:
             continue
         lay = layout(world, **kw)  # type: ignore[arg-type]
         accepted += 1
-        assert lay.order == dense.order  # type: ignore[attr-defined]
-        for token in ("dp-cp", "dp", "cp", "tp-pp", "tp", "pp", "tp-dp-cp", "tp-dp", "tp-cp"):
-            assert lay.dense.groups(token.split("-")).tolist() == dense.get_ranks(token), (kw, token)  # type: ignore[attr-defined]
-        for token, axes in (
-            ("ep", ["ep"]),
-            ("tp", ["etp"]),
-            ("tp-ep", ["etp", "ep"]),
-            ("tp-ep-pp", ["etp", "ep", "pp"]),
-            ("dp", ["edp"]),
-        ):
-            assert lay.expert.groups(axes).tolist() == expert.get_ranks(token), (kw, token)  # type: ignore[attr-defined]
+        with_gtp += lay.gtp > 1 or lay.egtp > 1
+        if gtp_release:  # 0.19 always places gtp_remat, which only matters when its size is above 1
+            assert _significant(lay.order, dense) == _significant(dense.order, dense), kw  # type: ignore[attr-defined]
+            assert _significant(lay.expert_order, expert) == _significant(expert.order, expert), kw  # type: ignore[attr-defined]
+        else:
+            assert lay.order == lay.expert_order == dense.order  # type: ignore[attr-defined]
+        dense_tokens = DENSE_TOKENS + (GTP_DENSE_TOKENS if gtp_release else [])
+        expert_tokens = EXPERT_TOKENS + (GTP_EXPERT_TOKENS if gtp_release else [])
+        for token in dense_tokens:
+            assert _groups(lay.dense, token, DENSE_AXES) == dense.get_ranks(token), (kw, token)  # type: ignore[attr-defined]
+        for token in expert_tokens:
+            assert _groups(lay.expert, token, EXPERT_AXES) == expert.get_ranks(token), (kw, token)  # type: ignore[attr-defined]
     assert accepted > 200 and refused > 200  # both branches were exercised
+    assert with_gtp > (100 if gtp_release else -1), with_gtp  # and GTP where megatron-core has it
 
 
 @pytest.mark.parametrize(
@@ -150,6 +234,33 @@ CASES: list[tuple[dict[str, object], dict[str, object]]] = [
 ]  # fmt: skip
 
 
+#: megatron-core 0.19's GTP weight rematerialisation (dense, expert, both, and gtp_remat named
+#: in the order), with the gloo groups it leaves out; run where 0.19 is installed.
+GTP_CASES: list[tuple[dict[str, object], dict[str, object]]] = [
+    (
+        {"tensor_model_parallel_size": 2, "gtp_remat_size": 2, "pipeline_model_parallel_size": 2,
+         "expert_model_parallel_size": 2, "expert_tensor_parallel_size": 1, "expert_gtp_remat_size": 2,
+         "create_gloo_process_groups": True},
+        {"group_creation": "local"},
+    ),
+    (
+        {"gtp_remat_size": 2, "context_parallel_size": 2, "expert_model_parallel_size": 4,
+         "expert_tensor_parallel_size": 1, "create_gloo_process_groups": True},
+        {"group_creation": "global"},
+    ),
+    (
+        {"tensor_model_parallel_size": 2, "expert_model_parallel_size": 2, "expert_tensor_parallel_size": 1,
+         "expert_gtp_remat_size": 2, "create_gloo_process_groups": True},
+        {"group_creation": "auto"},
+    ),
+    (
+        {"tensor_model_parallel_size": 2, "gtp_remat_size": 2, "pipeline_model_parallel_size": 2,
+         "expert_gtp_remat_size": 2, "order": "gtp_remat-tp-dp-pp", "create_gloo_process_groups": False},
+        {"group_creation": "local"},
+    ),
+]  # fmt: skip
+
+
 def _whole_world(world: int) -> tuple[str, list[int], str]:
     return ("group", list(range(world)), "gloo")
 
@@ -162,9 +273,10 @@ def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
     from helpers import megatron_workers
 
     world = 8
-    results = run_workers(megatron_workers.compare, world, (CASES,), timeout=280)
+    cases = CASES + (GTP_CASES if _release() == "0.19" else [])
+    results = run_workers(megatron_workers.compare, world, (cases,), timeout=280)
     figures = []
-    for case, (config, options) in enumerate(CASES):
+    for case, (config, options) in enumerate(cases):
         calls_m = calls_p = live_m = live_p = 0
         for rank in range(world):
             m, p = results[rank][case]["megatron"], results[rank][case]["proctopo"]
@@ -172,6 +284,9 @@ def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
             rm, rp = m["record"], p["record"]
             for name, answer in rm["getters"].items():
                 assert rp["getters"][name] == answer, f"{where}: {name}"
+            # The getters of the installed release answer (or raise megatron-core's own error).
+            absent = sorted(n.split("(")[0] for n, a in rm["getters"].items() if a == ("absent",))
+            assert absent == sorted(megatron_workers.ABSENT[_release()]), where
             assert rp["globals"] == rm["globals"], where
             assert rp["collection"] == rm["collection"], where
             # megatron-core lists its groups of this rank for update_pg_timeout; proctopo lists the
@@ -218,19 +333,35 @@ def test_import_needs_neither_megatron_nor_torch() -> None:
     assert out.stdout.strip() == "[]"
 
 
+#: initialize_model_parallel's parameters that only one tested release has.
+ONLY_IN = {
+    "0.16": ["create_all_gather_group"],
+    "0.19": ["gtp_remat_size", "expert_gtp_remat_size", "rank_offset", "local_world_size"],
+}
+
+
 def test_signature_is_megatron_cores() -> None:
-    """Same parameters, order and defaults as megatron-core's, then proctopo's keyword-only options."""
+    """megatron-core's parameters and defaults; by position as far as every tested release agrees."""
     ps = _megatron()
-    theirs = inspect.signature(ps.initialize_model_parallel).parameters
-    ours = inspect.signature(pm.initialize_model_parallel).parameters
-    assert [(p.name, p.default, p.kind) for p in list(ours.values())[: len(theirs)]] == [
-        (p.name, p.default, p.kind) for p in theirs.values()
+    theirs = list(inspect.signature(ps.initialize_model_parallel).parameters.values())
+    ours = list(inspect.signature(pm.initialize_model_parallel).parameters.values())
+    positional = [p for p in ours if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    # The positional prefix is megatron-core's own, in this release (and, the test run in the
+    # other venv shows, in the other one).
+    assert [(p.name, p.default, p.kind) for p in positional] == [
+        (p.name, p.default, p.kind) for p in theirs[: len(positional)]
     ]
-    extra = list(ours.values())[len(theirs) :]
-    assert [(p.name, p.kind) for p in extra] == [
-        ("group_creation", inspect.Parameter.KEYWORD_ONLY),
-        ("timeout", inspect.Parameter.KEYWORD_ONLY),
-    ]
+    assert theirs[len(positional)].name == {"0.16": "num_distributed_optimizer_instances",
+                                            "0.19": "gtp_remat_size"}[_release()]  # fmt: skip
+    # Every other parameter of megatron-core's is ours too, by name, with its default.
+    by_name = {p.name: p for p in ours}
+    for p in theirs[len(positional) :]:
+        assert by_name[p.name].default == p.default, p.name
+        assert by_name[p.name].kind is inspect.Parameter.KEYWORD_ONLY, p.name
+    # Ours beyond them: the other release's, then proctopo's own two.
+    extra = [p.name for p in ours if p.name not in {t.name for t in theirs}]
+    other = next(r for r in pm.TESTED_VERSIONS if r != _release())
+    assert extra == [*ONLY_IN[other], "group_creation", "timeout"]
 
 
 @pytest.mark.parametrize(
@@ -245,6 +376,8 @@ def test_signature_is_megatron_cores() -> None:
         ("high_priority_stream_groups", ["dp"]),
         ("sharp_enabled_group", "dp"),
         ("create_all_gather_group", True),
+        ("rank_offset", 4),
+        ("local_world_size", 4),
     ],
 )
 def test_unsupported_option_is_refused_by_name(name: str, value: object) -> None:
@@ -252,6 +385,113 @@ def test_unsupported_option_is_refused_by_name(name: str, value: object) -> None
     with pytest.raises(InvalidArgumentError) as info:
         pm.initialize_model_parallel(**{name: value})  # type: ignore[arg-type]
     assert f"does not support {name}={value!r}" in str(info.value)
+
+
+def test_arguments_past_the_ninth_are_keyword_only() -> None:
+    """0.19 moved them: the tenth is num_distributed_optimizer_instances in 0.16, gtp_remat_size in 0.19."""
+    with pytest.raises(TypeError, match="positional"):
+        pm.initialize_model_parallel(1, 1, None, None, False, 1, None, False, 1, 1)  # type: ignore[misc]
+
+
+# ---------------------------------------------------- releases and states proctopo does not know
+
+
+CREATE_GROUPS = pm.create_groups
+
+
+def _snapshot(ps: types.ModuleType) -> dict[str, object]:
+    return {k: v for k, v in vars(ps).items() if k.startswith("_") and k[1:2].isupper()}
+
+
+@pytest.fixture
+def untouched(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """megatron-core's parallel_state, checked unchanged afterwards, with group creation forbidden."""
+    ps = _megatron()
+
+    def no_groups(**kwargs: object) -> None:
+        raise AssertionError("create_groups was reached")
+
+    monkeypatch.setattr(pm, "create_groups", no_groups)
+    before = _snapshot(ps)
+    yield ps
+    after = _snapshot(ps)  # (a test may have deleted some, to see them refused)
+    assert after.keys() <= before.keys() and all(after[k] is before[k] for k in after)
+
+
+def test_installed_version_is_megatron_cores() -> None:
+    _megatron()
+    version = pm.installed_version()
+    assert version == sys.modules["megatron.core.package_info"].__version__
+    assert version == importlib.metadata.version("megatron-core")
+    assert version in pm.TESTED_VERSIONS.values()
+
+
+@pytest.mark.parametrize(
+    "version", ["0.15.3", "0.17.0", "0.18.1", "0.20.0", "1.16.1", "0.19.0rc1", "0.19", "0.16.1.post1", None]
+)
+def test_an_untested_release_is_refused_before_anything(
+    version: str | None, monkeypatch: pytest.MonkeyPatch, untouched: types.ModuleType
+) -> None:
+    monkeypatch.setattr(pm, "installed_version", lambda: version)
+    with pytest.raises(ImportError) as info:
+        pm.initialize_model_parallel(tensor_model_parallel_size=2)
+    text = str(info.value)
+    assert "tested with megatron-core 0.16.x and 0.19.x (tested: 0.16.1, 0.19.2) only" in text
+    if version is None:
+        assert "cannot tell which megatron-core is installed" in text
+    else:
+        assert f"megatron-core {version} is installed, but" in text
+        # create_groups, which needs no megatron-core, asks the same when no release is given.
+        with pytest.raises(ImportError, match=r"tested with megatron-core 0\.16\.x and 0\.19\.x"):
+            CREATE_GROUPS(comm=RecordingComm(0, 8))
+
+
+@pytest.mark.parametrize("version", ["0.16.0", "0.16.1", "0.16.7", "0.19.0", "0.19.2", "0.19.9"])
+def test_a_patch_release_of_a_tested_series_is_taken(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pm, "installed_version", lambda: version)
+    mg = pm.create_groups(comm=RecordingComm(0, 8), create_gloo_process_groups=False)
+    assert mg.release == version.rsplit(".", 1)[0]
+    assert ("gtp_remat" in mg.handles) == (mg.release == "0.19")
+
+
+def test_the_other_tested_release_is_refused_by_the_globals_it_lacks(
+    monkeypatch: pytest.MonkeyPatch, untouched: types.ModuleType
+) -> None:
+    """Claiming the other tested release: its parallel_state globals are missing, and named."""
+    other = next(v for r, v in pm.TESTED_VERSIONS.items() if r != _release())
+    monkeypatch.setattr(pm, "installed_version", lambda: other)
+    with pytest.raises(ImportError) as info:
+        pm.initialize_model_parallel()
+    missing = {"0.16.1": "_DATA_PARALLEL_GROUP_WITH_CP_AG",
+               "0.19.2": "_GTP_WEIGHT_REMAT_GROUP, _GTP_WEIGHT_REMAT_GLOBAL_RANKS"}[other]  # fmt: skip
+    assert f"megatron.core.parallel_state has no {missing}" in str(info.value)
+    assert "it refuses to fill a parallel state it does not know" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "names", [["_EXPERT_DATA_PARALLEL_GROUP"], ["_PIPELINE_GLOBAL_RANKS", "_global_process_group_list"]]
+)
+def test_a_missing_global_is_refused_by_name(
+    names: list[str], monkeypatch: pytest.MonkeyPatch, untouched: types.ModuleType
+) -> None:
+    for name in names:
+        monkeypatch.delattr(untouched, name)
+    with pytest.raises(ImportError) as info:
+        pm.initialize_model_parallel()
+    version = pm.installed_version()
+    assert f"megatron-core {version}'s megatron.core.parallel_state has no {', '.join(names)}, which" in str(
+        info.value
+    )
+
+
+def test_gtp_needs_megatron_core_019() -> None:
+    for kwargs in ({"gtp_remat_size": 2}, {"expert_gtp_remat_size": 2}, {"order": "tp-gtp_remat-dp-pp"}):
+        with pytest.raises(
+            InvalidArgumentError, match=r"comes with megatron-core 0\.19; megatron-core 0\.16 has"
+        ):
+            pm.create_groups(**kwargs, comm=RecordingComm(0, 8), release="0.16")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=r"release must be one of '0\.16', '0\.19'.*got '0\.17'"):
+        pm.create_groups(comm=RecordingComm(0, 8), release="0.17")
 
 
 def test_virtual_pipeline_needs_pipeline_parallelism() -> None:
@@ -291,6 +531,8 @@ def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: st
         "expert_model_parallel_size": 4,
         "expert_tensor_parallel_size": 1,
     }
+    if _release() == "0.19":
+        kw.update(gtp_remat_size=2, expert_gtp_remat_size=2)
     dense, expert = _megatron_generators(ps, world, {**kw, "order": "tp-cp-ep-dp-pp"})
     tokens = {
         "dp_cp": (dense, "dp-cp"), "dp": (dense, "dp"), "cp": (dense, "cp"), "mp": (dense, "tp-pp"),
@@ -299,6 +541,14 @@ def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: st
         "expt_tp": (expert, "tp"), "tp_ep": (expert, "tp-ep"), "tp_ep_pp": (expert, "tp-ep-pp"),
         "expt_dp": (expert, "dp"),
     }  # fmt: skip
+    if _release() == "0.19":  # the GTP groups, and the kinds that span GTP
+        tokens.update({
+            "mp": (dense, "tp-gtp_remat-pp"), "tp_dp_cp": (dense, "tp-gtp_remat-dp-cp"),
+            "tp_dp": (dense, "tp-gtp_remat-dp"), "gtp_remat": (dense, "gtp_remat"),
+            "dp_gtp_remat": (dense, "gtp_remat-dp"), "dp_cp_gtp_remat": (dense, "gtp_remat-dp-cp"),
+            "expt_gtp_remat": (expert, "gtp_remat"), "expt_dp_gtp_remat": (expert, "gtp_remat-dp"),
+            "tp_ep_pp_with_egtp_remat": (expert, "tp-ep-gtp_remat-pp"),
+        })  # fmt: skip
     for rank in range(world):
         comm = RecordingComm(rank, world)
         mg = pm.create_groups(**kw, create_gloo_process_groups=False, group_creation=strategy, comm=comm)  # type: ignore[arg-type]
@@ -307,6 +557,7 @@ def test_create_groups_on_the_recorder_matches_megatron_cores_lists(strategy: st
             handle = mg.handles[kind]
             got = list(range(world)) if handle is comm.parent() else list(handle.ranks)
             assert got == want, (rank, kind)
+        assert mg.handles.keys() == {*tokens, "intra_dist_opt", "embd", "pos_embd"}
         assert mg.handles["intra_dist_opt"] is comm.parent()  # every rank: the default group itself
         pp = next(g for g in dense.get_ranks("pp") if rank in g)  # type: ignore[attr-defined]
         ends = [pp[0], pp[-1]]

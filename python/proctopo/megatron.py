@@ -1,10 +1,12 @@
 """Megatron-LM's parallel state built from one proctopo grid.
 
 ``initialize_model_parallel`` takes the keyword arguments of
-``megatron.core.parallel_state.initialize_model_parallel`` (megatron-core 0.16)
-and leaves ``megatron.core.parallel_state`` answering every getter exactly as
-megatron-core's own call would (same ranks, sizes, source, first/last/next/prev
-ranks, gloo groups when asked for), but it creates each distinct group once,
+``megatron.core.parallel_state.initialize_model_parallel`` (megatron-core 0.16.x
+and 0.19.x, the releases it is tested with; it refuses any other release before
+touching anything) and leaves ``megatron.core.parallel_state`` answering every
+getter exactly as megatron-core's own call would (same ranks, sizes, source,
+first/last/next/prev ranks, gloo groups when asked for, and 0.19's GTP
+weight-rematerialisation groups), but it creates each distinct group once,
 through a :class:`proctopo.ProcessGrid`:
 
 * megatron-core calls ``new_group`` for every group of every kind on every
@@ -12,15 +14,17 @@ through a :class:`proctopo.ProcessGrid`:
   and makes a separate communicator for each kind, even where two kinds hold
   the same ranks (``dp`` and ``dp_cp`` without context parallelism, the
   distributed-optimizer group and the default group, ...);
-* here the dense layout (``tp``, ``cp``, ``dp``, ``pp``) and the expert layout
-  (``etp``, ``ep``, ``edp``, ``pp``) are two factorizations of the same ranks,
-  held by one grid, which creates each rank's groups with O(axes) calls where
-  the backend allows it and shares identical rank sets.
+* here the dense layout (``tp``, ``gtp``, ``cp``, ``dp``, ``pp``) and the expert
+  layout (``etp``, ``ep``, ``egtp``, ``edp``, ``pp``) are two factorizations of
+  the same ranks, held by one grid, which creates each rank's groups with
+  O(axes) calls where the backend allows it and shares identical rank sets.
 
 The layouts follow megatron-core's ``RankGenerator``: the order string lists the
 fastest axis first, tokens missing from it get size 1, the data-parallel sizes
 are derived from the world size, and the pipeline groups of both layouts must
-agree.
+agree. megatron-core 0.19 adds the ``gtp_remat`` token (the GTP
+weight-rematerialisation axis): unless the order names it, it sits right after
+``tp`` in the dense layout and right after ``ep`` in the expert one.
 
 Only the group set-up is replaced: the rest of Megatron reads
 ``parallel_state`` as usual. megatron-core is needed for
@@ -34,11 +38,15 @@ does not import it, and :func:`layout` and :func:`create_groups` work without it
 ProcessTopology(axes=['pp', 'dp', 'cp', 'tp'], dims=[2, 2, 1, 2])
 >>> lay.expert
 ProcessTopology(axes=['pp', 'edp', 'ep', 'etp'], dims=[2, 1, 2, 2])
+>>> layout(8, tensor_model_parallel_size=2, gtp_remat_size=2).dense
+ProcessTopology(axes=['pp', 'dp', 'cp', 'gtp', 'tp'], dims=[1, 2, 1, 2, 2])
 """
 
 from __future__ import annotations
 
 import datetime
+import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,11 +63,14 @@ __all__ = [
     "EXPERT_LAYOUT",
     "GLOO_GROUPS",
     "GROUPS",
+    "GTP_GROUPS",
+    "TESTED_VERSIONS",
     "MegatronGroups",
     "MegatronLayout",
     "create_groups",
     "destroy_model_parallel",
     "initialize_model_parallel",
+    "installed_version",
     "layout",
     "process_groups",
 ]
@@ -67,34 +78,62 @@ __all__ = [
 #: Name of the expert layout in the grid (the dense layout is the grid's own topology).
 EXPERT_LAYOUT = "expert"
 
-#: Megatron's group kinds, by the field name of its ``ProcessGroupCollection``: the
-#: layout (None: dense) and the axes of each, in the order megatron-core creates them.
+#: The megatron-core releases this module is tested with: release series -> the version
+#: tested. Any other release is refused before anything is touched: each release moves
+#: globals of ``parallel_state`` and arguments of ``initialize_model_parallel``.
+TESTED_VERSIONS = {"0.16": "0.16.1", "0.19": "0.19.2"}
+
+#: The newest release series tested (what :func:`create_groups` builds without megatron-core).
+_NEWEST = "0.19"
+
+#: Megatron's group kinds, by the field name of its ``ProcessGroupCollection`` (where it
+#: has one): the layout (None: dense) and the axes of each, in the order megatron-core
+#: creates them. Axes a layout lacks (``gtp``, ``egtp`` unless GTP is in use) are left out.
 GROUPS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "gtp_remat": (None, ("gtp",)),
     "dp_cp": (None, ("dp", "cp")),
     "dp": (None, ("dp",)),
+    "dp_gtp_remat": (None, ("gtp", "dp")),
+    "dp_cp_gtp_remat": (None, ("gtp", "dp", "cp")),
     "cp": (None, ("cp",)),
-    "mp": (None, ("tp", "pp")),
+    "mp": (None, ("tp", "gtp", "pp")),
     "tp": (None, ("tp",)),
     "pp": (None, ("pp",)),
-    "tp_dp_cp": (None, ("tp", "dp", "cp")),
-    "tp_dp": (None, ("tp", "dp")),
+    "tp_dp_cp": (None, ("tp", "gtp", "dp", "cp")),
+    "tp_dp": (None, ("tp", "gtp", "dp")),
     "tp_cp": (None, ("tp", "cp")),
+    "expt_gtp_remat": (EXPERT_LAYOUT, ("egtp",)),
     "ep": (EXPERT_LAYOUT, ("ep",)),
     "expt_tp": (EXPERT_LAYOUT, ("etp",)),
     "tp_ep": (EXPERT_LAYOUT, ("etp", "ep")),
     "tp_ep_pp": (EXPERT_LAYOUT, ("etp", "ep", "pp")),
+    "tp_ep_pp_with_egtp_remat": (EXPERT_LAYOUT, ("etp", "ep", "egtp", "pp")),
     "expt_dp": (EXPERT_LAYOUT, ("edp",)),
+    "expt_dp_gtp_remat": (EXPERT_LAYOUT, ("egtp", "edp")),
     # One distributed-optimizer instance: the tp-ep-pp groups of every expert-data
     # index together, i.e. every rank.
-    "intra_dist_opt": (EXPERT_LAYOUT, ("etp", "ep", "edp", "pp")),
+    "intra_dist_opt": (EXPERT_LAYOUT, ("etp", "ep", "egtp", "edp", "pp")),
 }
 
-#: The gloo groups megatron-core adds with ``create_gloo_process_groups=True``.
+#: The kinds of :data:`GROUPS` that megatron-core has from release 0.19 on (its GTP
+#: weight-rematerialisation groups and their data-parallel spans); before 0.19 they do not exist.
+GTP_GROUPS = (
+    "gtp_remat",
+    "dp_gtp_remat",
+    "dp_cp_gtp_remat",
+    "expt_gtp_remat",
+    "tp_ep_pp_with_egtp_remat",
+    "expt_dp_gtp_remat",
+)
+
+#: The gloo groups megatron-core adds with ``create_gloo_process_groups=True`` (none with
+#: ``gtp_remat_size > 1``, no expert one with ``expert_gtp_remat_size > 1``).
 GLOO_GROUPS = ("dp_cp", "dp", "expt_dp")
 
-#: Megatron's order tokens; the expert layout renames tp and dp.
-_TOKENS = ("tp", "cp", "ep", "dp", "pp")
-_EXPERT_NAMES = {"tp": "etp", "dp": "edp"}
+#: Megatron's order tokens; the layouts rename some of them.
+_TOKENS = ("tp", "cp", "ep", "dp", "pp", "gtp_remat")
+_DENSE_NAMES = {"gtp_remat": "gtp"}
+_EXPERT_NAMES = {"tp": "etp", "dp": "edp", "gtp_remat": "egtp"}
 #: The order in which megatron-core appends tokens missing from an order string.
 _COMPLETION = ("tp", "pp", "dp", "ep", "cp")
 
@@ -110,15 +149,21 @@ class MegatronLayout:
 
     Attributes:
         world_size: Number of ranks.
-        order: The order string as megatron-core completes it (lower case, the
-            missing tokens, all of size 1, appended).
+        order: The dense order string as megatron-core completes it (lower case,
+            the missing tokens, all of size 1, appended; ``gtp_remat`` in it when
+            the layout has GTP axes).
+        expert_order: The same for the expert layout (it differs from ``order``
+            only in where ``gtp_remat`` sits).
         tp, cp, ep, pp: The sizes given; ``etp`` the expert tensor-parallel size
-            (``tp`` when not given, as megatron-core derives it).
-        dp: Data-parallel size, ``world_size / (tp * cp * pp)``.
-        edp: Expert data-parallel size, ``world_size / (etp * ep * pp)``.
+            (``tp`` when not given, as megatron-core derives it); ``gtp`` and
+            ``egtp`` the GTP weight-rematerialisation sizes (megatron-core 0.19's
+            ``gtp_remat_size`` and ``expert_gtp_remat_size``).
+        dp: Data-parallel size, ``world_size / (tp * gtp * cp * pp)``.
+        edp: Expert data-parallel size, ``world_size / (etp * ep * egtp * pp)``.
         dense: Topology over ``tp``, ``cp``, ``dp``, ``pp`` (slowest first, as
-            proctopo lists axes; Megatron's order reversed).
-        expert: Topology over ``etp``, ``ep``, ``edp``, ``pp``.
+            proctopo lists axes; Megatron's order reversed), and ``gtp`` when GTP
+            is in use (a size above 1, or ``gtp_remat`` named in the order).
+        expert: Topology over ``etp``, ``ep``, ``edp``, ``pp`` (and ``egtp`` likewise).
     """
 
     world_size: int
@@ -132,6 +177,9 @@ class MegatronLayout:
     edp: int
     dense: ProcessTopology
     expert: ProcessTopology
+    gtp: int = 1
+    egtp: int = 1
+    expert_order: str = ""
 
 
 def _derive(world_size: int, fixed: dict[str, int], what: str) -> int:
@@ -157,6 +205,16 @@ def _complete(order: str, tokens: list[str], sizes: dict[str, int], which: str) 
     return tokens + missing
 
 
+def _with_gtp(written: list[str], tokens: list[str], after: str) -> list[str]:
+    """megatron-core 0.19's placing of ``gtp_remat``: right after ``after`` (else after ``tp``,
+    else first), unless the order names it; it looks at the tokens as written."""
+    if "gtp_remat" in written:
+        return list(tokens)
+    anchor = after if after in written else "tp"
+    at = written.index(anchor) + 1 if anchor in written else 0
+    return [*tokens[:at], "gtp_remat", *tokens[at:]]
+
+
 def layout(
     world_size: int,
     *,
@@ -165,6 +223,8 @@ def layout(
     context_parallel_size: int = 1,
     expert_model_parallel_size: int = 1,
     expert_tensor_parallel_size: int | None = None,
+    gtp_remat_size: int = 1,
+    expert_gtp_remat_size: int = 1,
     order: str = "tp-cp-ep-dp-pp",
 ) -> MegatronLayout:
     """The dense and expert layouts megatron-core derives for these sizes (pure arithmetic).
@@ -173,8 +233,9 @@ def layout(
         world_size: Number of ranks.
         tensor_model_parallel_size, pipeline_model_parallel_size,
         context_parallel_size, expert_model_parallel_size,
-        expert_tensor_parallel_size, order: As megatron-core's
-            ``initialize_model_parallel`` takes them.
+        expert_tensor_parallel_size, gtp_remat_size, expert_gtp_remat_size,
+        order: As megatron-core's ``initialize_model_parallel`` takes them (the
+            GTP sizes and the ``gtp_remat`` token from megatron-core 0.19 on).
 
     Raises:
         InvalidArgumentError: ``order`` names a token megatron-core does not know
@@ -191,8 +252,15 @@ def layout(
     (4, 4, 'tp-cp-ep-dp-pp')
     >>> lay.dense.group_list(5, ["dp", "cp"]), lay.expert.group_list(5, ["ep"])
     ([1, 3, 5, 7, 9, 11, 13, 15], [4, 5, 6, 7])
+    >>> lay = layout(8, tensor_model_parallel_size=2, gtp_remat_size=2, expert_model_parallel_size=2,
+    ...              expert_gtp_remat_size=2, expert_tensor_parallel_size=1)
+    >>> lay.order, lay.expert_order
+    ('tp-gtp_remat-cp-ep-dp-pp', 'tp-cp-ep-gtp_remat-dp-pp')
+    >>> lay.dense.group_list(0, ["gtp"]), lay.expert.group_list(0, ["egtp"])
+    ([0, 2], [0, 2])
     """
-    tokens = [t.lower() for t in parse_order(order)]  # the core's parser: its errors and words
+    written = parse_order(order)  # the core's parser: its errors and words
+    tokens = [t.lower() for t in written]
     sizes = {
         "tp": tensor_model_parallel_size,
         "cp": context_parallel_size,
@@ -200,6 +268,7 @@ def layout(
         "pp": pipeline_model_parallel_size,
     }
     etp = tensor_model_parallel_size if expert_tensor_parallel_size is None else expert_tensor_parallel_size
+    gtp, egtp = gtp_remat_size, expert_gtp_remat_size
     unknown = [t for t in tokens if t not in _TOKENS]
     if unknown:
         raise InvalidArgumentError(
@@ -207,33 +276,51 @@ def layout(
         )
     # The sizes go through the core first (sizes below 1, non-integers: its errors), then
     # dims_create derives each data-parallel size (a size that does not divide: its error).
-    ProcessTopology.from_order("-".join(_TOKENS), rename=None, **sizes, dp=1)
-    ProcessTopology(["etp"], [etp])
-    dp = _derive(world_size, {"tp": sizes["tp"], "cp": sizes["cp"], "pp": sizes["pp"]}, "dp")
-    edp = _derive(world_size, {"etp": etp, "ep": sizes["ep"], "pp": sizes["pp"]}, "expert dp")
-    dense_sizes = {"tp": sizes["tp"], "cp": sizes["cp"], "ep": 1, "dp": dp, "pp": sizes["pp"]}
-    expert_sizes = {"tp": etp, "cp": 1, "ep": sizes["ep"], "dp": edp, "pp": sizes["pp"]}
-    dense_order = _complete(order, tokens, dense_sizes, "")
-    _complete(order, tokens, expert_sizes, "expert ")
+    ProcessTopology.from_order("-".join(_TOKENS), rename=None, **sizes, dp=1, gtp_remat=gtp)
+    ProcessTopology(["etp", "egtp"], [etp, egtp])
+    # The sizes each data-parallel size is derived from (a GTP size shown only when in use).
+    dense_fixed = {"tp": sizes["tp"], "gtp_remat": gtp, "cp": sizes["cp"], "pp": sizes["pp"]}
+    expert_fixed = {"etp": etp, "ep": sizes["ep"], "egtp_remat": egtp, "pp": sizes["pp"]}
+    dense_fixed = {k: v for k, v in dense_fixed.items() if k != "gtp_remat" or v > 1}
+    expert_fixed = {k: v for k, v in expert_fixed.items() if k != "egtp_remat" or v > 1}
+    dp = _derive(world_size, dense_fixed, "dp")
+    edp = _derive(world_size, expert_fixed, "expert dp")
+    dense_sizes = {
+        "tp": sizes["tp"],
+        "cp": sizes["cp"],
+        "ep": 1,
+        "dp": dp,
+        "pp": sizes["pp"],
+        "gtp_remat": gtp,
+    }
+    expert_sizes = {"tp": etp, "cp": 1, "ep": sizes["ep"], "dp": edp, "pp": sizes["pp"], "gtp_remat": egtp}
+    # megatron-core 0.19 always places a gtp_remat axis; it changes no group while both
+    # GTP sizes are 1, and the layouts then leave it out (as megatron-core 0.16 does).
+    gtp_axes = gtp > 1 or egtp > 1 or "gtp_remat" in tokens
+    dense_tokens = _with_gtp(written, tokens, "tp") if gtp_axes else tokens
+    expert_tokens = _with_gtp(written, tokens, "ep") if gtp_axes else tokens
+    dense_order = _complete(order, dense_tokens, dense_sizes, "")
+    expert_order = _complete(order, expert_tokens, expert_sizes, "expert ")
     # megatron-core checks the order string as given (before completing it).
     if not (order.endswith("pp") or sizes["pp"] == 1 or edp == dp):
         raise InvalidArgumentError(
             f"order {order!r} does not end with pp, so the dense and expert layouts need the same "
-            f"data-parallel size, but world_size / (tp * cp * pp) = {world_size} / "
-            f"({sizes['tp']} * {sizes['cp']} * {sizes['pp']}) = {dp} and world_size / (etp * ep * pp) = "
-            f"{world_size} / ({etp} * {sizes['ep']} * {sizes['pp']}) = {edp}"
+            f"data-parallel size, but world_size / ({' * '.join(dense_fixed)}) = {world_size} / "
+            f"({' * '.join(map(str, dense_fixed.values()))}) = {dp} and world_size / "
+            f"({' * '.join(expert_fixed)}) = {world_size} / ({' * '.join(map(str, expert_fixed.values()))}) "
+            f"= {edp}"
         )
     # Each layout leaves out the token that is 1 in it by construction (ep in the dense
     # layout, cp in the expert one), so the two share only pp.
     dense = ProcessTopology.from_order(
         "-".join(t for t in dense_order if t != "ep"),
-        rename=None,
-        **{t: v for t, v in dense_sizes.items() if t != "ep"},
+        rename=_DENSE_NAMES,
+        **{t: v for t, v in dense_sizes.items() if t != "ep" and t in dense_order},
     )
     expert = ProcessTopology.from_order(
-        "-".join(t for t in dense_order if t != "cp"),
+        "-".join(t for t in expert_order if t != "cp"),
         rename=_EXPERT_NAMES,
-        **{t: v for t, v in expert_sizes.items() if t != "cp"},
+        **{t: v for t, v in expert_sizes.items() if t != "cp" and t in expert_order},
     )
     # megatron-core also requires the two layouts to have the same pipeline groups. The
     # group of a rank over one axis steps by that axis's stride, so they agree exactly
@@ -259,6 +346,9 @@ def layout(
         edp=edp,
         dense=dense,
         expert=expert,
+        gtp=gtp,
+        egtp=egtp,
+        expert_order="-".join(expert_order),
     )
 
 
@@ -274,15 +364,19 @@ class MegatronGroups:
             layout :data:`EXPERT_LAYOUT`. ``grid.destroy()`` frees every group.
         layout: The sizes and topologies (:func:`layout`).
         handles: This rank's group of each kind, by the field names of
-            megatron-core's ``ProcessGroupCollection`` (:data:`GROUPS`, plus
-            ``embd`` and ``pos_embd``, ``None`` where this rank is in no such
-            group), and ``dp_cp_gloo``, ``dp_gloo``, ``expt_dp_gloo`` when gloo
-            groups were asked for.
+            megatron-core's ``ProcessGroupCollection`` (:data:`GROUPS`, without
+            :data:`GTP_GROUPS` for megatron-core 0.16; plus ``embd`` and
+            ``pos_embd``, ``None`` where this rank is in no such group), and
+            ``dp_cp_gloo``, ``dp_gloo``, ``expt_dp_gloo`` when gloo groups were
+            made.
         ranks: The global rank lists megatron-core keeps (``dp``, ``dp_cp``,
-            ``cp``, ``mp``, ``tp``, ``pp``, ``ep``, ``embd``, ``pos_embd``), in its
-            order; ``None`` where this rank is in no such group.
+            ``cp``, ``mp``, ``tp``, ``pp``, ``ep``, ``embd``, ``pos_embd``, and
+            from 0.19 ``gtp_remat``, ``expt_gtp_remat``), in its order; ``None``
+            where this rank is in no such group.
         parent: The grid's parent group (the default group): the handle of a
             kind whose group is every rank, such as ``intra_dist_opt``.
+        release: The megatron-core release series whose groups these are
+            (``"0.16"`` or ``"0.19"``, see :data:`TESTED_VERSIONS`).
     """
 
     grid: ProcessGrid
@@ -290,6 +384,7 @@ class MegatronGroups:
     parent: Any = None
     handles: dict[str, Any] = field(default_factory=dict)
     ranks: dict[str, list[int] | None] = field(default_factory=dict)
+    release: str = _NEWEST
 
 
 def _default_embedding_ranks(pp_ranks: list[int]) -> list[int]:
@@ -325,6 +420,23 @@ def _embedding_family(
     return family, found
 
 
+def _kinds(lay: MegatronLayout, release: str) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """The group kinds of a release, each with the axes its layout has (in megatron-core's order)."""
+    names = {None: set(lay.dense.axes), EXPERT_LAYOUT: set(lay.expert.axes)}
+    return {
+        kind: (name, tuple(a for a in axes if a in names[name]))
+        for kind, (name, axes) in GROUPS.items()
+        if release != "0.16" or kind not in GTP_GROUPS
+    }
+
+
+def _gloo_kinds(lay: MegatronLayout, gloo: bool) -> list[str]:
+    """The gloo twins megatron-core makes: none under GTP, no expert one under expert GTP."""
+    if not gloo or lay.gtp > 1:
+        return []
+    return [k for k in GLOO_GROUPS if not (k == "expt_dp" and lay.egtp > 1)]
+
+
 def _create_kinds(
     mg: MegatronGroups,
     rank: int,
@@ -333,19 +445,20 @@ def _create_kinds(
     gloo: bool,
 ) -> None:
     grid, lay = mg.grid, mg.layout
+    kinds = _kinds(lay, mg.release)
     # The axis groups came with the grid, in megatron-core's order; their gloo twins
     # follow (every rank takes part in each of these families), and the embedding
     # families, which leave out the middle stages, come last: each an explicit,
     # checked creation call.
-    for kind, (name, axes) in GROUPS.items():
+    for kind, (name, axes) in kinds.items():
         mg.handles[kind] = grid.get_group(axes, layout=name)
-    if gloo:
-        for kind in GLOO_GROUPS:
-            name, axes = GROUPS[kind]
-            mg.handles[f"{kind}_gloo"] = grid.create_group(axes, layout=name, backend="gloo")
-    for kind in ("dp", "dp_cp", "cp", "mp", "tp", "pp"):
-        mg.ranks[kind] = grid.get_group_ranks(GROUPS[kind][1])
-    mg.ranks["ep"] = grid.get_group_ranks(GROUPS["ep"][1], layout=EXPERT_LAYOUT)
+    for kind in _gloo_kinds(lay, gloo):
+        name, axes = kinds[kind]
+        mg.handles[f"{kind}_gloo"] = grid.create_group(axes, layout=name, backend="gloo")
+    kept = ("dp", "dp_cp", "cp", "mp", "tp", "pp", "ep", "gtp_remat", "expt_gtp_remat")
+    for kind in (k for k in kept if k in kinds):
+        name, axes = kinds[kind]
+        mg.ranks[kind] = grid.get_group_ranks(axes, layout=name)
     for kind, fn, default in (
         ("embd", get_embedding_ranks, _default_embedding_ranks),
         ("pos_embd", get_position_embedding_ranks, _default_position_embedding_ranks),
@@ -355,6 +468,19 @@ def _create_kinds(
         mg.ranks[kind] = mine
 
 
+def _check_release(release: str | None) -> str:
+    """A release of :data:`TESTED_VERSIONS`; ``None``: the installed megatron-core's, else the newest."""
+    if release is None:
+        version = installed_version()
+        return _NEWEST if version is None else _release_of(version)
+    if release not in TESTED_VERSIONS:
+        raise InvalidArgumentError(
+            f"release must be one of {', '.join(map(repr, TESTED_VERSIONS))} (the megatron-core releases "
+            f"proctopo.megatron knows), got {release!r}"
+        )
+    return release
+
+
 def create_groups(
     *,
     tensor_model_parallel_size: int = 1,
@@ -362,6 +488,8 @@ def create_groups(
     context_parallel_size: int = 1,
     expert_model_parallel_size: int = 1,
     expert_tensor_parallel_size: int | None = None,
+    gtp_remat_size: int = 1,
+    expert_gtp_remat_size: int = 1,
     order: str = "tp-cp-ep-dp-pp",
     get_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
     get_position_embedding_ranks: Callable[[list[int]], Sequence[int]] | None = None,
@@ -369,6 +497,7 @@ def create_groups(
     group_creation: str = "auto",
     timeout: datetime.timedelta | float | None = None,
     comm: Comm | None = None,
+    release: str | None = None,
 ) -> MegatronGroups:
     """Create every group megatron-core's ``initialize_model_parallel`` creates, each distinct one once.
 
@@ -381,22 +510,30 @@ def create_groups(
     Args:
         tensor_model_parallel_size, pipeline_model_parallel_size,
         context_parallel_size, expert_model_parallel_size,
-        expert_tensor_parallel_size, order, get_embedding_ranks,
-        get_position_embedding_ranks, create_gloo_process_groups: As
-            megatron-core's ``initialize_model_parallel`` takes them.
+        expert_tensor_parallel_size, gtp_remat_size, expert_gtp_remat_size,
+        order, get_embedding_ranks, get_position_embedding_ranks,
+        create_gloo_process_groups: As megatron-core's ``initialize_model_parallel``
+            takes them.
         group_creation: The grid's strategy (``"auto"``, ``"local"``,
             ``"split"``, ``"global"``).
         timeout: Seconds (or a ``timedelta``) for the set-up and for the groups'
             collectives; ``None``: the grid's defaults.
         comm: The communication layer (default: ``torch.distributed``).
+        release: Whose groups to make: ``"0.16"`` (megatron-core 0.16.x) or
+            ``"0.19"`` (0.19.x, which adds the GTP groups, :data:`GTP_GROUPS`);
+            ``None``: the installed megatron-core's release, or the newest when
+            megatron-core is not installed.
 
     Returns:
         The grid and this rank's groups and rank lists by Megatron's names.
 
     Raises:
         InvalidArgumentError: sizes or order that megatron-core refuses
-            (:func:`layout`), or embedding rank lists that overlap (one rank in
-            the lists of two pipeline groups).
+            (:func:`layout`), GTP sizes or the ``gtp_remat`` token for release
+            0.16, an unknown ``release``, or embedding rank lists that overlap
+            (one rank in the lists of two pipeline groups).
+        ImportError: ``release=None`` and the installed megatron-core is a
+            release this module is not tested with.
         GroupCreationError, TopologyMismatchError, GridTimeoutError: as
             :class:`proctopo.ProcessGrid` raises them.
 
@@ -404,13 +541,18 @@ def create_groups(
     >>> comm = RecordingComm(rank=0, world_size=8)
     >>> mg = create_groups(tensor_model_parallel_size=2, pipeline_model_parallel_size=2,
     ...                    expert_model_parallel_size=2, create_gloo_process_groups=False,
-    ...                    group_creation="local", comm=comm)
+    ...                    group_creation="local", comm=comm, release="0.16")
     >>> mg.ranks["tp"], mg.ranks["pp"], mg.ranks["embd"], mg.handles["ep"].ranks
     ([0, 1], [0, 4], [0, 4], [0, 2])
+    >>> mg = create_groups(tensor_model_parallel_size=2, gtp_remat_size=2, create_gloo_process_groups=False,
+    ...                    comm=RecordingComm(rank=0, world_size=8), release="0.19")
+    >>> mg.ranks["gtp_remat"], mg.handles["dp_cp_gtp_remat"].ranks, mg.handles["dp"].ranks
+    ([0, 2], [0, 2, 4, 6], [0, 4])
     """
     from .comm import TorchComm
     from .grid import ProcessGrid
 
+    release = _check_release(release)
     if comm is None:
         comm = TorchComm()
     lay = layout(
@@ -420,9 +562,18 @@ def create_groups(
         context_parallel_size=context_parallel_size,
         expert_model_parallel_size=expert_model_parallel_size,
         expert_tensor_parallel_size=expert_tensor_parallel_size,
+        gtp_remat_size=gtp_remat_size,
+        expert_gtp_remat_size=expert_gtp_remat_size,
         order=order,
     )
-    specs: list[Any] = [axes if name is None else (name, axes) for name, axes in GROUPS.values()]
+    if release == "0.16" and ((lay.gtp, lay.egtp) != (1, 1) or "gtp_remat" in lay.order):
+        raise InvalidArgumentError(
+            f"gtp_remat_size={gtp_remat_size}, expert_gtp_remat_size={expert_gtp_remat_size}, order "
+            f"{order!r}: GTP weight rematerialisation (a GTP size above 1, the gtp_remat token) comes with "
+            "megatron-core 0.19; megatron-core 0.16 has neither"
+        )
+    kinds = _kinds(lay, release)
+    specs: list[Any] = [axes if name is None else (name, axes) for name, axes in kinds.values()]
     grid = ProcessGrid(
         lay.dense,
         group_creation=group_creation,
@@ -431,7 +582,7 @@ def create_groups(
         layouts={EXPERT_LAYOUT: lay.expert},
         comm=comm,
     )
-    mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent())
+    mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent(), release=release)
     try:
         _create_kinds(
             mg,
@@ -466,7 +617,18 @@ _UNSUPPORTED: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     (
         "create_all_gather_group",
         lambda v: not v,
-        "a second communicator with the ranks of the dp-cp group, which proctopo would share",
+        "a second communicator with the ranks of the dp-cp group, which proctopo would share; "
+        "megatron-core 0.19 has no such option",
+    ),
+    (
+        "rank_offset",
+        lambda v: v == 0,
+        "megatron-core 0.19's groups laid over the ranks from rank_offset on instead of the whole world",
+    ),
+    (
+        "local_world_size",
+        lambda v: v is None,
+        "megatron-core 0.19's groups laid over local_world_size ranks instead of the whole world",
     ),
 )
 
@@ -481,8 +643,10 @@ def _megatron_core(module: str, what: str) -> Any:
 
     try:
         with warnings.catch_warnings():
-            # megatron-core warns at import when Transformer Engine and Apex are missing.
+            # megatron-core warns at import when Transformer Engine and Apex (and, from 0.19,
+            # absl-py) are missing.
             warnings.filterwarnings("ignore", message=r".*Transformer Engine and Apex are not installed.*")
+            warnings.filterwarnings("ignore", message=r"absl\.logging is not installed.*")
             return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f"proctopo.megatron.{what} needs megatron-core: {_PIP} ({exc})") from exc
@@ -491,6 +655,151 @@ def _megatron_core(module: str, what: str) -> Any:
 def _parallel_state(what: str) -> Any:
     """megatron.core.parallel_state, or an ImportError that says how to get it."""
     return _megatron_core("megatron.core.parallel_state", what)
+
+
+def installed_version() -> str | None:
+    """The version of megatron-core, or ``None`` when it is not installed.
+
+    Once ``megatron.core`` is imported, its own ``package_info`` says it (a source
+    checkout has no package metadata); before, the installed distribution's
+    metadata does, read without importing megatron-core.
+
+    >>> installed_version() is None or installed_version().count(".") >= 2
+    True
+    """
+    info = sys.modules.get("megatron.core.package_info")
+    if info is not None and isinstance(getattr(info, "__version__", None), str):
+        return str(info.__version__)
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("megatron-core")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _tested_text() -> str:
+    series = " and ".join(f"{s}.x" for s in TESTED_VERSIONS)
+    return f"megatron-core {series} (tested: {', '.join(TESTED_VERSIONS.values())})"
+
+
+def _release_of(version: str | None) -> str:
+    """The release series of a tested megatron-core version ("0.19" for "0.19.2"); ImportError for others."""
+    match = re.fullmatch(r"(\d+)\.(\d+)\.\d+", version or "")
+    series = f"{match[1]}.{match[2]}" if match else ""
+    if series in TESTED_VERSIONS:
+        return series
+    what = (
+        "cannot tell which megatron-core is installed (no package metadata, no megatron.core.package_info)"
+        if version is None
+        else f"megatron-core {version} is installed"
+    )
+    raise ImportError(
+        f"{what}, but proctopo.megatron is tested with {_tested_text()} only: each release moves the "
+        "globals of megatron.core.parallel_state that it fills. Install a tested release "
+        "(pip install 'megatron-core==0.19.2', Python 3.12 or newer; or 'megatron-core==0.16.1'), or call "
+        "megatron.core.parallel_state.initialize_model_parallel itself"
+    )
+
+
+# The module globals of megatron.core.parallel_state that initialize_model_parallel sets:
+# global -> (what it holds, the kind of group). "group": this rank's group of that kind,
+# "ranks": its global rank list, None: the value None.
+_Source = tuple[Any, str]
+
+_GLOBALS_COMMON: dict[str, _Source] = {
+    "_DATA_PARALLEL_GROUP_WITH_CP": ("group", "dp_cp"),
+    "_DATA_PARALLEL_GROUP_WITH_CP_GLOO": ("group", "dp_cp_gloo"),
+    "_DATA_PARALLEL_GLOBAL_RANKS_WITH_CP": ("ranks", "dp_cp"),
+    # One distributed-optimizer instance: the partial groups are the whole ones.
+    "_INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP": ("group", "dp_cp"),
+    "_INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP_GLOO": ("group", "dp_cp_gloo"),
+    "_DATA_PARALLEL_GROUP": ("group", "dp"),
+    "_DATA_PARALLEL_GROUP_GLOO": ("group", "dp_gloo"),
+    "_DATA_PARALLEL_GLOBAL_RANKS": ("ranks", "dp"),
+    "_CONTEXT_PARALLEL_GROUP": ("group", "cp"),
+    "_CONTEXT_PARALLEL_GLOBAL_RANKS": ("ranks", "cp"),
+    "_MODEL_PARALLEL_GROUP": ("group", "mp"),
+    "_MODEL_PARALLEL_GLOBAL_RANKS": ("ranks", "mp"),
+    "_TENSOR_MODEL_PARALLEL_GROUP": ("group", "tp"),
+    "_TENSOR_MODEL_PARALLEL_GLOBAL_RANKS": ("ranks", "tp"),
+    "_PIPELINE_MODEL_PARALLEL_GROUP": ("group", "pp"),
+    "_PIPELINE_GLOBAL_RANKS": ("ranks", "pp"),
+    "_EMBEDDING_GROUP": ("group", "embd"),
+    "_EMBEDDING_GLOBAL_RANKS": ("ranks", "embd"),
+    "_POSITION_EMBEDDING_GROUP": ("group", "pos_embd"),
+    "_POSITION_EMBEDDING_GLOBAL_RANKS": ("ranks", "pos_embd"),
+    "_TENSOR_AND_DATA_PARALLEL_GROUP_WITH_CP": ("group", "tp_dp_cp"),
+    "_TENSOR_AND_DATA_PARALLEL_GROUP": ("group", "tp_dp"),
+    "_TENSOR_AND_CONTEXT_PARALLEL_GROUP": ("group", "tp_cp"),
+    "_EXPERT_MODEL_PARALLEL_GROUP": ("group", "ep"),
+    "_EXPERT_MODEL_PARALLEL_RANKS": ("ranks", "ep"),
+    "_EXPERT_TENSOR_PARALLEL_GROUP": ("group", "expt_tp"),
+    "_EXPERT_TENSOR_AND_MODEL_PARALLEL_GROUP": ("group", "tp_ep"),
+    "_EXPERT_TENSOR_MODEL_PIPELINE_PARALLEL_GROUP": ("group", "tp_ep_pp"),
+    "_EXPERT_DATA_PARALLEL_GROUP": ("group", "expt_dp"),
+    "_EXPERT_DATA_PARALLEL_GROUP_GLOO": ("group", "expt_dp_gloo"),
+    "_INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP": ("group", "expt_dp"),
+    "_INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP_GLOO": ("group", "expt_dp_gloo"),
+    "_INTRA_DISTRIBUTED_OPTIMIZER_INSTANCE_GROUP": ("group", "intra_dist_opt"),
+}
+
+#: The globals written, per release series.
+_GLOBALS: dict[str, dict[str, _Source]] = {
+    "0.16": {**_GLOBALS_COMMON, "_DATA_PARALLEL_GROUP_WITH_CP_AG": (None, "")},
+    "0.19": {
+        **_GLOBALS_COMMON,
+        "_GTP_WEIGHT_REMAT_GROUP": ("group", "gtp_remat"),
+        "_GTP_WEIGHT_REMAT_GLOBAL_RANKS": ("ranks", "gtp_remat"),
+        "_DATA_PARALLEL_GROUP_WITH_GTP_REMAT": ("group", "dp_gtp_remat"),
+        "_DATA_PARALLEL_GROUP_WITH_CP_WITH_GTP_REMAT": ("group", "dp_cp_gtp_remat"),
+        "_INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP_WITH_GTP_REMAT": ("group", "dp_cp_gtp_remat"),
+        "_EXPERT_GTP_WEIGHT_REMAT_GROUP": ("group", "expt_gtp_remat"),
+        "_EXPERT_GTP_WEIGHT_REMAT_GLOBAL_RANKS": ("ranks", "expt_gtp_remat"),
+        "_EXPERT_TENSOR_MODEL_PIPELINE_PARALLEL_GROUP_WITH_EGTP": ("group", "tp_ep_pp_with_egtp_remat"),
+        "_EXPERT_DATA_PARALLEL_GROUP_WITH_GTP_REMAT": ("group", "expt_dp_gtp_remat"),
+        "_INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP_WITH_GTP_REMAT": ("group", "expt_dp_gtp_remat"),
+    },
+}
+
+#: Kinds whose globals megatron-core sets on member ranks only.
+_MEMBERS_ONLY = ("embd", "pos_embd")
+
+#: What else of parallel_state proctopo reads, writes or calls, in every release.
+_ALSO_USED = (
+    "_VIRTUAL_PIPELINE_MODEL_PARALLEL_RANK",
+    "_VIRTUAL_PIPELINE_MODEL_PARALLEL_WORLD_SIZE",
+    "_GLOBAL_MEMORY_BUFFER",
+    "_global_process_group_list",
+    "_set_global_memory_buffer",
+    "destroy_model_parallel",
+)
+
+
+def _check_parallel_state(ps: Any, release: str, version: str | None) -> None:
+    """Refuse, naming them, the names proctopo uses that the installed parallel_state lacks."""
+    missing = [n for n in (*_GLOBALS[release], *_ALSO_USED) if not hasattr(ps, n)]
+    if missing:
+        raise ImportError(
+            f"megatron-core {version}'s megatron.core.parallel_state has no {', '.join(missing)}, which "
+            f"proctopo.megatron fills as megatron-core {TESTED_VERSIONS[release]}'s "
+            "initialize_model_parallel does; it refuses to fill a parallel state it does not know. "
+            "Install a tested release "
+            f"({_tested_text()}), or call megatron.core.parallel_state.initialize_model_parallel itself"
+        )
+
+
+def _state_values(mg: MegatronGroups, vpp: int | None) -> dict[str, Any]:
+    """Every global megatron-core's initialize_model_parallel sets on this rank, with its value."""
+    values: dict[str, Any] = {}
+    if vpp is not None:
+        values["_VIRTUAL_PIPELINE_MODEL_PARALLEL_RANK"] = 0
+        values["_VIRTUAL_PIPELINE_MODEL_PARALLEL_WORLD_SIZE"] = vpp
+    for name, (what, kind) in _GLOBALS[mg.release].items():
+        if kind in _MEMBERS_ONLY and mg.ranks[kind] is None:
+            continue
+        values[name] = None if what is None else mg.handles.get(kind) if what == "group" else mg.ranks[kind]
+    return values
 
 
 def initialize_model_parallel(
@@ -503,6 +812,9 @@ def initialize_model_parallel(
     hierarchical_context_parallel_sizes: list[int] | None = None,
     hybrid_context_parallel: bool = False,
     expert_model_parallel_size: int = 1,
+    *,
+    gtp_remat_size: int = 1,
+    expert_gtp_remat_size: int = 1,
     num_distributed_optimizer_instances: int = 1,
     expert_tensor_parallel_size: int | None = None,
     nccl_communicator_config_path: str | None = None,
@@ -514,24 +826,37 @@ def initialize_model_parallel(
     high_priority_stream_groups: list[str] | None = None,
     sharp_enabled_group: str | None = None,
     create_all_gather_group: bool | None = False,
-    *,
+    rank_offset: int = 0,
+    local_world_size: int | None = None,
     group_creation: str = "auto",
     timeout: datetime.timedelta | float | None = None,
 ) -> MegatronGroups:
     """megatron-core's ``initialize_model_parallel``, with each distinct group created once.
 
-    Takes megatron-core's arguments (same names, order and defaults) and leaves
-    ``megatron.core.parallel_state`` answering every getter as its own call
-    would. A collective over the whole world, like megatron-core's.
+    Takes megatron-core's arguments (same names and defaults, those of 0.16.x and
+    of 0.19.x) and leaves ``megatron.core.parallel_state`` answering every getter
+    as its own call would. A collective over the whole world, like megatron-core's.
+
+    The first nine arguments, whose places are the same in every tested release,
+    may be given by position; the others only by name (0.19 inserted
+    ``gtp_remat_size`` and ``expert_gtp_remat_size`` after the ninth, so a later
+    position means different arguments in different releases).
+
+    Before anything is created or set, it reads the installed megatron-core's
+    version and refuses a release it is not tested with (:data:`TESTED_VERSIONS`),
+    and checks that the installed ``parallel_state`` has every global it sets.
 
     Args:
-        tensor_model_parallel_size ... create_all_gather_group: As megatron-core
+        tensor_model_parallel_size ... local_world_size: As megatron-core
             takes them. The options proctopo does not build must keep their
             default: ``pipeline_model_parallel_comm_backend``, ``use_sharp``,
             ``hierarchical_context_parallel_sizes``, ``hybrid_context_parallel``,
             ``num_distributed_optimizer_instances``, ``nccl_communicator_config_path``,
             ``high_priority_stream_groups``, ``sharp_enabled_group``,
-            ``create_all_gather_group``.
+            ``create_all_gather_group`` (0.16 only), ``rank_offset`` and
+            ``local_world_size`` (0.19). ``gtp_remat_size`` and
+            ``expert_gtp_remat_size`` (and the ``gtp_remat`` order token) need
+            megatron-core 0.19.
         group_creation: The grid's strategy: ``"auto"`` (default), ``"local"``,
             ``"split"`` or ``"global"`` (see :mod:`proctopo.groups`).
         timeout: Seconds (or a ``timedelta``) for the set-up and the groups'
@@ -542,10 +867,14 @@ def initialize_model_parallel(
         The groups (their grid, layouts, handles and rank lists).
 
     Raises:
-        ImportError: megatron-core is not installed.
+        ImportError: megatron-core is not installed, is a release proctopo is
+            not tested with (the message names the tested ones), or its
+            ``parallel_state`` lacks a global proctopo sets (the message names
+            each missing one).
         InvalidArgumentError: an unsupported option was set (the message names
             it), ``virtual_pipeline_model_parallel_size`` without pipeline
-            parallelism, or sizes and order megatron-core refuses (:func:`layout`).
+            parallelism, GTP with megatron-core 0.16, or sizes and order
+            megatron-core refuses (:func:`layout`).
         GridStateError: the parallel state is already initialised (call
             :func:`destroy_model_parallel` first).
         GroupCreationError: ``torch.distributed`` is not initialised, or a group
@@ -571,7 +900,10 @@ def initialize_model_parallel(
             f"pipeline_model_parallel_size > 1, got {pipeline_model_parallel_size}"
         )
     ps = _parallel_state("initialize_model_parallel")
-    if _STATE is not None or ps._DATA_PARALLEL_GROUP is not None:
+    version = installed_version()
+    release = _release_of(version)
+    _check_parallel_state(ps, release, version)
+    if _STATE is not None or ps._DATA_PARALLEL_GROUP is not None or ps._GLOBAL_MEMORY_BUFFER is not None:
         raise GridStateError(
             "megatron.core.parallel_state is already initialised; call destroy_model_parallel() first"
         )
@@ -581,12 +913,15 @@ def initialize_model_parallel(
         context_parallel_size=context_parallel_size,
         expert_model_parallel_size=expert_model_parallel_size,
         expert_tensor_parallel_size=expert_tensor_parallel_size,
+        gtp_remat_size=gtp_remat_size,
+        expert_gtp_remat_size=expert_gtp_remat_size,
         order=order,
         get_embedding_ranks=get_embedding_ranks,
         get_position_embedding_ranks=get_position_embedding_ranks,
         create_gloo_process_groups=create_gloo_process_groups,
         group_creation=group_creation,
         timeout=seconds,
+        release=release,
     )
     _fill(ps, mg, virtual_pipeline_model_parallel_size)
     _STATE = mg
@@ -594,57 +929,18 @@ def initialize_model_parallel(
 
 
 def _fill(ps: Any, mg: MegatronGroups, vpp: int | None) -> None:
-    """Set megatron-core's module globals as its initialize_model_parallel sets them."""
-    h, r = mg.handles, mg.ranks
-    if vpp is not None:
-        ps._VIRTUAL_PIPELINE_MODEL_PARALLEL_RANK = 0
-        ps._VIRTUAL_PIPELINE_MODEL_PARALLEL_WORLD_SIZE = vpp
-    ps._DATA_PARALLEL_GROUP_WITH_CP = h["dp_cp"]
-    ps._DATA_PARALLEL_GROUP_WITH_CP_AG = None
-    ps._DATA_PARALLEL_GROUP_WITH_CP_GLOO = h.get("dp_cp_gloo")
-    ps._DATA_PARALLEL_GLOBAL_RANKS_WITH_CP = r["dp_cp"]
-    # One distributed-optimizer instance: the partial groups are the whole ones.
-    ps._INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP = h["dp_cp"]
-    ps._INTRA_PARTIAL_DATA_PARALLEL_GROUP_WITH_CP_GLOO = h.get("dp_cp_gloo")
-    ps._DATA_PARALLEL_GROUP = h["dp"]
-    ps._DATA_PARALLEL_GROUP_GLOO = h.get("dp_gloo")
-    ps._DATA_PARALLEL_GLOBAL_RANKS = r["dp"]
-    ps._CONTEXT_PARALLEL_GROUP = h["cp"]
-    ps._CONTEXT_PARALLEL_GLOBAL_RANKS = r["cp"]
-    ps._MODEL_PARALLEL_GROUP = h["mp"]
-    ps._MODEL_PARALLEL_GLOBAL_RANKS = r["mp"]
-    ps._TENSOR_MODEL_PARALLEL_GROUP = h["tp"]
-    ps._TENSOR_MODEL_PARALLEL_GLOBAL_RANKS = r["tp"]
-    ps._PIPELINE_MODEL_PARALLEL_GROUP = h["pp"]
-    ps._PIPELINE_GLOBAL_RANKS = r["pp"]
-    # megatron-core sets the embedding globals on member ranks only.
-    if r["embd"] is not None:
-        ps._EMBEDDING_GROUP = h["embd"]
-        ps._EMBEDDING_GLOBAL_RANKS = r["embd"]
-    if r["pos_embd"] is not None:
-        ps._POSITION_EMBEDDING_GROUP = h["pos_embd"]
-        ps._POSITION_EMBEDDING_GLOBAL_RANKS = r["pos_embd"]
-    ps._TENSOR_AND_DATA_PARALLEL_GROUP_WITH_CP = h["tp_dp_cp"]
-    ps._TENSOR_AND_DATA_PARALLEL_GROUP = h["tp_dp"]
-    ps._TENSOR_AND_CONTEXT_PARALLEL_GROUP = h["tp_cp"]
-    ps._EXPERT_MODEL_PARALLEL_GROUP = h["ep"]
-    ps._EXPERT_MODEL_PARALLEL_RANKS = r["ep"]
-    ps._EXPERT_TENSOR_PARALLEL_GROUP = h["expt_tp"]
-    ps._EXPERT_TENSOR_AND_MODEL_PARALLEL_GROUP = h["tp_ep"]
-    ps._EXPERT_TENSOR_MODEL_PIPELINE_PARALLEL_GROUP = h["tp_ep_pp"]
-    ps._EXPERT_DATA_PARALLEL_GROUP = h["expt_dp"]
-    ps._EXPERT_DATA_PARALLEL_GROUP_GLOO = h.get("expt_dp_gloo")
-    ps._INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP = h["expt_dp"]
-    ps._INTRA_PARTIAL_EXPERT_DATA_PARALLEL_GROUP_GLOO = h.get("expt_dp_gloo")
-    ps._INTRA_DISTRIBUTED_OPTIMIZER_INSTANCE_GROUP = h["intra_dist_opt"]
+    """Set megatron-core's module globals as its initialize_model_parallel sets them, all at once."""
+    values = _state_values(mg, vpp)  # computed whole first: nothing below can fail half-way
     # megatron-core lists the groups of this rank for update_pg_timeout (None: the default group).
-    if ps._global_process_group_list is None:
-        ps._global_process_group_list = [None]
+    listed = list(ps._global_process_group_list or [None])
     seen: set[int] = set()
-    for handle in h.values():
+    for handle in mg.handles.values():
         if handle is not None and handle is not mg.parent and id(handle) not in seen:
             seen.add(id(handle))
-            ps._global_process_group_list.append(handle)
+            listed.append(handle)
+    for name, value in values.items():
+        setattr(ps, name, value)
+    ps._global_process_group_list = listed
     ps._set_global_memory_buffer()
 
 
@@ -677,49 +973,64 @@ def destroy_model_parallel() -> None:
     ps.destroy_model_parallel()
 
 
-_COLLECTION_FIELDS = (
-    "tp",
-    "pp",
-    "mp",
-    "embd",
-    "pos_embd",
-    "cp",
-    "tp_cp",
-    "hcp",
-    "ep",
-    "expt_tp",
-    "tp_ep",
-    "tp_ep_pp",
-    "tp_dp_cp",
-    "dp",
-    "dp_cp",
-    "expt_dp",
-    "intra_dp_cp",
-    "intra_expt_dp",
-    "inter_dist_opt",
-    "intra_dist_opt",
-)
+#: Every field of megatron-core's ProcessGroupCollection (0.16 and 0.19): the kind of
+#: group use_mpu_process_groups() puts in it after megatron-core's own call, or None for
+#: a field it leaves None here (no hierarchical context parallelism, one distributed-
+#: optimizer instance, no separate all-gather groups).
+_COLLECTION: dict[str, str | None] = {
+    "tp": "tp",
+    "pp": "pp",
+    "mp": "mp",
+    "embd": "embd",
+    "pos_embd": "pos_embd",
+    "cp": "cp",
+    "tp_cp": "tp_cp",
+    "hcp": None,
+    "ep": "ep",
+    "expt_tp": "expt_tp",
+    "tp_ep": "tp_ep",
+    "tp_ep_pp": "tp_ep_pp",
+    "tp_ep_pp_with_egtp_remat": "tp_ep_pp_with_egtp_remat",
+    "tp_dp_cp": "tp_dp_cp",
+    "dp": "dp",
+    "dp_cp": "dp_cp",
+    "dp_cp_gtp_remat": "dp_cp_gtp_remat",
+    "dp_cp_ag": None,
+    "gtp_remat": "gtp_remat",
+    "expt_gtp_remat": "expt_gtp_remat",
+    "expt_dp": "expt_dp",
+    "expt_dp_gtp_remat": "expt_dp_gtp_remat",
+    "expt_dp_ag": None,
+    "intra_dp_cp": "dp_cp",
+    "intra_expt_dp": "expt_dp",
+    "inter_dist_opt": None,
+    "intra_dist_opt": "intra_dist_opt",
+}
 
 
 def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
     """megatron-core's ``ProcessGroupCollection`` of the groups of :func:`initialize_model_parallel`.
 
     Every field is set as ``ProcessGroupCollection.use_mpu_process_groups()``
-    sets it after megatron-core's own call: ``hcp`` and ``inter_dist_opt`` are
-    ``None`` (no hierarchical context parallelism, one distributed-optimizer
-    instance), ``embd``/``pos_embd`` are ``None`` on ranks outside those groups,
+    sets it after megatron-core's own call: ``hcp``, ``inter_dist_opt`` (and in
+    0.19 ``dp_cp_ag``, ``expt_dp_ag``) are ``None`` (no hierarchical context
+    parallelism, one distributed-optimizer instance, no separate all-gather
+    groups), ``embd``/``pos_embd`` are ``None`` on ranks outside those groups,
     ``intra_dp_cp`` is ``dp_cp`` and ``intra_expt_dp`` is ``expt_dp``.
 
     Args:
         required_pgs: Only these fields (default: all of them).
 
     Raises:
-        ImportError: megatron-core is not installed.
+        ImportError: megatron-core is not installed, or its collection has a
+            field proctopo does not know how to fill (named).
         GridStateError: :func:`initialize_model_parallel` has not run (or was
             destroyed).
         InvalidArgumentError: ``required_pgs`` names a field the collection does
             not have.
     """
+    import dataclasses
+
     _parallel_state("process_groups")
     config = _megatron_core("megatron.core.process_groups_config", "process_groups")
 
@@ -728,13 +1039,20 @@ def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
         raise GridStateError(
             "no Megatron groups: call proctopo.megatron.initialize_model_parallel(...) first"
         )
-    h = mg.handles
-    values: dict[str, Any] = {k: h.get(k) for k in _COLLECTION_FIELDS}
-    values.update(hcp=None, inter_dist_opt=None, intra_dp_cp=h["dp_cp"], intra_expt_dp=h["expt_dp"])
-    names = _COLLECTION_FIELDS if required_pgs is None else list(required_pgs)
-    unknown = [n for n in names if n not in values]
+    fields = [f.name for f in dataclasses.fields(config.ProcessGroupCollection)]
+    unknown_fields = [f for f in fields if f not in _COLLECTION]
+    if unknown_fields:
+        raise ImportError(
+            f"megatron-core {installed_version()}'s ProcessGroupCollection has the field(s) "
+            f"{', '.join(unknown_fields)}, which proctopo.megatron does not know how to fill "
+            f"({_tested_text()})"
+        )
+    names = fields if required_pgs is None else list(required_pgs)
+    unknown = [n for n in names if n not in fields]
     if unknown:
         raise InvalidArgumentError(
-            f"ProcessGroupCollection has no field(s) {unknown}; its fields are {list(_COLLECTION_FIELDS)}"
+            f"ProcessGroupCollection has no field(s) {unknown}; its fields are {fields}"
         )
-    return config.ProcessGroupCollection(**{n: values[n] for n in names})
+    h = mg.handles
+    values = {n: (None if _COLLECTION[n] is None else h.get(str(_COLLECTION[n]))) for n in names}
+    return config.ProcessGroupCollection(**values)

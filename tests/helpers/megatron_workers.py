@@ -5,7 +5,9 @@ answer of ``megatron.core.parallel_state`` (getters, module globals, the
 ``ProcessGroupCollection``), tears it down, then does the same with
 ``proctopo.megatron`` and proves each of proctopo's groups with an ``all_reduce``.
 Both records, the ``new_group`` calls each made and the communicators each left
-registered go back to the test, which compares them.
+registered go back to the test, which compares them. The getters are those of
+megatron-core 0.16 and 0.19; one the installed release lacks is recorded as absent
+on both sides.
 """
 
 from __future__ import annotations
@@ -102,7 +104,40 @@ GETTER_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("get_inter_distributed_optimizer_instance_group", {"check_initialized": False}),
     ("get_global_memory_buffer", {}),
     ("get_all_ranks", {}),
+    # megatron-core 0.19: the GTP weight-rematerialisation groups, and the data-parallel
+    # getters' choice between the replicate groups and the ones spanning GTP.
+    ("get_gtp_weight_remat_group", {}),
+    ("get_gtp_weight_remat_group", {"check_initialized": False}),
+    ("get_gtp_weight_remat_world_size", {}),
+    ("get_gtp_weight_remat_rank", {}),
+    ("get_gtp_weight_remat_global_ranks", {}),
+    ("get_expert_gtp_weight_remat_group", {}),
+    ("get_expert_gtp_weight_remat_world_size", {}),
+    ("get_expert_gtp_weight_remat_rank", {}),
+    ("get_expert_gtp_weight_remat_global_ranks", {}),
+    ("get_data_parallel_group", {"with_gtp_remat": False}),
+    ("get_data_parallel_group", {"with_context_parallel": True, "with_gtp_remat": False}),
+    (
+        "get_data_parallel_group",
+        {"with_context_parallel": True, "with_gtp_remat": False, "partial_data_parallel": True},
+    ),
+    ("get_data_parallel_world_size", {"with_gtp_remat": False}),
+    ("get_data_parallel_world_size", {"with_context_parallel": True, "with_gtp_remat": False}),
+    ("get_data_parallel_rank", {"with_gtp_remat": False}),
+    ("get_data_parallel_rank", {"with_context_parallel": True, "with_gtp_remat": False}),
+    ("get_expert_tensor_model_pipeline_parallel_group", {"with_egtp_remat": True}),
+    ("get_expert_data_parallel_group", {"with_gtp_remat": False}),
+    ("get_expert_data_parallel_group", {"with_gtp_remat": False, "partial_expert_data_parallel": True}),
+    ("get_expert_data_parallel_rank", {"with_gtp_remat": False}),
+    ("get_expert_data_parallel_world_size", {"with_gtp_remat": False}),
 ]
+
+
+#: The getters of GETTER_CALLS that each release lacks (one entry per call).
+ABSENT = {
+    "0.16": [name for name, _ in GETTER_CALLS if "gtp_weight_remat" in name],
+    "0.19": ["has_separate_all_gather_group", "get_data_modulo_expert_parallel_group"],
+}
 
 
 # ------------------------------------------------------------------ embedding functions
@@ -183,7 +218,10 @@ def record(ps: Any) -> dict[str, Any]:
     """Every getter's answer, every module global and the ProcessGroupCollection fields."""
     from megatron.core.process_groups_config import ProcessGroupCollection
 
-    getters = {f"{name}({kw})": _call(getattr(ps, name), kw) for name, kw in GETTER_CALLS}
+    getters = {
+        f"{name}({kw})": _call(getattr(ps, name), kw) if hasattr(ps, name) else ("absent",)
+        for name, kw in GETTER_CALLS
+    }
     pgc = ProcessGroupCollection.use_mpu_process_groups()
     return {
         "getters": getters,
@@ -222,6 +260,7 @@ def _quiet_import() -> Any:
     with warnings.catch_warnings():
         # megatron-core warns at import that Transformer Engine and Apex are missing.
         warnings.filterwarnings("ignore", message=r".*Transformer Engine and Apex are not installed.*")
+        warnings.filterwarnings("ignore", message=r"absl\.logging is not installed.*")  # 0.19
         import megatron.core.parallel_state as ps
         from megatron.core import process_groups_config  # noqa: F401
 
