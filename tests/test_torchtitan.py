@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,9 +94,11 @@ def _report(results: list[list[dict[str, Any]]]) -> None:
         c = res["config"]
         sizes = " ".join(f"{k}={v}" for k, v in c.items() if k != "spmd_backend" and v != 1)
         t, m = res["counts"]["torchtitan"], res["counts"]["proctopo"]
+        td, md = res["theirs_distinct"], res["mine_distinct"]
         print(
-            f"{c['spmd_backend']:15} {sizes:40} torchtitan calls {t['calls']:3} real {t['real']:2} "
-            f"fake {t['fake']:2} | proctopo calls {m['calls']:2} real {m['real']:2} fake {m['fake']}"
+            f"{c['spmd_backend']:15} {sizes:36} torchtitan calls {t['calls']:3} real {t['real']:2} "
+            f"fake {t['fake']:2} mesh groups {td['groups']:2}/{td['rank_sets']} | proctopo calls "
+            f"{m['calls']} real {m['real']} fake {m['fake']} mesh groups {md['groups']}/{md['rank_sets']}"
         )
 
 
@@ -118,6 +122,7 @@ def test_fsdp_on_the_data_parallel_mesh_trains_as_one_process(run_workers: RunWo
         for res in per_case:
             assert len(res["losses"]) == 3 and res["losses"][2] < res["losses"][0], (rank, res)
             assert res["max_diff"] <= 1e-5, (rank, res)
+            assert res.get("after_destroy") == "GridDestroyedError", (rank, res)
             print(f"rank {rank} {res['case']['mesh']}: largest loss difference {res['max_diff']:.2e}")
     assert results[1][1]["mesh"]["groups"] == [([1, 3], "gloo"), ([0, 1], "gloo")]
 
@@ -144,6 +149,27 @@ def test_the_constructor_takes_torchtitans_fields() -> None:
     assert {"dp_enabled", "tp_enabled", "ep_enabled", "seq_len_divisor"} <= set(flags)
     for name in flags:
         assert isinstance(getattr(ParallelDims, name, None), property), name
+
+
+def _doc_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "torchtitan.md").read_text()
+    section = text[text.index("## Example") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+@pytest.mark.slow
+def test_the_example_of_the_docs_runs_under_torchrun(tmp_path: Path, torch_dist: object) -> None:
+    require("torch.distributed.fsdp")
+    script = tmp_path / "example.py"
+    script.write_text(_doc_example())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", str(script)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]  # torchrun fails unless every process exits with 0
+    losses = [float(line.split()[-1]) for line in done.stdout.splitlines() if line.startswith("step ")]
+    assert len(losses) == 3 and losses[2] < losses[0], done.stdout
+    assert "DeviceMesh((dp_replicate=2, dp_shard=2)" in done.stdout, done.stdout
 
 
 # ---------------------------------------------------------------- torch-free

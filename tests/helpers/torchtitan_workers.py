@@ -112,6 +112,9 @@ def describe(dims: Any) -> dict[str, Any]:
             )
         ],
     }  # fmt: skip
+    # which meshes are equal (DeviceMesh ==, what ``mesh in dims.spmd_meshes()`` asks)
+    meshes = [dims.world_mesh, *dims._global_meshes.values(), *dims._single_axis_meshes.values()]
+    out["equal"] = [[a == b for b in meshes] for a in meshes]
     getters: dict[str, Any] = {}
     for r in (1, 2):
         for names in itertools.combinations(NAMES, r):
@@ -221,6 +224,7 @@ def train_fsdp(rank: int, world_size: int, cases: list[dict[str, Any]], steps: i
 
     import torch
     import torch.distributed as dist
+    from proctopo import GridDestroyedError
     from proctopo.torchtitan import ParallelDims
     from torch.distributed.fsdp import fully_shard
 
@@ -268,4 +272,8 @@ def train_fsdp(rank: int, world_size: int, cases: list[dict[str, Any]], steps: i
             }
         )
         dims.destroy()
+        try:
+            dims.get_mesh("loss")
+        except GridDestroyedError:
+            out[-1]["after_destroy"] = "GridDestroyedError"
     return out
