@@ -41,6 +41,7 @@ WITH_EXAMPLES = {
     "proctopo.planner.results",
     "proctopo.testing",
     "proctopo.topology",
+    "proctopo.torchtitan",
 }
 
 

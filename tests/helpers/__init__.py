@@ -26,7 +26,17 @@ RunWorkers = Callable[..., list[Any]]
 
 #: What the forkserver of the multi-process tests imports once: torch, proctopo and the
 #: peers the workers use (a missing one is skipped by the forkserver, not an error).
-PRELOAD = ("torch", "torch.distributed", "numpy", "proctopo", "proctopo.grid", "deepspeed", "deepspeed.pipe")
+PRELOAD = (
+    "torch",
+    "torch.distributed",
+    "torch.distributed.tensor",
+    "numpy",
+    "proctopo",
+    "proctopo.grid",
+    "deepspeed",
+    "deepspeed.pipe",
+    "torchtitan.distributed.parallel_dims",
+)
 
 
 def require(module: str) -> types.ModuleType:
