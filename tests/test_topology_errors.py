@@ -315,3 +315,60 @@ def test_prime_factors_of_large_primes_and_semiprimes() -> None:
     assert prime_factors(2**63 - 25) == [2**63 - 25]
     assert prime_factors((2**31 - 1) * (2**31 - 19)) == [2**31 - 19, 2**31 - 1]
     assert prime_factors(2**62) == [2] * 62
+
+
+# Names no topology accepts, each holding a character a C string or a plain quote would lose.
+ODD_NAMES = ["pi\x00pe", "a\nb\tc\rd", "it's", "both'\"", "back\\slash", "\x85nel\x7f", "x\x1f"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_every_error_that_quotes_a_name_carries_it_whole(name: str) -> None:
+    """The core writes a name as Python's repr does (escaped, quoted): no text is cut at a NUL."""
+    from proctopo import _core
+
+    q = repr(name)
+    twice, empty = f"{name}-dp-{name}", f"{name}--dp"
+    other = _core.Topology([name, "c"], [2, 2])  # the core alone has no rule on the characters
+    cases: list[tuple[object, type[Exception], str]] = [
+        (lambda: T.get_rank(**{name: 1, "data": 0, "model": 0}), UnknownAxisError,
+         f"unknown axis {q}; the axes are ['pipe', 'data', 'model']"),
+        (lambda: T.axis_indices([name]), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: T.group_size([name]), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: T.shape_text([name]), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: T.group_head(0, name, 2), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: T.filter_match(**{name: 0}), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: T.groups([name]), UnknownAxisError, f"unknown axis {q}; the axes are"),
+        (lambda: ProcessTopology.from_order("tp-dp", tp=2, **{name: 2}), UnknownAxisError,
+         f"unknown axis {q}"),
+        (lambda: other.axis_indices([name, name]), InvalidArgumentError, f"axis {q} is listed twice"),
+        (lambda: other.rank_of_kwargs({"c": 0}), InvalidArgumentError, f"missing {q}; use filter_match()"),
+        (lambda: other.rank_of_kwargs({name: 5, "c": 0}), CoordinateOutOfRangeError,
+         f"coordinate 5 is out of range for axis {q} of size 2 (valid: 0..1)"),
+        (lambda: other.rank_of_kwargs({name: 0.5, "c": 0}), TypeError,
+         f"the coordinate for axis {q} must be an integer, got 0.5"),
+        (lambda: other.match_kwargs({name: "0"}), TypeError, f"the value for axis {q} must be an integer"),
+        (lambda: other.dim("x" + name), None, ""),  # DeepSpeed's get_dim: 0, no error
+        (lambda: _core.Topology([name], [0]), InvalidTopologyError,
+         f"axis {q} has size 0; every size must be at least 1"),
+        (lambda: _core.Topology([name, name], [2, 2]), InvalidTopologyError,
+         f"axis name {q} appears twice (positions 0 and 1); names must be unique"),
+        (lambda: _core.check_sizes({name: 2**64}), WorldSizeOverflowError, f"the size of axis {q} {2**64}"),
+        (lambda: _core.Topology([name], [2.0]), TypeError, f"the size of axis {q} must be an integer"),
+        (lambda: _core.Topology(["a", "b"], [2]), InvalidTopologyError, "2 axes ['a', 'b'] and 1 sizes"),
+        (lambda: _core.check_sizes({name: 0}), InvalidTopologyError, f"axis {q} has size 0"),
+        (lambda: _core.check_axis_names([name, name]), InvalidTopologyError, f"axis name {q} appears twice"),
+        (lambda: _core.Topology.from_order("a-" + name, {name: 2.0}), TypeError,
+         f"the size of axis {q} must be an integer"),
+        (lambda: _core.parse_order(twice), InvalidArgumentError, f"order {twice!r} names {q} twice"),
+        (lambda: _core.parse_order(empty), InvalidArgumentError, f"order {empty!r} has an empty name"),
+        (lambda: _core.Topology([name, "c"], [2, 2]).coord_of(4), RankOutOfRangeError,
+         "rank 4 is not in the topology: ranks run from 0 to 3"),
+    ]  # fmt: skip
+    for call, exc, text in cases:
+        if exc is None:
+            assert call() == 0  # type: ignore[operator]
+            continue
+        with pytest.raises(exc) as info:
+            call()  # type: ignore[operator]
+        assert text in str(info.value), (name, text, str(info.value))
+        assert "\x00" not in str(info.value)

@@ -77,16 +77,49 @@ rank_t* enumerate(const std::vector<run>& runs_in, rank_t base, rank_t* out,
   }
 }
 
-std::string quoted(std::string_view s) {
+}  // namespace
+
+std::string quote(std::string_view s) {
+  // Python's repr: single quotes, or double quotes when the text holds ' and no ".
+  const bool has_single = s.find('\'') != std::string_view::npos;
+  const char quote = has_single && s.find('"') == std::string_view::npos ? '"' : '\'';
+  static constexpr char hex[] = "0123456789abcdef";
   std::string q;
   q.reserve(s.size() + 2);
-  q += '\'';
-  q += s;
-  q += '\'';
+  q += quote;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    unsigned code = c;  // the character escaped as \xNN, if any
+    bool escape = c < 0x20 || c == 0x7f;
+    if (c == 0xc2 && i + 1 < s.size()) {  // U+0080..U+009F, the C1 controls, in UTF-8
+      const auto next = static_cast<unsigned char>(s[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) {
+        escape = true;
+        code = next;
+        ++i;
+      }
+    }
+    if (c == '\\' || c == static_cast<unsigned char>(quote)) {
+      q += '\\';
+      q += static_cast<char>(c);
+    } else if (c == '\n') {
+      q += "\\n";
+    } else if (c == '\r') {
+      q += "\\r";
+    } else if (c == '\t') {
+      q += "\\t";
+    } else if (escape) {
+      q += "\\x";
+      q += hex[code >> 4];
+      q += hex[code & 0xf];
+    } else {
+      q += static_cast<char>(c);
+    }
+  }
+  q += quote;
   return q;
 }
 
-}  // namespace
 }  // namespace detail
 
 #if defined(__GNUC__)
@@ -116,7 +149,7 @@ std::string join(const std::vector<T>& items, std::string_view sep, F&& text) {
 }
 
 [[noreturn]] PROCTOPO_COLD void throw_listed_twice(std::string_view axis) {
-  throw std::invalid_argument("axis " + detail::quoted(axis) + " is listed twice");
+  throw std::invalid_argument("axis " + detail::quote(axis) + " is listed twice");
 }
 
 // The rule on one axis name (at position i).
@@ -127,7 +160,7 @@ void check_name(std::size_t i, const std::string& name) {
 // The rule on one axis size; `text` is its exact decimal text.
 void check_size(const std::string& axis, rank_t size, const std::string& text) {
   if (size < 1) {
-    throw invalid_topology("axis " + detail::quoted(axis) + " has size " + text + "; every size must be at least 1");
+    throw invalid_topology("axis " + detail::quote(axis) + " has size " + text + "; every size must be at least 1");
   }
 }
 
@@ -139,7 +172,7 @@ std::vector<std::size_t> sorted_by_name(const std::vector<std::string>& axes) {
   std::stable_sort(order.begin(), order.end(), [&axes](std::size_t x, std::size_t y) { return axes[x] < axes[y]; });
   for (std::size_t k = 1; k < order.size(); ++k) {
     if (axes[order[k - 1]] == axes[order[k]]) {
-      throw invalid_topology("axis name " + detail::quoted(axes[order[k]]) + " appears twice (positions " +
+      throw invalid_topology("axis name " + detail::quote(axes[order[k]]) + " appears twice (positions " +
                              std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) +
                              "); names must be unique");
     }
@@ -163,7 +196,7 @@ void check_sizes(const std::vector<std::string>& axes, const std::vector<rank_t>
   for (std::size_t i = 0; i < axes.size(); ++i) {
     const bool is_wide = i < wide.size() && !wide[i].empty();
     check_size(axes[i], sizes[i], is_wide ? wide[i] : std::to_string(sizes[i]));
-    if (is_wide) detail::throw_too_large("the size of axis " + detail::quoted(axes[i]), wide[i]);
+    if (is_wide) detail::throw_too_large("the size of axis " + detail::quote(axes[i]), wide[i]);
   }
 }
 
@@ -179,7 +212,7 @@ PROCTOPO_COLD void detail::throw_negative_count(std::string_view value) {
 }
 
 PROCTOPO_COLD void detail::throw_unknown_axis(std::string_view name, const std::vector<std::string>& axes) {
-  throw unknown_axis("unknown axis " + detail::quoted(name) + "; the axes are [" + join(axes, ", ", detail::quoted) +
+  throw unknown_axis("unknown axis " + detail::quote(name) + "; the axes are [" + join(axes, ", ", detail::quote) +
                      "]");
 }
 
@@ -191,7 +224,7 @@ PROCTOPO_COLD void detail::throw_rank_out_of_range(std::string_view value, rank_
 PROCTOPO_COLD void detail::throw_coordinate_out_of_range(std::string_view value, std::string_view axis,
                                                          rank_t size) {
   throw coordinate_out_of_range("coordinate " + std::string(value) + " is out of range for axis " +
-                                detail::quoted(axis) + " of size " + std::to_string(size) + " (valid: 0.." +
+                                detail::quote(axis) + " of size " + std::to_string(size) + " (valid: 0.." +
                                 std::to_string(size - 1) + ")");
 }
 
@@ -263,7 +296,7 @@ topology::topology(std::vector<std::string> axes, std::vector<rank_t> dims, cons
     std::vector<std::string> sizes;
     for (std::size_t i = 0; i < dims_.size(); ++i) sizes.push_back(size_text(i));
     throw invalid_topology("a topology needs one size per axis, but got " + std::to_string(axes_.size()) +
-                           " axes [" + join(axes_, ", ", detail::quoted) + "] and " +
+                           " axes [" + join(axes_, ", ", detail::quote) + "] and " +
                            std::to_string(dims_.size()) + " sizes [" +
                            join(sizes, ", ", [](const std::string& t) { return t; }) + "]");
   }
@@ -909,11 +942,11 @@ std::vector<std::string> parse_order(std::string_view order) {
     const std::size_t end = order.find('-', start);
     const std::string_view token = order.substr(start, end == std::string_view::npos ? end : end - start);
     if (token.empty()) {
-      throw std::invalid_argument("order " + detail::quoted(order) +
+      throw std::invalid_argument("order " + detail::quote(order) +
                                   " has an empty name; write names joined by '-', e.g. 'tp-dp-pp'");
     }
     if (std::find(names.begin(), names.end(), token) != names.end()) {
-      throw std::invalid_argument("order " + detail::quoted(order) + " names " + detail::quoted(token) +
+      throw std::invalid_argument("order " + detail::quote(order) + " names " + detail::quote(token) +
                                   " twice");
     }
     names.emplace_back(token);

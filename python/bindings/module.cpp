@@ -23,6 +23,7 @@
 namespace py = pybind11;
 using namespace pybind11::literals;
 using proctopo::rank_t;
+using proctopo::detail::quote;  // every name in an error text, escaped as the core's own errors write it
 using proctopo::topology;
 
 namespace {
@@ -85,7 +86,7 @@ rank_t rank_arg(py::handle v, const topology& t) {
 
 rank_t coord_arg(py::handle v, const topology& t, std::size_t axis) {
   const std::string& name = t.axes()[axis];
-  const int_arg c = to_int(v, [&] { return "the coordinate for axis '" + name + "'"; });
+  const int_arg c = to_int(v, [&] { return "the coordinate for axis " + quote(name); });
   if (!c.fits()) proctopo::detail::throw_coordinate_out_of_range(c.wide, name, t.dims()[axis]);
   return c.value;
 }
@@ -223,7 +224,7 @@ rank_t rank_of_kwargs(const topology& t, const py::dict& kwargs) {
   if (count != n) {
     std::string missing;
     for (std::size_t i = 0; i < n; ++i) {
-      if (!seen[i]) missing += (missing.empty() ? "'" : ", '") + t.axes()[i] + "'";
+      if (!seen[i]) missing += (missing.empty() ? "" : ", ") + quote(t.axes()[i]);
     }
     throw std::invalid_argument("get_rank() needs one coordinate for every axis; missing " + missing +
                                 "; use filter_match() for a partial coordinate");
@@ -248,7 +249,7 @@ py::list match_kwargs(const topology& t, const py::dict& kwargs) {
   bool empty = false;
   for (const auto& item : kwargs) {
     const std::size_t i = t.axis_index(name_view(item.first));
-    const int_arg v = to_int(item.second, [&] { return "the value for axis '" + t.axes()[i] + "'"; });
+    const int_arg v = to_int(item.second, [&] { return "the value for axis " + quote(t.axes()[i]); });
     if (!v.fits() || v.value < 0 || v.value >= t.dims()[i]) empty = true;
     partial[i] = v.value;
   }
@@ -384,7 +385,7 @@ struct sizes_arg {
     for (py::handle item : dims_in) {
       const std::size_t i = dims.size();
       const int_arg d = to_int(item, [&] {
-        return i < axes.size() ? "the size of axis '" + axes[i] + "'" : "size " + std::to_string(i);
+        return i < axes.size() ? "the size of axis " + quote(axes[i]) : "size " + std::to_string(i);
       });
       dims.push_back(d.value);
       wide.push_back(d.wide);
@@ -430,7 +431,7 @@ topology from_order(py::handle order, py::handle sizes_in, py::handle rename) {
         if (!rename.is_none()) axis = axis_name_arg(rename.attr("get")(axis, axis), i);
       },
       [&](std::size_t k, rank_t& size, std::string& wide) {
-        int_arg d = to_int(given.sizes[k], [&] { return "the size of axis '" + given.names[k] + "'"; });
+        int_arg d = to_int(given.sizes[k], [&] { return "the size of axis " + quote(given.names[k]); });
         size = d.value;
         wide = std::move(d.wide);
       });

@@ -182,6 +182,9 @@ class topology {
 /// The error of each rule, for callers that hold the offending value only as text (numbers
 /// wider than 64 bits); the core raises the same errors with the same words.
 namespace detail {
+/// `s` quoted for error text in the manner of Python's repr: the C0 and C1 control characters
+/// (NUL included), DEL, the quote and the backslash escaped, so every character of a name shows.
+std::string quote(std::string_view s);
 /// Throws coordinate_out_of_range for `value` on an axis of `size` ranks.
 [[noreturn]] void throw_coordinate_out_of_range(std::string_view value, std::string_view axis, rank_t size);
 /// Throws rank_out_of_range for `value` in a world of `world` ranks.
