@@ -684,8 +684,12 @@ def _tested_text() -> str:
 
 
 def _release_of(version: str | None) -> str:
-    """The release series of a tested megatron-core version ("0.19" for "0.19.2"); ImportError for others."""
-    match = re.fullmatch(r"(\d+)\.(\d+)\.\d+", version or "")
+    """The release series of a tested megatron-core version ("0.19" for "0.19.2"); ImportError for others.
+
+    A local version label is taken: megatron-core's ``package_info`` appends the git commit
+    when it sits in a git checkout ("0.19.2+6304342").
+    """
+    match = re.fullmatch(r"(\d+)\.(\d+)\.\d+(\+[0-9A-Za-z.]+)?", version or "")
     series = f"{match[1]}.{match[2]}" if match else ""
     if series in TESTED_VERSIONS:
         return series
@@ -923,7 +927,11 @@ def initialize_model_parallel(
         timeout=seconds,
         release=release,
     )
-    _fill(ps, mg, virtual_pipeline_model_parallel_size)
+    try:
+        _fill(ps, mg, virtual_pipeline_model_parallel_size)
+    except BaseException:
+        mg.grid.destroy()  # nothing was set (the values are computed before any is)
+        raise
     _STATE = mg
     return mg
 
