@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import json
 import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from . import __version__, demo, planner
 from . import draw as drawing
@@ -183,8 +184,54 @@ def topology_json(topo: ProcessTopology) -> dict[str, Any]:
     }
 
 
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first number in ``value`` that JSON cannot hold (inf, -inf, nan), with its path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for where, v in items:
+        found = _non_finite(v, where)
+        if found is not None:
+            return found
+    return None
+
+
+def json_text(doc: dict[str, Any]) -> str:
+    """``doc`` as the JSON every command prints: indented, and strict (no ``Infinity`` or ``NaN``).
+
+    Raises:
+        InvalidArgumentError: a number in ``doc`` is not finite (its field is named); the
+            inputs were too large or too small for the arithmetic.
+
+    >>> print(json_text({"a": [1, 2.5]}))
+    {
+      "a": [
+        1,
+        2.5
+      ]
+    }
+    >>> json_text({"layouts": [{"cost": float("inf")}]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    proctopo.errors.InvalidArgumentError: the result's layouts[0].cost is inf, which JSON cannot hold: ...
+    """
+    try:
+        return json.dumps(doc, indent=2, allow_nan=False)
+    except ValueError:
+        found = _non_finite(doc)
+        if found is None:
+            raise
+        raise InvalidArgumentError(
+            f"the result's {found[0]} is {found[1]}, which JSON cannot hold: an input is too large or "
+            "too small for the arithmetic (each must keep every result finite)"
+        ) from None
+
+
 def _dump(doc: dict[str, Any], out: TextIO) -> None:
-    print(json.dumps(doc, indent=2), file=out)
+    print(json_text(doc), file=out)
 
 
 # ---------------------------------------------------------------------------- show
@@ -927,12 +974,14 @@ def _draw(args: argparse.Namespace) -> int:
             topo, args.group, args.ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
         )
     if fmt == "png" and not args.json:
-        drawing.png(pic, output or "")
+        try:
+            drawing.png(pic, output or "")
+        except OSError as exc:
+            raise _CannotWrite(output or "", exc) from None
         return 0
     if args.json:
-        text = json.dumps(
-            {"schema": "proctopo.draw/1", "topology": topology_json(topo), **drawing.to_dict(pic)}, indent=2
-        )
+        doc = {"schema": "proctopo.draw/1", "topology": topology_json(topo), **drawing.to_dict(pic)}
+        text = json_text(doc)
         text += "\n"
     elif fmt == "svg":
         text = drawing.svg(pic)
@@ -942,13 +991,13 @@ def _draw(args: argparse.Namespace) -> int:
         if output is None:
             drawing.write_text(pic, sys.stdout, args.color)
             return 0
-        with open(output, "w", encoding="utf-8") as f:
+        with _output_file(output) as f:
             drawing.write_text(pic, f, args.color)
         return 0
     if output is None:
         sys.stdout.write(text)
     else:
-        with open(output, "w", encoding="utf-8") as f:
+        with _output_file(output) as f:
             f.write(text)
     return 0
 
@@ -996,23 +1045,107 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+#: The exit status when the output cannot be written: the file of ``-o`` cannot be created or
+#: written, or the standard output fails (a full disk, an encoding that cannot hold the text).
+EXIT_CANNOT_WRITE = 3
+
+
+class _CannotWrite(Exception):
+    """The output could not be written; ``main`` reports it and returns :data:`EXIT_CANNOT_WRITE`."""
+
+    def __init__(self, where: str, cause: Exception) -> None:
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        super().__init__(f"cannot write {where}: {reason}")
+
+
+class _Stdout:
+    """The standard output while a command runs: a write that fails names the standard output
+    (:class:`_CannotWrite`), and a closed standard output (``None``) is a reader that is gone
+    (:class:`BrokenPipeError`, ended quietly). Everything else is the stream's own."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if self.stream is None:
+            if text:
+                raise BrokenPipeError(errno.EPIPE, "the standard output is closed")
+            return 0
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, UnicodeEncodeError) as exc:
+            raise _CannotWrite("the standard output", exc) from None
+
+    def flush(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _CannotWrite("the standard output", exc) from None
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def discard(self) -> None:
+        """Send what is still buffered to the null device, so nothing fails again at exit."""
+        try:
+            fd = self.stream.fileno() if self.stream is not None else -1
+        except (OSError, ValueError, AttributeError):
+            fd = -1  # not a file (a test's capture): nothing is flushed at exit
+        if fd >= 0:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def _output_file(path: str) -> Iterator[TextIO]:
+    """``path`` opened for the output (UTF-8 text); failing to create or write it is :class:`_CannotWrite`."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            yield f
+    except OSError as exc:
+        raise _CannotWrite(path, exc) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``proctopo`` and ``python -m proctopo``; returns the exit status.
 
     Without a command it prints the help. Mistakes in the options end in argparse's
-    usage message (``SystemExit(2)``); a layout that breaks a rule of the topology
-    prints ``proctopo <command>: error: <why>`` and returns 2; ``check`` returns 1 when
-    the layout breaks one of the rules it was asked to check. A reader that goes away
-    (``proctopo show ... | head``) ends the command quietly with status 1.
+    usage message (``SystemExit(2)``); a layout that breaks a rule of the topology, or
+    an argument that is not UTF-8 text, prints ``proctopo <command>: error: <why>`` and
+    returns 2; ``check`` returns 1 when the layout breaks one of the rules it was asked
+    to check. Output that cannot be written (``-o`` in a missing directory, a full disk)
+    prints ``proctopo <command>: error: cannot write <where>: <why>`` and returns
+    :data:`EXIT_CANNOT_WRITE` (3). A reader that goes away (``proctopo show ... | head``)
+    or a closed standard output ends the command quietly with status 1.
     """
+    words = list(sys.argv[1:] if argv is None else argv)
+    out = _Stdout(sys.stdout)
+    saved = sys.stdout
+    sys.stdout = cast(TextIO, out)
     try:
         try:
-            return _main(list(sys.argv[1:] if argv is None else argv))
+            return _main(words)
         finally:
-            sys.stdout.flush()  # a closed pipe shows here at the latest, not at interpreter exit
+            sys.stdout = saved
+            out.flush()  # a closed pipe shows here at the latest, not at interpreter exit
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        out.discard()  # no second error at exit
         return 1
+    except _CannotWrite as exc:  # in argparse's own output (--help, --version) or the last flush
+        out.discard()
+        name = words[0] if words and words[0] in _COMMANDS else None
+        print(f"proctopo{f' {name}' if name else ''}: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
 
 
 def _settle_axes(args: argparse.Namespace) -> list[str]:
@@ -1040,6 +1173,46 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
     return [] if text is None else [text]
 
 
+#: Options whose values are paths, where any bytes go (not only UTF-8 text).
+_PATH_OPTIONS = frozenset({"output"})
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Every argument but a path is UTF-8 text (names, sizes, orders): a clear error naming the
+    first that is not, instead of a failure where the text meets the core.
+
+    The command line holds bytes; Python keeps those that are not UTF-8 as lone surrogates.
+    """
+
+    def strings(value: Any) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from strings(k)
+                yield from strings(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from strings(v)
+
+    for dest, value in vars(args).items():
+        if dest in _PATH_OPTIONS:
+            continue
+        for text in strings(value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                try:
+                    shown = repr(os.fsencode(text))
+                except UnicodeEncodeError:
+                    shown = ascii(text)
+                option = "name=size" if dest == "axes" else "--" + dest.replace("_", "-")
+                raise InvalidArgumentError(
+                    f"argument {option}: {shown} is not UTF-8 text; names, sizes and options are read "
+                    "as UTF-8"
+                ) from None
+
+
 def _main(argv: list[str]) -> int:
     top = parser()
     args = top.parse_args(argv)
@@ -1047,11 +1220,19 @@ def _main(argv: list[str]) -> int:
         top.print_help()
         return 0
     try:
+        _check_text(args)
         args.warnings = _settle_axes(args)
         if os.environ.get("RANK", "0") in ("", "0"):  # under a launcher, rank 0 speaks for the job
             for text in args.warnings:
                 print(f"proctopo {args.command}: warning: {text}", file=sys.stderr)
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a failing standard output is reported here, in the command's name
+        return status
     except ProctopoError as exc:
         print(f"proctopo {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except _CannotWrite as exc:
+        if isinstance(sys.stdout, _Stdout):
+            sys.stdout.discard()
+        print(f"proctopo {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE

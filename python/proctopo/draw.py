@@ -27,7 +27,9 @@ from __future__ import annotations
 import bisect
 import colorsys
 import html as _html
-from collections.abc import Sequence
+import math
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -41,6 +43,7 @@ __all__ = [
     "Group",
     "Picture",
     "Row",
+    "Selection",
     "color",
     "html",
     "label",
@@ -60,6 +63,13 @@ NEUTRAL = "#e6e6e6"
 
 #: The pip command that installs the optional drawing dependencies.
 PIP_DRAW = "pip install 'proctopo[draw]'"
+
+#: The most ranks one picture draws (``limit`` of :func:`layout`, ``draw --limit``): every
+#: renderer's work and output grow with the ranks drawn, never with the world.
+LIMIT_MAX = 4096
+
+#: The most pixels a PNG has along either side (matplotlib's Agg canvas).
+PNG_MAX_PIXELS = 65535
 
 
 def label(i: int) -> str:
@@ -174,12 +184,16 @@ class Picture:
         group_axes: The axes whose groups colour the cells (empty: no colouring).
         ranks_per_node: Ranks per node (rows are nodes), or None.
         nodes_per_domain: Nodes per domain (frames are domains), or None.
-        columns: Column headings (``model=0``, ...), empty when rows are nodes.
+        columns: Column headings (``model=0``, ...), empty when rows are nodes; when the
+            columns drawn lie far apart (past the column limit), the heading of each
+            column drawn (``model=40``, ``local 40``), side by side.
         rows: The rows drawn.
         legend: The groups of the ranks drawn, by index.
         legend_more: Groups of the ranks drawn left out of the legend.
         ranks_selected: Ranks chosen for the picture.
         ranks_drawn: Ranks in its cells.
+        places: The columns drawn, ascending, when they lie far apart and are drawn side
+            by side; empty when each cell sits at its own column.
     """
 
     title: str
@@ -194,6 +208,11 @@ class Picture:
     legend_more: int
     ranks_selected: int
     ranks_drawn: int
+    places: tuple[int, ...] = ()
+
+    def place(self, c: Cell) -> int:
+        """Where a cell is drawn, counted in cells from the left."""
+        return bisect.bisect_left(self.places, c.column) if self.places else c.column
 
     @property
     def row_noun(self) -> str:
@@ -208,6 +227,206 @@ class Picture:
         return BlockPlacement(self.topo.world_size(), self.ranks_per_node, self.nodes_per_domain or 1)
 
 
+class Selection(Sequence[int]):
+    """The ranks whose coordinates on some axes are given, ascending, without listing them.
+
+    Its length, an item, the position of a rank and the number of nodes it touches
+    (:meth:`count_blocks`) each cost O(axes), not O(ranks), so a slice of any world is
+    drawn in time and memory bounded by the picture's limit. Slicing (step 1) gives a
+    window of it, still unlisted.
+
+    >>> sel = Selection(ProcessTopology(['pipe', 'data', 'model'], [2, 3, 4]), {'data': 1})
+    >>> len(sel), list(sel), sel[-1], sel.position(13)
+    (8, [4, 5, 6, 7, 16, 17, 18, 19], 19, 4)
+    >>> sel.count_blocks(8), list(sel[2:5]), sel[2:5].count_blocks(8)
+    (2, [6, 7, 16], 2)
+    """
+
+    #: The recursion of :meth:`count_blocks` evaluates at most this many sub-sums; past that it
+    #: refuses (a node size whose remainders cycle slowly against strides of huge axes).
+    BUDGET = 1 << 16
+
+    def __init__(
+        self, topo: ProcessTopology, where: dict[str, int], start: int = 0, stop: int | None = None
+    ) -> None:
+        strides, dims = topo.strides, topo.dims
+        index = {a: i for i, a in enumerate(topo.get_axis_names())}
+        self._base = sum(c * strides[index[a]] for a, c in where.items())
+        # The free axes, slowest first, as runs (size, stride); neighbouring free axes merge.
+        runs: list[tuple[int, int]] = []
+        for i, (d, st) in enumerate(zip(dims, strides)):
+            if topo.get_axis_names()[i] in where or d == 1:
+                continue
+            if runs and runs[-1][1] == d * st:
+                runs[-1] = (runs[-1][0] * d, st)
+            else:
+                runs.append((d, st))
+        self._runs = runs
+        counts = [1] * (len(runs) + 1)  # counts[k]: points of the runs k..
+        spans = [0] * (len(runs) + 1)  # spans[k]: last point minus first point of the runs k..
+        for k in range(len(runs) - 1, -1, -1):
+            counts[k] = counts[k + 1] * runs[k][0]
+            spans[k] = spans[k + 1] + (runs[k][0] - 1) * runs[k][1]
+        self._counts, self._spans = counts, spans
+        total = counts[0]
+        self._start = min(max(start, 0), total)
+        self._stop = max(self._start, min(total if stop is None else stop, total))
+
+    def _rank(self, i: int) -> int:
+        """The rank at position ``i`` of the whole selection."""
+        rank = self._base
+        for d, st in reversed(self._runs):
+            i, c = divmod(i, d)
+            rank += c * st
+        return rank
+
+    def _below(self, rank: int) -> int:
+        """How many ranks of the whole selection are below ``rank``."""
+        if rank <= self._base:
+            return 0
+        below, rest = 0, rank - self._base
+        for k, (d, st) in enumerate(self._runs):
+            c = rest // st
+            if c >= d:  # past the last point of this run: every point of it is below
+                return below + self._counts[k]
+            below += c * self._counts[k + 1]
+            rest -= c * st
+            if rest > self._spans[k + 1]:  # between two points of this run
+                return below + self._counts[k + 1]
+        return below + (1 if rest > 0 else 0)
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, i: Any) -> Any:
+        n = len(self)
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(n)
+            if step != 1:
+                raise InvalidArgumentError(f"a selection is sliced with step 1, got step {step}")
+            return Selection._window(self, self._start + lo, self._start + max(lo, hi))
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"position {i} is not in a selection of {n} ranks")
+        return self._rank(self._start + i)
+
+    def _window(self, start: int, stop: int) -> Selection:
+        other = object.__new__(Selection)
+        other.__dict__.update(self.__dict__)
+        other._start, other._stop = start, stop
+        return other
+
+    def __iter__(self) -> Iterator[int]:
+        return (self._rank(i) for i in range(self._start, self._stop))
+
+    def position(self, rank: int) -> int:
+        """How many ranks of the selection are below ``rank`` (where ``bisect_left`` would put it)."""
+        return min(max(self._below(rank) - self._start, 0), len(self))
+
+    def count_blocks(self, size: int) -> int:
+        """How many runs of ``size`` consecutive ranks (``[0, size)``, ``[size, 2 size)``, ...)
+        hold a rank of the selection: the nodes it touches, for ``size`` ranks per node.
+
+        Exact, in O(axes) sub-sums for the usual shapes: the sum over a run's points repeats
+        with the remainder of its stride modulo ``size``, so each run costs at most one period.
+
+        Raises:
+            InvalidArgumentError: ``size`` below 1, or the count would take more than
+                :attr:`BUDGET` sub-sums (then draw one node, or fix more axes).
+        """
+        if size < 1:
+            raise InvalidArgumentError(f"a block holds at least 1 rank, got {size}")
+        if not len(self):
+            return 0
+        memo: dict[tuple[int, int], int] = {}
+        budget = [self.BUDGET]
+
+        def spend(steps: int) -> None:
+            budget[0] -= steps
+            if budget[0] < 0:
+                raise InvalidArgumentError(
+                    f"counting the nodes of this selection would take more than {self.BUDGET:,} steps "
+                    f"(nodes of {size:,} ranks whose remainders repeat slowly against the strides): "
+                    "draw one node (--node) or fix more axes (--slice)"
+                )
+
+        runs, spans, counts = self._runs, self._spans, self._counts
+        # gaps[k]: the smallest and the largest gap between neighbouring points of runs k..
+        # (none for a single point: a smallest past any rank, a largest of 0)
+        gaps = [(1 << 64, 0)] * (len(runs) + 1)
+        for k in range(len(runs) - 1, -1, -1):
+            jump = runs[k][1] - spans[k + 1]
+            gaps[k] = (min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump))
+
+        def closed(first: int, span: int, points: int, smallest: int, largest: int) -> int | None:
+            """Points from ``first`` to ``first + span`` whose gaps run from ``smallest`` to
+            ``largest``: gaps of at most ``size`` skip no block, gaps of at least ``size``
+            share none; otherwise None."""
+            if largest <= size:
+                return (first + span) // size - first // size + 1
+            if smallest >= size:
+                return points
+            return None
+
+        def whole(k: int, first: int) -> int:
+            """Blocks of the points of runs k.. starting at ``first`` (only ``first % size`` matters)."""
+            if k == len(runs):
+                return 1
+            easy = closed(first % size, spans[k], counts[k], gaps[k][0], gaps[k][1])
+            if easy is not None:
+                return easy
+            key = (k, first % size)
+            if key not in memo:
+                memo[key] = along(k, key[1], runs[k][0])
+            return memo[key]
+
+        def along(k: int, first: int, n: int) -> int:
+            """Blocks of the first ``n`` whole copies of runs k+1.. along run k, from ``first``."""
+            step = runs[k][1]
+            inner = spans[k + 1]
+            jump = step - inner  # from the last point of one copy to the first of the next
+            if n == 1:
+                return whole(k + 1, first)
+            smallest, largest = min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump)
+            easy = closed(first % size, (n - 1) * step + inner, n * counts[k + 1], smallest, largest)
+            if easy is not None:
+                return easy
+
+            def term(c: int, last: bool) -> int:
+                at = (first + c * step) % size
+                joined = 0 if last else int((at + inner) // size == (at + step) // size)
+                return whole(k + 1, at) - joined
+
+            period = size // math.gcd(step % size, size) if step % size else 1
+            reps, extra = divmod(n - 1, period)  # the last copy has no junction to a next one
+            spend((period if reps else 0) + extra + 1)
+            total = reps * sum(term(c, False) for c in range(period)) if reps else 0
+            total += sum(term(c, False) for c in range(extra))
+            return total + term(n - 1, True)
+
+        def prefix(k: int, first: int, n: int) -> int:
+            """Blocks of the first ``n`` points of runs k.. starting at ``first``."""
+            if n == counts[k]:
+                return whole(k, first)
+            full, rest = divmod(n, counts[k + 1])
+            total = along(k, first, full) if full else 0
+            if rest:
+                start = first + full * runs[k][1]
+                total += prefix(k + 1, start, rest)
+                if full:
+                    end = first + (full - 1) * runs[k][1] + spans[k + 1]
+                    total -= int(end // size == start // size)
+            return total
+
+        def before(n: int) -> int:
+            return prefix(0, self._base, n) if n else 0
+
+        shared = self._start and self._rank(self._start - 1) // size == self._rank(self._start) // size
+        return before(self._stop) - before(self._start) + int(bool(shared))
+
+
 def select(
     topo: ProcessTopology,
     where: Sequence[tuple[str, int]] = (),
@@ -216,6 +435,9 @@ def select(
 ) -> Sequence[int]:
     """The ranks to draw, ascending: those with the coordinates ``where`` and, with ``node``, on that node.
 
+    The ranks are not listed: a ``range``, or a :class:`Selection` for coordinates, so
+    choosing costs O(axes) whatever the size of the world.
+
     Raises:
         UnknownAxisError: ``where`` names an axis the topology does not have.
         InvalidArgumentError: ``where`` names an axis twice; ``node`` without
@@ -223,7 +445,7 @@ def select(
         CoordinateOutOfRangeError: a coordinate of ``where`` outside its axis.
 
     >>> topo = ProcessTopology(['pipe', 'data'], [2, 4])
-    >>> select(topo, [('data', 1)]), select(topo, node=1, ranks_per_node=4)
+    >>> list(select(topo, [('data', 1)])), select(topo, node=1, ranks_per_node=4)
     ([1, 5], range(4, 8))
     >>> select(topo, node=2, ranks_per_node=4)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -231,13 +453,13 @@ def select(
     proctopo.errors.InvalidArgumentError: node 2 is not in the layout: 8 ranks on nodes of 4 ranks are ...
     """
     w = topo.world_size()
-    ranks: Sequence[int] = range(w)
+    ranks: range | Selection = range(w)
     if where:
         topo.axis_indices([a for a, _ in where])  # unknown or repeated axes, in the topology's words
         full = {a: 0 for a in topo.get_axis_names()}
         full.update(where)
         topo.get_rank(**full)  # a coordinate out of its axis, in the topology's words
-        ranks = topo.filter_match(**dict(where))
+        ranks = Selection(topo, dict(where))
     if node is not None:
         if not ranks_per_node:
             raise InvalidArgumentError("a node is chosen by its number, so the ranks per node must be given")
@@ -245,7 +467,7 @@ def select(
         if isinstance(ranks, range):
             ranks = on_node
         else:
-            ranks = [r for r in ranks if r in on_node]
+            ranks = ranks[ranks.position(on_node.start) : ranks.position(on_node.stop)]
     return ranks
 
 
@@ -269,18 +491,25 @@ def layout(
             last axis, framed by the coordinates of the slower axes.
         nodes_per_domain: Nodes per domain (needs ``ranks_per_node``): nodes framed by domain.
         ranks: The ranks to draw, ascending (default: all; see :func:`select`).
-        limit: At most this many ranks are drawn: the first rows that fit, then the last row.
+        limit: At most this many ranks are drawn (1 to :data:`LIMIT_MAX`): the first rows
+            that fit, then the last row.
         columns: At most this many ranks of a row are drawn.
         legend_limit: At most this many legend entries.
 
     Raises:
         UnknownAxisError: a group axis the topology does not have.
-        InvalidArgumentError: ``nodes_per_domain`` without ``ranks_per_node``, or a limit below 1.
+        InvalidArgumentError: ``nodes_per_domain`` without ``ranks_per_node``, a limit below 1,
+            or ``limit`` above :data:`LIMIT_MAX`.
     """
     if nodes_per_domain and not ranks_per_node:
         raise InvalidArgumentError("nodes are grouped in domains only when the ranks per node are given")
     if min(limit, columns, legend_limit) < 1:
         raise InvalidArgumentError("the limits of a picture must be at least 1")
+    if limit > LIMIT_MAX:
+        raise InvalidArgumentError(
+            f"a picture draws at most {LIMIT_MAX} ranks, got a limit of {limit}; draw one node or "
+            "one slice to see more of a large world"
+        )
     axes, dims = topo.get_axis_names(), topo.dims
     group_axes = list(group)
     if group_axes:
@@ -327,11 +556,23 @@ def layout(
         first = shown[0]
         return Row(row_label(first), block_label(first), cells, (hi - lo) - len(shown), skipped)
 
+    def position(rank: int, lo: int = 0) -> int:
+        """Where ``rank`` goes in ``chosen`` (bisect_left), in O(axes) for a :class:`Selection`."""
+        if isinstance(chosen, Selection):
+            return max(lo, chosen.position(rank))
+        return bisect.bisect_left(chosen, rank, lo)
+
+    def count_rows() -> int:
+        if isinstance(chosen, Selection):
+            return chosen.count_blocks(rows_of.ranks_per_node)
+        return rows_of.count_nodes(chosen)
+
+    # Each pass draws at least one rank, so the work is bounded by the limit, not the world.
     bounds: list[tuple[int, int, int]] = []  # (lo, hi, rows skipped before) indices into chosen
     drawn = 0
     lo = 0
     while lo < len(chosen):
-        hi = bisect.bisect_left(chosen, rows_of.ranks_of_node(rows_of.node_of(chosen[lo])).stop, lo)
+        hi = position(rows_of.ranks_of_node(rows_of.node_of(chosen[lo])).stop, lo)
         n = min(hi - lo, columns)
         if bounds and drawn + n > limit:
             break
@@ -339,14 +580,19 @@ def layout(
         drawn += n
         lo = hi
     if lo < len(chosen):  # a summary: the first rows that fit with the last one, then the last
-        last_lo = bisect.bisect_left(chosen, rows_of.ranks_of_node(rows_of.node_of(chosen[-1])).start)
+        last_lo = position(rows_of.ranks_of_node(rows_of.node_of(chosen[-1])).start)
         n_last = min(len(chosen) - last_lo, columns)
         while len(bounds) > 1 and drawn + n_last > limit:
             lo_, hi_, _ = bounds.pop()
             drawn -= min(hi_ - lo_, columns)
-        bounds.append((last_lo, len(chosen), rows_of.count_nodes(chosen) - len(bounds) - 1))
+        bounds.append((last_lo, len(chosen), count_rows() - len(bounds) - 1))
         drawn += n_last
     rows = [make_row(lo_, hi_, skipped) for lo_, hi_, skipped in bounds]
+    used = sorted({c.column for row in rows for c in row.cells})
+    places: tuple[int, ...] = ()
+    if used and used[-1] >= columns:  # columns far apart (a slice): only those drawn, side by side
+        places = tuple(used)
+        headings = tuple(f"local {j}" if ranks_per_node else f"{axes[-1]}={j}" for j in used)
 
     legend: list[Group] = []
     seen = sorted({c.group for row in rows for c in row.cells if c.group is not None})
@@ -399,6 +645,7 @@ def layout(
         legend_more=max(0, len(seen) - legend_limit),
         ranks_selected=len(chosen),
         ranks_drawn=drawn,
+        places=places,
     )
 
 
@@ -430,9 +677,10 @@ def _text_lines(pic: Picture) -> list[list[tuple[str, str | None]]]:
         column = 0
         for c in row.cells:
             text = _cell_text(pic, c)
-            pieces.append((" " * ((c.column - column) * (width + 2) + 2 + width - len(text)), None))
+            place = pic.place(c)
+            pieces.append((" " * ((place - column) * (width + 2) + 2 + width - len(text)), None))
             pieces.append((text, color(c.group) if c.group is not None else None))
-            column = c.column + 1
+            column = place + 1
         if row.more:
             pieces.append((f"  ... +{row.more}", None))
         lines.append(pieces)
@@ -565,7 +813,7 @@ def _scene(pic: Picture) -> _Scene:
         [40.0, *(len(t) * _CHAR + 14 for t in cells), *(len(h) * _CHAR * 11 / 12 + 8 for h in pic.columns)]
     )
     label_w = max([len(r.label) for r in pic.rows] + [0]) * _CHAR + 14
-    ncols = max([c.column + 1 for row in pic.rows for c in row.cells] + [len(pic.columns), 1])
+    ncols = max([pic.place(c) + 1 for row in pic.rows for c in row.cells] + [len(pic.columns), 1])
     x0 = _PAD + 10 + label_w
     grid_right = x0 + ncols * (cell_w + _GAP) + (60 if any(r.more for r in pic.rows) else 0)
     right = max(right, grid_right + 10)
@@ -594,7 +842,7 @@ def _scene(pic: Picture) -> _Scene:
             y += 22
         text(_PAD + 10, y + _CELL_H / 2 + 4, row.label, 12)
         for c in row.cells:
-            x = x0 + c.column * (cell_w + _GAP)
+            x = x0 + pic.place(c) * (cell_w + _GAP)
             coord = " ".join(
                 f"{a}={v}" for a, v in zip(pic.topo.get_axis_names(), pic.topo.get_coord(c.rank))
             )
@@ -696,8 +944,16 @@ def png(pic: Picture, path: str) -> None:
     """Write the picture as a PNG file (needs matplotlib: ``pip install 'proctopo[draw]'``).
 
     Raises:
+        InvalidArgumentError: the picture is wider or taller than a PNG holds
+            (:data:`PNG_MAX_PIXELS`).
         ProctopoError: matplotlib is not installed.
     """
+    scene = _scene(pic)
+    if max(scene.width, scene.height) > PNG_MAX_PIXELS:
+        raise InvalidArgumentError(
+            f"the picture is {scene.width} x {scene.height} px, more than a PNG holds "
+            f"({PNG_MAX_PIXELS} px a side): draw fewer ranks (--limit), or SVG or HTML"
+        )
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -706,7 +962,6 @@ def png(pic: Picture, path: str) -> None:
         raise ProctopoError(
             f"PNG needs matplotlib, which is not installed: {PIP_DRAW} (SVG, HTML and text need nothing)"
         ) from None
-    scene = _scene(pic)
     dpi = 100
     fig = Figure(figsize=(scene.width / dpi, scene.height / dpi), dpi=dpi, facecolor="white")
     FigureCanvasAgg(fig)
