@@ -61,6 +61,7 @@ def main() -> None:
     args = training.arguments(
         __doc__.splitlines()[0], tensor=dict(type=int, default=2, help="tensor-parallel size (default 2)")
     )
+    reference = training.reference_losses(args.steps)  # first: the job ends right after training
     training.init_gloo()
     from megatron.core import parallel_state
     from proctopo import megatron
@@ -86,7 +87,7 @@ def main() -> None:
     training.report(
         "megatron-core tensor-parallel linears",
         losses,
-        training.reference_losses(args.steps),
+        reference,
         args.out,
         tensor_parallel_group=dist.get_process_group_ranks(parallel_state.get_tensor_model_parallel_group()),
         data_parallel_group=dist.get_process_group_ranks(dp_group),

@@ -86,6 +86,7 @@ def test_a_pipeline_module_subclass_built_in_the_block_takes_the_grid(run_worker
     results = run_workers(workers.pipeline_module_on_grid, 4, timeout=120)
     for rank, res in enumerate(results):
         assert res["given"] and res["grid"], res
+        assert res["other thread"] == "deepspeed.runtime.pipe.topology.PipelineParallelGrid", res
         assert res["stage"] == rank // 2 and res["layers"] == ([0, 2] if rank < 2 else [2, 4]), res
         assert res["grid_calls"] == 0, res  # building the module created no group through the grid
         assert "deepspeed.runtime.pipe.topology.PipelineParallelGrid" in res["restored"], res

@@ -11,8 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import require
-from helpers.training_workers import TOLERANCE, exit_codes, largest_difference, run_example
+from helpers import RunWorkers, require
+from helpers.training_workers import (
+    TOLERANCE,
+    exit_codes,
+    fsdp_over_two_exports,
+    largest_difference,
+    run_example,
+)
 
 WORLD = 4
 
@@ -37,6 +43,15 @@ def test_fsdp2_and_tensor_parallel_on_a_grid_mesh(tmp_path: Path) -> None:
         assert rec["mesh"] == "DeviceMesh((data=2, model=2), 'cpu', stride=(2, 1))", rec
         assert rec["bitwise_equal_losses"] and rec["bitwise_equal_weights"], rec
     assert len({tuple(rec["losses"]) for rec in records}) == 1  # every rank saw the same mean losses
+
+
+def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWorkers) -> None:
+    """The 2-D mesh rule of docs/training.md: fully_shard refuses parameters split over one export
+    with a mesh from another; slices of one 2-D export combine."""
+    require("torch.distributed.fsdp")
+    for res in run_workers(fsdp_over_two_exports, WORLD, timeout=120):
+        refused = "RuntimeError: Cannot concatenate DeviceMeshes derived from different device meshs"
+        assert res == {"two 1-D exports": refused, "slices of one 2-D export": "ok"}
 
 
 @pytest.mark.mp

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +176,45 @@ def pipeline_module_on_grid(rank: int, world_size: int) -> dict[str, Any]:
 
     grid = proctopo.PipelineParallelGrid(proctopo.ProcessTopology(["pipe", "data"], [2, world_size // 2]))
     calls_before = grid.group_creation_calls
+    elsewhere: list[Any] = []
     with use_grid(grid) as given:
         model = Stack(grid.topology())
+        # a module built on another thread meanwhile gets DeepSpeed's own grid
+        thread = threading.Thread(target=lambda: elsewhere.append(Stack(grid.topology())._grid))
+        thread.start()
+        thread.join()
     return {
         "given": given is grid,
         "grid": model._grid is grid and model.mpu() is grid,
+        "other thread": type(elsewhere[0]).__module__ + "." + type(elsewhere[0]).__name__,
         "stage": model.stage_id,
         "layers": [model._local_start, model._local_stop],
         "grid_calls": grid.group_creation_calls - calls_before,
         "restored": repr(sys.modules["deepspeed.runtime.pipe.module"].PipelineParallelGrid),
     }
+
+
+# ---------------------------------------------------------------- worker of test_training.py
+def fsdp_over_two_exports(rank: int, world_size: int) -> dict[str, str]:
+    """``fully_shard`` over a 1-D export of parameters split over another export, by case."""
+    import proctopo
+    from torch import nn
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    grid = proctopo.ProcessGrid(proctopo.ProcessTopology(["data", "model"], [world_size // 2, 2]))
+    plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
+    mesh = grid.device_mesh(["data", "model"])
+    out = {}
+    for case, (data, model) in {
+        "two 1-D exports": (grid.device_mesh(["data"]), grid.device_mesh(["model"])),
+        "slices of one 2-D export": (mesh["data"], mesh["model"]),
+    }.items():
+        net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4))
+        parallelize_module(net, model, plan)
+        try:
+            fully_shard(net, mesh=data)
+            out[case] = "ok"
+        except Exception as exc:
+            out[case] = f"{type(exc).__name__}: {exc}"
+    return out
