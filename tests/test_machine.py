@@ -1,13 +1,17 @@
-"""proctopo.machine: nodes, domains, partial nodes and spans, against plain enumeration.
+"""proctopo.machine: nodes, domains, network levels, partial nodes and spans, against plain enumeration.
 
 The oracles list every rank: a node is the set of ranks mapped to it, a group's span
-is the number of distinct nodes (domains) among the members of a row of
-``topology.groups(axes)``, the maximum over the rows.
+is the number of distinct nodes (domains, units of a level) among the members of a row
+of ``topology.groups(axes)``, the maximum (or the mean) over the rows.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,13 +21,19 @@ from hypothesis import strategies as st
 from proctopo import GridSizeError, InvalidArgumentError, ProcessTopology, RankOutOfRangeError
 from proctopo.machine import (
     ENUMERATION_LIMIT,
+    PRESETS,
     TIER_NAMES,
     BlockPlacement,
+    Level,
     ListedPlacement,
+    Machine,
     Placement,
     Span,
     _floor_sum,
+    _floor_sums,
     blocks_spanned,
+    machine,
+    mean_blocks_spanned,
 )
 
 
@@ -49,6 +59,23 @@ topologies = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(
 @given(n=st.integers(0, 40), m=st.integers(1, 50), a=st.integers(0, 200), b=st.integers(0, 200))
 def test_floor_sum_is_the_sum(n: int, m: int, a: int, b: int) -> None:
     assert _floor_sum(n, m, a, b) == sum((a * i + b) // m for i in range(n))
+
+
+@given(n=st.integers(-1, 40), a=st.integers(0, 200), b=st.integers(0, 200), c=st.integers(1, 50))
+def test_weighted_floor_sums_are_the_sums(n: int, a: int, b: int, c: int) -> None:
+    qs = [(a * i + b) // c for i in range(n + 1)]
+    assert _floor_sums(n, a, b, c) == (sum(qs), sum(i * q for i, q in enumerate(qs)), sum(q * q for q in qs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data())
+def test_mean_blocks_spanned_equals_enumeration(dims: list[int], data: st.DataObject) -> None:
+    topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
+    world = topo.world_size()
+    block = data.draw(st.integers(1, world + 3), label="block")
+    for axis, stride, size in zip(topo.axes, topo.strides, dims):
+        spans = [len(set(row)) for row in (topo.groups(axis) // block).tolist()]
+        assert mean_blocks_spanned(stride, size, world, block) == Fraction(sum(spans), len(spans))
 
 
 @settings(max_examples=300, deadline=None)
@@ -145,9 +172,147 @@ def test_spans_name_their_tier() -> None:
     assert [Span(1, 1).tier, Span(3, 1).tier, Span(3, 2).tier] == list(TIER_NAMES)
     m = BlockPlacement(72 * 4, ranks_per_node=8, nodes_per_domain=9)
     assert m.ranks_per_domain == 72
-    assert m.span(1, 8) == (1, 1) and m.span(1, 8).tier == "intra-node"
-    assert m.span(8, 9) == (9, 1) and m.span(8, 9).tier == "intra-domain"
-    assert m.span(1, 16) == (2, 2) and m.span(1, 16).tier == "inter-domain"
+    assert m.span(1, 8) == (1, 1) and m.span(1, 8).tier == "node"
+    assert m.span(8, 9) == (9, 1) and m.span(8, 9).tier == "domain"
+    assert m.span(1, 16) == (2, 2) and m.span(1, 16).tier == "network"
+    assert [lv.name for lv in Machine.default(8, 9).levels] == list(TIER_NAMES)
+
+
+# ----------------------------------------------------------------------------- machines of any depth
+@st.composite
+def level_sizes(draw: st.DrawFn) -> list[int]:
+    return [draw(st.integers(1, 5)) for _ in range(draw(st.integers(2, 5)))]
+
+
+def machine_of(sizes: list[int]) -> Machine:
+    levels = [Level(f"l{i}", size, 1e9 * (i + 1), 1e-6) for i, size in enumerate(sizes)]
+    return Machine("drawn", (*levels, Level("top", None, 1e9, 1e-5)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), sizes=level_sizes())
+def test_reach_and_crossing_on_every_level_equal_enumeration(dims: list[int], sizes: list[int]) -> None:
+    topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
+    world = topo.world_size()
+    m = machine_of(sizes)
+    blocks = list(itertools.accumulate(sizes, lambda a, b: a * b))
+    assert m.blocks == tuple(blocks)
+    for axes in subsets(topo.axes):
+        rows = topo.groups(axes).tolist()
+        spans = tuple(max(len({r // b for r in row}) for row in rows) for b in blocks)
+        crossing = tuple(
+            Fraction(sum(1 for row in rows if len({r // b for r in row}) > 1), len(rows)) for b in blocks
+        )
+        reach = m.reach_of(topo, axes)
+        assert reach.spans == spans, axes
+        assert reach.tier == next((i for i, n in enumerate(spans) if n == 1), len(spans))
+        assert m.crossing_of(topo, axes) == crossing, axes
+        if len(axes) == 1:
+            i = topo.axes.index(axes[0])
+            assert m.reach(topo.strides[i], dims[i], world) == reach
+
+
+def test_presets_are_documented_machines() -> None:
+    assert set(PRESETS) >= {"hgx-h100", "gb200-nvl72"}
+    for name, m in PRESETS.items():
+        assert m.name == name and m.source and all(lv.note for lv in m.levels)
+        assert m.levels[0].name == "node" and m.levels[1].name == "domain" and m.levels[-1].size is None
+        assert machine(name) is m and Machine.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    hgx, nvl = PRESETS["hgx-h100"], PRESETS["gb200-nvl72"]
+    assert (hgx.ranks_per_node, hgx.nodes_per_domain, hgx.blocks[2]) == (8, 1, 256)  # rail groups of 32 nodes
+    assert hgx.levels[0].bandwidth == 450e9 and hgx.levels[2].bandwidth == 50e9  # NVLink 4; NDR 400 Gb/s
+    assert (nvl.ranks_per_node, nvl.ranks_per_domain, nvl.levels[1].bandwidth) == (4, 72, 900e9)
+    roce = PRESETS["meta-h100-roce"]
+    assert roce.blocks[2:] == (16, 3072) and roce.levels[-1].oversubscription == 7
+    assert roce.levels[-1].effective_bandwidth == 50e9 / 7
+
+
+def test_a_machine_file(tmp_path: Path) -> None:
+    doc = {
+        "name": "lab",
+        "source": "our cluster",
+        "levels": [
+            {"name": "node", "size": 4, "bandwidth": 300e9, "latency": 3e-6},
+            {"name": "domain", "size": 1, "bandwidth": 300e9, "latency": 3e-6},
+            {"name": "leaf", "size": 16, "bandwidth": 25e9, "latency": 8e-6},
+            {"name": "spine", "bandwidth": 25e9, "latency": 1e-5, "oversubscription": 2},
+        ],
+    }
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps(doc))
+    m = machine(str(path))
+    assert m.name == "lab" and m.blocks == (4, 4, 64) and m.levels[3].effective_bandwidth == 12.5e9
+    assert machine(m.to_dict()) == m
+    if sys.version_info >= (3, 11):
+        toml = tmp_path / "lab.toml"
+        toml.write_text(
+            'name = "lab"\nsource = "our cluster"\n'
+            + "".join(
+                "[[levels]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in lv.items())
+                for lv in doc["levels"]
+            )
+        )
+        assert machine(str(toml)) == m
+
+
+@pytest.mark.parametrize(
+    ("doc", "text"),
+    [
+        ({"levels": []}, "at least three levels"),
+        (
+            {"levels": [{"name": n, "bandwidth": 1e9, "latency": 0} for n in ("node", "domain", "network")]},
+            "level 'node' needs a size: only the top level \\('network'\\) has none",
+        ),
+        (
+            {"levels": [{"name": n, "size": 2, "bandwidth": 1e9, "latency": 0} for n in ("a", "b", "c")]},
+            "the top level 'c' holds every rank, so it has no size",
+        ),
+        (
+            {
+                "levels": [{"name": "a", "size": 2, "bandwidth": 1e9, "latency": 0}] * 2
+                + [{"name": "t", "bandwidth": 1e9, "latency": 0}]
+            },
+            "level name 'a' is used twice",
+        ),
+        (
+            {"levels": [{"name": "a", "size": 0, "bandwidth": 1e9, "latency": 0}]},
+            "level 'a': size must be at least 1",
+        ),
+        (
+            {"levels": [{"name": "a", "bandwidth": float("inf"), "latency": 0}]},
+            "bandwidth must be a finite number above 0",
+        ),
+        (
+            {"levels": [{"name": "a", "bandwidth": 1e9, "latency": -1}]},
+            "latency must be a finite number at least 0",
+        ),
+        (
+            {"levels": [{"name": "a", "bandwidth": 1e9, "latency": 0, "oversubscription": 0.5}]},
+            "oversubscription must be",
+        ),
+        ({"levels": [{"name": "a", "bandwidth": 1e9, "latency": 0, "speed": 1}]}, "unknown field 'speed'"),
+        ({"levels": [{"name": "a", "latency": 0}]}, "level 'a' needs bandwidth"),
+        ({"levels": [{"name": "", "bandwidth": 1, "latency": 0}]}, "a level needs a name"),
+        ({"nodes": 3}, "unknown field 'nodes'"),
+        ({"levels": "node"}, "a machine needs its levels"),
+    ],
+)
+def test_bad_machines_give_a_clear_error(doc: dict[str, Any], text: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=text):
+        machine(doc)
+
+
+def test_bad_machine_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InvalidArgumentError, match=r"machine file .*bad\.json' is not JSON"):
+        machine(str(bad))
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"levels": [{"name": "n", "size": 1, "bandwidth": NaN, "latency": 0}]}')
+    with pytest.raises(InvalidArgumentError, match="NaN is not a number a machine can have"):
+        machine(str(nan))
+    with pytest.raises(InvalidArgumentError, match=r"unknown machine 'nowhere\.json': not a preset"):
+        machine("nowhere.json")
 
 
 def test_closed_forms_answer_any_world() -> None:

@@ -1,12 +1,11 @@
-"""Where the ranks of a job sit: nodes, NVLink domains, and how far a group reaches over them.
+"""Where the ranks of a job sit: nodes, NVLink domains, network levels, and how far a group reaches.
 
 A :class:`Placement` says, for a job of ``world_size`` ranks, which node each rank
 runs on and which ranks a node holds; nodes are numbered from 0, and every
 ``nodes_per_domain`` consecutive nodes form an NVLink domain (a rack, an NVLink
 Switch system). From that follow the number of nodes and domains, whether every
 node is full, and the *span* of a group: how many nodes and domains its members
-touch, the most over all the groups of an axis (or of a set of axes). The slowest
-link a group uses, its *tier* (:data:`TIER_NAMES`), follows from its span.
+touch, the most over all the groups of an axis (or of a set of axes).
 
 :class:`BlockPlacement` is the placement of torchrun and of Slurm's block
 distribution: ranks fill node 0, then node 1, and so on. It answers everything in
@@ -15,7 +14,16 @@ closed form, in O(1) or O(log ranks_per_node) whatever the world size.
 at run time, a hostfile, Slurm's cyclic distribution, uneven nodes) and answers by
 going through the ranks. Code that asks a :class:`Placement` works with either.
 
-This module is proctopo's one place for node and domain arithmetic. It never imports torch.
+A :class:`Machine` is the hierarchy the links form: the node, the NVLink domain,
+then any number of network levels (a leaf or rail group, a pod, a cluster), each a
+:class:`Level` with its size, the bandwidth each rank gets over it, its latency
+and its oversubscription. :meth:`Machine.reach` gives, in closed form, how many
+units of every level one group of an axis touches (the most, and on average) and
+its *tier*: the lowest level one unit of which holds each group whole, whose links
+the group's collectives use. :data:`PRESETS` are documented machines
+(:func:`machine` loads one by name, or a JSON/TOML machine file).
+
+This module is proctopo's one place for node, domain and network arithmetic. It never imports torch.
 
 >>> m = BlockPlacement(world_size=20, ranks_per_node=8, nodes_per_domain=2)
 >>> m.nodes, m.domains, m.node_of(17), m.local_rank(17), m.domain_of(17)
@@ -26,15 +34,25 @@ This module is proctopo's one place for node and domain arithmetic. It never imp
 >>> m.span(stride=1, size=8), m.span(stride=8, size=8)
 (Span(nodes=1, domains=1), Span(nodes=8, domains=2))
 >>> m.span(stride=8, size=8).tier
-'inter-domain'
+'network'
+>>> hgx = machine("hgx-h100")
+>>> [level.name for level in hgx.levels]
+['node', 'domain', 'leaf', 'spine', 'core']
+>>> r = hgx.reach(stride=8, size=16, world_size=16384)  # 16 nodes of one rail group
+>>> r.spans, hgx.levels[r.tier].name
+((16, 16, 1, 1), 'leaf')
 """
 
 from __future__ import annotations
 
 import abc
 import bisect
+import math
 import operator
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import InvalidArgumentError, RankOutOfRangeError
@@ -46,16 +64,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENUMERATION_LIMIT",
+    "PRESETS",
     "TIER_NAMES",
     "BlockPlacement",
+    "Level",
     "ListedPlacement",
+    "Machine",
     "Placement",
+    "Reach",
     "Span",
     "blocks_spanned",
+    "machine",
+    "mean_blocks_spanned",
 ]
 
-#: The link tiers, fastest first: inside one node, across nodes of one NVLink domain, across domains.
-TIER_NAMES: tuple[str, ...] = ("intra-node", "intra-domain", "inter-domain")
+#: The levels of the machine :meth:`Machine.default` builds, fastest first: inside one
+#: node, across the nodes of one NVLink domain, across domains (the network).
+TIER_NAMES: tuple[str, ...] = ("node", "domain", "network")
 
 #: Spans that are found by listing groups (every span of a :class:`ListedPlacement`, and
 #: on a :class:`BlockPlacement` the span of axes that are not neighbours in the order)
@@ -90,10 +115,10 @@ class Span(NamedTuple):
 
     @property
     def tier(self) -> str:
-        """The slowest link such a group uses: ``"intra-node"``, ``"intra-domain"`` or ``"inter-domain"``.
+        """The slowest link such a group uses (:data:`TIER_NAMES`): ``"node"``, ``"domain"`` or ``"network"``.
 
         >>> Span(1, 1).tier, Span(2, 1).tier, Span(2, 2).tier
-        ('intra-node', 'intra-domain', 'inter-domain')
+        ('node', 'domain', 'network')
         """
         return TIER_NAMES[0] if self.nodes == 1 else TIER_NAMES[1] if self.domains == 1 else TIER_NAMES[2]
 
@@ -136,8 +161,8 @@ def blocks_spanned(stride: int, size: int, world_size: int, block: int) -> int:
     >>> blocks_spanned(1, 8, 64, 8), blocks_spanned(8, 8, 64, 8), blocks_spanned(1, 8, 72, 12)
     (1, 8, 2)
     """
-    if size <= 1:
-        return 1
+    if size <= 1 or block >= world_size or block % (stride * size) == 0:
+        return 1  # one block holds the world, or each group's aligned window of stride*size ranks
     if stride >= block:
         return size
     extent = (size - 1) * stride
@@ -154,6 +179,71 @@ def blocks_spanned(stride: int, size: int, world_size: int, block: int) -> int:
     count = world_size // period
     hits = _floor_sum(count, block, period, block - threshold) - _floor_sum(count, block, period, 0)
     return whole + 2 if hits > 0 else whole + 1
+
+
+def _floor_sums(n: int, a: int, b: int, c: int) -> tuple[int, int, int]:
+    """``(sum(q), sum(i*q), sum(q*q))`` over ``i = 0 .. n`` of ``q = floor((a*i + b) / c)``.
+
+    For ``n >= -1``, ``c >= 1``, ``a, b >= 0``; O(log c) levels, the same Euclid-like
+    exchange of ``a`` and ``c`` as :func:`_floor_sum`, carrying the two weighted sums
+    along (the identities are checked against the plain sums in tests/test_machine.py).
+    """
+    if n < 0:
+        return 0, 0, 0
+    s1 = n * (n + 1) // 2
+    if a == 0:
+        q = b // c
+        return (n + 1) * q, q * s1, (n + 1) * q * q
+    if a >= c or b >= c:
+        ka, kb = a // c, b // c
+        f, g, h = _floor_sums(n, a % c, b % c, c)
+        s2 = n * (n + 1) * (2 * n + 1) // 6
+        return (
+            f + ka * s1 + kb * (n + 1),
+            g + ka * s2 + kb * s1,
+            h + ka * ka * s2 + kb * kb * (n + 1) + 2 * ka * kb * s1 + 2 * ka * g + 2 * kb * f,
+        )
+    m = (a * n + b) // c
+    if m == 0:
+        return 0, 0, 0
+    f, g, h = _floor_sums(m - 1, c, c - b - 1, a)
+    total = n * m - f
+    return total, (m * n * (n + 1) - h - f) // 2, n * m * (m + 1) - 2 * g - 2 * f - total
+
+
+def mean_blocks_spanned(stride: int, size: int, world_size: int, block: int) -> Fraction:
+    """The blocks of ``block`` consecutive ranks one group of an axis touches, on average over the groups.
+
+    The groups and blocks of :func:`blocks_spanned`, whose maximum this averages,
+    exactly and in O(log block). With ``stride < block`` the group at base ``b``
+    spans ``floor((b + L) / block) - floor(b / block) + 1`` blocks (``L = (size - 1) *
+    stride``); the bases are ``h*P + l`` (``P = stride * size``, ``l < stride``), and
+    the sum over ``l`` of ``floor((x + l) / block)`` is ``F(x + stride) - F(x)`` with
+    ``F(y) = q*y - block*q*(q + 1)/2``, ``q = floor(y / block)``, whose sum over ``h``
+    needs ``sum(q)``, ``sum(h*q)`` and ``sum(q*q)`` (:func:`_floor_sums`).
+
+    >>> mean_blocks_spanned(8, 2, 144, 72)  # {b, b + 8}: 8 of the 72 bases straddle a boundary
+    Fraction(10, 9)
+    >>> mean_blocks_spanned(8, 8, 64, 8), mean_blocks_spanned(1, 16, 64, 8)
+    (Fraction(8, 1), Fraction(2, 1))
+    """
+    if size <= 1 or block >= world_size or block % (stride * size) == 0:
+        return Fraction(1)
+    if stride >= block:
+        return Fraction(size)
+    period = stride * size
+    if period % block == 0 and block % stride == 0:
+        return Fraction(period // block)  # every group: one member per stride, block/stride per block
+    extent = (size - 1) * stride
+    count = world_size // period
+
+    def summed(c: int) -> int:  # sum over h < count of F(h*period + c)
+        f, g, h = _floor_sums(count - 1, period, c, block)
+        return period * g + c * f - block * (h + f) // 2
+
+    bases = count * stride
+    total = bases + summed(extent + stride) - summed(extent) - summed(stride) + summed(0)
+    return Fraction(total, bases)
 
 
 def _most_distinct(ids: np.ndarray) -> int:
@@ -534,3 +624,629 @@ class ListedPlacement(Placement):
 
     def describe(self) -> str:
         return f"{self.world_size} ranks on {self.nodes} nodes"
+
+
+# --------------------------------------------------------------------------- machines
+def _check_run(world_size: int, stride: int, size: int) -> None:
+    if stride < 1 or size < 1 or world_size % (stride * size):
+        raise InvalidArgumentError(
+            f"groups of {size} ranks {stride} apart do not tile {world_size} ranks: "
+            "stride and size must be at least 1 and their product must divide the world size"
+        )
+
+
+def _real(what: str, value: Any, *, low: float, strict: bool, unit: str) -> float:
+    """``value`` as a finite float of at least (above, if ``strict``) ``low``; ``what`` names it."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    number = math.nan
+    if not bad:
+        try:
+            number = float(value)
+        except OverflowError:
+            bad = True
+    if bad or not math.isfinite(number) or number < low or (strict and number == low):
+        bound = f"above {low:g}" if strict else f"at least {low:g}"
+        raise InvalidArgumentError(f"{what} must be a finite number {bound}{unit}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a machine and the links that join the units of the level below inside it.
+
+    A group whose members all sit in one unit of this level, but not in one unit of
+    the level below, moves its data over this level's links: each rank sends
+    ``bandwidth / oversubscription`` bytes per second and pays ``latency`` per message.
+
+    Attributes:
+        name: The level's name (``"node"``, ``"domain"``, ``"leaf"``, ``"pod"``, ...).
+        size: Units of the level below in one unit of this one (ranks, for the node;
+            nodes, for the NVLink domain); ``None`` for the top level, which holds every rank.
+        bandwidth: Bytes per second each rank sends over these links, one direction.
+        latency: Seconds per message (per step of a ring).
+        oversubscription: Downlink to uplink ratio of the switches of this level
+            (1: non-blocking, full bisection; 7: each rank gets a seventh of ``bandwidth``).
+        note: Where the figures come from.
+
+    Raises:
+        InvalidArgumentError: an empty name, a size below 1, a bandwidth that is not a
+            finite positive number, a negative or non-finite latency, an oversubscription below 1.
+
+    >>> Level("cluster", None, 50e9, 9.6e-6, oversubscription=2).effective_bandwidth
+    25000000000.0
+    """
+
+    name: str
+    size: int | None
+    bandwidth: float
+    latency: float
+    oversubscription: float = 1.0
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or self.name.strip() != self.name:
+            raise InvalidArgumentError(f"a level needs a name (a word), got {self.name!r}")
+        what = f"level {self.name!r}"
+        if self.size is not None:
+            object.__setattr__(self, "size", positive_int(f"{what}: size", self.size))
+        object.__setattr__(
+            self,
+            "bandwidth",
+            _real(f"{what}: bandwidth", self.bandwidth, low=0, strict=True, unit=" (bytes/s)"),
+        )
+        object.__setattr__(
+            self, "latency", _real(f"{what}: latency", self.latency, low=0, strict=False, unit=" (s)")
+        )
+        object.__setattr__(
+            self,
+            "oversubscription",
+            _real(
+                f"{what}: oversubscription",
+                self.oversubscription,
+                low=1,
+                strict=False,
+                unit=" (1: non-blocking)",
+            ),
+        )
+        if not isinstance(self.note, str):
+            raise TypeError(f"{what}: note must be a str, got {self.note!r}")
+
+    @property
+    def effective_bandwidth(self) -> float:
+        """Bytes per second each rank gets over this level's links: ``bandwidth / oversubscription``."""
+        return self.bandwidth / self.oversubscription
+
+    def time(self, nbytes: float, messages: float) -> float:
+        """Seconds to move ``nbytes`` in ``messages`` messages over this level (the alpha-beta model).
+
+        >>> Level("x", None, 1e9, 1e-6).time(2e9, 10)
+        2.00001
+        """
+        return messages * self.latency + nbytes / self.effective_bandwidth
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "bandwidth": self.bandwidth,
+            "latency": self.latency,
+            "oversubscription": self.oversubscription,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Level:
+        """A level from :meth:`to_dict`'s keys (``size``, ``oversubscription`` and ``note`` may be left out).
+
+        Raises:
+            InvalidArgumentError: a key that is not a field, or a missing one.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidArgumentError(f"a level is an object of its fields, got {d!r}")
+        fields = ("name", "size", "bandwidth", "latency", "oversubscription", "note")
+        unknown = [k for k in d if k not in fields]
+        if unknown:
+            raise InvalidArgumentError(
+                f"level {d.get('name', '?')!r}: unknown field {unknown[0]!r} "
+                f"(the fields are {', '.join(fields)})"
+            )
+        missing = [k for k in ("name", "bandwidth", "latency") if k not in d]
+        if missing:
+            raise InvalidArgumentError(f"level {d.get('name', '?')!r} needs {', '.join(missing)}")
+        return cls(
+            name=d["name"],
+            size=d.get("size"),
+            bandwidth=d["bandwidth"],
+            latency=d["latency"],
+            oversubscription=d.get("oversubscription", 1.0),
+            note=d.get("note", ""),
+        )
+
+
+class Reach(NamedTuple):
+    """How far the groups of an axis reach on a :class:`Machine`.
+
+    Attributes:
+        spans: For each level but the top, the most units of it one group touches.
+        tier: Index of the level whose links the groups use: the first whose span is 1
+            (the top level when none is).
+    """
+
+    spans: tuple[int, ...]
+    tier: int
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The levels of a machine, fastest first: the node, the NVLink domain, then the network levels.
+
+    ``levels[0]`` is the node (its size: ranks per node), ``levels[1]`` the NVLink
+    domain (its size: nodes per domain; 1 when the domain is the node), and every
+    further level groups units of the one below (a leaf or rail group of domains, a
+    pod of leaves, ...); the last has no size and holds every rank. Ranks fill the
+    units in order (:class:`BlockPlacement`), so a unit of every level is a block of
+    consecutive ranks, and spans over every level follow in closed form.
+
+    Attributes:
+        name: A name for people (a preset's name, or the file's ``"name"``).
+        levels: The levels (see above).
+        source: Where the figures come from.
+
+    Raises:
+        InvalidArgumentError: fewer than three levels, a size missing below the top
+            or given on it, a level name used twice.
+
+    >>> m = Machine.default(ranks_per_node=8, nodes_per_domain=9)
+    >>> m.blocks, m.reach(stride=8, size=9, world_size=144)
+    ((8, 72), Reach(spans=(9, 1), tier=1))
+    """
+
+    name: str
+    levels: tuple[Level, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        levels = tuple(self.levels)
+        object.__setattr__(self, "levels", levels)
+        if len(levels) < 3 or not all(isinstance(lv, Level) for lv in levels):
+            raise InvalidArgumentError(
+                "a machine has at least three levels: the node, the NVLink domain and the network, "
+                f"got {[getattr(lv, 'name', lv) for lv in levels]}"
+            )
+        for lv in levels[:-1]:
+            if lv.size is None:
+                raise InvalidArgumentError(
+                    f"level {lv.name!r} needs a size: only the top level ({levels[-1].name!r}) has none"
+                )
+        if levels[-1].size is not None:
+            raise InvalidArgumentError(
+                f"the top level {levels[-1].name!r} holds every rank, so it has no size "
+                f"(got {levels[-1].size})"
+            )
+        names = [lv.name for lv in levels]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidArgumentError(f"level name {twice[0]!r} is used twice in machine {self.name!r}")
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def ranks_per_node(self) -> int:
+        """Ranks on each node (the node level's size)."""
+        return self._size(0)
+
+    @property
+    def nodes_per_domain(self) -> int:
+        """Nodes in each NVLink domain (the domain level's size)."""
+        return self._size(1)
+
+    @property
+    def ranks_per_domain(self) -> int:
+        """Ranks in each NVLink domain."""
+        return self.ranks_per_node * self.nodes_per_domain
+
+    def _size(self, i: int) -> int:
+        size = self.levels[i].size
+        assert size is not None  # every level but the top has one (checked at construction)
+        return size
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Ranks in one unit of each level but the top, fastest first: ``(per node, per domain, ...)``."""
+        out = []
+        acc = 1
+        for i in range(len(self.levels) - 1):
+            acc *= self._size(i)
+            out.append(acc)
+        return tuple(out)
+
+    def index(self, name: str) -> int:
+        """The position of the level called ``name``.
+
+        Raises:
+            InvalidArgumentError: no level has that name.
+        """
+        for i, lv in enumerate(self.levels):
+            if lv.name == name:
+                return i
+        raise InvalidArgumentError(
+            f"machine {self.name!r} has no level {name!r}; "
+            f"its levels are {', '.join(lv.name for lv in self.levels)}"
+        )
+
+    def with_counts(self, ranks_per_node: int | None = None, nodes_per_domain: int | None = None) -> Machine:
+        """The same links with another number of ranks per node or nodes per domain.
+
+        >>> machine("gb200-nvl72").with_counts(nodes_per_domain=16).ranks_per_domain
+        64
+        """
+        levels = list(self.levels)
+        for i, count in ((0, ranks_per_node), (1, nodes_per_domain)):
+            if count is not None and count != levels[i].size:
+                levels[i] = _replace(levels[i], size=count)
+        return Machine(self.name, tuple(levels), self.source)
+
+    def with_links(self, changes: Mapping[str, Mapping[str, Any]]) -> Machine:
+        """The same machine with some levels' ``bandwidth``, ``latency`` or ``oversubscription`` replaced.
+
+        Raises:
+            InvalidArgumentError: an unknown level or field, or a bad value.
+
+        >>> Machine.default(8).with_links({"network": {"bandwidth": 25e9}}).levels[2].bandwidth
+        25000000000.0
+        """
+        levels = list(self.levels)
+        for name, fields in changes.items():
+            i = self.index(name)
+            unknown = [k for k in fields if k not in ("bandwidth", "latency", "oversubscription")]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"level {name!r}: unknown field {unknown[0]!r} (bandwidth, latency, oversubscription)"
+                )
+            levels[i] = _replace(levels[i], **dict(fields))
+        return Machine(self.name, tuple(levels), self.source)
+
+    def placement(self, world_size: int) -> BlockPlacement:
+        """The ranks of a job of ``world_size`` ranks on this machine's nodes and domains, in order."""
+        return BlockPlacement(world_size, self.ranks_per_node, self.nodes_per_domain)
+
+    # ------------------------------------------------------------------ reach
+    def reach(self, stride: int, size: int, world_size: int) -> Reach:
+        """How far the groups ``{b + k*stride : k < size}`` of an axis reach, in closed form.
+
+        Raises:
+            InvalidArgumentError: ``stride * size`` does not divide the world size.
+
+        >>> hgx = machine("hgx-h100")
+        >>> hgx.reach(1, 8, 1024), hgx.reach(8, 128, 1024)
+        (Reach(spans=(1, 1, 1, 1), tier=0), Reach(spans=(128, 128, 4, 1), tier=3))
+        """
+        _check_run(world_size, stride, size)
+        spans = tuple(blocks_spanned(stride, size, world_size, block) for block in self.blocks)
+        tier = next((i for i, n in enumerate(spans) if n == 1), len(spans))
+        return Reach(spans, tier)
+
+    def mean_spans(self, stride: int, size: int, world_size: int) -> tuple[Fraction, ...]:
+        """For each level but the top, the units one group of the axis touches on average (exact).
+
+        >>> Machine.default(8, 9).mean_spans(8, 2, 144)
+        (Fraction(2, 1), Fraction(10, 9))
+        """
+        _check_run(world_size, stride, size)
+        return tuple(mean_blocks_spanned(stride, size, world_size, block) for block in self.blocks)
+
+    def crossing(self, stride: int, size: int, world_size: int) -> tuple[Fraction, ...]:
+        """For each level but the top, the fraction of the axis's groups that touch more than one unit of it.
+
+        A group with ``stride < block`` and extent ``L = (size - 1) * stride < block`` touches
+        one or two blocks, so the fraction touching two is the mean span less one
+        (:func:`mean_blocks_spanned`); any other group touches at least two. Exact, in
+        closed form.
+
+        >>> Machine.default(8, 9).crossing(8, 2, 144)  # {b, b + 8}: all cross a node, 1 in 9 a domain
+        (Fraction(1, 1), Fraction(1, 9))
+        """
+        return tuple(min(Fraction(1), m - 1) for m in self.mean_spans(stride, size, world_size))
+
+    def crossing_of(self, topo: ProcessTopology, axes: AxesArg) -> tuple[Fraction, ...]:
+        """:meth:`crossing` for the groups of ``topo`` over a set of axes (closed form for one run,
+        else by listing the groups, as :meth:`reach_of`)."""
+        import numpy as np
+
+        world = topo.world_size()
+        dims, strides = topo.dims, topo.strides
+        chosen = sorted(i for i in topo.axis_indices(axes) if dims[i] > 1)
+        if not chosen:
+            return (Fraction(0),) * len(self.blocks)
+        if chosen == [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
+            return self.crossing(strides[chosen[-1]], topo.group_size(axes), world)
+        if world > ENUMERATION_LIMIT:
+            raise InvalidArgumentError(
+                f"the reach of the axes {[topo.axes[i] for i in chosen]} is found by listing every group, "
+                f"which is limited to {ENUMERATION_LIMIT:,} ranks; this topology has {world:,}"
+            )
+        groups = topo.groups(axes)
+        out = []
+        for block in self.blocks:
+            units = groups // block
+            out.append(Fraction(int(np.count_nonzero(units.min(axis=1) != units.max(axis=1))), len(units)))
+        return tuple(out)
+
+    def reach_of(self, topo: ProcessTopology, axes: AxesArg) -> Reach:
+        """How far the groups of ``topo`` over one axis or a set of axes reach.
+
+        Axes that are neighbours in the order (size-1 axes between them do not count)
+        make one run, answered in closed form; other sets are answered by listing
+        their groups, up to :data:`ENUMERATION_LIMIT` ranks.
+
+        Raises:
+            UnknownAxisError: an axis the topology does not have.
+            InvalidArgumentError: a set of axes that is not one run, on more ranks than
+                :data:`ENUMERATION_LIMIT`.
+        """
+        world = topo.world_size()
+        dims, strides = topo.dims, topo.strides
+        chosen = sorted(i for i in topo.axis_indices(axes) if dims[i] > 1)
+        if not chosen:
+            return Reach((1,) * len(self.blocks), 0)
+        if chosen == [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
+            return self.reach(strides[chosen[-1]], topo.group_size(axes), world)
+        if world > ENUMERATION_LIMIT:
+            raise InvalidArgumentError(
+                f"the reach of the axes {[topo.axes[i] for i in chosen]} is found by listing every group, "
+                f"which is limited to {ENUMERATION_LIMIT:,} ranks; this topology has {world:,}"
+            )
+        groups = topo.groups(axes)
+        spans = tuple(_most_distinct(groups // block) for block in self.blocks)
+        return Reach(spans, next((i for i, n in enumerate(spans) if n == 1), len(spans)))
+
+    # ------------------------------------------------------------------ words and files
+    def describe(self) -> str:
+        """The levels in one line, e.g. ``"node 8 ranks 450 GB/s | domain = node | network 50 GB/s"``.
+
+        >>> print(machine("meta-h100-roce").describe())  # doctest: +NORMALIZE_WHITESPACE
+        node 8 ranks 450 GB/s 3.4 us | domain = node | rack 2 nodes (16 ranks) 50 GB/s 9.6 us |
+        pod 192 racks (3,072 ranks) 50 GB/s 9.6 us | cluster 50 GB/s 9.6 us 7:1 oversubscribed
+        """
+        parts = []
+        for i, lv in enumerate(self.levels):
+            if lv.size == 1 and i > 0:
+                parts.append(f"{lv.name} = {self.levels[i - 1].name}")
+                continue
+            text = lv.name
+            if lv.size is not None:
+                below = "rank" if i == 0 else self.levels[i - 1].name
+                below = "node" if i > 0 and self._size(i - 1) == 1 and i == 2 else below
+                text += f" {lv.size:,} {below}{'s' if lv.size != 1 else ''}"
+                if i > 0:
+                    text += f" ({self.blocks[i]:,} ranks)"
+            text += f" {_rate(lv.bandwidth)} {_duration(lv.latency)}"
+            if lv.oversubscription != 1:
+                text += f" {lv.oversubscription:g}:1 oversubscribed"
+            parts.append(text)
+        return " | ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary; :meth:`from_dict` (and a machine file) reads it back."""
+        return {"name": self.name, "source": self.source, "levels": [lv.to_dict() for lv in self.levels]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Machine:
+        """A machine from ``{"name": ..., "source": ..., "levels": [{level}, ...]}`` (see docs/machine.md).
+
+        Raises:
+            InvalidArgumentError: a key that is not known, no levels, or a bad level.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidArgumentError(f"a machine is an object with its levels, got {type(d).__name__}")
+        unknown = [k for k in d if k not in ("name", "source", "levels")]
+        if unknown:
+            raise InvalidArgumentError(f"machine: unknown field {unknown[0]!r} (name, source, levels)")
+        levels = d.get("levels")
+        if not isinstance(levels, Sequence) or isinstance(levels, str):
+            raise InvalidArgumentError("a machine needs its levels: a list of objects, the node first")
+        name = d.get("name", "custom")
+        if not isinstance(name, str) or not isinstance(d.get("source", ""), str):
+            raise InvalidArgumentError("a machine's name and source are text")
+        return cls(name, tuple(Level.from_dict(lv) for lv in levels), d.get("source", ""))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Machine:
+        """A machine from a JSON file, or a TOML file where :mod:`tomllib` exists (Python 3.11+).
+
+        Raises:
+            InvalidArgumentError: the file cannot be read or parsed, or describes no machine.
+        """
+        text = os.fspath(path)
+        try:
+            with open(text, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot read machine file {text!r}: {exc.strerror}") from None
+        if text.endswith(".toml"):
+            try:
+                import tomllib  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                raise InvalidArgumentError(
+                    f"machine file {text!r}: TOML needs Python 3.11 or later (tomllib); write it as JSON"
+                ) from None
+            try:
+                data = tomllib.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise InvalidArgumentError(f"machine file {text!r} is not TOML: {exc}") from None
+        else:
+            import json
+
+            try:
+                data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InvalidArgumentError(f"machine file {text!r} is not JSON: {exc}") from None
+        data = dict(data) if isinstance(data, Mapping) else data
+        if isinstance(data, dict):
+            data.setdefault("name", os.path.splitext(os.path.basename(text))[0])
+        return cls.from_dict(data)
+
+    @classmethod
+    def default(cls, ranks_per_node: int, nodes_per_domain: int = 1) -> Machine:
+        """Nodes of H100-class NVLink joined into NVLink domains, one flat network above (see docs/plan.md).
+
+        >>> [lv.name for lv in Machine.default(8).levels]
+        ['node', 'domain', 'network']
+        """
+        return Machine(
+            "default",
+            (
+                Level("node", ranks_per_node, *_NVLINK4, note=_NVLINK4_NOTE),
+                Level("domain", nodes_per_domain, *_NVLINK4, note=_DOMAIN_NOTE),
+                Level("network", None, *_NDR, note=_NDR_NOTE),
+            ),
+            "proctopo's default: NVLink 4 in the node and the NVLink domain, InfiniBand NDR between domains",
+        )
+
+
+def _replace(level: Level, **changes: Any) -> Level:
+    fields = level.to_dict()
+    fields.update(changes)
+    return Level(**fields)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a machine can have")
+
+
+def _rate(bandwidth: float) -> str:
+    for unit, scale in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6)):
+        if bandwidth >= scale:
+            return f"{bandwidth / scale:.3g} {unit}"
+    return f"{bandwidth:.3g} B/s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0 s"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+# --------------------------------------------------------------------------- presets
+#: NVLink 4 on H100 SXM: 900 GB/s per GPU, both directions together (NVIDIA H100 datasheet),
+#: so 450 GB/s each way; 3.4 us per ring step over NVLink (NCCL's tuning model, ring
+#: algorithm, Simple protocol: ``hwLat`` in NVIDIA/nccl ``src/graph/tuning.cc``).
+_NVLINK4 = (450e9, 3.4e-6)
+_NVLINK4_NOTE = "NVLink 4 (H100 SXM): 900 GB/s per GPU both ways; NCCL ring latency over NVLink"
+_DOMAIN_NOTE = "an NVLink Switch domain gives each GPU its NVLink bandwidth to every GPU in it"
+#: InfiniBand NDR, 400 Gb/s = 50 GB/s per GPU (one ConnectX-7 per GPU); 9.6 us per ring step
+#: over the network (the same NCCL table, network).
+_NDR = (50e9, 9.6e-6)
+_NDR_NOTE = "InfiniBand NDR 400 Gb/s per GPU (ConnectX-7); NCCL ring latency over the network"
+#: NVLink 5 on GB200: 1.8 TB/s per GPU both ways (NVIDIA GB200 NVL72), 900 GB/s each way.
+_NVLINK5 = (900e9, 3.4e-6)
+
+
+def _presets() -> dict[str, Machine]:
+    hgx = Machine(
+        "hgx-h100",
+        (
+            Level("node", 8, *_NVLINK4, note="HGX H100 8-GPU: " + _NVLINK4_NOTE),
+            Level("domain", 1, *_NVLINK4, note="the NVLink domain is the node"),
+            Level(
+                "leaf",
+                32,
+                *_NDR,
+                note="rail group: a DGX SuperPOD scalable unit of 32 nodes, GPU i of every node on rail "
+                "leaf switch i, non-blocking; " + _NDR_NOTE,
+            ),
+            Level(
+                "spine", 4, *_NDR, note="4 scalable units (128 nodes) under one spine layer, full fat tree"
+            ),
+            Level("core", None, *_NDR, note="a core layer above the spines (larger SuperPODs), non-blocking"),
+        ),
+        "NVIDIA DGX SuperPOD with DGX H100 reference architecture (RA-11333-001): scalable units of 32 "
+        "nodes, rail-optimised full fat-tree InfiniBand NDR compute fabric, 400 Gb/s per GPU; NVIDIA H100 "
+        "datasheet (NVLink 900 GB/s); latencies from NCCL's tuning model",
+    )
+    nvl72 = Machine(
+        "gb200-nvl72",
+        (
+            Level(
+                "node",
+                4,
+                *_NVLINK5,
+                note="a GB200 compute tray: 2 Grace-Blackwell superchips, 4 GPUs; NVLink 5, 1.8 TB/s per GPU",
+            ),
+            Level(
+                "domain",
+                18,
+                *_NVLINK5,
+                note="NVL72: 18 compute trays, 72 GPUs in one NVLink domain through 9 NVLink switch trays",
+            ),
+            Level(
+                "leaf",
+                8,
+                *_NDR,
+                note="a DGX SuperPOD scalable unit of 8 GB200 NVL72 racks (576 GPUs); " + _NDR_NOTE,
+            ),
+            Level("spine", 16, *_NDR, note="16 scalable units (128 racks, 9,216 GPUs)"),
+            Level("core", None, *_NDR, note="beyond 128 racks"),
+        ),
+        "NVIDIA GB200 NVL72 (72 Blackwell GPUs in one NVLink domain, NVLink 5 at 1.8 TB/s per GPU); NVIDIA "
+        "DGX SuperPOD with DGX GB200 reference architecture (scalable units of 8 racks, InfiniBand NDR "
+        "400 Gb/s compute fabric, up to 128 racks); latencies from NCCL's tuning model",
+    )
+    roce = Machine(
+        "meta-h100-roce",
+        (
+            Level("node", 8, *_NVLINK4, note="Grand Teton server: 8 H100 GPUs on NVLink"),
+            Level("domain", 1, *_NVLINK4, note="the NVLink domain is the node"),
+            Level(
+                "rack",
+                2,
+                *_NDR,
+                note="two servers (16 GPUs) on one top-of-rack switch, RoCE 400 Gb/s per GPU",
+            ),
+            Level("pod", 192, *_NDR, note="192 racks (3,072 GPUs) under cluster switches, full bisection"),
+            Level(
+                "cluster",
+                None,
+                *_NDR,
+                oversubscription=7.0,
+                note="8 pods under aggregation switches, oversubscribed 1:7",
+            ),
+        ),
+        "Meta's 24K-GPU RoCE cluster on which Llama 3 405B was trained (Dubey et al., The Llama 3 herd of "
+        "models, arXiv:2407.21783, section 3.3.1: three-layer Clos, 16 GPUs per rack, pods of 3,072 GPUs "
+        "with full bisection, 1:7 oversubscription between pods; 400 Gb/s per GPU)",
+    )
+    return {m.name: m for m in (hgx, nvl72, roce)}
+
+
+#: Documented machines by name (sources in each machine's ``source`` and in docs/machine.md).
+PRESETS: dict[str, Machine] = _presets()
+
+
+def machine(spec: str | os.PathLike[str] | Machine | Mapping[str, Any]) -> Machine:
+    """A machine: a :data:`PRESETS` name, a JSON (or TOML) machine file, a mapping, or a :class:`Machine`.
+
+    Raises:
+        InvalidArgumentError: a name that is neither a preset nor a readable file, or a bad description.
+
+    >>> machine("gb200-nvl72").ranks_per_domain
+    72
+    >>> machine("dgx-a100")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.InvalidArgumentError: unknown machine 'dgx-a100': not a preset (hgx-h100, ...) nor a file
+    """
+    if isinstance(spec, Machine):
+        return spec
+    if isinstance(spec, Mapping):
+        return Machine.from_dict(spec)
+    if isinstance(spec, str) and spec in PRESETS:
+        return PRESETS[spec]
+    if not os.path.exists(spec):
+        raise InvalidArgumentError(
+            f"unknown machine {os.fspath(spec)!r}: not a preset ({', '.join(PRESETS)}) nor a file"
+        )
+    return Machine.from_file(spec)

@@ -2,17 +2,123 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Union
 
 from ..errors import InvalidArgumentError
-from ..machine import BlockPlacement, positive_int
-from ..topology import ProcessTopology
-from .inputs import COMMUNICATOR_BYTES, GroupArg, ModelSpec, SizesArg, resolve_sizes, resolve_tiers
-from .model import Context, demands_of
-from .results import Plan
-from .search import rank_orders
+from ..machine import Machine, positive_int
+from ..topology import ProcessTopology, parse_order
+from .inputs import (
+    COMMUNICATOR_BYTES,
+    CONVENTIONS,
+    MEGATRON_TOKENS,
+    GroupArg,
+    ModelSpec,
+    SizesArg,
+    check_costs_finite,
+    kind_of,
+    resolve_exposed,
+    resolve_machine,
+    resolve_sizes,
+)
+from .layouts import GridLayouts, MegatronLayouts
+from .model import demands_of, megatron_demands
+from .results import Layout, Plan
+from .search import (
+    DEFAULT_TOP,
+    FULL_SEARCH_AXES,
+    Ranked,
+    check_axes,
+    check_top,
+    rank_all,
+    rank_best,
+    rank_scored,
+)
 from .suggest import refit, splits
+
+Planner = Union[GridLayouts, MegatronLayouts]
+
+_DEEPSPEED = frozenset(("pipe", "data", "model"))
+
+
+def _convention(convention: str | None, names: Sequence[str], order: str | None) -> str:
+    if convention is not None:
+        if convention not in CONVENTIONS:
+            raise InvalidArgumentError(
+                f"unknown convention {convention!r}; the conventions are {', '.join(CONVENTIONS)}"
+            )
+        return convention
+    if order is not None and all(t in MEGATRON_TOKENS for t in parse_order(order)):
+        return "megatron"
+    if any(n in ("dp_shard", "dp_replicate") for n in names):
+        return "torchtitan"
+    if any(n in _DEEPSPEED for n in names):
+        return "deepspeed"
+    return "generic"
+
+
+def _ranked(
+    planner: Planner, candidates: Sequence[str | Sequence[str]] | None, top: int | None
+) -> tuple[list[Ranked], str, int]:
+    """The orders kept, best first; how they were found; how many there are."""
+    if isinstance(planner, MegatronLayouts):
+        if candidates is not None:
+            orders = []
+            for cand in candidates:
+                text = cand if isinstance(cand, str) else "-".join(reversed(list(cand)))
+                if planner.price(text) is None:
+                    raise InvalidArgumentError(
+                        f"megatron-core refuses the candidate order {text!r} for these sizes"
+                    )
+                orders.append(planner.indices(text))
+            orders = list(dict.fromkeys(orders))
+            search = "given"
+        else:
+            orders = planner.candidates()
+            search = "all"
+        # Megatron's orders are priced whole (two layouts), so they are ranked by their own sums.
+        scored = []
+        for o in orders:
+            key, tight = planner.evaluate_order(o)
+            scored.append((o, key, tight))
+        ranked = rank_scored(scored, planner.conv)
+        return (ranked[:top] if top is not None else ranked), search, len(orders)
+    k = len(planner.moving)
+    if candidates is not None:
+        orders = [planner.indices(_candidate(planner, c)) for c in candidates]
+        if not orders:
+            raise InvalidArgumentError("candidates= is empty")
+        orders = list(dict.fromkeys(orders))
+        ranked = rank_all(planner.moving_sizes, planner.evaluate, planner.conv, orders)
+        return (ranked[:top] if top is not None else ranked), "given", len(orders)
+    check_axes(k)
+    if k <= FULL_SEARCH_AXES:
+        ranked = rank_all(planner.moving_sizes, planner.evaluate, planner.conv)
+        return (ranked[:top] if top is not None else ranked), "all", math.factorial(k)
+    return (
+        rank_best(planner.moving_sizes, planner.evaluate, planner.conv, top or DEFAULT_TOP),
+        "subsets",
+        math.factorial(k),
+    )
+
+
+def _candidate(planner: GridLayouts, cand: str | Sequence[str]) -> tuple[str, ...]:
+    """A candidate (an order string, fastest first, or names slowest first) as all axes, slowest first."""
+    seq = parse_order(cand)[::-1] if isinstance(cand, str) else list(cand)
+    ProcessTopology(planner.names, planner.dims).axis_indices(seq)  # unknown or repeated names fail here
+    moving = [a for a in seq if planner.size[a] > 1]
+    missing = [a for a in planner.moving if a not in moving]
+    if missing:
+        raise InvalidArgumentError(f"candidate order {cand!r} leaves out the axes {missing}")
+    it = iter(moving)
+    return tuple(next(it) if planner.size[n] > 1 else n for n in planner.names)
+
+
+def _layout(planner: Planner, r: Ranked) -> Layout:
+    if isinstance(planner, MegatronLayouts):
+        return planner.layout(planner.order_string(r.order), r.rank, r.ties, r.exact)
+    return planner.layout(planner.full_order(r.order), r.rank, r.ties, r.exact)
 
 
 def plan(
@@ -20,57 +126,74 @@ def plan(
     *,
     order: str | None = None,
     world_size: int | None = None,
-    ranks_per_node: int,
+    ranks_per_node: int | None = None,
     nodes_per_domain: int | None = None,
+    machine: str | Machine | Mapping[str, Any] | None = None,
+    convention: str | None = None,
     weights: Mapping[str, float] | None = None,
     model: ModelSpec | Mapping[str, Any] | None = None,
+    exposed: Mapping[str, float] | None = None,
     tiers: Mapping[str, Any] | None = None,
     candidates: Sequence[str | Sequence[str]] | None = None,
     top: int | None = None,
     groups: Sequence[GroupArg] = (),
     communicator_bytes: int | None = None,
 ) -> Plan:
-    """Rank the orders of the axes on a machine by an alpha-beta communication cost.
+    """Rank the orders of the axes on a machine by the communication time each step waits for.
 
     Args:
         sizes: ``{axis: size}``, slowest axis first (the order given); ``0`` marks a
             free size, filled as ``dims_create`` (MPI_Dims_create) fills it. Names
             such as ``tp``/``model``, ``cp``/``context``, ``ep``/``expert``,
-            ``dp``/``data``, ``pp``/``pipe`` have default traffic; others need ``weights``.
-        order: A Megatron order string, fastest axis first (``"tp-cp-ep-dp-pp"``);
-            its axes and order replace ``sizes``' order, names without a size get 1.
+            ``dp``/``data``, ``dp_shard``/``fsdp``, ``dp_replicate``, ``pp``/``pipe``
+            have default traffic; others need ``weights``.
+        order: An order string, fastest axis first (``"tp-cp-ep-dp-pp"``): its axes
+            and order replace ``sizes``' order, names without a size get 1. Made of
+            Megatron's tokens, it means Megatron's layouts (``convention="megatron"``).
         world_size: Number of ranks (default: the product of the sizes; needed when
-            a size is free).
-        ranks_per_node: Ranks on each node; ranks fill the nodes in order
-            (:class:`~proctopo.machine.BlockPlacement`).
-        nodes_per_domain: Nodes per NVLink domain (rack); default 1 (the domain is the node).
+            a size is free, and in Megatron's convention unless ``dp`` is given).
+        ranks_per_node: Ranks on each node (default: the machine's).
+        nodes_per_domain: Nodes per NVLink domain (default: the machine's; 1 without one).
+        machine: A preset name (:data:`proctopo.machine.PRESETS`: ``"hgx-h100"``,
+            ``"gb200-nvl72"``, ...), a JSON (or TOML) machine file, a mapping, or a
+            :class:`~proctopo.machine.Machine`. Default: nodes of ``ranks_per_node``
+            on NVLink, domains of ``nodes_per_domain``, one InfiniBand network above.
+        convention: How the axes are read (:data:`~proctopo.planner.CONVENTIONS`);
+            default: ``"megatron"`` for an order string of Megatron's tokens,
+            ``"torchtitan"`` with ``dp_shard``/``dp_replicate``, ``"deepspeed"`` with
+            ``pipe``/``data``/``model``, else ``"generic"``.
         weights: ``{axis: gigabytes all-reduced per rank per step}``, overriding the
             defaults and the model's estimate for those axes.
-        model: A :class:`ModelSpec` (or a mapping of its fields) to estimate every
-            axis's traffic in bytes; costs are then in seconds per step.
-        tiers: Overrides of :data:`DEFAULT_TIERS`: ``{"inter-domain": {"bandwidth": 100e9}}``,
-            a :class:`Tier` or a ``(bandwidth, latency)`` pair.
-        candidates: Orders to rank instead of all of them: Megatron strings (fastest
+        model: A :class:`ModelSpec` (or a mapping of its fields, numbers such as
+            ``"70B"`` accepted) to estimate every axis's traffic.
+        exposed: Exposed fractions by kind of traffic (or by axis), replacing
+            :data:`~proctopo.planner.EXPOSED`'s: ``{"data": 0.05}``.
+        tiers: Overrides of the machine's links by level name
+            (``{"network": {"bandwidth": 100e9}}``, a :class:`~proctopo.machine.Level`
+            or a ``(bandwidth, latency)`` pair; ``intra-node``, ``intra-domain`` and
+            ``inter-domain`` name the default machine's levels).
+        candidates: Orders to rank instead of all of them: order strings (fastest
             first) or sequences of names (slowest first).
-        top: Layouts to keep (default: all up to :data:`FULL_SEARCH_AXES` axes of
-            size > 1, else 20). Beyond that many axes only the best ``top`` are built.
+        top: Layouts to keep (at most :data:`~proctopo.planner.MAX_TOP`; default:
+            every order up to :data:`FULL_SEARCH_AXES` axes of size > 1, else 20).
         groups: Extra sets of axes whose groups the job also makes (e.g. ``[("dp", "cp")]``),
             counted in the communicator budget and the ``new_group`` calls.
         communicator_bytes: Memory per communicator (default :data:`COMMUNICATOR_BYTES`).
 
     Returns:
-        A :class:`Plan` with ``layouts`` ranked by cost, cheapest first.
+        A :class:`Plan` with ``layouts`` ranked by exposed time, least first.
 
     Raises:
         InvalidArgumentError: a negative size, sizes that do not divide the world,
-            ``ranks_per_node`` or ``nodes_per_domain`` below 1, an unknown tier,
-            an axis of unknown kind without a weight, a bad model description.
+            ``ranks_per_node`` or ``nodes_per_domain`` below 1, an unknown level or
+            machine, an axis of unknown kind without a weight, a bad model, a figure
+            that makes a cost infinite, more than 16 axes of size > 1.
         GridSizeError: fixed sizes whose product is not the world size.
         UnknownAxisError: a weight, group or candidate naming an axis that is not there.
 
     >>> p = plan({"tp": 8, "dp": 0}, world_size=64, ranks_per_node=8)
-    >>> p.sizes, p.best.order, p.best.axes[1].tier
-    ({'tp': 8, 'dp': 8}, ('dp', 'tp'), 'intra-node')
+    >>> p.sizes, p.best.order, p.best.axis("tp").tier
+    ({'tp': 8, 'dp': 8}, ('dp', 'tp'), 'node')
     >>> p.best.new_group_calls
     {'global': 16, 'local': 2, 'split': 2}
     >>> plan({"tp": 8, "dp": 8}, ranks_per_node=0)
@@ -80,49 +203,122 @@ def plan(
     """
     if world_size is not None:
         world_size = positive_int("world_size", world_size)
-    rpn = positive_int("ranks_per_node", ranks_per_node)
-    npd = 1 if nodes_per_domain is None else positive_int("nodes_per_domain", nodes_per_domain)
     if top is not None:
         top = positive_int("top", top)
+        check_top(top)
     comm_bytes = COMMUNICATOR_BYTES if communicator_bytes is None else communicator_bytes
     if isinstance(comm_bytes, bool) or not isinstance(comm_bytes, int) or comm_bytes < 0:
         raise InvalidArgumentError(f"communicator_bytes must be an integer of at least 0, got {comm_bytes!r}")
-
-    names, dims, world = resolve_sizes(sizes, order, world_size)
-    topo = ProcessTopology(names, dims)
+    the_machine = resolve_machine(machine, ranks_per_node, nodes_per_domain, tiers)
+    names_given = list(sizes or {}) + ([] if order is None else parse_order(order))
+    conv = _convention(convention, names_given, order)
+    megatron = conv == "megatron"
+    names, dims, world = resolve_sizes(sizes, order, world_size, megatron)
     spec = None if model is None else ModelSpec.from_value(model)
-    demands = demands_of(names, dims, weights, spec, topo)
-    tier_map = resolve_tiers(tiers)
-    extra: list[tuple[str, ...]] = []
-    for g in groups:
-        axes = [g] if isinstance(g, str) else list(g)
-        topo.axis_indices(axes)  # unknown or repeated names fail here
-        extra.append(tuple(axes))
-    machine = BlockPlacement(world, rpn, npd)
-    ctx = Context(topo, machine, demands, tier_map, comm_bytes, extra)
+    fractions = resolve_exposed(exposed, names)
+    notes: list[str] = []
+    planner: Planner
+    if megatron:
+        if groups:
+            raise InvalidArgumentError(
+                "groups= counts a grid's extra groups; Megatron's groups are megatron-core's"
+            )
+        token_sizes = dict(zip(names, dims))
+        demands = megatron_demands(token_sizes, world, weights, spec, fractions)
+        check_costs_finite(demands, the_machine)
+        given_tokens = [n for n in reversed(names) if n != "etp"]
 
-    orders, search, count = rank_orders(ctx, candidates, top)
-    layouts = [ctx.layout(o) for o in orders]
-    given = tuple(names)
-    given_layout = next((lay for lay in layouts if lay.order == given), None) or ctx.layout(given)
-    rank = next((i for i, lay in enumerate(layouts, 1) if lay.order == given), None)
-    notes = [note for note in (machine.partial_node(), machine.partial_domain()) if note is not None]
+        def make(m: Machine) -> Planner:
+            return MegatronLayouts(token_sizes, given_tokens, demands, m, world, comm_bytes)
+
+    else:
+        topo = ProcessTopology(names, dims)
+        demands = demands_of(names, dims, weights, spec, topo, fractions)
+        check_costs_finite(demands, the_machine)
+        extra: list[tuple[str, ...]] = []
+        for g in groups:
+            axes = [g] if isinstance(g, str) else list(g)
+            topo.axis_indices(axes)  # unknown or repeated names fail here
+            extra.append(tuple(axes))
+        kinds = {n: kind_of(n) for n in names}
+        if (
+            conv == "generic"
+            and dict(zip(names, dims)).get("ep", 1) > 1
+            and set(names) <= set(MEGATRON_TOKENS)
+        ):
+            notes.append(
+                "ep is planned as an axis of its own (one grid, as DeepSpeed-MoE or a DeviceMesh dimension); "
+                "for Megatron's meaning, where ep subdivides dp x cp, pass an order string or --megatron"
+            )
+
+        def make(m: Machine) -> Planner:
+            return GridLayouts(names, dims, demands, m, world, comm_bytes, extra, kinds)
+
+    planner = make(the_machine)
+    ranked, search, count = _ranked(planner, candidates, top)
+    if not ranked:
+        raise InvalidArgumentError(
+            f"megatron-core accepts none of the orders of {', '.join(names)} for these sizes"
+        )
+    layouts = [_layout(planner, r) for r in ranked]
+    given_layout, given_rank = _given(planner, layouts, names)
+    if isinstance(planner, MegatronLayouts) and planner.skipped:
+        notes.append(
+            f"{planner.skipped} order(s) left out: their dp x cp groups are not one run of axes, whose reach "
+            "is found by listing every group, which is limited to 4,194,304 ranks"
+        )
+    placement = the_machine.placement(world)
+    notes = [n for n in (placement.partial_node(), placement.partial_domain()) if n is not None] + notes
+    traffic = _traffic_source(demands)
+
+    def best_of(m: Machine) -> Layout:
+        other = make(m)
+        return _layout(other, _ranked(other, candidates, 1)[0][0])
+
     return Plan(
         world_size=world,
-        ranks_per_node=rpn,
-        nodes_per_domain=npd,
+        machine=the_machine,
+        convention=conv,
         sizes=dict(zip(names, dims)),
-        given=given,
+        given=tuple(names),
         demands=demands,
-        tiers=tier_map,
-        units=ctx.units,
+        traffic=traffic,
         communicator_bytes=comm_bytes,
         search=search,
         candidates=count,
         layouts=layouts,
         given_layout=given_layout,
-        given_rank=rank,
-        suggestions=splits(ctx, layouts[0]),
-        refit=refit(ctx, candidates, layouts[0]),
+        given_rank=given_rank,
+        suggestions=splits(planner, layouts[0]) if isinstance(planner, GridLayouts) else [],
+        refit=refit(the_machine, world, layouts[0], best_of),
         warnings=notes,
     )
+
+
+def _given(planner: Planner, layouts: list[Layout], names: Sequence[str]) -> tuple[Layout, int | None]:
+    if isinstance(planner, MegatronLayouts):
+        text = "-".join(planner.given)
+        hit = next((lay for lay in layouts if lay.megatron_order == text), None)
+        if hit is not None:
+            return hit, hit.rank
+        planner.layouts_of(text)  # an order megatron-core refuses fails here, with its reason
+        if planner.price(text) is None:
+            raise InvalidArgumentError(
+                f"the given order {text!r} puts dp and cp apart, and their groups' reach is found by listing "
+                "every group, which is limited to 4,194,304 ranks"
+            )
+        return planner.layout(text, 0, 0, False), None
+    given = tuple(names)
+    hit = next((lay for lay in layouts if lay.order == given), None)
+    if hit is not None:
+        return hit, hit.rank
+    return planner.layout(given, 0, 0, False), None
+
+
+def _traffic_source(demands: Mapping[str, list[Any]]) -> str:
+    sources = {d.source for items in demands.values() for d in items if d.bytes or d.messages}
+    if not sources:
+        return "default"
+    if len(sources) == 1:
+        return {"model": "model", "weight": "weights", "default": "default"}[sources.pop()]
+    return "model" if sources == {"model"} else "mixed"

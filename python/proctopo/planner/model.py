@@ -1,33 +1,43 @@
-"""The traffic model: each axis's demand (bytes and messages per rank per step) and a layout's cost.
+"""The traffic model: each axis's demands (bytes and messages per rank per step) and what they cost.
 
-An axis's demand comes from a :class:`~proctopo.planner.ModelSpec` (the formulas of
-docs/plan.md), from ``weights=`` or from :data:`~proctopo.planner.DEFAULT_WEIGHTS`.
-:class:`Context` places an order of the axes on the machine (the spans come from
-:mod:`proctopo.machine`), charges each axis at the tier its groups reach and counts
-the communicators and ``new_group`` calls of the layout.
+An axis's demands come from a :class:`~proctopo.planner.ModelSpec` (the formulas of
+docs/plan.md), from ``weights=`` or from :data:`~proctopo.planner.DEFAULT_WEIGHTS`,
+read in the stack's convention (Megatron's ``dp`` carries the dense gradients over
+``dp x cp`` and the expert gradients over the expert data-parallel axis; torchtitan's
+``dp_shard`` is FSDP). A demand moving over a group costs the alpha-beta time of the
+level whose links the group uses (:meth:`proctopo.machine.Machine.reach`), of which
+the step waits for the exposed fraction.
+
+:class:`Costing` prices one axis at one stride: its exposed seconds (what layouts are
+ranked by), its total seconds, and the tie-break's measure, the same in every order
+so that equal layouts compare equal: both are kept as integers of a fixed unit.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import NamedTuple
 
 from ..errors import InvalidArgumentError
-from ..machine import BlockPlacement
+from ..machine import Machine
 from ..topology import ProcessTopology
-from .inputs import ALIASES, DEFAULT_WEIGHTS, KINDS, Demand, ModelSpec, Tier, kind_of
-from .results import AxisReport, Layout
+from .inputs import ALIASES, DEFAULT_WEIGHTS, KINDS, Demand, ModelSpec, kind_of
 
 _GB = 1e9
+#: The keys of the ranking are integers of 2**-44 of the most any layout could cost, so
+#: that sums are exact (equal layouts tie exactly) and fit 64 bits for up to 2**19 terms.
+_KEY_BITS = 44
 
 
-def model_demand(kind: str, n: int, kind_sizes: Mapping[str, int], model: ModelSpec) -> tuple[float, float]:
-    """Bytes and messages per rank per step of an axis of ``kind`` and size ``n`` (see docs/plan.md)."""
+# --------------------------------------------------------------------------- traffic of one kind
+def _traffic(kind: str, n: int, sizes: Mapping[str, int], model: ModelSpec, m: int) -> tuple[float, float]:
+    """Bytes and messages per rank per step of ``kind`` over a group of ``n`` (docs/plan.md)."""
     if n <= 1:
         return 0.0, 0.0
-    t, c, e, p = kind_sizes["tensor"], kind_sizes["context"], kind_sizes["expert"], kind_sizes["pipe"]
+    t, c, e, p, f = sizes["tensor"], sizes["context"], sizes["expert"], sizes["pipe"], sizes["fsdp"]
     b, s, h, bv = model.micro_batch, model.seq_len, model.hidden, model.bytes_per_value
-    m = model.microbatches if model.microbatches is not None else 4 * p
     stage_layers = model.layers / p
     activation = b * (s / c) * h * bv  # one layer's activations on one rank, per micro-batch
     if kind == "tensor":  # 2 all-reduces forward + 2 backward per layer (Megatron-LM)
@@ -44,12 +54,32 @@ def model_demand(kind: str, n: int, kind_sizes: Mapping[str, int], model: ModelS
         per_all_to_all = model.moe_topk * tokens * h * bv * (n - 1) / n
         ops = 4 * moe_layers * m
         return ops * per_all_to_all, ops * (n - 1)
-    if kind == "data":  # ring all-reduce of this rank's gradients, once per step
-        held = model.params - model.expert_params + model.expert_params / e
-        grads = held * model.grad_bytes / (t * p)
+    held = (model.params - model.expert_params + model.expert_params / e) / (t * p)  # parameters per rank
+    if kind == "data":  # ring all-reduce of this rank's gradients (FSDP-sharded ones), once per step
+        grads = held / f * model.grad_bytes
         return 2 * (n - 1) / n * grads, 2 * (n - 1)
+    if kind == "fsdp":  # all-gather forward and backward, reduce-scatter of the gradients, per step
+        volume = (n - 1) / n * held * (2 * bv + model.grad_bytes)
+        return volume, 3 * (n - 1) * stage_layers
     # pipe: one activation forward and one gradient backward per micro-batch, scattered over tp
     return 2 * m * b * s * h * bv / (t * c), 2 * m
+
+
+def _weight(kind: str | None, w: float, n: int, source: str, exposed: float, axis: str) -> Demand:
+    """An all-reduce of ``w`` GB per rank per step over a group of ``n``: ``2(n-1)/n * w`` bytes."""
+    return Demand(kind, 2 * (n - 1) / n * w * _GB if n > 1 else 0.0, 2.0 * (n - 1), exposed, source, (axis,))
+
+
+def _check_weights(weights: Mapping[str, float], names: Sequence[str]) -> None:
+    for name, w in weights.items():
+        if name not in names:
+            raise InvalidArgumentError(f"unknown axis {name!r} in weights; the axes are {list(names)}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)):
+            raise TypeError(f"the weight of axis {name!r} must be a number, got {w!r}")
+        if not (w >= 0 and math.isfinite(w)):
+            raise InvalidArgumentError(
+                f"the weight of axis {name!r} must be finite and at least 0, got {w!r}"
+            )
 
 
 def demands_of(
@@ -58,179 +88,284 @@ def demands_of(
     weights: Mapping[str, float] | None,
     model: ModelSpec | None,
     topo: ProcessTopology,
-) -> dict[str, Demand]:
+    exposed: Mapping[str, float],
+) -> dict[str, list[Demand]]:
+    """Each axis's demand, over its own groups: the generic, DeepSpeed and torchtitan conventions."""
     weights = dict(weights or {})
     if weights:
         topo.axis_indices(list(weights))  # unknown axis names fail here, with the topology's text
-    for name, w in weights.items():
-        if isinstance(w, bool) or not isinstance(w, (int, float)):
-            raise TypeError(f"the weight of axis {name!r} must be a number, got {w!r}")
-        if not (w >= 0 and math.isfinite(w)):
-            raise InvalidArgumentError(
-                f"the weight of axis {name!r} must be finite and at least 0, got {w!r}"
-            )
+    _check_weights(weights, names)
     kinds = {n: kind_of(n) for n in names}
-    kind_sizes = dict.fromkeys(KINDS, 1)
+    sizes = dict.fromkeys(KINDS, 1)
     for n, d in zip(names, dims):
         k = kinds[n]
         if k is not None:
-            kind_sizes[k] *= d
-    out: dict[str, Demand] = {}
+            sizes[k] *= d
+    m = 1
+    if model is not None:
+        m = model.microbatches_for(sizes["pipe"], sizes["data"] * sizes["fsdp"])
+    out: dict[str, list[Demand]] = {}
     for n, d in zip(names, dims):
         kind = kinds[n]
+        fraction = exposed.get(n, exposed.get(kind or "", 1.0))
         if n in weights:
-            w, source = float(weights[n]), "weight"
+            out[n] = [_weight(kind, float(weights[n]), d, "weight", fraction, n)]
         elif kind is None:
-            if d == 1:
-                out[n] = Demand(None, 0.0, 0.0, "default" if model is None else "model")
-                continue
-            raise InvalidArgumentError(
-                f"axis {n!r} is of no kind the planner knows ({', '.join(sorted(ALIASES))}); "
-                f"give its traffic with weights={{{n!r}: <GB per step>}}"
-            )
+            if d > 1:
+                raise InvalidArgumentError(
+                    f"axis {n!r} is of no kind the planner knows ({', '.join(sorted(ALIASES))}); "
+                    f"give its traffic with weights={{{n!r}: <GB per step>}}"
+                )
+            out[n] = [Demand(None, 0.0, 0.0, fraction, "default" if model is None else "model", (n,))]
         elif model is not None:
-            nbytes, messages = model_demand(kind, d, kind_sizes, model)
-            out[n] = Demand(kind, nbytes, messages, "model")
-            continue
+            nbytes, messages = _traffic(kind, d, sizes, model, m)
+            out[n] = [Demand(kind, nbytes, messages, fraction, "model", (n,), "", _WHAT[kind])]
         else:
-            w, source = DEFAULT_WEIGHTS[kind], "default"
-        out[n] = Demand(kind, 2 * (d - 1) / d * w * _GB, 2.0 * (d - 1), source)
+            demand = _weight(kind, DEFAULT_WEIGHTS[kind], d, "default", fraction, n)
+            out[n] = [Demand(kind, demand.bytes, demand.messages, fraction, "default", (n,), "", _WHAT[kind])]
     return out
 
 
-class Context:
-    """Everything a layout's evaluation needs; per-axis results are cached by (axis, stride)."""
+_WHAT = {
+    "tensor": "tensor-parallel all-reduces",
+    "context": "context-parallel K/V ring",
+    "expert": "expert all-to-alls",
+    "data": "gradient all-reduce",
+    "fsdp": "FSDP all-gathers and reduce-scatter",
+    "pipe": "pipeline sends",
+}
 
-    def __init__(
-        self,
-        topo: ProcessTopology,
-        machine: BlockPlacement,
-        demands: dict[str, Demand],
-        tiers: dict[str, Tier],
-        comm_bytes: int,
-        groups: list[tuple[str, ...]],
-    ) -> None:
-        names = topo.axes
-        self.topo, self.names, self.dims, self.world = topo, names, topo.dims, machine.world_size
-        self.size = dict(zip(names, self.dims))
-        self.machine = machine
-        self.demands, self.tiers, self.comm_bytes = demands, tiers, comm_bytes
-        self.groups = groups
-        #: seconds when every demand comes from the model, else relative units
-        self.units = "seconds" if all(d.source == "model" for d in demands.values()) else "relative"
-        self._cache: dict[tuple[str, int], tuple[int, int, str, float]] = {}
-        # heaviest axes first, by their cost on the fastest tier: the tie-break of equal costs
-        fast = tiers["intra-node"]
-        self.by_demand = sorted(
-            names, key=lambda n: (-fast.time(demands[n].bytes, demands[n].messages), names.index(n))
-        )
 
-    def with_machine(self, machine: BlockPlacement) -> Context:
-        """The same job on another machine."""
-        return Context(self.topo, machine, self.demands, self.tiers, self.comm_bytes, self.groups)
+def megatron_demands(
+    sizes: Mapping[str, int],
+    world: int,
+    weights: Mapping[str, float] | None,
+    model: ModelSpec | None,
+    exposed: Mapping[str, float],
+) -> dict[str, list[Demand]]:
+    """Each Megatron token's demands, over Megatron's groups (``proctopo.megatron.layout``'s two layouts).
 
-    def axis(self, name: str, stride: int) -> tuple[int, int, str, float]:
-        """(nodes, domains, tier, cost) of an axis at a stride."""
-        key = (name, stride)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        n = self.size[name]
-        span = self.machine.span(stride, n)
-        d = self.demands[name]
-        cost = self.tiers[span.tier].time(d.bytes, d.messages) if n > 1 else 0.0
-        hit = (span.nodes, span.domains, span.tier, cost)
-        self._cache[key] = hit
+    ``tp``: the tensor-parallel all-reduces of attention and of dense MLPs over the
+    dense ``tp`` groups, and of the experts' MLPs over the expert ``etp`` groups;
+    ``cp``: the K/V ring over ``cp``; ``ep``: the all-to-alls over the expert ``ep``
+    groups; ``dp``: the dense gradients over ``dp x cp`` and the expert gradients over
+    the expert data-parallel axis ``edp``; ``pp``: the pipeline sends.
+    """
+    weights = dict(weights or {})
+    _check_weights(weights, [n for n in sizes if n != "etp"])
+    t, c, ep, dp, p = (sizes.get(k, 1) for k in ("tp", "cp", "ep", "dp", "pp"))
+    etp = sizes.get("etp", t)
+    edp = world // (etp * ep * p)
+    out: dict[str, list[Demand]] = {}
+    fraction = {tok: exposed.get(tok, exposed[ALIASES[tok]]) for tok in ("tp", "cp", "ep", "dp", "pp")}
+    main = {
+        "tp": ("dense", ("tp",), t),
+        "cp": ("dense", ("cp",), c),
+        "ep": ("expert", ("ep",), ep),
+        "dp": ("dense", ("dp", "cp"), dp * c),
+        "pp": ("dense", ("pp",), p),
+    }
+    for tok, (layout, group, n) in main.items():
+        kind = ALIASES[tok]
+        if tok in weights or model is None:
+            w, source = (
+                (float(weights[tok]), "weight") if tok in weights else (DEFAULT_WEIGHTS[kind], "default")
+            )
+            if tok == "tp" and ep > 1:
+                # with experts, the MLPs' half of the tensor-parallel traffic runs over the expert etp
+                dense = _weight(kind, w / 2, t, source, fraction[tok], tok)
+                expert = _weight(kind, w / 2, etp, source, fraction[tok], tok)
+                out[tok] = [
+                    Demand(
+                        kind,
+                        dense.bytes,
+                        dense.messages,
+                        fraction[tok],
+                        source,
+                        ("tp",),
+                        "dense",
+                        _WHAT[kind],
+                    ),
+                    Demand(
+                        kind,
+                        expert.bytes,
+                        expert.messages,
+                        fraction[tok],
+                        source,
+                        ("etp",),
+                        "expert",
+                        "expert tensor-parallel all-reduces",
+                    ),
+                ]
+                continue
+            d = _weight(kind, w, n, source, fraction[tok], tok)
+            out[tok] = [Demand(kind, d.bytes, d.messages, fraction[tok], source, group, layout, _WHAT[kind])]
+    if model is None:
+        return out
+    m = model.microbatches_for(p, dp)
+    moe = model.expert_params > 0
+    moe_layers = (model.moe_layers if model.moe_layers is not None else model.layers) if moe else 0
+    kinds = {"tensor": t, "context": c, "expert": ep, "pipe": p, "fsdp": 1}
+
+    def traffic(kind: str, n: int, **changes: float) -> tuple[float, float]:
+        spec = ModelSpec(**{**model.to_dict(), **changes})
+        return _traffic(kind, n, kinds, spec, m)
+
+    if "tp" not in out:
+        # attention's 2 all-reduces per layer and the dense MLPs' 2 per dense layer (of the 4 per layer)
+        share = (2 * model.layers + 2 * (model.layers - moe_layers)) / (4 * model.layers)
+        nbytes, messages = traffic("tensor", t)
+        items = [
+            Demand(
+                "tensor",
+                nbytes * share,
+                messages * share,
+                fraction["tp"],
+                "model",
+                ("tp",),
+                "dense",
+                _WHAT["tensor"],
+            )
+        ]
+        if (
+            moe_layers and etp > 1
+        ):  # the experts' MLPs: 2 all-reduces per MoE layer over etp, of k routed copies
+            e_bytes, e_messages = _traffic("tensor", etp, {**kinds, "tensor": t}, model, m)
+            scale = 2 * moe_layers / (4 * model.layers)
+            items.append(
+                Demand(
+                    "tensor",
+                    e_bytes * scale * model.moe_topk,
+                    e_messages * scale,
+                    fraction["tp"],
+                    "model",
+                    ("etp",),
+                    "expert",
+                    "expert tensor-parallel all-reduces",
+                )
+            )
+        out["tp"] = items
+    if "cp" not in out:
+        nbytes, messages = traffic("context", c)
+        out["cp"] = [
+            Demand("context", nbytes, messages, fraction["cp"], "model", ("cp",), "dense", _WHAT["context"])
+        ]
+    if "ep" not in out:
+        nbytes, messages = traffic("expert", ep, moe_layers=max(moe_layers, 1)) if moe_layers else (0.0, 0.0)
+        out["ep"] = [
+            Demand("expert", nbytes, messages, fraction["ep"], "model", ("ep",), "expert", _WHAT["expert"])
+        ]
+    if "dp" not in out:
+        dense_grads = (model.params - model.expert_params) * model.grad_bytes / (t * p)
+        n = dp * c
+        items = [
+            Demand(
+                "data",
+                2 * (n - 1) / n * dense_grads if n > 1 else 0.0,
+                2.0 * (n - 1),
+                fraction["dp"],
+                "model",
+                ("dp", "cp"),
+                "dense",
+                "dense gradient all-reduce over dp x cp",
+            )
+        ]
+        if model.expert_params > 0 and edp > 1:
+            expert_grads = model.expert_params * model.grad_bytes / (etp * ep * p)
+            items.append(
+                Demand(
+                    "data",
+                    2 * (edp - 1) / edp * expert_grads,
+                    2.0 * (edp - 1),
+                    fraction["dp"],
+                    "model",
+                    ("edp",),
+                    "expert",
+                    "expert gradient all-reduce over edp",
+                )
+            )
+        out["dp"] = items
+    if "pp" not in out:
+        nbytes, messages = traffic("pipe", p)
+        out["pp"] = [
+            Demand("pipe", nbytes, messages, fraction["pp"], "model", ("pp",), "dense", _WHAT["pipe"])
+        ]
+    return out
+
+
+# --------------------------------------------------------------------------- pricing
+class Priced(NamedTuple):
+    """One demand over one group on the machine."""
+
+    spans: tuple[int, ...]
+    tier: int
+    time: float  # seconds per step, all of it
+    exposed: float  # seconds per step the step waits for
+    key: int  # ``exposed`` in the ranking's integer unit
+    tight: int  # the tie-break's measure in its integer unit
+
+
+class Costing:
+    """Prices demands over groups of a machine, with the integer units that make equal layouts tie exactly.
+
+    ``key`` is the exposed time of the worst group (each group's collectives run at the
+    pace of its slowest link, and the step waits for the slowest group), in units of
+    ``2**-44`` of :attr:`bound`, the most any layout's exposed time could be (every
+    demand at its slowest level), so sums of up to 2**19 terms are exact integers.
+    ``tight`` is the exposed time of the *average* group in the same unit: a group
+    touching more than one unit of level ``i`` uses the links above it, and the
+    fraction of groups that do is exact in closed form
+    (:meth:`proctopo.machine.Machine.crossing`). Ties in ``key`` go to the smaller
+    ``tight``: the layout whose groups stay inside the lower levels more often
+    (docs/plan.md, "Ties").
+    """
+
+    def __init__(self, machine: Machine, world: int, demands: Sequence[Demand]) -> None:
+        self.machine, self.world = machine, world
+        levels = machine.levels
+        slowest = [max(lv.time(d.bytes, d.messages) * d.exposed for lv in levels) for d in demands]
+        self.bound = sum(slowest)
+        self.unit = self.bound / 2.0**_KEY_BITS if self.bound > 0 else 1.0
+        self._reach: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
+        self._crossing: dict[tuple[int, int], tuple[Fraction, ...]] = {}
+
+    def reach(self, stride: int, size: int) -> tuple[tuple[int, ...], int]:
+        key = (stride, size)
+        hit = self._reach.get(key)
+        if hit is None:
+            r = self.machine.reach(stride, size, self.world)
+            hit = self._reach[key] = (r.spans, r.tier)
         return hit
 
-    def strides(self, order: Sequence[str]) -> list[int]:
-        out = [1] * len(order)
-        acc = 1
-        for i in range(len(order) - 1, -1, -1):
-            out[i] = acc
-            acc *= self.size[order[i]]
-        return out
+    def crossing(self, stride: int, size: int) -> tuple[Fraction, ...]:
+        key = (stride, size)
+        hit = self._crossing.get(key)
+        if hit is None:
+            hit = self._crossing[key] = self.machine.crossing(stride, size, self.world)
+        return hit
 
-    def cost(self, order: Sequence[str]) -> float:
-        """Total cost, summed in the given axis order (so equal layouts give equal floats)."""
-        stride = dict(zip(order, self.strides(order)))
-        return sum(self.axis(n, stride[n])[3] for n in self.names)
+    def price(
+        self, demand: Demand, spans: tuple[int, ...], tier: int, crossing: Sequence[Fraction]
+    ) -> Priced:
+        levels = self.machine.levels
+        if not (demand.bytes or demand.messages):
+            return Priced(spans, tier, 0.0, 0.0, 0, 0)
+        level = levels[tier]
+        time = level.time(demand.bytes, demand.messages)
+        exposed = time * demand.exposed
+        # The latency and the bandwidth terms are counted apart, so that layouts which move the same
+        # demands over the same links in another arrangement tie exactly (an axis's latency term
+        # equals another's when their message counts do, whatever their bytes).
+        latency = demand.messages * level.latency * demand.exposed
+        bandwidth = demand.bytes / level.effective_bandwidth * demand.exposed
+        key = round(latency / self.unit) + round(bandwidth / self.unit)
+        # the average group: the first level's time, plus each level's step up for the groups that cross
+        times = [lv.time(demand.bytes, demand.messages) for lv in levels]
+        average = times[0] + sum(float(c) * (times[i + 1] - times[i]) for i, c in enumerate(crossing))
+        tight = average * demand.exposed
+        return Priced(spans, tier, time, exposed, key, round(tight / self.unit))
 
-    def tie_key(self, order: Sequence[str]) -> tuple[tuple[int, int], ...]:
-        """Among equal costs, prefer the heaviest axis spanning the fewest domains, then nodes."""
-        stride = dict(zip(order, self.strides(order)))
-        spans = (self.axis(n, stride[n]) for n in self.by_demand)
-        return tuple((domains, nodes) for nodes, domains, _, _ in spans)
-
-    def group_budget(self, order: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """Communicators per rank and ProcessGrid's calls per strategy for a layout."""
-        kinds: list[frozenset[str]] = [frozenset([a]) if self.size[a] > 1 else frozenset() for a in order]
-        kinds += [frozenset(a for a in g if self.size[a] > 1) for g in self.groups]
-        communicators = global_calls = local_calls = 0
-        for key in dict.fromkeys(kinds):
-            ranks = self.topo.group_size(sorted(key))
-            if ranks > 1:
-                communicators += 1
-            if ranks == self.world:  # the whole grid: the parent group itself, no call
-                continue
-            global_calls += self.world // ranks
-            local_calls += 1
-        return communicators, {"global": global_calls, "local": local_calls, "split": local_calls}
-
-    def layout(self, order: Sequence[str]) -> Layout:
-        strides = self.strides(order)
-        info = [self.axis(n, s) for n, s in zip(order, strides)]
-        by_name = {n: (s, i) for n, s, i in zip(order, strides, info)}
-        total = self.cost(order)
-        reports = []
-        warnings: list[str] = []
-        for n in order:
-            stride, (nodes, domains, tier, cost) = by_name[n]
-            d = self.demands[n]
-            reports.append(
-                AxisReport(
-                    name=n,
-                    kind=d.kind,
-                    size=self.size[n],
-                    stride=stride,
-                    nodes=nodes,
-                    domains=domains,
-                    tier=tier,
-                    bytes=d.bytes,
-                    messages=d.messages,
-                    cost=cost,
-                    share=cost / total if total > 0 else 0.0,
-                )
-            )
-            warnings.extend(self._warnings(n, d.kind, nodes, domains))
-        comms, calls = self.group_budget(order)
-        return Layout(
-            order=tuple(order),
-            dims=tuple(self.size[n] for n in order),
-            cost=total,
-            axes=reports,
-            communicators_per_rank=comms,
-            communicator_memory_bytes=comms * self.comm_bytes,
-            new_group_calls=calls,
-            warnings=warnings,
-        )
-
-    def _warnings(self, name: str, kind: str | None, nodes: int, domains: int) -> list[str]:
-        n = self.size[name]
-        out = []
-        if kind == "tensor" and nodes > 1:
-            out.append(
-                f"{name} (tensor-parallel) groups cross nodes: each group of {n} spans up to {nodes} nodes, "
-                "so its per-layer all-reduces leave the node"
-            )
-        if kind in ("tensor", "expert", "context") and domains > 1 and self.machine.nodes_per_domain > 1:
-            out.append(
-                f"{name} ({kind}-parallel) groups cross NVLink domains: each group of {n} spans up to "
-                f"{domains} domains of {self.machine.ranks_per_domain} ranks"
-                + (
-                    " (NCCL all-to-alls over groups spanning two NVL72 racks have been seen to stall)"
-                    if kind == "expert"
-                    else ""
-                )
-            )
-        return out
+    def axis(self, demand: Demand, stride: int, size: int) -> Priced:
+        """A demand over the groups of one axis (or one run of axes) of ``size`` ranks ``stride`` apart."""
+        spans, tier = self.reach(stride, size)
+        return self.price(demand, spans, tier, self.crossing(stride, size))

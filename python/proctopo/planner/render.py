@@ -6,75 +6,130 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .results import Plan
+    from .results import Layout, Plan
+
+_CONVENTION_TEXT = {
+    "megatron": "Megatron (orders are initialize_model_parallel's order strings; ep subdivides dp x cp, "
+    "with etp, as megatron-core derives it)",
+    "torchtitan": "torchtitan (dp_shard is FSDP: all-gathers and reduce-scatter; dp_replicate all-reduces "
+    "the sharded gradients)",
+    "deepspeed": "DeepSpeed (pipe, data, model: one grid)",
+    "generic": "one grid of named axes (each axis's traffic over its own groups)",
+}
+
+_TRAFFIC_TEXT = {
+    "model": "traffic from the model",
+    "weights": "traffic from the weights given (GB per rank per step)",
+    "default": "traffic from default weights (assumed GB per rank per step, not a model: pass --model)",
+    "mixed": "traffic from the model and the weights given",
+}
+
+
+def _columns(plan: Plan) -> list[str]:
+    """The demands shown as columns: the given axes' order, then any others (etp, edp)."""
+    names: list[str] = []
+    for lay in [*plan.layouts, plan.given_layout]:
+        for a in lay.axes:
+            if a.name not in names:
+                names.append(a.name)
+    given = [n for n in plan.given if n in names]
+    return given + [n for n in names if n not in given]
+
+
+def _ties(lay: Layout) -> str:
+    return f"{lay.ties:,}" if lay.ties_exact else f"{lay.ties:,}+"
 
 
 def render_plan(plan: Plan, limit: int = 10) -> str:
     """The ranking (the first ``limit`` layouts and the given one), then the best layout in detail."""
     lines: list[str] = []
     out = lines.append
-    machine = plan.placement
-    domain = (
-        "NVLink domain = one node"
-        if machine.nodes_per_domain == 1
-        else f"NVLink domains of {machine.nodes_per_domain} nodes "
-        f"({machine.ranks_per_domain} ranks; {machine.domains} domains)"
+    machine, placement = plan.machine, plan.placement
+    out(
+        f"{plan.world_size:,} ranks = {placement.nodes:,} nodes x {machine.ranks_per_node} ranks"
+        + (f" in {placement.domains:,} NVLink domains" if machine.nodes_per_domain > 1 else "")
+        + f"; machine {machine.name}: {machine.describe()}"
     )
-    out(f"{plan.world_size:,} ranks = {machine.nodes:,} nodes x {machine.ranks_per_node} ranks; {domain}")
-    source = (
-        "costs from the model (seconds per step)"
-        if plan.units == "seconds"
-        else "costs from default weights (relative units)"
-        if all(d.source == "default" for d in plan.demands.values())
-        else "costs from weights (relative units)"
-    )
+    out(f"convention: {_CONVENTION_TEXT[plan.convention]}")
     axes_text = " ".join(f"{k}={v}" for k, v in plan.sizes.items())
-    out(f"axes {axes_text}; {source}; orders: {plan.candidates:,} ({plan.search})")
+    fractions = {d.kind or name: d.exposed for name, items in plan.demands.items() for d in items if d.bytes}
+    exposed_text = ", ".join(f"{k} {v:g}" for k, v in fractions.items())
+    out(f"axes {axes_text}; {_TRAFFIC_TEXT[plan.traffic]}; exposed fractions: {exposed_text or '-'}")
+    out(f"orders: {plan.candidates:,} ({plan.search}); times are seconds per step")
     for w in plan.warnings:
         out(f"note: {w}")
     out("")
-    names = list(plan.sizes)
-    head = ["#", "megatron order", "cost/step", *names]
+    names = _columns(plan)
+    head = ["rank", "tied", "order (fastest first)", "exposed", "all comm", *names]
     rows = []
-    for i, lay in enumerate(plan.layouts[:limit], 1):
+    shown = plan.layouts[:limit]
+
+    def row(lay: Layout, label: str) -> list[str]:
         tiers = {a.name: a.tier for a in lay.axes}
+        return [
+            str(lay.rank),
+            _ties(lay),
+            label,
+            seconds_text(lay.exposed),
+            seconds_text(lay.total),
+            *(tiers.get(n, "-") for n in names),
+        ]
+
+    for lay in shown:
         rows.append(
-            [str(i), lay.megatron_order, seconds_text(lay.cost, plan.units), *(tiers[n] for n in names)]
+            row(
+                lay,
+                lay.megatron_order
+                + (
+                    " (given)"
+                    if lay.order == plan.given_layout.order
+                    and lay.megatron_order == plan.given_layout.megatron_order
+                    else ""
+                ),
+            )
         )
-    given_shown = plan.given_rank is not None and plan.given_rank <= limit
+    given_shown = any(lay.megatron_order == plan.given_layout.megatron_order for lay in shown)
     if not given_shown:
         lay = plan.given_layout
-        tiers = {a.name: a.tier for a in lay.axes}
-        rank = "-" if plan.given_rank is None else str(plan.given_rank)
-        rows.append(
-            [
-                rank,
-                lay.megatron_order + " (given)",
-                seconds_text(lay.cost, plan.units),
-                *(tiers[n] for n in names),
-            ]
-        )
-    lines.extend(table_lines(head, rows, right={0}))
-    if given_shown:
-        out(f"the given order {plan.given_layout.megatron_order} ranks #{plan.given_rank}")
+        rows.append(row(lay, lay.megatron_order + " (given)"))
+        if plan.given_rank is None:
+            rows[-1][0] = "-"
+            rows[-1][1] = "-"
+    lines.extend(table_lines(head, rows, right={0, 1}))
     best = plan.best
+    if best.ties > 1:
+        out(
+            f"{_ties(best)} orders tie at rank 1 (the same exposed time, set by each axis's slowest group); "
+            "first comes the one whose average group is cheapest (fewest groups reach the slower levels), "
+            "then the one closest to the convention's order"
+        )
+    if plan.given_rank is None:
+        out(f"the given order {plan.given_layout.megatron_order} is not among the {len(plan.layouts)} kept")
+    else:
+        out(f"the given order {plan.given_layout.megatron_order} ranks #{plan.given_rank}")
     out("")
     out(f"best: {best.topology!r}")
-    out(f"  megatron order   {best.megatron_order}")
+    out(f"  order            {best.megatron_order} (fastest first)")
+    if best.expert_topology is not None:
+        out(f"  expert layout    {best.expert_topology!r}")
     out(
         f"  device mesh      init_device_mesh(device, {best.mesh_shape}, "
         f"mesh_dim_names={best.mesh_dim_names!r})"
     )
+    bounded = [
+        (i, lv.name) for i, lv in enumerate(machine.levels[:-1]) if i == 0 or lv.size != 1
+    ]  # a level of one unit of the level below repeats it
     detail = [
         [
             a.name,
             a.kind or "-",
-            str(a.size),
+            f"{a.size:,}",
             f"{a.stride:,}",
-            str(a.nodes),
-            str(a.domains),
+            *(f"{a.spans[i]:,}" for i, _ in bounded),
             a.tier,
-            seconds_text(a.cost, plan.units),
+            volume_text(a.bytes),
+            seconds_text(a.time),
+            f"{seconds_text(a.exposed)} ({a.exposed_fraction:.0%})",
             f"{100 * a.share:.1f}%",
         ]
         for a in best.axes
@@ -82,15 +137,31 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
     lines.extend(
         "  " + line
         for line in table_lines(
-            ["axis", "kind", "size", "stride", "nodes", "domains", "tier", "cost", "share"],
+            [
+                "axis",
+                "kind",
+                "size",
+                "stride",
+                *(f"{n}s" for _, n in bounded),
+                "tier",
+                "traffic",
+                "time",
+                "exposed",
+                "share",
+            ],
             detail,
-            right={2, 3, 4, 5, 7, 8},
+            right=set(range(2, 4 + len(bounded))) | {k + len(bounded) for k in (5, 6, 7, 8)},
         )
+    )
+    out(
+        f"  communication per step: {seconds_text(best.exposed)} exposed (the step waits for it), "
+        f"{seconds_text(best.total)} in all"
     )
     calls = best.new_group_calls
     out(
         f"  communicators per rank  {best.communicators_per_rank} "
-        f"(~{bytes_text(best.communicator_memory_bytes)} at {bytes_text(plan.communicator_bytes)} each)"
+        f"(~{bytes_text(best.communicator_memory_bytes)} of device memory at "
+        f"{bytes_text(plan.communicator_bytes)} each: one measurement, see docs/plan.md)"
     )
     out(
         f"  new_group calls per rank  global {calls['global']:,}  local {calls['local']:,}  "
@@ -105,14 +176,12 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def seconds_text(value: float, units: str) -> str:
-    """A cost as text: with a unit when ``units`` is ``"seconds"``, else 4 significant digits.
+def seconds_text(value: float) -> str:
+    """A time in seconds as text with its unit.
 
-    >>> seconds_text(0.0123, "seconds"), seconds_text(0.0123, "relative")
-    ('12.3 ms', '0.0123')
+    >>> seconds_text(0.0123), seconds_text(2.5e-6), seconds_text(0)
+    ('12.3 ms', '2.5 us', '0 s')
     """
-    if units != "seconds":
-        return f"{value:.4g}"
     if value == 0:
         return "0 s"
     if value < 1e-3:
@@ -122,8 +191,16 @@ def seconds_text(value: float, units: str) -> str:
     return f"{value:.3g} s"
 
 
+def volume_text(n: float) -> str:
+    """Bytes moved, in decimal units as bandwidths are: ``volume_text(2e9) == '2 GB'``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
 def bytes_text(n: float) -> str:
-    """A memory size in binary units: ``bytes_text(688 * 2**20) == '688 MiB'``."""
+    """A size in binary units: ``bytes_text(688 * 2**20) == '688 MiB'``."""
     for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
