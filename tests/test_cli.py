@@ -16,6 +16,7 @@ from typing import Any
 
 import proctopo
 import pytest
+from helpers import require
 from proctopo import InvalidArgumentError, ProcessTopology, cli, demo, launch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -720,7 +721,8 @@ def test_plan_maps_each_option_to_the_planner(
     assert capsys.readouterr().out == expected.render() + "\n"
     assert cli.main(["plan", *words, "--json", "--limit", "2"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc == json.loads(json.dumps(expected.to_dict())) and doc["schema"] == "proctopo.plan/1"
+    assert doc == json.loads(json.dumps(expected.to_dict()))
+    assert doc["schema"] == planner.SCHEMA == "proctopo.plan/2"
     assert cli.main(["plan", *words, "--limit", "2"]) == 0
     assert capsys.readouterr().out == expected.render(limit=2) + "\n"
 
@@ -738,7 +740,7 @@ def test_plan_reads_a_model_file_and_the_launchers_environment(
         assert cli.main(["plan", "tp=8", "dp=0", "--model", text, "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
         expected = planner.plan({"tp": 8, "dp": 0}, world_size=64, ranks_per_node=8, model=model)
-        assert doc == json.loads(json.dumps(expected.to_dict())) and doc["units"] == "seconds"
+        assert doc == json.loads(json.dumps(expected.to_dict())) and doc["units"] == "seconds per step"
 
 
 @pytest.mark.parametrize(
@@ -893,3 +895,160 @@ def test_the_warning_is_in_the_json_and_said_once_per_job(
     assert cli.main(["show", "--json", "tp=8", "dp=4"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["warnings"] == [WARNING] and json.loads(out)["rank"] == 3 and err == ""
+
+
+# ---------------------------------------------------------------------------- no traceback, ever
+
+
+def _no_constants(name: str) -> None:
+    raise AssertionError(f"the JSON holds {name}")
+
+
+def test_json_is_strict_and_names_a_non_finite_number() -> None:
+    assert json.loads(cli.json_text({"a": [1, 2.5]}), parse_constant=_no_constants) == {"a": [1, 2.5]}
+    for value, shown in ((float("inf"), "inf"), (float("-inf"), "-inf"), (float("nan"), "nan")):
+        with pytest.raises(InvalidArgumentError) as info:
+            cli.json_text({"layouts": [{"order": "tp-dp", "axes": {"tp": {"cost": value}}}]})
+        assert str(info.value).startswith(
+            f"the result's layouts[0].axes.tp.cost is {shown}, which JSON cannot hold: "
+        )
+
+
+@pytest.mark.parametrize(
+    "extra", [["--weight", "tp=1e308"], ["--model", "params=1e309,hidden=8,seq_len=1,micro_batch=1,layers=1"]]
+)
+def test_plan_json_never_holds_infinity_or_nan(
+    extra: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    status = cli.main(["plan", "dp=4", "tp=8", "--ranks-per-node", "2", "--json", *extra])
+    out, err = capsys.readouterr()
+    if status == 0:  # the planner kept every number finite
+        json.loads(out, parse_constant=_no_constants)
+    else:  # or the input was refused, in one line
+        assert status == 2 and out == "" and err.startswith("proctopo plan: error: "), err
+        assert err.count("\n") == 1, err
+
+
+def test_draw_json_goes_through_the_one_strict_dump(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proctopo import draw as drawing
+
+    real = drawing.to_dict
+    monkeypatch.setattr(drawing, "to_dict", lambda pic: {**real(pic), "odd": float("nan")})
+    assert cli.main(["draw", "pipe=2", "data=2", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(
+        "proctopo draw: error: the result's odd is nan, which JSON cannot hold"
+    )
+
+
+def _proctopo(*words: str | bytes, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    if "stdout" not in kwargs:
+        kwargs["capture_output"] = True
+    return subprocess.run([sys.executable, "-m", "proctopo", *words], text=True, timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(
+            '{"params": "x", "hidden": 8, "seq_len": 1, "micro_batch": 1, "layers": 1}', id="not a number"
+        ),
+        pytest.param(
+            '{"params": 7e9, "hidden": 8, "seq_len": 1, "micro_batch": 1, "layers": 1, "x": 1}',
+            id="unknown field",
+        ),
+        pytest.param(f"params=7e9,hidden=8,seq_len=1,micro_batch=1,layers={10**400}", id="huge layers"),
+    ],
+)
+def test_the_planners_input_errors_exit_2_in_one_line(model: str) -> None:
+    proc = _proctopo("plan", "dp=0", "tp=2", "--world-size", "8", "--ranks-per-node", "4", "--model", model)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.startswith("proctopo plan: error: model") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+NOT_UTF8 = [
+    (["show", "\udcff=2"], "name=size", r"b'\xff=2'"),
+    (["check", "pipe=2", "d\udcffta=2"], "name=size", r"b'd\xffta=2'"),
+    (["plan", "tp=2", "\udcff=0", "--ranks-per-node", "2"], "name=size", r"b'\xff=0'"),
+    (["plan", "dp=4", "tp=2", "--ranks-per-node", "2", "--weight", "\udcff=2"], "--weight", r"b'\xff'"),
+    (["draw", "--group", "da\udcffa"], "--group", r"b'da\xffa'"),
+    (["draw", "--slice", "\udcff=1"], "--slice", r"b'\xff=1'"),
+    (["show", "--order", "tp-\udcff"], "--order", r"b'tp-\xff'"),
+    (["run", "--order", "tp-\udcff", "tp=2"], "--order", r"b'tp-\xff'"),
+]
+
+
+@pytest.mark.parametrize(("words", "option", "shown"), NOT_UTF8)
+def test_an_argument_that_is_not_utf8_is_named(
+    words: list[str], option: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command line holds bytes; Python keeps those that are not UTF-8 as lone surrogates.
+    assert cli.main(words) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"proctopo {words[0]}: error: argument {option}: {shown} is not UTF-8 text; names, sizes and "
+        "options are read as UTF-8\n"
+    )
+
+
+def test_bytes_on_the_command_line_but_any_path(tmp_path: Path) -> None:
+    proc = _proctopo("show", b"\xff=2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == (
+        r"proctopo show: error: argument name=size: b'\xff=2' is not UTF-8 text; names, sizes and "
+        "options are read as UTF-8\n"
+    )
+    path = os.fsencode(tmp_path) + b"/pic\xff.svg"  # a file name may be any bytes
+    proc = _proctopo("draw", "pipe=2", "data=2", "-o", path)
+    assert proc.returncode == 0 and proc.stderr == "" and os.path.exists(path)
+
+
+@pytest.mark.parametrize("name", ["x.svg", "x.html", "x.txt", "x.png"])
+def test_an_output_file_that_cannot_be_written_is_named(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if name.endswith(".png"):
+        require("matplotlib")
+    path = tmp_path / "missing" / name
+    assert cli.main(["draw", "pipe=2", "data=2", "-o", str(path)]) == cli.EXIT_CANNOT_WRITE == 3
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"proctopo draw: error: cannot write {path}: No such file or directory\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "words",
+    [["show", "pipe=2", "data=2"], ["check", "--json"], ["draw", "--json"], ["draw"], ["show", "--help"]],
+)
+def test_a_full_disk_is_reported_not_a_traceback(words: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = _proctopo(*words, stdout=full, stderr=subprocess.PIPE)
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        proc.stderr
+        == f"proctopo {words[0]}: error: cannot write the standard output: No space left on device\n"
+    )
+
+
+def test_text_the_standard_output_cannot_encode_is_reported() -> None:
+    proc = _proctopo("show", "données=2", env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("proctopo show: error: cannot write the standard output: 'ascii' codec")
+
+
+def test_a_closed_standard_output_ends_quietly(tmp_path: Path) -> None:
+    def closed(*words: str) -> subprocess.CompletedProcess[str]:
+        script = 'exec "$0" -m proctopo "$@" >&-'
+        return subprocess.run(
+            ["sh", "-c", script, sys.executable, *words], capture_output=True, text=True, timeout=120
+        )
+
+    for words in (["show", "pipe=2", "data=2"], ["draw", "--json"], ["check"]):
+        proc = closed(*words)
+        assert (proc.returncode, proc.stderr) == (1, ""), (words, proc.stderr)
+    out = tmp_path / "x.svg"  # nothing for the standard output: the command's own status
+    proc = closed("draw", "pipe=2", "data=2", "-o", str(out))
+    assert (proc.returncode, proc.stderr) == (0, "") and out.read_text().startswith("<svg ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import re
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from helpers import require
-from proctopo import ProcessTopology, cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from proctopo import InvalidArgumentError, ProcessTopology, cli
 from proctopo import draw as drawing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,3 +309,117 @@ def test_layout_counts_what_it_leaves_out() -> None:
     buf = io.StringIO()
     drawing.write_text(pic, buf, "never")
     assert "... +32" in buf.getvalue() and "(13 more nodes)" in buf.getvalue()
+
+
+# ---------------------------------------------------------------------------- bounded by the limit
+
+
+def test_the_limit_has_an_upper_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = ["draw", "a=500000", "b=2", "--ranks-per-node", "2", "--group", "a"]
+    assert cli.main([*big, "--limit", str(drawing.LIMIT_MAX + 1), "-o", str(tmp_path / "big.svg")]) == 2
+    assert capsys.readouterr().err == (
+        f"proctopo draw: error: a picture draws at most {drawing.LIMIT_MAX} ranks, got a limit of "
+        f"{drawing.LIMIT_MAX + 1}; draw one node or one slice to see more of a large world\n"
+    )
+    assert not (tmp_path / "big.svg").exists()
+    with pytest.raises(InvalidArgumentError, match="at most 4096 ranks"):
+        drawing.layout(ProcessTopology(["a"], [2]), limit=drawing.LIMIT_MAX + 1)
+    # At the bound a million ranks are drawn as a summary of exactly LIMIT_MAX of them.
+    assert cli.main([*big, "--limit", str(drawing.LIMIT_MAX), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ranks_drawn"] == drawing.LIMIT_MAX == 4096 and doc["ranks_selected"] == 10**6
+    assert doc["rows"][-1]["skipped_before"] == 500000 - 2048 and doc["rows"][-1]["label"] == "node 499999"
+    documented = f"at most {drawing.LIMIT_MAX:,}, `proctopo.draw.LIMIT_MAX`"
+    assert documented in (ROOT / "docs" / "cli.md").read_text()
+
+
+@st.composite
+def _selections(draw: st.DrawFn) -> tuple[ProcessTopology, dict[str, int], int, int, int]:
+    dims = draw(st.lists(st.integers(1, 7), min_size=1, max_size=5))
+    axes = [f"a{i}" for i in range(len(dims))]
+    where = {a: draw(st.integers(0, d - 1)) for a, d in zip(axes, dims) if draw(st.booleans())}
+    n = 1
+    for a, d in zip(axes, dims):
+        n *= 1 if a in where else d
+    lo = draw(st.integers(0, n))
+    hi = draw(st.integers(lo, n))
+    size = draw(st.integers(1, 2 * n + 3))
+    return ProcessTopology(axes, dims), where, lo, hi, size
+
+
+@given(_selections())
+@settings(max_examples=300, deadline=None)
+def test_a_selection_is_its_ranks_without_listing_them(
+    case: tuple[ProcessTopology, dict[str, int], int, int, int],
+) -> None:
+    topo, where, lo, hi, size = case
+    truth = topo.filter_match(**where) if where else list(range(topo.world_size()))
+    sel = drawing.Selection(topo, where)
+    assert len(sel) == len(truth) and list(sel) == truth and [sel[i] for i in range(-len(truth), 0)] == truth
+    assert [sel.position(r) for r in range(-1, topo.world_size() + 2)] == [
+        bisect.bisect_left(truth, r) for r in range(-1, topo.world_size() + 2)
+    ]
+    window = sel[lo:hi]
+    assert list(window) == truth[lo:hi] and len(window) == hi - lo
+    assert window.count_blocks(size) == len({r // size for r in truth[lo:hi]})
+    assert [window.position(r) for r in truth] == [bisect.bisect_left(truth[lo:hi], r) for r in truth]
+
+
+def test_a_slice_of_a_huge_world_is_drawn_without_listing_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # 2**60 chosen ranks (every fourth of 2**62), two on each node of 8: never listed.
+    words = ["draw", "a=1073741824", "b=1073741824", "c=4", "--slice", "c=1", "--ranks-per-node", "8"]
+    assert cli.main([*words, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ranks_selected"] == 2**60 and doc["ranks_drawn"] == 256
+    rows = doc["rows"]
+    assert [c["rank"] for c in rows[0]["cells"]] == [1, 5]
+    assert [c["rank"] for c in rows[-1]["cells"]] == [2**62 - 7, 2**62 - 3]
+    assert rows[-1]["skipped_before"] == 2**59 - len(rows) and rows[-1]["label"] == f"node {2**59 - 1}"
+    # Nodes of a size that does not divide the strides: the count is exact all the same.
+    topo = ProcessTopology(["a", "b", "c"], [6, 5, 7])
+    pic = drawing.layout(topo, ranks_per_node=3, ranks=drawing.select(topo, [("b", 2)]), limit=8)
+    nodes = {r // 3 for r in topo.filter_match(b=2)}
+    assert sum(r.skipped for r in pic.rows) + len(pic.rows) == len(nodes)
+
+
+def test_columns_far_apart_are_drawn_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    # One rank at local rank 2**30 - 1 of each node: no line of a billion spaces.
+    words = ["draw", "a=2", "b=1073741824", "--ranks-per-node", "1073741824", "--slice", "b=1073741823"]
+    assert cli.main(words) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) < 120
+    assert lines[1].split() == ["local", "1073741823"]
+    assert [line.split() for line in lines[2:]] == [["node", "0", "1073741823"], ["node", "1", "2147483647"]]
+    assert cli.main(["draw", "a=4", "b=64", "--slice", "b=40", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["columns"] == ["b=40"]
+    assert [c["rank"] for r in doc["rows"] for c in r["cells"]] == [40, 104, 168, 232]
+    assert cli.main(["draw", "a=4", "b=64", "--slice", "b=40", "--format", "svg"]) == 0
+    root = ET.fromstring(capsys.readouterr().out)
+    xs = {r.attrib["x"] for r in root.iter(f"{SVG}rect") if r.attrib.get("class") == "rank"}
+    assert len(xs) == 1 and int(root.attrib["width"]) < 400  # one column, not the forty-first
+
+
+def test_a_png_past_its_size_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = ["draw", "a=4096", "b=2", "--slice", "b=0", "--ranks-per-node", "2", "--limit", "4096"]
+    assert cli.main([*words, "-o", str(tmp_path / "tall.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proctopo draw: error: the picture is ")
+    assert "more than a PNG holds (65535 px a side): draw fewer ranks (--limit), or SVG or HTML" in err
+    assert not (tmp_path / "tall.png").exists()
+
+
+def test_counting_the_nodes_of_a_slice_has_a_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nodes of 100,003 ranks against strides whose remainders cycle through all of them.
+    words = ["draw", "a=1048576", "b=3", "c=100000", "--slice", "b=1", "--ranks-per-node", "100003"]
+    assert cli.main(words) == 2
+    assert capsys.readouterr().err == (
+        "proctopo draw: error: counting the nodes of this selection would take more than 65,536 steps "
+        "(nodes of 100,003 ranks whose remainders repeat slowly against the strides): draw one node "
+        "(--node) or fix more axes (--slice)\n"
+    )
+    assert cli.main([*words, "--node", "1", "--json"]) == 0  # one node: nothing to count
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in doc["rows"]] == ["node 1"] and doc["ranks_selected"] == 100000 - 3

@@ -805,7 +805,7 @@ def parser() -> argparse.ArgumentParser:
         "--limit",
         type=_positive,
         default=256,
-        help="ranks drawn before the picture becomes a summary (default 256)",
+        help=f"ranks drawn before the picture becomes a summary (default 256, at most {drawing.LIMIT_MAX})",
     )
     p.add_argument(
         "--color",
