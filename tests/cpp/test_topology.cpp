@@ -317,6 +317,37 @@ TEST(Errors, Construction) {
   }
 }
 
+TEST(Errors, NamesAreQuotedWhole) {
+  using proctopo::detail::quote;
+  using namespace std::string_literals;
+  EXPECT_EQ(quote("pipe"), "'pipe'");
+  EXPECT_EQ(quote("pi\0pe"s), "'pi\\x00pe'");
+  EXPECT_EQ(quote("a\tb\nc\rd\x1f\x7f"), "'a\\tb\\nc\\rd\\x1f\\x7f'");
+  EXPECT_EQ(quote("a\\b"), "'a\\\\b'");
+  EXPECT_EQ(quote("it's"), "\"it's\"");
+  EXPECT_EQ(quote("it's \"x\""), "'it\\'s \"x\"'");
+  EXPECT_EQ(quote("\xc2\x85|\xc2\xa0|\xc3\xa9"), "'\\x85|\xc2\xa0|\xc3\xa9'");  // C1 NEL escaped, NBSP and é kept
+  const topology t({"pipe", "data"}, {2, 3});
+  try {
+    t.axis_index("pipe\0x"s);
+    FAIL();
+  } catch (const proctopo::unknown_axis& e) {
+    EXPECT_EQ(std::string(e.what()), "unknown axis 'pipe\\x00x'; the axes are ['pipe', 'data']");
+  }
+  try {
+    topology({"a\0b"s}, {0});
+    FAIL();
+  } catch (const proctopo::invalid_topology& e) {
+    EXPECT_EQ(std::string(e.what()), "axis 'a\\x00b' has size 0; every size must be at least 1");
+  }
+  try {
+    proctopo::parse_order("tp\0x-dp-tp\0x"s);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "order 'tp\\x00x-dp-tp\\x00x' names 'tp\\x00x' twice");
+  }
+}
+
 TEST(Errors, Queries) {
   const topology t({"pipe", "data"}, {2, 3});
   EXPECT_THROW(t.rank_of(vec{2, 0}), proctopo::coordinate_out_of_range);
