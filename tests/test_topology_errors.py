@@ -18,6 +18,7 @@ from proctopo import (
     RankOutOfRangeError,
     UnknownAxisError,
     WorldSizeOverflowError,
+    parse_order,
 )
 
 T = ProcessTopology(axes=["pipe", "data", "model"], dims=[2, 3, 4])
@@ -125,6 +126,23 @@ def test_bad_queries(call: object, exc: type[Exception], text: str) -> None:
     with pytest.raises(exc) as info:
         call()  # type: ignore[operator]
     assert text in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: ProcessTopology(["pipe", "\udcff"], [2, 2]),
+        lambda: T.get_dim("\udcff"),
+        lambda: T.group_size(["pipe", "\udcff"]),
+        lambda: T.get_rank(**{"\udcff": 1}),
+        lambda: T.groups("\udcff"),
+        lambda: parse_order("tp-\udcff"),
+    ],
+)
+def test_text_without_a_utf8_form_is_named(call: object) -> None:
+    # A lone surrogate (what os.fsdecode makes of undecodable bytes) has no UTF-8 form.
+    with pytest.raises(InvalidArgumentError, match=r"udcff' is not valid text: it holds a lone surrogate"):
+        call()  # type: ignore[operator]
 
 
 def test_numpy_integers_and_bools_are_accepted() -> None:

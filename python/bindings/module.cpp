@@ -97,13 +97,31 @@ rank_t size_arg(py::handle v, const std::string& what) {
   return n.value;
 }
 
+// A str's UTF-8 as a view (valid while the str lives); a str that has no UTF-8 form (a lone
+// surrogate, as os.fsdecode makes of undecodable bytes) is refused by name.
+std::string_view utf8_view(py::handle s, const std::string& what) {
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(s.ptr(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    throw std::invalid_argument(what + " " + text_of(s) + " is not valid text: it holds a lone surrogate, which has no UTF-8 form");
+  }
+  return {data, static_cast<std::size_t>(size)};
+}
+
+// An axis name as a view of the str's UTF-8 (valid while the str lives).
+std::string_view name_view(py::handle key) {
+  if (!PyUnicode_Check(key.ptr())) throw py::type_error("axis names must be str, got " + text_of(key));
+  return utf8_view(key, "the axis name");
+}
+
 // The name of axis i.
 std::string axis_name_arg(py::handle item, std::size_t i) {
   if (!py::isinstance<py::str>(item)) {
     throw py::type_error("axis " + std::to_string(i) + " must be named by a str, got " + text_of(item) + " (" +
                          Py_TYPE(item.ptr())->tp_name + ")");
   }
-  return item.cast<std::string>();
+  return std::string(utf8_view(item, "axis " + std::to_string(i) + " name"));
 }
 
 // A list of names (not a str, which would iterate by character).
@@ -118,7 +136,7 @@ std::vector<std::string> names_arg(py::handle v, const char* what) {
 
 // One axis name or a list of them.
 std::vector<std::size_t> axes_arg(const topology& t, py::handle v) {
-  if (py::isinstance<py::str>(v)) return {t.axis_index(v.cast<std::string>())};
+  if (py::isinstance<py::str>(v)) return {t.axis_index(name_view(v))};
   if (py::isinstance<py::bytes>(v) || !py::isinstance<py::iterable>(v)) {
     throw py::type_error("axes must be an axis name or a list of axis names, got " + text_of(v));
   }
@@ -127,24 +145,16 @@ std::vector<std::size_t> axes_arg(const topology& t, py::handle v) {
     if (!py::isinstance<py::str>(item)) {
       throw py::type_error("axes must be an axis name or a list of axis names, got " + text_of(v));
     }
-    names.push_back(item.cast<std::string>());
+    names.emplace_back(name_view(item));
   }
   return t.axis_indices(names);
 }
 
 std::string text_arg(py::handle v, const char* what) {
   if (!py::isinstance<py::str>(v)) throw py::type_error(std::string(what) + " must be a str, got " + text_of(v));
-  return v.cast<std::string>();
+  return std::string(utf8_view(v, what));
 }
 
-// An axis name as a view of the str's UTF-8 (valid while the str lives).
-std::string_view name_view(py::handle key) {
-  if (!PyUnicode_Check(key.ptr())) throw py::type_error("axis names must be str, got " + text_of(key));
-  Py_ssize_t size = 0;
-  const char* data = PyUnicode_AsUTF8AndSize(key.ptr(), &size);
-  if (data == nullptr) throw py::error_already_set();
-  return {data, static_cast<std::size_t>(size)};
-}
 
 std::string name_of(py::handle key) { return std::string(name_view(key)); }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,16 @@ PRELOAD = (
 )
 
 
+#: Peers that publish no release for older Pythons: below the version named, such a peer
+#: cannot be installed, so its tests skip even when PROCTOPO_REQUIRE_PEERS=1.
+PEER_MIN_PYTHON = {"torchtitan": (3, 11)}
+
+
 def require(module: str) -> types.ModuleType:
     """Import a peer module; skip when absent unless PROCTOPO_REQUIRE_PEERS=1 (then fail)."""
+    floor = PEER_MIN_PYTHON.get(module.partition(".")[0])
+    if floor is not None and sys.version_info[:2] < floor:
+        pytest.skip(f"{module} has no release for Python {sys.version_info[0]}.{sys.version_info[1]}")
     try:
         return importlib.import_module(module)
     except ImportError as exc:
