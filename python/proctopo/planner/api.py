@@ -39,6 +39,11 @@ from .suggest import refit, splits
 
 Planner = Union[GridLayouts, MegatronLayouts]
 
+#: A plan keeps every order (up to FULL_SEARCH_AXES axes of size > 1) while that many orders
+#: times all the axes (each layout's order lists every axis, its topology) stays within this;
+#: beyond, it keeps the best DEFAULT_TOP unless ``top`` says otherwise.
+KEEP_ALL_ENTRIES = 1 << 16
+
 _DEEPSPEED = frozenset(("pipe", "data", "model"))
 
 
@@ -94,6 +99,8 @@ def _ranked(
         return (ranked[:top] if top is not None else ranked), "given", len(orders)
     check_axes(k)
     if k <= FULL_SEARCH_AXES:
+        if top is None and math.factorial(k) * len(planner.names) > KEEP_ALL_ENTRIES:
+            top = DEFAULT_TOP  # every layout lists every axis: keep all of them only while that is small
         ranked = rank_all(planner.moving_sizes, planner.evaluate, planner.conv)
         return (ranked[:top] if top is not None else ranked), "all", math.factorial(k)
     return (
