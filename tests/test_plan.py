@@ -845,7 +845,7 @@ def test_proctopo_plan_is_the_planners_function() -> None:
     assert type(planner) is types.ModuleType  # a plain package, not a callable module
     called = proctopo.plan({"tp": 2, "dp": 2}, ranks_per_node=2)
     assert isinstance(called, planner.Plan) and called == plan({"tp": 2, "dp": 2}, ranks_per_node=2)
-    modules = {"api", "inputs", "layouts", "model", "render", "results", "search", "suggest"}
+    modules = {"api", "inputs", "launchers", "layouts", "model", "render", "results", "search", "suggest"}
     public = {name for name in vars(planner) if not name.startswith("_")} - modules - {"annotations"}
     assert set(planner.__all__) == public
 

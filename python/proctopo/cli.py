@@ -609,15 +609,23 @@ def _weight(text: str) -> tuple[str, float]:
 
 
 def _tier(text: str) -> tuple[str, dict[str, float]]:
-    """argparse type: ``TIER=BANDWIDTH[,LATENCY]``, bytes per second and seconds per message."""
+    """argparse type: ``LEVEL=BANDWIDTH[,LATENCY[,OVERSUBSCRIPTION]]``: bytes/s, s per message, a ratio."""
     name, sep, value = text.partition("=")
     parts = value.split(",")
-    if not sep or not name or not 1 <= len(parts) <= 2:
+    if not sep or not name or not 1 <= len(parts) <= 3:
         raise argparse.ArgumentTypeError(
-            f"{text!r} must be written TIER=BANDWIDTH[,LATENCY], e.g. inter-domain=50e9"
+            f"{text!r} must be written LEVEL=BANDWIDTH[,LATENCY[,OVERSUBSCRIPTION]], e.g. network=50e9"
         )
-    fields = dict(zip(("bandwidth", "latency"), (_number(v, text) for v in parts)))
+    fields = dict(zip(("bandwidth", "latency", "oversubscription"), (_number(v, text) for v in parts)))
     return name, fields
+
+
+def _exposed(text: str) -> tuple[str, float]:
+    """argparse type: ``KIND=FRACTION``, the part of a kind's (or axis's) communication a step waits for."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} must be written KIND=FRACTION, e.g. data=0.1")
+    return name, _number(value, text)
 
 
 def _model(text: str) -> dict[str, Any]:
@@ -630,7 +638,7 @@ def _model(text: str) -> dict[str, Any]:
             key, sep, value = word.partition("=")
             if not sep:
                 raise argparse.ArgumentTypeError(f"{word!r} must be written FIELD=VALUE, e.g. hidden=4096")
-            fields[key] = int(value) if value.isascii() and value.isdigit() else _number(value, word)
+            fields[key.strip()] = value.strip()  # the planner reads the number (70B, 8Ki, 4096, ...)
         return fields
     else:
         try:
@@ -682,14 +690,16 @@ examples:
   proctopo draw pipe=2 data=4 model=2 --group model --ranks-per-node 8 -o layout.svg
   proctopo draw pipe=8 data=128 model=8 --group data --ranks-per-node 8 --slice pipe=0 -o pipe0.html
   proctopo draw pipe=8 data=128 model=8 --group model --ranks-per-node 8 --node 3""",
-    "plan": """Costs, defaults and the JSON schema (proctopo.plan/1) are described in docs/plan.md.
+    "plan": """Times are seconds per step; the model, its defaults and sources, the machine presets and
+the JSON schema (proctopo.plan/2) are described in docs/plan.md and docs/machine.md.
 
 examples:
   proctopo plan pipe=4 data=0 model=8 --world-size 512 --ranks-per-node 8
-  proctopo plan tp=8 dp=0 pp=4 --world-size 1024 --ranks-per-node 8 --nodes-per-domain 9
-  proctopo plan tp=8 cp=2 dp=0 pp=4 --order tp-cp-dp-pp --world-size 2048 --ranks-per-node 8 \\
-      --model params=70e9,hidden=8192,seq_len=8192,micro_batch=1,layers=80 --json
-  proctopo plan tp=8 dp=16 --ranks-per-node 8 --weight dp=6 --tier inter-domain=25e9,12e-6 --top 3""",
+  proctopo plan tp=8 cp=1 pp=16 dp=0 --order tp-cp-pp-dp --world-size 16384 --machine meta-h100-roce \\
+      --model params=405B,hidden=16384,seq_len=8Ki,micro_batch=1,layers=126,global_batch=2048
+  proctopo plan tp=8 cp=2 ep=8 pp=8 dp=0 --megatron --world-size 16384 --machine gb200-nvl72 --emit megatron
+  proctopo plan dp_replicate=2 dp_shard=0 tp=8 --world-size 512 --machine hgx-h100 --emit torchtitan
+  proctopo plan tp=8 dp=16 --ranks-per-node 8 --weight dp=6 --tier network=25e9,12e-6 --exposed data=0.5""",
     "run": """A PipelineParallelGrid when the axes include pipe and data (DeepSpeed), else a ProcessGrid
 over the axes as named (Megatron's tp, cp, pp, ..., torchtitan's dp_shard, dp_replicate, ...).
 
@@ -816,9 +826,10 @@ def parser() -> argparse.ArgumentParser:
     json_option(p)
     p = sub.add_parser(
         "plan",
-        help="rank the orders of the axes on a machine by communication cost",
-        description="Rank the orders of the axes on a machine by an alpha-beta communication cost per "
-        "link tier (node, NVLink domain, network), with each order's communicator budget.",
+        help="rank the orders of the axes on a machine by the communication a step waits for",
+        description="Rank the orders of the axes on a machine (node, NVLink domain, network levels) by the "
+        "communication time each training step waits for (alpha-beta per level, less what overlaps "
+        "compute), with each order's communicator budget; or print the best layout for a launcher (--emit).",
         epilog=_EXAMPLES["plan"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -830,8 +841,33 @@ def parser() -> argparse.ArgumentParser:
     )
     order_option(p)
     p.add_argument("--world-size", type=_positive, help="ranks in the job (default: $WORLD_SIZE)")
-    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)")
-    p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each NVLink domain (default 1)")
+    p.add_argument(
+        "--machine",
+        metavar="NAME|FILE",
+        help=f"the machine: a preset ({', '.join(planner.PRESETS)}) or a JSON/TOML machine file "
+        "(docs/machine.md); default: nodes on NVLink, domains of --nodes-per-domain nodes, one network",
+    )
+    p.add_argument(
+        "--ranks-per-node",
+        type=_positive,
+        help="ranks on each node (default: the machine's; without --machine, $LOCAL_WORLD_SIZE)",
+    )
+    p.add_argument(
+        "--nodes-per-domain", type=_positive, help="nodes per NVLink domain (default: the machine's, else 1)"
+    )
+    p.add_argument(
+        "--megatron",
+        action="store_const",
+        const="megatron",
+        dest="convention",
+        help="read the axes as Megatron's tp, cp, ep, dp, pp (and etp): ep subdivides dp x cp, orders are "
+        "initialize_model_parallel's (also implied by an --order of Megatron's tokens)",
+    )
+    p.add_argument(
+        "--convention",
+        choices=planner.CONVENTIONS,
+        help="how the axes are read (default: from the names and --order)",
+    )
     p.add_argument(
         "--weight",
         type=_weight,
@@ -845,22 +881,32 @@ def parser() -> argparse.ArgumentParser:
         type=_model,
         metavar="DESCRIPTION",
         help="the model, to estimate each axis's traffic: FIELD=VALUE,... or a JSON object or file "
-        "(fields params, hidden, seq_len, micro_batch, layers, ...)",
+        "(fields params, hidden, seq_len, micro_batch, layers, global_batch, ...; 70B, 1.5T, 8Ki accepted)",
+    )
+    p.add_argument(
+        "--exposed",
+        type=_exposed,
+        action="append",
+        default=[],
+        metavar="KIND=FRACTION",
+        help="the part of a kind's communication the step waits for (tensor, context, expert, data, fsdp, "
+        "pipe, or an axis name), instead of the default (docs/plan.md)",
     )
     p.add_argument(
         "--tier",
         type=_tier,
         action="append",
         default=[],
-        metavar="TIER=BW[,LAT]",
-        help="a link tier's bandwidth (bytes/s) and latency (s): intra-node, intra-domain or inter-domain",
+        metavar="LEVEL=BW[,LAT[,OVER]]",
+        help="a machine level's bandwidth (bytes/s per rank), latency (s) and oversubscription, by the "
+        "machine's level names (node, domain, network, leaf, ...)",
     )
     p.add_argument(
         "--candidate",
         action="append",
         default=[],
         metavar="ORDER",
-        help="rank only these orders (Megatron order strings, fastest axis first; repeat the option)",
+        help="rank only these orders (order strings, fastest axis first; repeat the option)",
     )
     p.add_argument("--top", type=_positive, help="layouts to keep")
     p.add_argument(
@@ -873,6 +919,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--communicator-bytes", type=_index, help="device memory of one communicator")
     p.add_argument("--limit", type=_positive, default=10, help="layouts listed in the text (default 10)")
+    p.add_argument(
+        "--emit",
+        choices=list(planner.EMITTERS),
+        help="print the best layout for a launcher instead: Megatron-LM's arguments, torchtitan's "
+        "[parallelism], DeepSpeed's topology, or shell variables",
+    )
     json_option(p)
     p = command(
         "run",
@@ -1010,9 +1062,14 @@ def _plan(args: argparse.Namespace) -> int:
         check_axis_names(names)  # repeated or invalid names, in the topology's words
     axes = names + ([t for t in parse_order(args.order) if t not in names] if args.order else [])
     world_size = _environ(args.world_size, "WORLD_SIZE", _positive)
-    ranks_per_node = _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
-    if ranks_per_node is None:
-        raise InvalidArgumentError("plan needs ranks_per_node (or LOCAL_WORLD_SIZE in the environment)")
+    ranks_per_node = args.ranks_per_node
+    if args.machine is None:  # a machine says its ranks per node; else the launcher's environment does
+        ranks_per_node = _environ(ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
+        if ranks_per_node is None:
+            raise InvalidArgumentError(
+                "plan needs ranks_per_node (or LOCAL_WORLD_SIZE in the environment), or a machine: "
+                f"--machine {next(iter(planner.PRESETS))} or a machine file"
+            )
     asked = [n for n, _ in args.weight] + [a for g in args.group for a in g]
     with suggest_axes(asked, axes):
         result = planner.plan(
@@ -1021,19 +1078,32 @@ def _plan(args: argparse.Namespace) -> int:
             world_size=world_size,
             ranks_per_node=ranks_per_node,
             nodes_per_domain=args.nodes_per_domain,
+            machine=args.machine,
+            convention=args.convention,
             weights=dict(args.weight) or None,
             model=args.model,
-            tiers=dict(args.tier) or None,
+            exposed=dict(args.exposed) or None,
+            tiers=_levels(args.tier),
             candidates=args.candidate or None,
             top=args.top,
             groups=args.group,
             communicator_bytes=args.communicator_bytes,
         )
-    if args.json:
+    if args.emit is not None:
+        print(planner.emit(result, args.emit))
+    elif args.json:
         _dump(result.to_dict(), sys.stdout)
     else:
         print(result.render(limit=args.limit))
     return 0
+
+
+def _levels(tiers: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, float]] | None:
+    """``--tier`` options by level; a level named twice takes the fields of both, the later winning."""
+    out: dict[str, dict[str, float]] = {}
+    for name, fields in tiers:
+        out.setdefault(name, {}).update(fields)
+    return out or None
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -571,7 +571,7 @@ class ListedPlacement(Placement):
 
     __slots__ = ("_ids", "_members", "_starts")
 
-    def __init__(self, node_of_rank: Sequence[int], nodes_per_domain: int = 1) -> None:
+    def __init__(self, node_of_rank: Sequence[int] | np.ndarray, nodes_per_domain: int = 1) -> None:
         import numpy as np
 
         ids = np.asarray(node_of_rank)

@@ -10,7 +10,9 @@ ranks the orders by the communication time a training step waits for: each deman
 alpha-beta time on its level, times the part of it that compute does not hide.
 Equal times share a rank; a documented tie-break picks among them. Each
 :class:`Layout` is usable as it is: its :class:`~proctopo.ProcessTopology`, its order
-string (fastest axis first) and the shape and names for ``init_device_mesh``.
+string (fastest axis first) and the shape and names for ``init_device_mesh``;
+:func:`emit` writes it in a stack's own terms (Megatron-LM's arguments, torchtitan's
+``[parallelism]``, DeepSpeed's topology, shell variables).
 
 Spans come from :mod:`proctopo.machine` in closed form, never by listing groups, and
 the search runs over subsets of axes, not sequences, so a plan of 16 axes or of 2**40
@@ -18,7 +20,8 @@ ranks answers in well under a second. The model, its defaults and their sources 
 ``docs/plan.md``. The package is split by concern: ``inputs`` (the vocabulary and what
 :func:`plan` takes), ``model`` (traffic and cost), ``layouts`` (orders in each
 stack's terms), ``search`` (which orders are ranked), ``suggest`` (splits and
-refits), ``results`` (what it returns) and ``render`` (the text table).
+refits), ``results`` (what it returns), ``render`` (the text table) and
+``launchers`` (:func:`emit`).
 ``proctopo.plan`` is :func:`plan` itself.
 
 >>> p = plan({"pp": 2, "dp": 2, "tp": 4}, ranks_per_node=4)
@@ -48,6 +51,7 @@ from .inputs import (
     kind_of,
     parse_quantity,
 )
+from .launchers import EMITTERS, emit
 from .results import SCHEMA, AxisReport, Layout, Plan, Refit, Split
 from .search import FULL_SEARCH_AXES, MAX_AXES, MAX_TOP
 
@@ -55,6 +59,7 @@ __all__ = [
     "COMMUNICATOR_BYTES",
     "CONVENTIONS",
     "DEFAULT_WEIGHTS",
+    "EMITTERS",
     "EXPOSED",
     "FULL_SEARCH_AXES",
     "KINDS",
@@ -73,6 +78,7 @@ __all__ = [
     "Refit",
     "Split",
     "blocks_spanned",
+    "emit",
     "kind_of",
     "parse_quantity",
     "plan",
