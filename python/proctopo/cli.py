@@ -34,10 +34,12 @@ from typing import Any, TextIO, cast
 
 from . import __version__, demo, planner
 from . import draw as drawing
+from . import hosts as hosting
 from .comm import check_timeout
 from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownAxisError
 from .groups import CPU_STRATEGIES
-from .machine import BlockPlacement
+from .hosts import Hosts, from_slurm, read_hostfile
+from .machine import BlockPlacement, Placement
 from .topology import ProcessTopology, check_axis_names, parse_order
 
 #: The axes of every subcommand when none are given.
@@ -421,25 +423,40 @@ def check(
     intra_node: Sequence[str] = (),
     intra_domain: Sequence[str] = (),
     allow_partial_node: bool = False,
+    hosts: Hosts | None = None,
 ) -> dict[str, Any]:
     """Check a layout against a world size and locality rules; the report (``proctopo.check/1``).
 
     ``report["ok"]`` is False when a rule is broken; ``report["violations"]`` says which
     and why. For each axis the report gives the most nodes (and domains) one of its
-    groups spans.
+    groups spans. Nodes are ``ranks_per_node`` consecutive ranks (the block model), or,
+    with ``hosts`` (a hostfile, Slurm's environment: :mod:`proctopo.hosts`), the hosts
+    the launch puts the ranks on; their names are in the report and its messages, and
+    the hosts' ranks are the world size checked.
 
     Raises:
         UnknownAxisError: ``intra_node`` or ``intra_domain`` names an axis the topology lacks.
-        InvalidArgumentError: ``intra_node`` without ``ranks_per_node``, ``intra_domain``
-            or ``nodes_per_domain`` without both.
+        InvalidArgumentError: ``intra_node`` without ``ranks_per_node`` or ``hosts``,
+            ``intra_domain`` or ``nodes_per_domain`` without both; ``world_size`` or
+            ``ranks_per_node`` with ``hosts``.
 
     >>> r = check(parse_axes(["pipe=2", "data=4", "model=16"]), 128, 8, intra_node=["model"])
     >>> r["ok"], [v["message"] for v in r["violations"]]  # doctest: +NORMALIZE_WHITESPACE
     (False, ['model groups of 16 ranks (stride 1) span up to 2 nodes of 8 ranks; --intra-node model
     needs each inside one node'])
+    >>> from proctopo.hosts import Hosts
+    >>> cyclic = Hosts.from_counts([("n1", 2), ("n2", 2)], source="Slurm", distribution="cyclic")
+    >>> r = check(parse_axes(["data=2", "model=2"]), intra_node=["model"], hosts=cyclic)
+    >>> [v["message"] for v in r["violations"]]  # doctest: +NORMALIZE_WHITESPACE
+    ['model groups of 2 ranks (stride 1) span up to 2 hosts: model group [0, 1] spans hosts n1, n2;
+    --intra-node model needs each inside one host']
     """
     w = topo.world_size()
-    if (intra_node or intra_domain or nodes_per_domain) and not ranks_per_node:
+    if hosts is not None:
+        hosts.refuse_overrides({"world_size": world_size, "ranks_per_node": ranks_per_node})
+        if nodes_per_domain:
+            hosts = hosts.in_domains(nodes_per_domain)
+    elif (intra_node or intra_domain or nodes_per_domain) and not ranks_per_node:
         raise InvalidArgumentError(
             "locality rules need the ranks per node (--ranks-per-node or LOCAL_WORLD_SIZE)"
         )
@@ -449,23 +466,37 @@ def check(
         topo.axis_indices(list(intra_node))
         topo.axis_indices(list(intra_domain))
     violations: list[dict[str, Any]] = []
+    checked = world_size if hosts is None else hosts.world_size
     try:
-        if world_size is not None:
-            topo.check_world_size(world_size)
+        if checked is not None:
+            topo.check_world_size(
+                checked, "the world size" if hosts is None else f"the world size of {hosts.source}"
+            )
     except GridSizeError as exc:
         violations.append({"rule": "world_size", "axis": None, "message": str(exc)})
     nodes = domains = last = None
-    machine = BlockPlacement(w, ranks_per_node, nodes_per_domain or 1) if ranks_per_node else None
+    machine: Placement | None = None
+    if hosts is not None:
+        machine = hosts.placement
+    elif ranks_per_node:
+        machine = BlockPlacement(w, ranks_per_node, nodes_per_domain or 1)
+    # The hosts place their own ranks: when those are not the topology's, no group has a place.
+    spans = machine is not None and machine.world_size == w
+    unit = "host" if hosts is not None else "node"
     if machine is not None:
         nodes = machine.nodes
         last = len(machine.ranks_of_node(nodes - 1))
         partial = machine.partial_node()
         if partial is not None and not allow_partial_node:
+            accepts = "a partial last node"
+            if hosts is not None:
+                partial += f", host {hosts.short_node()}"
+                accepts = "hosts of fewer ranks"
             violations.append(
                 {
                     "rule": "partial_node",
                     "axis": None,
-                    "message": f"{partial} (--allow-partial-node accepts a partial last node)",
+                    "message": f"{partial} (--allow-partial-node accepts {accepts})",
                 }
             )
         if nodes_per_domain:
@@ -473,39 +504,51 @@ def check(
     axes_report = []
     for a, d, stride in zip(topo.get_axis_names(), topo.dims, topo.strides):
         entry: dict[str, Any] = {"name": a, "size": d, "stride": stride, "groups": w // d}
-        # The most nodes (domains) one group spans: the machine's closed form, O(log) per axis.
-        span = None if machine is None else machine.span(stride, d)
+        # The most nodes (domains) one group spans: the block model's closed form, O(log) per
+        # axis, or the hosts' listed placement.
+        span = machine.span(stride, d) if machine is not None and spans else None
         entry["nodes"] = None if span is None else span.nodes
         entry["domains"] = span.domains if span is not None and nodes_per_domain else None
+        if hosts is not None:  # the first group spanning the most hosts, and its hosts
+            entry["widest_group"] = None
+            if span is not None and span.nodes > 1:
+                entry["widest_group"] = _widest(hosts, topo, a, "node")
         axes_report.append(entry)
-        if a in intra_node and entry["nodes"] > 1:
+        if a in intra_node and entry["nodes"] is not None and entry["nodes"] > 1:
+            size = f"nodes of {ranks_per_node} ranks" if hosts is None else "hosts"
             violations.append(
                 {
                     "rule": "intra_node",
                     "axis": a,
                     "message": f"{a} groups of {d} ranks (stride {stride}) span up to {entry['nodes']} "
-                    f"nodes of {ranks_per_node} ranks; --intra-node {a} needs each inside one node",
+                    f"{size}{_example(a, entry.get('widest_group'))}; --intra-node {a} needs each inside "
+                    f"one {unit}",
                 }
             )
-        if a in intra_domain and entry["domains"] > 1:
+        if a in intra_domain and entry["domains"] is not None and entry["domains"] > 1:
+            example = None if hosts is None else _widest(hosts, topo, a, "domain")
             violations.append(
                 {
                     "rule": "intra_domain",
                     "axis": a,
                     "message": f"{a} groups of {d} ranks (stride {stride}) span up to {entry['domains']} "
-                    f"domains of {nodes_per_domain} nodes; --intra-domain {a} needs each inside one domain",
+                    f"domains of {nodes_per_domain} {unit}s{_example(a, example)}; --intra-domain {a} "
+                    "needs each inside one domain",
                 }
             )
+    if hosts is not None:  # the size of a full host, when the hosts are the block placement
+        ranks_per_node = machine.ranks_per_node if isinstance(machine, BlockPlacement) else None
     return {
         "schema": "proctopo.check/1",
         "ok": not violations,
         "topology": topology_json(topo),
-        "world_size": world_size,
+        "world_size": checked,
         "ranks_per_node": ranks_per_node,
         "nodes": nodes,
         "last_node_ranks": last,
         "nodes_per_domain": nodes_per_domain,
         "domains": domains,
+        "hosts": None if hosts is None else hosts.to_dict(),
         "rules": {
             "intra_node": list(intra_node),
             "intra_domain": list(intra_domain),
@@ -514,6 +557,19 @@ def check(
         "axes": axes_report,
         "violations": violations,
     }
+
+
+def _widest(hosts: Hosts, topo: ProcessTopology, axis: str, level: str) -> dict[str, Any] | None:
+    """``{"ranks", "hosts"}`` of the first group along ``axis`` spanning the most hosts (or domains)."""
+    ranks = hosts.widest_group(topo, axis, level)
+    return None if ranks is None else {"ranks": ranks, "hosts": hosts.hosts_of(ranks)}
+
+
+def _example(axis: str, widest: dict[str, Any] | None) -> str:
+    """``: model group [0, 1] spans hosts n1, n2`` for a group and its hosts, else ``""``."""
+    if widest is None:
+        return ""
+    return f": {axis} group {_ranks_text(widest['ranks'])} spans hosts {', '.join(widest['hosts'])}"
 
 
 _RULE_TAG = {
@@ -531,7 +587,29 @@ def _print_check(report: dict[str, Any], out: TextIO) -> None:
     n = len(report["violations"])
     print(f"ok: {describe}" if report["ok"] else f"FAILED: {describe}: {n} rule(s) broken", file=out)
     rpn = report["ranks_per_node"]
-    if rpn:
+    hosts = report["hosts"]
+    if hosts is not None:
+        names = hosts["names"]
+        shown = ", ".join(f"{n} {_ranks_text(r, 4)}" for n, r in zip(names[:8], hosts["ranks"]))
+        more = f", ... ({len(names) - 8} more)" if len(names) > 8 else ""
+        domains = (
+            f", {report['domains']} domain(s) of {report['nodes_per_domain']} hosts"
+            if report["domains"]
+            else ""
+        )
+        layout = hosts["distribution"] + ("" if hosts["is_block"] else ", not the block placement")
+        print(f"{len(names)} host(s) ({hosts['source']}, {layout}){domains}: {shown}{more}", file=out)
+        for a in report["axes"]:
+            if a["nodes"] is None:
+                continue  # the hosts hold another number of ranks (a broken rule, said below)
+            where = "inside one host" if a["nodes"] == 1 else f"across up to {a['nodes']} hosts"
+            if a["widest_group"] is not None:
+                g = a["widest_group"]
+                where += f", e.g. {_ranks_text(g['ranks'])} on {', '.join(g['hosts'])}"
+            if a["domains"] is not None:
+                where += ", inside one domain" if a["domains"] == 1 else f", up to {a['domains']} domains"
+            print(f"  {a['name']}: groups of {a['size']}, stride {a['stride']}: {where}", file=out)
+    elif rpn:
         domains = (
             f", {report['domains']} domain(s) of {report['nodes_per_domain']} nodes"
             if report["domains"]
@@ -712,6 +790,40 @@ examples:
 }
 
 
+def _hosts_option(p: argparse.ArgumentParser) -> None:
+    """``--hostfile FILE`` or ``--slurm``: the launch's hosts (read by :func:`_read_hosts`)."""
+    hosts = p.add_mutually_exclusive_group()
+    hosts.add_argument(
+        "--hostfile",
+        metavar="FILE",
+        help="the ranks on the hosts of a DeepSpeed/MPI hostfile ('host slots=N' lines), host by host in "
+        "file order, instead of --ranks-per-node",
+    )
+    hosts.add_argument(
+        "--slurm",
+        action="store_true",
+        help="the ranks on the hosts of this Slurm job (SLURM_JOB_NODELIST, SLURM_TASKS_PER_NODE, "
+        "SLURM_DISTRIBUTION: block, cyclic or plane), instead of --ranks-per-node "
+        f"(needs {hosting.PIP_SLURM})",
+    )
+
+
+def _read_hosts(args: argparse.Namespace) -> Hosts | None:
+    """The hosts of ``--hostfile`` or ``--slurm`` (Slurm's variables from this process's environment),
+    with ``--nodes-per-domain``; None without either. ``--world-size`` and ``--ranks-per-node``
+    are refused with them (the hosts give both), and ``WORLD_SIZE``/``LOCAL_WORLD_SIZE`` not read."""
+    if args.hostfile is None and not args.slurm:
+        return None
+    hosts = read_hostfile(args.hostfile) if args.hostfile is not None else from_slurm(os.environ)
+    hosts.refuse_overrides(
+        {
+            "--world-size": getattr(args, "world_size", None),
+            "--ranks-per-node": getattr(args, "ranks_per_node", None),
+        }
+    )
+    return hosts.in_domains(args.nodes_per_domain) if args.nodes_per_domain else hosts
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``proctopo`` (all subcommands)."""
     top = argparse.ArgumentParser(
@@ -792,6 +904,7 @@ def parser() -> argparse.ArgumentParser:
         help="axes whose groups must stay in one domain (needs --nodes-per-domain)",
     )
     p.add_argument("--allow-partial-node", action="store_true", help="accept a last node that is not full")
+    _hosts_option(p)
     json_option(p)
     p = command("draw", "draw the ranks by node, coloured by group, as text, SVG, PNG or HTML")
     p.add_argument(
@@ -806,7 +919,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="AXIS=I",
         help="draw only these coordinates, e.g. pipe=0",
     )
-    p.add_argument("--node", type=_index, help="draw only this node (needs --ranks-per-node)")
+    p.add_argument(
+        "--node", type=_index, help="draw only this node (needs --ranks-per-node, or the host at this place)"
+    )
+    _hosts_option(p)
     p.add_argument(
         "--format", choices=drawing.FORMATS, help="text, svg, png or html (default: from -o, else text)"
     )
@@ -987,14 +1103,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     topo = parse_axes(args.axes or DEFAULT_AXES)
+    hosts = _read_hosts(args)
     report = check(
         topo,
-        _environ(args.world_size, "WORLD_SIZE", _positive),
-        _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive),
+        None if hosts else _environ(args.world_size, "WORLD_SIZE", _positive),
+        None if hosts else _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive),
         nodes_per_domain=args.nodes_per_domain,
         intra_node=args.intra_node,
         intra_domain=args.intra_domain,
         allow_partial_node=args.allow_partial_node,
+        hosts=hosts,
     )
     if args.json:
         _dump(report, sys.stdout)
@@ -1016,15 +1134,19 @@ def _draw(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("a PNG is written to a file: give -o FILE.png")
     coords = parse_coords(args.slice)
     names = topo.get_axis_names()
+    hosts = _read_hosts(args)
     with suggest_axes([*args.group, *(n for n, _ in coords)], names):
-        ranks = (
-            drawing.select(topo, coords, args.node, args.ranks_per_node)
-            if coords or args.node is not None
-            else None
-        )
-        pic = drawing.layout(
-            topo, args.group, args.ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
-        )
+        if hosts is not None:
+            pic = hosting.picture(topo, hosts, args.group, coords, args.node, limit=args.limit)
+        else:
+            ranks = (
+                drawing.select(topo, coords, args.node, args.ranks_per_node)
+                if coords or args.node is not None
+                else None
+            )
+            pic = drawing.layout(
+                topo, args.group, args.ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
+            )
     if fmt == "png" and not args.json:
         try:
             drawing.png(pic, output or "")
@@ -1032,7 +1154,12 @@ def _draw(args: argparse.Namespace) -> int:
             raise _CannotWrite(output or "", exc) from None
         return 0
     if args.json:
-        doc = {"schema": "proctopo.draw/1", "topology": topology_json(topo), **drawing.to_dict(pic)}
+        doc = {
+            "schema": "proctopo.draw/1",
+            "topology": topology_json(topo),
+            **drawing.to_dict(pic),
+            "hosts": None if hosts is None else hosts.to_dict(),
+        }
         text = json_text(doc)
         text += "\n"
     elif fmt == "svg":
