@@ -281,8 +281,10 @@ class TorchComm:
             )
         self._torch = torch
         self._dist = dist
-        self._group: Any = process_group if process_group is not None else dist.group.WORLD
         whole = process_group is None or process_group is dist.group.WORLD
+        # The default group is looked up when needed, never held: a reference kept past
+        # destroy_process_group() defers its destruction to interpreter shutdown (see parent()).
+        self._group: Any = None if whole else process_group
         self._global_rank = int(dist.get_rank())
         self._world_size = int(dist.get_world_size())
         if whole:
@@ -300,7 +302,7 @@ class TorchComm:
             self._grid_size = len(self._parent_ranks)
             if self._parent_ranks == list(range(self._world_size)):
                 self._parent_ranks = None
-        self.backend = str(dist.get_backend(self._group))
+        self.backend = str(dist.get_backend(self.parent()))
 
     # -- identity
     def global_rank(self) -> int:
@@ -320,8 +322,18 @@ class TorchComm:
         return self._world_size
 
     def parent(self) -> Any:
-        """The parent group (``group.WORLD`` without a ``process_group``)."""
-        return self._group
+        """The parent group (``group.WORLD`` without a ``process_group``; ``None`` once it is destroyed).
+
+        The default group is read from torch at each call, never kept. Kept, it would
+        outlive ``destroy_process_group()`` and be destroyed only at interpreter
+        shutdown. Destroying it inside that call releases the GIL while its gloo
+        threads stop, which lets the worker threads of other groups drop their last
+        references to the tensors of finished collectives. Those drops need the GIL.
+        A worker that gets the GIL only once the interpreter is finalising is ended
+        by Python inside a destructor, and the process aborts ("terminate called
+        without an active exception").
+        """
+        return self._dist.group.WORLD if self._group is None else self._group
 
     def parent_ranks(self) -> Sequence[int] | None:
         """Global rank of each grid rank, or None when they are equal."""
@@ -342,7 +354,7 @@ class TorchComm:
                 "and a backend that can split communicators (NCCL)"
             )
         try:
-            backend = self._group._get_backend(device)
+            backend = self.parent()._get_backend(device)
             ok = bool(getattr(backend, "supports_splitting", False))
         except Exception as exc:  # pragma: no cover - depends on the build
             return f"cannot query the {self.backend!r} backend for splitting: {exc}"
@@ -466,7 +478,7 @@ class TorchComm:
     def destroy_group(self, group: Any) -> None:
         """``torch.distributed.destroy_process_group(group)``; refuses the parent and the default group."""
         dist = self._dist
-        if group is None or group is self._group or group is dist.group.WORLD:
+        if group is None or group is self.parent() or group is dist.group.WORLD:
             raise GroupCreationError("refusing to destroy the parent or the default process group")
         if group == dist.GroupMember.NON_GROUP_MEMBER:
             return

@@ -744,18 +744,19 @@ class PipelineParallelGrid:
         self.data_parallel_id: int = int(coord.data)
 
         ds_ranks = sorted(grid.get_group_ranks(ds_model_axes))
-        self._ds_model_proc_group: Any = grid.get_group(ds_model_axes)
+        hold = grid._builder.hold  # the parent group is asked for when handed out, never kept
+        self._ds_model_proc_group: Any = hold(grid.get_group(ds_model_axes))
         self.ds_model_rank: int = ds_ranks.index(self.global_rank)
         self.ds_model_world_size: int = len(ds_ranks)
 
         self.dp_group: list[int] = grid.get_group_ranks("data")
-        self._dp_proc_group: Any = grid.get_group("data")
+        self._dp_proc_group: Any = hold(grid.get_group("data"))
         self.is_first_stage: bool = self.stage_id == 0
         self.is_last_stage: bool = self.stage_id == (self.pipe_parallel_size - 1)
         self.pp_group: list[int] = grid.get_group_ranks("pipe")
-        self._pp_proc_group: Any = grid.get_group("pipe")
+        self._pp_proc_group: Any = hold(grid.get_group("pipe"))
         self.slice_group: list[int] = grid.get_group_ranks(slice_axes)
-        self._slice_proc_group: Any = grid.get_group(slice_axes)
+        self._slice_proc_group: Any = hold(grid.get_group(slice_axes))
         self.mp_group: list[int] = []
         self._lazy: dict[str, list[list[int]]] = {}
 
@@ -766,8 +767,9 @@ class PipelineParallelGrid:
         return self._grid
 
     def _alive(self, handle: Any) -> Any:
-        self._grid._builder._check_alive()
-        return handle
+        builder = self._grid._builder
+        builder._check_alive()
+        return builder.resolve(handle)
 
     @property
     def dp_proc_group(self) -> Any:

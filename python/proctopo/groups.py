@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_VERIFY_TIMEOUT",
     "MAIN",
     "MISSING",
+    "PARENT",
     "STRATEGIES",
     "GroupBuilder",
     "fingerprint",
@@ -240,6 +241,19 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class _Parent:
+    """The type of :data:`PARENT`."""
+
+    def __repr__(self) -> str:
+        return "PARENT"
+
+
+#: What the builder keeps in place of the parent group: the group itself is asked of
+#: the comm when handed out, so that no grid keeps the default group alive (see
+#: :meth:`proctopo.comm.TorchComm.parent`).
+PARENT: Any = _Parent()
+
+
 class GroupBuilder:
     """Creates and shares the process groups of one grid.
 
@@ -415,9 +429,9 @@ class GroupBuilder:
         self._check_alive()
         name, backend, origin, fkey = self._family(key, layout, backend)
         if fkey in self.families:
-            return self.families[fkey]
+            return self.resolve(self.families[fkey])
         if len(origin) == self.grid_size and backend is None:
-            return self.comm.parent()  # the whole grid: the parent group itself
+            return self.resolve(PARENT)  # the whole grid: the parent group itself
         if self._covered(name, key, backend, len(origin)):
             return self.handles[(backend, tuple(sorted(self.members(key, name))))]
         return MISSING
@@ -427,11 +441,11 @@ class GroupBuilder:
         self._check_alive()
         name, backend, origin, fkey = self._family(key, layout, backend)
         if fkey in self.families:
-            return self.families[fkey]
+            return self.resolve(self.families[fkey])
         members = self.members(key, name)
         setkey: SetKey = (backend, tuple(sorted(members)))
         if len(origin) == self.grid_size and backend is None:
-            handle = self.comm.parent()  # the whole grid: the parent group itself, no call
+            handle = PARENT  # the whole grid: the parent group itself, no call
         elif self._covered(name, key, backend, len(origin)):
             handle = self.handles[setkey]  # explicit families made every group already: no call anywhere
         elif self.strategy == "global":
@@ -440,7 +454,28 @@ class GroupBuilder:
             handle = self._create_own(members, setkey, backend, None, grid_row=self.grid_members(key, name))
         self.families[fkey] = handle
         self._axis_families.append((name, key, backend, len(origin)))
-        return handle
+        return self.resolve(handle)
+
+    def hold(self, handle: Any) -> Any:
+        """What to keep of a group from :meth:`get` or :meth:`find`: :data:`PARENT` for the parent."""
+        return PARENT if handle is not None and handle is self.comm.parent() else handle
+
+    def resolve(self, handle: Any) -> Any:
+        """The group a kept handle stands for (the parent group, asked of the comm, for :data:`PARENT`).
+
+        Raises:
+            GridDestroyedError: the parent group no longer exists
+                (``torch.distributed.destroy_process_group()`` was called).
+        """
+        if handle is not PARENT:
+            return handle
+        parent = self.comm.parent()
+        if parent is None:
+            raise GridDestroyedError(
+                "the grid's parent group, the default process group, was destroyed "
+                "(torch.distributed.destroy_process_group()): the grid's process groups are gone"
+            )
+        return parent
 
     def _covered(self, layout: str, key: tuple[str, ...], backend: str | None, size: int) -> bool:
         """Whether explicit families already hold every group of this (layout, axes) family.

@@ -99,3 +99,117 @@ def plain_torch_rebuild(rank: int, world_size: int, wait: float) -> list[str]:
         out.append(str(group.group_name))
         dist.destroy_process_group(group)
     return out
+
+
+# ----------------------------------------------------------------- a job that ends as scripts do
+
+#: The jobs of :func:`ending`. Each ends with ``dist.destroy_process_group()`` and
+#: interpreter shutdown, with what it built still referenced from module globals.
+ENDINGS = ("local", "global", "unverified", "pipeline", "mismatch", "device_mesh", "torch_keeps_world")
+
+
+def _sum_over(group: Any) -> None:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.ones(1)
+    dist.all_reduce(t, group=group)
+    size = dist.get_world_size(group)
+    if int(t.item()) != size:
+        raise AssertionError(f"all_reduce over a group of {size} ranks gave {t.item()}")
+
+
+def ending(job: str) -> Any:
+    """Build what ``job`` names and send one all_reduce over each of its groups; returns what it built.
+
+    What it returns stays referenced until the interpreter shuts down, as a script's
+    module globals do: the grid (and the exported mesh, or the caught error), not the
+    groups themselves. ``torch_keeps_world`` uses no proctopo: plain ``new_group``
+    groups and a reference to the default group kept past ``destroy_process_group()``.
+    """
+    import torch.distributed as dist
+    from proctopo import PipelineParallelGrid, ProcessGrid, ProcessTopology, TopologyMismatchError
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    topo = ProcessTopology(["data", "model"], [world // 2, 2])
+    kept: Any
+    if job in ("local", "global", "unverified"):
+        strategy = "local" if job == "unverified" else job
+        grid = ProcessGrid(topo, group_creation=strategy, verify=job != "unverified")
+        groups = [grid.get_group("data"), grid.get_group("model")]
+        kept = grid
+    elif job == "pipeline":
+        # pipe of size 1: the data-parallel group is the whole world, the parent group itself
+        pgrid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [1, world]), group_creation="local")
+        groups = [pgrid.get_data_parallel_group(), pgrid.get_pipe_parallel_group()]
+        kept = pgrid
+    elif job == "mismatch":
+        try:
+            ProcessGrid(topo if rank else ProcessTopology(["data", "model"], [world, 1]))
+        except TopologyMismatchError as exc:  # kept, as a logger or pytest.raises keeps it
+            kept = exc
+        else:
+            raise AssertionError("the grids differ, yet no TopologyMismatchError")
+        groups = []
+    elif job == "device_mesh":
+        grid = ProcessGrid(topo)
+        mesh = grid.device_mesh(["data", "model"])
+        groups = [mesh.get_group("data"), mesh.get_group("model")]
+        kept = (grid, mesh)
+    elif job == "torch_keeps_world":
+        groups = []
+        for rows in ([[0, 2], [1, 3]], [[0, 1], [2, 3]]):
+            for row in rows:
+                group = dist.new_group(row)
+                if rank in row:
+                    groups.append(group)
+        kept = (groups, dist.group.WORLD)
+    else:
+        raise ValueError(f"job must be one of {ENDINGS}, got {job!r}")
+    for group in groups:
+        _sum_over(group)
+    return kept
+
+
+def _holders(obj: Any) -> str:
+    import gc
+
+    return ", ".join(sorted({type(r).__module__ + "." + type(r).__qualname__ for r in gc.get_referrers(obj)}))
+
+
+if __name__ == "__main__":
+    # python -m helpers.teardown_workers JOBS INIT_FILE RANK WORLD_SIZE: the jobs of ENDINGS
+    # named (comma-separated), one after the other, ended as scripts end. The abort at exit
+    # is a race (it shows in some runs only), so its cause is checked too: after
+    # destroy_process_group() nothing may keep the default group alive (exit code 3 says
+    # who does). Python hands the GIL to a waiting thread every 5 ms; a 1 s interval keeps
+    # it with the main thread until that blocks, which makes the race show more often.
+    import gc
+    import sys
+    import weakref
+
+    import torch.distributed as dist
+
+    sys.setswitchinterval(1.0)
+    _jobs, _init, _rank, _world = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    dist.init_process_group("gloo", init_method=f"file://{_init}", rank=_rank, world_size=_world)
+    KEPT = [ending(job) for job in _jobs.split(",")]
+    _default = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    gc.collect()
+    if _default() is not None:
+        print(
+            f"the default process group outlived destroy_process_group(), held by {_holders(_default())}",
+            file=sys.stderr,
+        )
+        sys.exit(3)
+    from proctopo import GridDestroyedError, PipelineParallelGrid
+
+    for _grid in KEPT:
+        if isinstance(_grid, PipelineParallelGrid):
+            try:  # its data-parallel group is the default group, which is gone
+                _grid.get_data_parallel_group()
+            except GridDestroyedError as _exc:
+                assert "destroy_process_group()" in str(_exc), _exc
+            else:
+                sys.exit("the default group was destroyed, yet the grid hands it out")
