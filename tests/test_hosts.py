@@ -533,3 +533,42 @@ def test_draw_hosts_in_domains(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert ", 2 domains of 2 hosts" in out.splitlines()[0]
     assert cli.main(["draw", "data=4", "--hostfile", hostfile, "--ranks-per-node", "2"]) == 2
     assert "so --ranks-per-node cannot be given with it" in capsys.readouterr().err
+
+
+def _documented(marker: str) -> list[str]:
+    """The lines docs/cli.md shows after the command line ending in ``marker``, up to the next one."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    lines = doc.split(marker + "\n", 1)[1].splitlines()
+    shown = []
+    for line in lines:
+        line = line.strip()
+        if line.startswith(("$", "```", "...")):
+            break
+        shown.append(line)
+    return shown
+
+
+def _stripped(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+def test_the_documented_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostlist_module()
+    monkeypatch.chdir(tmp_path)
+    Path("hostfile").write_text("node1 slots=4\nnode2 slots=4\n")
+    assert cli.main(["check", "data=2", "model=4", "--hostfile", "hostfile", "--intra-node", "model"]) == 0
+    out, err = capsys.readouterr()
+    assert _stripped(out) == _documented("--hostfile hostfile --intra-node model") and err == ""
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node[1-2]")
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "4(x2)")
+    monkeypatch.setenv("SLURM_DISTRIBUTION", "cyclic")
+    assert cli.main(["check", "data=2", "model=4", "--slurm", "--intra-node", "model"]) == 1
+    out, err = capsys.readouterr()
+    assert _stripped(out + err) == _documented("--slurm --intra-node model")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node[1-3]")
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "3(x2),2")
+    assert cli.main(["draw", "data=4", "model=2", "--slurm", "--group", "model", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert _stripped(out)[:4] == _documented("--slurm --group model")
