@@ -210,6 +210,8 @@ def test_reach_and_crossing_on_every_level_equal_enumeration(dims: list[int], si
         if len(axes) == 1:
             i = topo.axes.index(axes[0])
             assert m.reach(topo.strides[i], dims[i], world) == reach
+            both = m.reach_and_crossing(topo.strides[i], dims[i], world)
+            assert both == (reach, tuple(map(float, crossing)))
 
 
 def test_presets_are_documented_machines() -> None:

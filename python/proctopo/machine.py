@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import functools
 import math
 import operator
 import os
@@ -244,6 +245,39 @@ def mean_blocks_spanned(stride: int, size: int, world_size: int, block: int) -> 
     bases = count * stride
     total = bases + summed(extent + stride) - summed(extent) - summed(stride) + summed(0)
     return Fraction(total, bases)
+
+
+def level_reach(stride: int, size: int, world_size: int, block: int) -> tuple[int, int, int]:
+    """One level at once: the most blocks one group touches, and the fraction of the groups that
+    touch more than one, as ``(most, crossing, groups)`` (``crossing / groups``); closed form.
+
+    A group whose extent ``L = (size - 1) * stride`` reaches ``block`` touches two blocks
+    or more whatever its base; a shorter one (with ``stride < block``) touches one or two,
+    and the number that touch two is the sum over the bases of
+    ``floor((b + L) / block) - floor(b / block)`` (:func:`mean_blocks_spanned`'s sums), so the
+    most is 2 exactly when that number is not 0. One pass of floor sums answers both.
+
+    >>> level_reach(8, 2, 144, 72), level_reach(1, 16, 144, 8), level_reach(1, 8, 64, 8)
+    ((2, 8, 72), (2, 9, 9), (1, 0, 8))
+    """
+    if size <= 1 or block >= world_size or block % (stride * size) == 0:
+        groups = world_size // size if size > 1 else world_size
+        return 1, 0, groups
+    period = stride * size
+    groups = world_size // period * stride
+    if stride >= block:
+        return size, groups, groups
+    extent = (size - 1) * stride
+    if extent >= block:
+        return blocks_spanned(stride, size, world_size, block), groups, groups
+    count = world_size // period
+
+    def summed(c: int) -> int:  # sum over h < count of F(h*period + c), as in mean_blocks_spanned
+        f, g, h = _floor_sums(count - 1, period, c, block)
+        return period * g + c * f - block * (h + f) // 2
+
+    crossing = summed(extent + stride) - summed(extent) - summed(stride) + summed(0)
+    return (2 if crossing else 1), crossing, groups
 
 
 def _most_distinct(ids: np.ndarray) -> int:
@@ -849,7 +883,7 @@ class Machine:
         assert size is not None  # every level but the top has one (checked at construction)
         return size
 
-    @property
+    @functools.cached_property
     def blocks(self) -> tuple[int, ...]:
         """Ranks in one unit of each level but the top, fastest first: ``(per node, per domain, ...)``."""
         out = []
@@ -945,7 +979,16 @@ class Machine:
         >>> Machine.default(8, 9).crossing(8, 2, 144)  # {b, b + 8}: all cross a node, 1 in 9 a domain
         (Fraction(1, 1), Fraction(1, 9))
         """
-        return tuple(min(Fraction(1), m - 1) for m in self.mean_spans(stride, size, world_size))
+        _check_run(world_size, stride, size)
+        return tuple(Fraction(*level_reach(stride, size, world_size, b)[1:]) for b in self.blocks)
+
+    def reach_and_crossing(self, stride: int, size: int, world_size: int) -> tuple[Reach, tuple[float, ...]]:
+        """:meth:`reach` and :meth:`crossing` (as floats) in one pass of floor sums per level."""
+        _check_run(world_size, stride, size)
+        levels = [level_reach(stride, size, world_size, b) for b in self.blocks]
+        spans = tuple(most for most, _, _ in levels)
+        tier = next((i for i, n in enumerate(spans) if n == 1), len(spans))
+        return Reach(spans, tier), tuple(crossing / groups for _, crossing, groups in levels)
 
     def crossing_of(self, topo: ProcessTopology, axes: AxesArg) -> tuple[Fraction, ...]:
         """:meth:`crossing` for the groups of ``topo`` over a set of axes (closed form for one run,

@@ -275,7 +275,7 @@ class MegatronLayouts:
         if chosen == [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
             return self.costing.axis(d, stride, size)  # one run of axes: closed form
         reach = self.machine.reach_of(topo, list(d.group))  # listed (bounded), else refused
-        crossing = self.machine.crossing_of(topo, list(d.group))
+        crossing = tuple(float(c) for c in self.machine.crossing_of(topo, list(d.group)))
         return self.costing.price(d, reach.spans, reach.tier, crossing)
 
     def evaluate_order(self, fastest_first: Sequence[int]) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import NamedTuple
 
 from ..errors import InvalidArgumentError
@@ -29,6 +28,8 @@ _GB = 1e9
 #: The keys of the ranking are integers of 2**-44 of the most any layout could cost, so
 #: that sums are exact (equal layouts tie exactly) and fit 64 bits for up to 2**19 terms.
 _KEY_BITS = 44
+#: The most (stride, size) geometries a Costing keeps (memory stays bounded when no two repeat).
+_CACHE_LIMIT = 1 << 16
 
 
 # --------------------------------------------------------------------------- traffic of one kind
@@ -315,7 +316,7 @@ class Costing:
     ``tight`` is the exposed time of the *average* group in the same unit: a group
     touching more than one unit of level ``i`` uses the links above it, and the
     fraction of groups that do is exact in closed form
-    (:meth:`proctopo.machine.Machine.crossing`). Ties in ``key`` go to the smaller
+    (:meth:`proctopo.machine.Machine.reach_and_crossing`). Ties in ``key`` go to the smaller
     ``tight``: the layout whose groups stay inside the lower levels more often
     (docs/plan.md, "Ties").
     """
@@ -326,27 +327,25 @@ class Costing:
         slowest = [max(lv.time(d.bytes, d.messages) * d.exposed for lv in levels) for d in demands]
         self.bound = sum(slowest)
         self.unit = self.bound / 2.0**_KEY_BITS if self.bound > 0 else 1.0
-        self._reach: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
-        self._crossing: dict[tuple[int, int], tuple[Fraction, ...]] = {}
+        self._geometry: dict[tuple[int, int], tuple[tuple[int, ...], int, tuple[float, ...]]] = {}
+        self._times: dict[int, tuple[Demand, list[float]]] = {}  # by id, the demand held so the id stays its
+
+    def geometry(self, stride: int, size: int) -> tuple[tuple[int, ...], int, tuple[float, ...]]:
+        """Spans, tier and crossing fractions of the groups of ``size`` ranks ``stride`` apart (cached)."""
+        key = (stride, size)
+        hit = self._geometry.get(key)
+        if hit is None:
+            reach, crossing = self.machine.reach_and_crossing(stride, size, self.world)
+            hit = (reach.spans, reach.tier, crossing)
+            if len(self._geometry) < _CACHE_LIMIT:  # axes of one size share strides; distinct sizes rarely do
+                self._geometry[key] = hit
+        return hit
 
     def reach(self, stride: int, size: int) -> tuple[tuple[int, ...], int]:
-        key = (stride, size)
-        hit = self._reach.get(key)
-        if hit is None:
-            r = self.machine.reach(stride, size, self.world)
-            hit = self._reach[key] = (r.spans, r.tier)
-        return hit
+        spans, tier, _ = self.geometry(stride, size)
+        return spans, tier
 
-    def crossing(self, stride: int, size: int) -> tuple[Fraction, ...]:
-        key = (stride, size)
-        hit = self._crossing.get(key)
-        if hit is None:
-            hit = self._crossing[key] = self.machine.crossing(stride, size, self.world)
-        return hit
-
-    def price(
-        self, demand: Demand, spans: tuple[int, ...], tier: int, crossing: Sequence[Fraction]
-    ) -> Priced:
+    def price(self, demand: Demand, spans: tuple[int, ...], tier: int, crossing: Sequence[float]) -> Priced:
         levels = self.machine.levels
         if not (demand.bytes or demand.messages):
             return Priced(spans, tier, 0.0, 0.0, 0, 0)
@@ -360,12 +359,16 @@ class Costing:
         bandwidth = demand.bytes / level.effective_bandwidth * demand.exposed
         key = round(latency / self.unit) + round(bandwidth / self.unit)
         # the average group: the first level's time, plus each level's step up for the groups that cross
-        times = [lv.time(demand.bytes, demand.messages) for lv in levels]
-        average = times[0] + sum(float(c) * (times[i + 1] - times[i]) for i, c in enumerate(crossing))
+        held = self._times.get(id(demand))
+        if held is None:
+            times = [lv.time(demand.bytes, demand.messages) for lv in levels]
+            held = self._times[id(demand)] = (demand, times)
+        times = held[1]
+        average = times[0] + sum(c * (times[i + 1] - times[i]) for i, c in enumerate(crossing))
         tight = average * demand.exposed
         return Priced(spans, tier, time, exposed, key, round(tight / self.unit))
 
     def axis(self, demand: Demand, stride: int, size: int) -> Priced:
         """A demand over the groups of one axis (or one run of axes) of ``size`` ranks ``stride`` apart."""
-        spans, tier = self.reach(stride, size)
-        return self.price(demand, spans, tier, self.crossing(stride, size))
+        spans, tier, crossing = self.geometry(stride, size)
+        return self.price(demand, spans, tier, crossing)
