@@ -21,14 +21,13 @@ the allocations traced during one call (``tracemalloc``, NumPy's arrays included
 Goal: under 1 s and 200 MB at 16 axes.
 """
 
-# ruff: noqa: RUF001, E501  (a report generator: its markdown uses the multiplication sign)
+# ruff: noqa: E501  (a report generator: its markdown rows are long)
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import json
 import platform
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +79,14 @@ def _cases() -> list[dict[str, Any]]:
                 },
             }
         )
-    model = {"params": "1T", "expert_params": "900B", "hidden": 8192, "seq_len": "8Ki", "micro_batch": 1, "layers": 64}
+    model = {
+        "params": "1T",
+        "expert_params": "900B",
+        "hidden": 8192,
+        "seq_len": "8Ki",
+        "micro_batch": 1,
+        "layers": 64,
+    }
     for e in (12, 16, 20, 24, 28, 32, 36, 40):
         cases.append(
             {
