@@ -25,10 +25,21 @@ from proctopo import ProcessTopology
 pytestmark = [pytest.mark.torch, pytest.mark.mp]
 
 
-@pytest.fixture(autouse=True)
-def _namespaces() -> None:
+@pytest.fixture
+def hosts_ok() -> None:
+    """torch, and namespaces (a skip where they are refused, a failure in CI)."""
     require("torch")
     multihost.require_namespaces()
+
+
+def test_only_ci_fails_where_namespaces_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multihost, "namespaces_refusal", lambda: "unshare --uts is refused here")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI, but unshare --uts is refused here"):
+        multihost.require_namespaces()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="refused here"):
+        multihost.require_namespaces()
 
 
 def _measure(exits: Sequence[multihost.Exit], out: Path) -> dict[str, Any]:
@@ -89,7 +100,7 @@ TORCHRUN = {
 
 
 @pytest.mark.parametrize("case", list(TORCHRUN))
-def test_torchrun_agents_on_hosts(case: str, tmp_path: Path) -> None:
+def test_torchrun_agents_on_hosts(case: str, tmp_path: Path, hosts_ok: None) -> None:
     hosts, node_ranks, expect = TORCHRUN[case]
     out = tmp_path / "measured.json"
     exits = multihost.torchrun(multihost.gather(expect, out), hosts, tmp_path / "job", node_ranks=node_ranks)
@@ -119,7 +130,7 @@ EXPLICIT: dict[str, tuple[list[str], dict[str, str] | list[tuple[str, int]]]] = 
 
 
 @pytest.mark.parametrize("case", list(EXPLICIT))
-def test_explicit_ranks_on_hosts(case: str, tmp_path: Path) -> None:
+def test_explicit_ranks_on_hosts(case: str, tmp_path: Path, hosts_ok: None) -> None:
     expect, described = EXPLICIT[case]
     if isinstance(described, dict):
         require("hostlist")
@@ -137,7 +148,7 @@ def test_explicit_ranks_on_hosts(case: str, tmp_path: Path) -> None:
     _agrees(report, measured["hosts"], topo)
 
 
-def test_a_wrong_pattern_fails_every_rank_and_is_reported(tmp_path: Path) -> None:
+def test_a_wrong_pattern_fails_every_rank_and_is_reported(tmp_path: Path, hosts_ok: None) -> None:
     """The worker's check can fail: told the block pattern, ranks laid out cyclically exit with 1."""
     out = tmp_path / "measured.json"
     hosts = ["node0", "node1", "node0", "node1"]
@@ -149,7 +160,7 @@ def test_a_wrong_pattern_fails_every_rank_and_is_reported(tmp_path: Path) -> Non
         multihost.check_exits(exits)
 
 
-def test_a_hung_process_is_killed_at_the_deadline(tmp_path: Path) -> None:
+def test_a_hung_process_is_killed_at_the_deadline(tmp_path: Path, hosts_ok: None) -> None:
     """A process that never ends is killed with its whole process group, and reported."""
     marker = tmp_path / "child.pid"
     script = (
