@@ -359,11 +359,23 @@ def test_check_hostfile_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "distribution": "block",
         "is_block": True,
         "names": ["b", "a"],  # file order, not sorted
+        "counts": [3, 3],
         "ranks": [[0, 1, 2], [3, 4, 5]],
     }
     assert report["world_size"] == 6 and report["ranks_per_node"] == 3 and report["nodes"] == 2
     assert report["axes"][0]["widest_group"] == {"ranks": [0, 3], "hosts": ["b", "a"]}
     assert report["axes"][1]["nodes"] == 1 and report["axes"][1]["widest_group"] is None
+
+
+def test_hosts_of_any_size_are_reported_in_bounded_space(tmp_path: Path) -> None:
+    hostfile = _hostfile(tmp_path, "a slots=1000000000000\nb slots=1000000000000\n")
+    report = cli.check(ProcessTopology(["data", "model"], [1000, 2 * 10**9]), hosts=H.read_hostfile(hostfile))
+    assert report["ok"] and report["hosts"]["counts"] == [10**12, 10**12]
+    assert [len(r) for r in report["hosts"]["ranks"]] == [4096, 4096] and report["hosts"]["ranks"][1][
+        0
+    ] == 10**12
+    assert [a["nodes"] for a in report["axes"]] == [2, 1]
+    assert report["axes"][0]["widest_group"] is None  # past the listing limit: the span only
 
 
 def test_check_an_uneven_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

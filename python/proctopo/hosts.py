@@ -306,16 +306,19 @@ class Hosts:
         tail = f", ... ({n - limit} more hosts)" if n > limit else ""
         return f"{n} host{'s' * (n != 1)} ({self.source}, {self.distribution}): {', '.join(shown)}{tail}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``{"source", "distribution", "is_block", "names", "ranks"}``
-        (``ranks``: the ranks of each host, in the order of ``names``)."""
+    def to_dict(self, limit: int = 4096) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"source", "distribution", "is_block", "names", "counts", "ranks"}``:
+        in the order of ``names``, the number of ranks of each host and its first ``limit`` ranks
+        (all of them up to that many), so the dict stays bounded whatever the slots."""
         p = self.placement
+        members = [p.ranks_of_node(i) for i in range(p.nodes)]
         return {
             "source": self.source,
             "distribution": self.distribution,
             "is_block": p.is_block,
             "names": list(self.names),
-            "ranks": [list(p.ranks_of_node(i)) for i in range(p.nodes)],
+            "counts": [len(m) for m in members],
+            "ranks": [list(m[:limit]) for m in members],
         }
 
 
