@@ -1371,7 +1371,7 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
 
 
 #: Options whose values are paths, where any bytes go (not only UTF-8 text).
-_PATH_OPTIONS = frozenset({"output"})
+_PATH_OPTIONS = frozenset({"output", "hostfile", "machine"})
 
 
 def _check_text(args: argparse.Namespace) -> None:
