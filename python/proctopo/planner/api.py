@@ -271,8 +271,9 @@ def plan(
     given_layout, given_rank = _given(planner, layouts, names)
     if isinstance(planner, MegatronLayouts) and planner.skipped:
         notes.append(
-            f"{planner.skipped} order(s) left out: their dp x cp groups are not one run of axes, whose reach "
-            "is found by listing every group, which is limited to 4,194,304 ranks"
+            f"{planner.skipped} order(s) megatron-core accepts are left out: they put tp or pp between dp "
+            "and cp, so the dense gradients' dp x cp groups are not one run of ranks, which the planner "
+            "does not price"
         )
     placement = the_machine.placement(world)
     notes = [n for n in (placement.partial_node(), placement.partial_domain()) if n is not None] + notes
@@ -311,8 +312,8 @@ def _given(planner: Planner, layouts: list[Layout], names: Sequence[str]) -> tup
         planner.layouts_of(text)  # an order megatron-core refuses fails here, with its reason
         if planner.price(text) is None:
             raise InvalidArgumentError(
-                f"the given order {text!r} puts dp and cp apart, and their groups' reach is found by listing "
-                "every group, which is limited to 4,194,304 ranks"
+                f"the given order {text!r} puts tp or pp between dp and cp: the dense gradients' dp x cp "
+                "groups are not one run of ranks, which the planner does not price"
             )
         return planner.layout(text, 0, 0, False), None
     given = tuple(names)

@@ -174,6 +174,10 @@ class GridLayouts:
         return communicators, {"global": global_calls, "local": local_calls, "split": local_calls}
 
 
+class _NotOneRun(Exception):
+    """A demand over a set of axes that is not one run of ranks (Megatron's dp and cp apart)."""
+
+
 class MegatronLayouts:
     """Megatron's orders: each priced over the dense and expert layouts megatron-core derives from it."""
 
@@ -256,7 +260,7 @@ class MegatronLayouts:
                 stride = min(topo.strides[i] for i in indices if topo.dims[i] > 1) if size > 1 else 1
                 try:
                     priced = self._price(d, topo, stride, size)
-                except InvalidArgumentError:
+                except _NotOneRun:
                     self.skipped += 1
                     self._cache[order] = None
                     return None
@@ -272,11 +276,11 @@ class MegatronLayouts:
             return self.costing.axis(d, 1, 1)
         dims = topo.dims
         chosen = sorted(i for i in topo.axis_indices(list(d.group)) if dims[i] > 1)
-        if chosen == [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
-            return self.costing.axis(d, stride, size)  # one run of axes: closed form
-        reach = self.machine.reach_of(topo, list(d.group))  # listed (bounded), else refused
-        crossing = tuple(float(c) for c in self.machine.crossing_of(topo, list(d.group)))
-        return self.costing.price(d, reach.spans, reach.tier, crossing)
+        if chosen != [i for i in range(chosen[0], chosen[-1] + 1) if dims[i] > 1]:
+            # dp and cp apart (tp or pp between them): not one run of ranks, whose reach would need
+            # listing every group; such orders are left out whatever the world size, and counted
+            raise _NotOneRun
+        return self.costing.axis(d, stride, size)  # one run of axes: closed form
 
     def evaluate_order(self, fastest_first: Sequence[int]) -> tuple[int, int]:
         priced = self.price(self.order_string(fastest_first))
