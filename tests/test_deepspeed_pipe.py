@@ -15,13 +15,24 @@ import proctopo.deepspeed as pds
 import pytest
 from helpers import RunWorkers, require
 from helpers import training_workers as workers
+from proctopo.errors import UnsupportedPeerError
+
+#: The end of every refusal of DeepSpeed (the tested release, how to get it, and why).
+TESTED_TAIL = (
+    "proctopo.deepspeed was tested with DeepSpeed 0.19.8; install it (pip install 'deepspeed==0.19.8'), "
+    "or build the PipelineModule on DeepSpeed's own grid (PipelineModule(..., topology=...)). "
+    "proctopo.deepspeed hands PipelineModule a grid through the global "
+    "deepspeed.runtime.pipe.module.PipelineParallelGrid, which PipelineModule.__init__ calls "
+    "(process_group=..., topology=...); any release may change that, and it refuses to guess."
+)
 
 
 def test_an_untested_release_is_refused_naming_the_tested_one() -> None:
     for version in ("0.19.7", "0.20.0", "1.0.0", "0.19.8.1", "0.19"):
-        with pytest.raises(ImportError, match=r"tested with DeepSpeed 0\.19\.8 only") as info:
+        with pytest.raises(UnsupportedPeerError) as info:
             pds.check_version(version)
-        assert f"DeepSpeed {version} is installed" in str(info.value)
+        assert isinstance(info.value, ImportError)  # except ImportError keeps catching it
+        assert str(info.value) == f"DeepSpeed {version} is not supported: {TESTED_TAIL}"
     assert pds.check_version("0.19.8") == "0.19.8"
     assert pds.check_version("0.19.8+cpu") == "0.19.8+cpu"
 
@@ -45,9 +56,17 @@ def test_changed_internals_are_refused_before_anything_is_built(monkeypatch: pyt
 
     # the module no longer holds DeepSpeed's class under the name
     monkeypatch.setattr(ds_module, "PipelineParallelGrid", NoGrid)
-    with pytest.raises(ImportError, match=r"PipelineParallelGrid is .*NoGrid.*not DeepSpeed's class") as info:
+    with pytest.raises(UnsupportedPeerError) as info:
         pds._deepspeed_internals("0.19.8")
-    assert "expects PipelineModule.__init__ to build its grid by calling the global" in str(info.value)
+    head, _, tail = str(info.value).partition("; proctopo.deepspeed was tested with")
+    assert head.startswith(
+        "DeepSpeed 0.19.8 is not supported: deepspeed.runtime.pipe.module.PipelineParallelGrid is"
+    )
+    assert "NoGrid" in head and head.endswith(
+        "not DeepSpeed's class <class 'deepspeed.runtime.pipe.topology.PipelineParallelGrid'>: "
+        "something else replaced it"
+    )
+    assert f"proctopo.deepspeed was tested with{tail}" == TESTED_TAIL
     monkeypatch.undo()
 
     # the constructor no longer calls it
@@ -55,8 +74,12 @@ def test_changed_internals_are_refused_before_anything_is_built(monkeypatch: pyt
         self._grid = object()
 
     monkeypatch.setattr(ds_module.PipelineModule, "__init__", init)
-    with pytest.raises(ImportError, match=r"PipelineModule.__init__ does not call PipelineParallelGrid"):
+    with pytest.raises(UnsupportedPeerError) as info:
         pds._deepspeed_internals("0.19.8")
+    assert str(info.value) == (
+        "DeepSpeed 0.19.8 is not supported: deepspeed.runtime.pipe.module.PipelineModule.__init__ does not "
+        f"call PipelineParallelGrid; {TESTED_TAIL}"
+    )
 
 
 @pytest.mark.torch

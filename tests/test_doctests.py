@@ -25,6 +25,7 @@ WITH_EXAMPLES = {
     "proctopo",
     "proctopo.cli",
     "proctopo.comm",
+    "proctopo.deepspeed",
     "proctopo.demo",
     "proctopo.device_mesh",
     "proctopo.draw",

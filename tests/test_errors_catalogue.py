@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import proctopo
+import proctopo.deepspeed
 import pytest
 from proctopo import cli
 from proctopo.testing import RecordingComm
@@ -82,6 +83,7 @@ SECTIONS = {
     "order": "Megatron order strings (ProcessTopology.from_order)",
     "cli": "The proctopo command",
     "grid": "The grid's own checks (on RecordingComm, without torch)",
+    "peers": "Peers proctopo drives (megatron-core, DeepSpeed)",
 }
 
 # (section, call, class). A call that starts with "proctopo " is a command line: its "class"
@@ -286,6 +288,7 @@ ROWS: list[tuple[str, str, str]] = [
         'ProcessGrid(PMD, comm=RecordingComm(rank=0, world_size=8)).get_group(["pipe", "data"])',
         "GroupNotCreatedError",
     ),
+    ("peers", 'proctopo.deepspeed.check_version("0.18.0")', "UnsupportedPeerError"),
 ]
 
 #: Classes of proctopo.errors without a row, and why.

@@ -16,6 +16,7 @@ import proctopo.megatron as pm
 import pytest
 from helpers import RunWorkers, require
 from proctopo import GridStateError, GroupNotCreatedError, InvalidArgumentError, InvalidTopologyError
+from proctopo.errors import UnsupportedPeerError
 from proctopo.megatron import layout
 from proctopo.testing import RecordingComm
 
@@ -429,6 +430,16 @@ def test_installed_version_is_megatron_cores() -> None:
     assert version.split("+")[0] in pm.TESTED_VERSIONS.values()  # type: ignore[union-attr]
 
 
+#: The end of every refusal of megatron-core (the tested releases and how to get one).
+TESTED_TAIL = (
+    "proctopo.megatron was tested with megatron-core 0.16.1 and 0.19.2 (any 0.16.x or 0.19.x is taken); "
+    "install one of them (pip install 'megatron-core==0.16.1'; or pip install 'megatron-core==0.19.2', "
+    "on Python 3.12 or newer), or call megatron.core.parallel_state.initialize_model_parallel itself. "
+    "Each release moves globals of megatron.core.parallel_state that proctopo.megatron fills, and it "
+    "fills none it does not know."
+)
+
+
 @pytest.mark.parametrize(
     "version", ["0.15.3", "0.17.0", "0.18.1", "0.20.0", "1.16.1", "0.19.0rc1", "0.19", "0.16.1.post1", None]
 )
@@ -436,17 +447,16 @@ def test_an_untested_release_is_refused_before_anything(
     version: str | None, monkeypatch: pytest.MonkeyPatch, untouched: types.ModuleType
 ) -> None:
     monkeypatch.setattr(pm, "installed_version", lambda: version)
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(UnsupportedPeerError) as info:
         pm.initialize_model_parallel(tensor_model_parallel_size=2)
-    text = str(info.value)
-    assert "tested with megatron-core 0.16.x and 0.19.x (tested: 0.16.1, 0.19.2) only" in text
-    if version is None:
-        assert "cannot tell which megatron-core is installed" in text
-    else:
-        assert f"megatron-core {version} is installed, but" in text
+    assert isinstance(info.value, ImportError)  # except ImportError keeps catching it
+    shown = version or "of unknown version (no package metadata, no megatron.core.package_info)"
+    assert str(info.value) == f"megatron-core {shown} is not supported: {TESTED_TAIL}"
+    if version is not None:
         # create_groups, which needs no megatron-core, asks the same when no release is given.
-        with pytest.raises(ImportError, match=r"tested with megatron-core 0\.16\.x and 0\.19\.x"):
+        with pytest.raises(UnsupportedPeerError) as again:
             CREATE_GROUPS(comm=RecordingComm(0, 8))
+        assert str(again.value) == str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -465,12 +475,14 @@ def test_the_other_tested_release_is_refused_by_the_globals_it_lacks(
     """Claiming the other tested release: its parallel_state globals are missing, and named."""
     other = next(v for r, v in pm.TESTED_VERSIONS.items() if r != _release())
     monkeypatch.setattr(pm, "installed_version", lambda: other)
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(UnsupportedPeerError) as info:
         pm.initialize_model_parallel()
     missing = {"0.16.1": "_DATA_PARALLEL_GROUP_WITH_CP_AG",
                "0.19.2": "_GTP_WEIGHT_REMAT_GROUP, _GTP_WEIGHT_REMAT_GLOBAL_RANKS"}[other]  # fmt: skip
-    assert f"megatron.core.parallel_state has no {missing}" in str(info.value)
-    assert "it refuses to fill a parallel state it does not know" in str(info.value)
+    assert str(info.value).startswith(
+        f"megatron-core {other} is not supported: its megatron.core.parallel_state has no {missing}"
+    )
+    assert str(info.value).endswith(TESTED_TAIL)
 
 
 @pytest.mark.parametrize(
@@ -481,11 +493,30 @@ def test_a_missing_global_is_refused_by_name(
 ) -> None:
     for name in names:
         monkeypatch.delattr(untouched, name)
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(UnsupportedPeerError) as info:
         pm.initialize_model_parallel()
     version = pm.installed_version()
-    assert f"megatron-core {version}'s megatron.core.parallel_state has no {', '.join(names)}, which" in str(
-        info.value
+    assert str(info.value) == (
+        f"megatron-core {version} is not supported: its megatron.core.parallel_state has no "
+        f"{', '.join(names)} (megatron-core {pm.TESTED_VERSIONS[_release()]}'s has them, and "
+        f"proctopo.megatron sets or calls them); {TESTED_TAIL}"
+    )
+
+
+def test_an_unknown_collection_field_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    config = _megatron("megatron.core.process_groups_config")
+    names = [f.name for f in dataclasses.fields(config.ProcessGroupCollection)]
+    fields = [(n, object, dataclasses.field(default=None)) for n in [*names, "zz_new"]]
+    changed = dataclasses.make_dataclass("ProcessGroupCollection", fields)  # a release with one more field
+    monkeypatch.setattr(config, "ProcessGroupCollection", changed)
+    monkeypatch.setattr(pm, "_STATE", object())  # as after initialize_model_parallel
+    with pytest.raises(UnsupportedPeerError) as info:
+        pm.process_groups()
+    assert str(info.value) == (
+        f"megatron-core {pm.installed_version()} is not supported: its ProcessGroupCollection has the "
+        f"field(s) zz_new, which proctopo.megatron does not know how to fill; {TESTED_TAIL}"
     )
 
 

@@ -19,8 +19,9 @@ the same ranks) and returns the grid; the name is restored when the block ends.
 Before that, the installed DeepSpeed is checked: its version must be one of
 :data:`TESTED_VERSIONS`, the name must still be DeepSpeed's own class, and
 ``PipelineModule.__init__`` must still call it. Anything else is refused with
-an ``ImportError`` naming what was expected, before DeepSpeed is touched, and a
-module that did not take the grid is refused after it is built. Other threads
+:class:`~proctopo.errors.UnsupportedPeerError` (an ``ImportError``) naming what
+was expected, before DeepSpeed is touched, and a module that did not take the
+grid is refused after it is built. Other threads
 building a ``PipelineModule`` meanwhile get DeepSpeed's own grid, as before.
 
 DeepSpeed still makes the groups that are its own business: the all-ranks
@@ -34,8 +35,9 @@ Importing this module imports neither torch nor DeepSpeed.
 >>> try:
 ...     check_version("0.18.0")
 ... except ImportError as exc:
-...     print(exc)  # doctest: +ELLIPSIS
-DeepSpeed 0.18.0 is installed, but proctopo.deepspeed is tested with DeepSpeed 0.19.8 only: ...
+...     print(type(exc).__name__, exc)  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+UnsupportedPeerError DeepSpeed 0.18.0 is not supported:
+proctopo.deepspeed was tested with DeepSpeed 0.19.8; install it (pip install 'deepspeed==0.19.8'), ...
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .errors import GridStateError, InvalidArgumentError
+from .errors import GridStateError, InvalidArgumentError, UnsupportedPeerError
 from .topology import ProcessTopology
 
 if TYPE_CHECKING:
@@ -66,6 +68,21 @@ _NAME = "PipelineParallelGrid"
 _LOCK = threading.RLock()
 
 _PIN = f"deepspeed=={TESTED_VERSIONS[-1]}"
+
+
+def _unsupported(version: str | None, problem: str = "") -> UnsupportedPeerError:
+    """The refusal of the installed DeepSpeed: its version, or ``problem`` with it."""
+    return UnsupportedPeerError.of(
+        "DeepSpeed",
+        str(version),
+        module=__name__,
+        tested=TESTED_VERSIONS,
+        problem=problem,
+        instead="build the PipelineModule on DeepSpeed's own grid (PipelineModule(..., topology=...))",
+        why=f"{__name__} hands PipelineModule a grid through the global {_MODULE}.{_NAME}, which "
+        "PipelineModule.__init__ calls (process_group=..., topology=...); any release may change that, "
+        "and it refuses to guess.",
+    )
 
 
 def installed_version() -> str | None:
@@ -97,8 +114,9 @@ def check_version(version: str | None = None) -> str:
             part (``+...``) is ignored: ``0.19.8+cpu`` is 0.19.8.
 
     Raises:
-        ImportError: DeepSpeed is not installed, or its release is not one of
-            :data:`TESTED_VERSIONS`. The message names the tested releases.
+        ImportError: DeepSpeed is not installed.
+        UnsupportedPeerError: its release is not one of :data:`TESTED_VERSIONS`
+            (the message names them). Also an ``ImportError``.
 
     >>> check_version("0.19.8+cpu")
     '0.19.8+cpu'
@@ -109,12 +127,7 @@ def check_version(version: str | None = None) -> str:
     if version is None:
         raise ImportError(f"proctopo.deepspeed needs DeepSpeed (tested with {tested}): pip install '{_PIN}'")
     if version.partition("+")[0] not in TESTED_VERSIONS:
-        raise ImportError(
-            f"DeepSpeed {version} is installed, but proctopo.deepspeed is tested with DeepSpeed {tested} "
-            f"only: it hands PipelineModule a grid through the name {_MODULE}.{_NAME}, an internal of "
-            f"DeepSpeed that any release may change. Install a tested release (pip install '{_PIN}'), or "
-            "build the PipelineModule on DeepSpeed's own grid (PipelineModule(..., topology=...))"
-        )
+        raise _unsupported(version)
     return version
 
 
@@ -140,11 +153,7 @@ def _deepspeed_internals(version: str) -> tuple[Any, Any]:
     elif code is None or _NAME not in code.co_names:
         problem = f"{_MODULE}.PipelineModule.__init__ does not call {_NAME}"
     if problem:
-        raise ImportError(
-            f"DeepSpeed {version}: {problem}. proctopo.deepspeed expects PipelineModule.__init__ to build "
-            f"its grid by calling the global {_MODULE}.{_NAME}(process_group=..., topology=...), as "
-            f"DeepSpeed {', '.join(TESTED_VERSIONS)} does, and refuses to guess"
-        )
+        raise _unsupported(version, problem)
     return module, expected
 
 
@@ -184,9 +193,10 @@ def use_grid(grid: PipelineParallelGrid) -> Iterator[PipelineParallelGrid]:
         ``grid``.
 
     Raises:
-        ImportError: DeepSpeed is missing, its release is not one of
-            :data:`TESTED_VERSIONS`, or its internals differ from those of the
-            tested releases (the message names what was expected).
+        ImportError: DeepSpeed is missing.
+        UnsupportedPeerError: its release is not one of :data:`TESTED_VERSIONS`,
+            or its internals differ from those of the tested releases (the
+            message names what was expected). Also an ``ImportError``.
         TypeError: ``grid`` is not a :class:`proctopo.PipelineParallelGrid`.
         InvalidArgumentError: the grid does not cover the world in rank order,
             or a module inside the block was given another topology.
@@ -262,8 +272,9 @@ def pipeline_module(layers: Iterable[Any], grid: PipelineParallelGrid, **kwargs:
     Raises:
         InvalidArgumentError: ``topology`` or ``num_stages`` given, or see
             :func:`use_grid`.
-        ImportError: see :func:`use_grid`; also when DeepSpeed built the
-            module without asking for the grid.
+        ImportError, UnsupportedPeerError: see :func:`use_grid`; also
+            UnsupportedPeerError when DeepSpeed built the module without asking
+            for the grid.
 
     >>> from deepspeed.pipe import LayerSpec  # doctest: +SKIP
     >>> topo = proctopo.ProcessTopology(["pipe", "data"], [2, 2])  # doctest: +SKIP
@@ -282,8 +293,8 @@ def pipeline_module(layers: Iterable[Any], grid: PipelineParallelGrid, **kwargs:
         pipeline = importlib.import_module("deepspeed.pipe").PipelineModule
         model = pipeline(layers, topology=grid.topology(), **kwargs)
     if getattr(model, "_grid", None) is not grid or model.mpu() is not grid:
-        raise ImportError(
-            f"DeepSpeed {installed_version()}'s PipelineModule did not take its grid from "
-            f"{_MODULE}.{_NAME} as DeepSpeed {', '.join(TESTED_VERSIONS)} does: it runs on a grid of its own"
+        raise _unsupported(
+            installed_version(),
+            f"its PipelineModule did not take its grid from {_MODULE}.{_NAME}: it runs on a grid of its own",
         )
     return model

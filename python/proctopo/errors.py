@@ -25,6 +25,8 @@ GridTimeoutError              a set-up collective that missed its timeout    Tim
 GridStateError                a call before set-up, twice, or after teardown RuntimeError
 GridDestroyedError            a group of a grid after ``grid.destroy()``     RuntimeError
 GroupNotCreatedError          ``get_group`` of a group never created         RuntimeError, LookupError
+UnsupportedPeerError          an installed megatron-core or DeepSpeed that   ImportError
+                              proctopo was not tested with
 ============================  =============================================  ==========================
 
 >>> import proctopo
@@ -36,6 +38,8 @@ RankOutOfRangeError rank 9 is not in the topology: ranks run from 0 to 3
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CoordinateOutOfRangeError",
@@ -51,6 +55,7 @@ __all__ = [
     "RankOutOfRangeError",
     "TopologyMismatchError",
     "UnknownAxisError",
+    "UnsupportedPeerError",
     "WorldSizeOverflowError",
 ]
 
@@ -123,3 +128,74 @@ class GroupNotCreatedError(GridStateError, LookupError):
     and ``groups=``) or from an explicit, collective ``create_group`` call, and
     the message names that call.
     """
+
+
+class UnsupportedPeerError(ProctopoError, ImportError):
+    """An installed peer (megatron-core, DeepSpeed) that proctopo was not tested with.
+
+    Either its version is not one the module driving it was tested with, or the
+    internals that module relies on differ from those of the tested releases.
+    Raised before the peer's state is touched. Also an ``ImportError``, as a
+    missing peer is, so ``except ImportError`` keeps catching it. Every such
+    refusal is worded by :meth:`of`.
+
+    >>> exc = UnsupportedPeerError.of("DeepSpeed", "0.18.0", module="proctopo.deepspeed",
+    ...                               tested=["0.19.8"], package="deepspeed")
+    >>> print(exc)  # doctest: +NORMALIZE_WHITESPACE
+    DeepSpeed 0.18.0 is not supported: proctopo.deepspeed was tested with DeepSpeed 0.19.8;
+    install it (pip install 'deepspeed==0.19.8')
+    >>> isinstance(exc, ImportError)
+    True
+    """
+
+    @classmethod
+    def of(
+        cls,
+        peer: str,
+        version: str,
+        *,
+        module: str,
+        tested: Sequence[str],
+        package: str = "",
+        problem: str = "",
+        series: Sequence[str] = (),
+        requires: Mapping[str, str] | None = None,
+        instead: str = "",
+        why: str = "",
+    ) -> UnsupportedPeerError:
+        """The error for ``peer`` at ``version``, in the one wording of every such refusal.
+
+        ``<peer> <version> is not supported: [<problem>; ]<module> was tested with
+        <peer> <tested>; install it|one of them (pip install '<package>==<v>', ...)
+        [, or <instead>][. <why>]``
+
+        Args:
+            peer: The peer's name as people write it (``"megatron-core"``, ``"DeepSpeed"``).
+            version: The installed version (or a phrase saying it is unknown).
+            module: The proctopo module that refuses it (``"proctopo.megatron"``).
+            tested: The versions tested, in the order to recommend them.
+            package: pip's name of the peer (default: ``peer`` in lower case).
+            problem: What differs from the tested releases (empty: the version itself is untested).
+            series: Release series taken whole (``"0.19"``: any ``0.19.x``).
+            requires: What a tested version needs, by version (``{"0.19.2": "Python 3.12 or newer"}``).
+            instead: What to do instead of installing a tested release.
+            why: Why other releases are refused (a sentence).
+        """
+        name = package or peer.lower()
+        versions = " and ".join(filter(None, [", ".join(tested[:-1]), tested[-1]]))
+        if series:
+            versions += f" (any {' or '.join(f'{s}.x' for s in series)} is taken)"
+        pins = "; or ".join(
+            f"pip install '{name}=={v}'" + (f", on {requires[v]}" if requires and v in requires else "")
+            for v in tested
+        )
+        which = "it" if len(tested) == 1 else "one of them"
+        message = f"{peer} {version} is not supported: "
+        if problem:
+            message += f"{problem}; "
+        message += f"{module} was tested with {peer} {versions}; install {which} ({pins})"
+        if instead:
+            message += f", or {instead}"
+        if why:
+            message += f". {why}"
+        return cls(message)

@@ -2,12 +2,13 @@
 
 ``initialize_model_parallel`` takes the keyword arguments of
 ``megatron.core.parallel_state.initialize_model_parallel`` (megatron-core 0.16.x
-and 0.19.x, the releases it is tested with; it refuses any other release before
-touching anything) and leaves ``megatron.core.parallel_state`` answering every
-getter exactly as megatron-core's own call would (same ranks, sizes, source,
-first/last/next/prev ranks, gloo groups when asked for, and 0.19's GTP
-weight-rematerialisation groups), but it creates each distinct group once,
-through a :class:`proctopo.ProcessGrid`:
+and 0.19.x, the releases it is tested with; it refuses any other release with
+:class:`~proctopo.errors.UnsupportedPeerError` before touching anything) and
+leaves ``megatron.core.parallel_state`` answering every getter exactly as
+megatron-core's own call would (same ranks, sizes, source, first/last/next/prev
+ranks, gloo groups when asked for, and 0.19's GTP weight-rematerialisation
+groups), but it creates each distinct group once, through a
+:class:`proctopo.ProcessGrid`:
 
 * megatron-core calls ``new_group`` for every group of every kind on every
   rank (153,881 calls per rank at 65,536 ranks with tp 8, cp 2, ep 8, pp 8)
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .comm import check_timeout
-from .errors import GridStateError, InvalidArgumentError
+from .errors import GridStateError, InvalidArgumentError, UnsupportedPeerError
 from .topology import ProcessTopology, dims_create, parse_order
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ EXPERT_LAYOUT = "expert"
 #: tested. Any other release is refused before anything is touched: each release moves
 #: globals of ``parallel_state`` and arguments of ``initialize_model_parallel``.
 TESTED_VERSIONS = {"0.16": "0.16.1", "0.19": "0.19.2"}
+
+#: What a tested version needs beyond proctopo's own requirements (megatron-core 0.17 and
+#: newer require Python 3.12).
+_REQUIRES = {"0.19.2": "Python 3.12 or newer"}
 
 #: The newest release series tested (what :func:`create_groups` builds without megatron-core).
 _NEWEST = "0.19"
@@ -532,8 +537,8 @@ def create_groups(
             (:func:`layout`), GTP sizes or the ``gtp_remat`` token for release
             0.16, an unknown ``release``, or embedding rank lists that overlap
             (one rank in the lists of two pipeline groups).
-        ImportError: ``release=None`` and the installed megatron-core is a
-            release this module is not tested with.
+        UnsupportedPeerError: ``release=None`` and the installed megatron-core
+            is a release this module is not tested with (an ``ImportError``).
         GroupCreationError, TopologyMismatchError, GridTimeoutError: as
             :class:`proctopo.ProcessGrid` raises them.
 
@@ -678,13 +683,26 @@ def installed_version() -> str | None:
         return None
 
 
-def _tested_text() -> str:
-    series = " and ".join(f"{s}.x" for s in TESTED_VERSIONS)
-    return f"megatron-core {series} (tested: {', '.join(TESTED_VERSIONS.values())})"
+def _unsupported(version: str | None, problem: str = "") -> UnsupportedPeerError:
+    """The refusal of the installed megatron-core: its version, or ``problem`` with it."""
+    return UnsupportedPeerError.of(
+        "megatron-core",
+        version or "of unknown version (no package metadata, no megatron.core.package_info)",
+        module=__name__,
+        tested=list(TESTED_VERSIONS.values()),
+        problem=problem,
+        series=list(TESTED_VERSIONS),
+        requires=_REQUIRES,
+        instead="call megatron.core.parallel_state.initialize_model_parallel itself",
+        why=f"Each release moves globals of megatron.core.parallel_state that {__name__} fills, "
+        "and it fills none it does not know.",
+    )
 
 
 def _release_of(version: str | None) -> str:
-    """The release series of a tested megatron-core version ("0.19" for "0.19.2"); ImportError for others.
+    """The release series of a tested megatron-core version ("0.19" for "0.19.2").
+
+    Raises UnsupportedPeerError for any other version, or for none.
 
     A local version label is taken: megatron-core's ``package_info`` appends the git commit
     when it sits in a git checkout ("0.19.2+6304342").
@@ -693,17 +711,7 @@ def _release_of(version: str | None) -> str:
     series = f"{match[1]}.{match[2]}" if match else ""
     if series in TESTED_VERSIONS:
         return series
-    what = (
-        "cannot tell which megatron-core is installed (no package metadata, no megatron.core.package_info)"
-        if version is None
-        else f"megatron-core {version} is installed"
-    )
-    raise ImportError(
-        f"{what}, but proctopo.megatron is tested with {_tested_text()} only: each release moves the "
-        "globals of megatron.core.parallel_state that it fills. Install a tested release "
-        "(pip install 'megatron-core==0.19.2', Python 3.12 or newer; or 'megatron-core==0.16.1'), or call "
-        "megatron.core.parallel_state.initialize_model_parallel itself"
-    )
+    raise _unsupported(version)
 
 
 # The module globals of megatron.core.parallel_state that initialize_model_parallel sets:
@@ -784,12 +792,10 @@ def _check_parallel_state(ps: Any, release: str, version: str | None) -> None:
     """Refuse, naming them, the names proctopo uses that the installed parallel_state lacks."""
     missing = [n for n in (*_GLOBALS[release], *_ALSO_USED) if not hasattr(ps, n)]
     if missing:
-        raise ImportError(
-            f"megatron-core {version}'s megatron.core.parallel_state has no {', '.join(missing)}, which "
-            f"proctopo.megatron fills as megatron-core {TESTED_VERSIONS[release]}'s "
-            "initialize_model_parallel does; it refuses to fill a parallel state it does not know. "
-            "Install a tested release "
-            f"({_tested_text()}), or call megatron.core.parallel_state.initialize_model_parallel itself"
+        raise _unsupported(
+            version,
+            f"its megatron.core.parallel_state has no {', '.join(missing)} (megatron-core "
+            f"{TESTED_VERSIONS[release]}'s has them, and {__name__} sets or calls them)",
         )
 
 
@@ -871,10 +877,11 @@ def initialize_model_parallel(
         The groups (their grid, layouts, handles and rank lists).
 
     Raises:
-        ImportError: megatron-core is not installed, is a release proctopo is
-            not tested with (the message names the tested ones), or its
+        ImportError: megatron-core is not installed.
+        UnsupportedPeerError: megatron-core is a release proctopo is not
+            tested with (the message names the tested ones), or its
             ``parallel_state`` lacks a global proctopo sets (the message names
-            each missing one).
+            each missing one). Also an ``ImportError``.
         InvalidArgumentError: an unsupported option was set (the message names
             it), ``virtual_pipeline_model_parallel_size`` without pipeline
             parallelism, GTP with megatron-core 0.16, or sizes and order
@@ -1030,8 +1037,9 @@ def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
         required_pgs: Only these fields (default: all of them).
 
     Raises:
-        ImportError: megatron-core is not installed, or its collection has a
-            field proctopo does not know how to fill (named).
+        ImportError: megatron-core is not installed.
+        UnsupportedPeerError: its collection has a field proctopo does not
+            know how to fill (named). Also an ``ImportError``.
         GridStateError: :func:`initialize_model_parallel` has not run (or was
             destroyed).
         InvalidArgumentError: ``required_pgs`` names a field the collection does
@@ -1050,10 +1058,10 @@ def process_groups(required_pgs: Sequence[str] | None = None) -> Any:
     fields = [f.name for f in dataclasses.fields(config.ProcessGroupCollection)]
     unknown_fields = [f for f in fields if f not in _COLLECTION]
     if unknown_fields:
-        raise ImportError(
-            f"megatron-core {installed_version()}'s ProcessGroupCollection has the field(s) "
-            f"{', '.join(unknown_fields)}, which proctopo.megatron does not know how to fill "
-            f"({_tested_text()})"
+        raise _unsupported(
+            installed_version(),
+            f"its ProcessGroupCollection has the field(s) {', '.join(unknown_fields)}, which "
+            f"{__name__} does not know how to fill",
         )
     names = fields if required_pgs is None else list(required_pgs)
     unknown = [n for n in names if n not in fields]
