@@ -449,6 +449,35 @@ def test_megatron_costs_against_the_oracle() -> None:
     assert [lay.exposed for lay in p.layouts] == sorted(lay.exposed for lay in p.layouts)
 
 
+def test_megatron_orders_of_the_same_layouts_count_once_and_dp_cp_apart_are_noted() -> None:
+    from proctopo.megatron import layout
+
+    p = plan(
+        {"tp": 2, "cp": 2, "ep": 2, "pp": 2, "dp": 0}, convention="megatron", world_size=64, ranks_per_node=4
+    )
+    seen = {(lay.topology, lay.expert_topology) for lay in p.layouts}
+    assert len(seen) == len(p.layouts) == p.candidates
+    apart = set()
+    for perm in itertools.permutations(["tp", "cp", "ep", "dp", "pp"]):
+        try:
+            mg = layout(
+                64,
+                tensor_model_parallel_size=2,
+                context_parallel_size=2,
+                expert_model_parallel_size=2,
+                pipeline_model_parallel_size=2,
+                order="-".join(perm),
+            )
+        except InvalidArgumentError:
+            continue
+        i, j = sorted(mg.dense.axes.index(a) for a in ("dp", "cp"))
+        if j - i > 1:  # tp or pp between them
+            apart.add((mg.dense, mg.expert))
+        else:
+            assert (mg.dense, mg.expert) in seen
+    assert any(f"{len(apart)} order(s) megatron-core accepts are left out" in w for w in p.warnings)
+
+
 def test_megatron_communicators_are_the_grids() -> None:
     from proctopo.megatron import EXPERT_LAYOUT, GROUPS, GTP_GROUPS, layout
 

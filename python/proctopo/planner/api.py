@@ -306,10 +306,10 @@ def plan(
 def _given(planner: Planner, layouts: list[Layout], names: Sequence[str]) -> tuple[Layout, int | None]:
     if isinstance(planner, MegatronLayouts):
         text = "-".join(planner.given)
-        hit = next((lay for lay in layouts if lay.megatron_order == text), None)
+        dense, expert = planner.layouts_of(text)  # an order megatron-core refuses fails here, with its reason
+        hit = next((lay for lay in layouts if (lay.topology, lay.expert_topology) == (dense, expert)), None)
         if hit is not None:
             return hit, hit.rank
-        planner.layouts_of(text)  # an order megatron-core refuses fails here, with its reason
         if planner.price(text) is None:
             raise InvalidArgumentError(
                 f"the given order {text!r} puts tp or pp between dp and cp: the dense gradients' dp x cp "

@@ -220,12 +220,18 @@ class MegatronLayouts:
         return tuple(self.moving.index(tok) for tok in order.split("-") if tok in self.moving)
 
     def candidates(self) -> list[tuple[int, ...]]:
-        """Every order of the moving tokens that megatron-core accepts, as indices fastest first."""
-        out = []
-        for perm in itertools.permutations(range(len(self.moving))):
-            if self.price(self.order_string(perm)) is not None:
-                out.append(perm)
-        return out
+        """Every order of the moving tokens that megatron-core accepts, as indices fastest first; orders
+        that give the same dense and expert layouts (the dense layout leaves ep out, the expert one cp)
+        count once, as the one nearest Megatron's order."""
+        chosen: dict[tuple[object, object], tuple[int, ...]] = {}
+        for perm in sorted(itertools.permutations(range(len(self.moving))), key=self._conventional):
+            text = self.order_string(perm)
+            if self.price(text) is not None:
+                chosen.setdefault(self.layouts_of(text), perm)
+        return list(chosen.values())
+
+    def _conventional(self, perm: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self.conv[i] for i in perm)
 
     def layouts_of(self, order: str) -> tuple[ProcessTopology, ProcessTopology]:
         from ..megatron import layout
