@@ -209,8 +209,13 @@ class MegatronLayouts:
         self.costing = Costing(machine, world, all_demands)
         kinds = {tok: _MEGATRON_KIND[tok] for tok in self.moving}
         self.conv = conventional_ranks(self.moving, self.given[::-1], kinds)
-        self.skipped = 0
+        self._skipped: set[tuple[ProcessTopology, ProcessTopology]] = set()
         self._cache: dict[str, tuple[int, int, list[tuple[str, Demand, Priced, int, int]]] | None] = {}
+
+    @property
+    def skipped(self) -> int:
+        """Distinct layouts left out: their dp x cp groups are not one run of ranks."""
+        return len(self._skipped)
 
     def order_string(self, fastest_first: Sequence[int]) -> str:
         it = iter(self.moving[i] for i in fastest_first)
@@ -267,7 +272,7 @@ class MegatronLayouts:
                 try:
                     priced = self._price(d, topo, stride, size)
                 except _NotOneRun:
-                    self.skipped += 1
+                    self._skipped.add((dense, expert))
                     self._cache[order] = None
                     return None
                 name = {"etp": "etp", "edp": "edp"}.get(d.group[0], token)
