@@ -35,17 +35,7 @@ for v in "${versions[@]}"; do
   fi
 done
 
-find_python() {
-  local v=$1 found="" root
-  if root=$(pyenv root 2>/dev/null); then
-    found=$(find "$root/versions" -maxdepth 3 -path "*/versions/$v.*/bin/python" 2>/dev/null | sort -V | tail -n 1)
-  fi
-  [[ -z "$found" ]] && found=$(command -v "python$v" || true)
-  [[ -n "$found" ]] && "$found" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" \
-    2>/dev/null && echo "$found"
-}
-
-# Every Python, its venv module and its headers, before anything is built.
+# Every Python, its venv module and its headers, before anything is built (tools/lib.sh).
 declare -A pythons=()
 absent=() how=()
 for v in "${versions[@]}"; do
@@ -55,15 +45,10 @@ for v in "${versions[@]}"; do
     continue
   fi
   pythons[$v]=$py
-  if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
-    absent+=("the venv module of $py")
-    how+=("apt-get install -y python$v-venv")
-  fi
-  if ! "$py" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
-    2>/dev/null; then
-    absent+=("the C headers (Python.h) of $py")
-    how+=("apt-get install -y python$v-dev")
-  fi
+  while IFS='|' read -r gap fix; do
+    absent+=("$gap")
+    how+=("$fix")
+  done < <(python_gaps "$py" "$v")
 done
 if ((${#absent[@]})); then
   missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//') (a wheel is built and tested on each of ${versions[*]})" \

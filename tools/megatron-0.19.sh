@@ -25,19 +25,16 @@ MEGATRON=$(sed -n 's/^\(megatron-core==[^;]*\).*/\1/p' requirements/megatron-0.1
 TESTS=(tests/test_megatron_state.py tests/test_topology_megatron.py tests/test_training.py)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-py=""
-if root=$(pyenv root 2>/dev/null); then
-  py=$(find "$root/versions" -maxdepth 3 -path "*/versions/$PY.*/bin/python" 2>/dev/null | sort -V | tail -n 1)
-fi
-[[ -n "$py" ]] || py=$(command -v "python$PY" || true)
-if [[ -z "$py" ]] || ! "$py" -c "import sys; assert sys.version_info[:2] == (${PY/./, })" 2>/dev/null; then
-  missing "Python $PY (megatron-core ${MEGATRON#*==} requires Python >= $PY; looked in \$(pyenv root)/versions/$PY.* and for python$PY on PATH)" \
+# Python $PY, its venv module and its headers (tools/lib.sh).
+py=$(find_python "$PY") \
+  || missing "Python $PY (megatron-core ${MEGATRON#*==} requires Python >= $PY; looked in \$(pyenv root)/versions/$PY.* and for python$PY on PATH)" \
     "pyenv install $PY (pyenv: https://github.com/pyenv/pyenv#installation), or apt-get install -y python$PY python$PY-venv python$PY-dev"
-fi
-"$py" -c 'import ensurepip, venv' 2>/dev/null \
-  || missing "the venv module of $py" "apt-get install -y python$PY-venv"
-"$py" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
-  2>/dev/null || missing "the C headers (Python.h) of $py, to build proctopo's extension" "apt-get install -y python$PY-dev"
+absent=() how=()
+while IFS='|' read -r gap fix; do
+  absent+=("$gap")
+  how+=("$fix")
+done < <(python_gaps "$py" "$PY")
+((${#absent[@]} == 0)) || missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//')" "${how[@]}"
 echo "python $PY: $py"
 
 venv=${MEGATRON_VENV:-build/megatron-0.19/venv}
