@@ -64,8 +64,16 @@ def _megatron_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _megatron_lm() -> bool:
+    """Whether Megatron-LM's training package (its argument parser) is installed."""
+    try:
+        return importlib.util.find_spec("megatron.training") is not None
+    except ModuleNotFoundError:  # no megatron at all (or a torch-free run keeps it out)
+        return False
+
+
 def _parse_megatron_args(words: list[str]) -> argparse.Namespace:
-    if importlib.util.find_spec("megatron.training") is not None:  # Megatron-LM itself, where installed
+    if _megatron_lm():  # Megatron-LM itself, where installed
         from megatron.training.arguments import parse_args  # type: ignore[import-not-found,unused-ignore]
 
         saved = sys.argv
