@@ -30,6 +30,7 @@ from .errors import (
     RankOutOfRangeError,
     TopologyMismatchError,
     UnknownAxisError,
+    UnsupportedPeerError,
     WorldSizeOverflowError,
 )
 from .planner import plan  # the planner's function; the package is proctopo.planner (no torch)
@@ -70,6 +71,7 @@ __all__ = [
     "RankOutOfRangeError",
     "TopologyMismatchError",
     "UnknownAxisError",
+    "UnsupportedPeerError",
     "WorldSizeOverflowError",
     "__version__",
     "dims_create",
