@@ -31,6 +31,7 @@ WITH_EXAMPLES = {
     "proctopo.draw",
     "proctopo.errors",
     "proctopo.grid",
+    "proctopo.hosts",
     "proctopo.groups",
     "proctopo.launch",
     "proctopo.machine",
