@@ -771,8 +771,13 @@ def test_plan_errors(
     [
         (
             ["--tier", "inter-domain"],
-            "argument --tier: 'inter-domain' must be written TIER=BANDWIDTH[,LATENCY]",
+            "argument --tier: 'inter-domain' must be written LEVEL=BANDWIDTH[,LATENCY[,OVERSUBSCRIPTION]]",
         ),
+        (
+            ["--tier", "network=1,2,3,4"],
+            "argument --tier: 'network=1,2,3,4' must be written LEVEL=BANDWIDTH[,LATENCY[,OVERSUBSCRIPTION]]",
+        ),
+        (["--tier", "=50e9"], "argument --tier: '=50e9' must be written LEVEL=BANDWIDTH"),
         (["--tier", "inter-domain=fast"], "argument --tier: inter-domain=fast: 'fast' is not a number"),
         (["--weight", "data"], "argument --weight: 'data' must be written AXIS=GB"),
         (["--model", "{not json"], "argument --model: not JSON"),
@@ -853,6 +858,7 @@ WARNING = (
         (["plan", "tp=8", "dp=0", "--world-size", "32", "--ranks-per-node", "8"], True),  # a free size
         (["plan", "tp=8", "dp=0", "--world-size", "16", "--ranks-per-node", "16"], False),  # one node
         (["plan", "tp=8", "dp=4", "--order", "tp-dp", "--ranks-per-node", "8"], False),  # said how
+        (["plan", "tp=8", "dp=4", "--convention", "generic", "--ranks-per-node", "8"], True),
         (["show", "dp=4", "tp=8", "--limit", "1"], False),
         (["show", "tp=8", "cp=1", "dp=4", "pp=1", "--limit", "1"], True),  # axes of size 1 do not count
         (["show", "model=8", "data=4", "--limit", "1"], True),  # DeepSpeed's names alike
@@ -879,6 +885,25 @@ def test_words_that_look_innermost_first_get_a_one_line_warning(
     proposed = err[0].rsplit(" or write ", 1)[1].split()
     assert cli.main([words[0], *proposed, *words[1 + len(proposed) :]]) in (0, 1)
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("convention", [["--megatron"], ["--convention", "megatron"]])
+def test_plan_in_megatron_convention_does_not_warn_as_its_orders_ignore_the_words(
+    convention: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    docs = []
+    for words in (["tp=8", "dp=4"], ["dp=4", "tp=8"]):
+        assert cli.main(["plan", *words, *convention, "--ranks-per-node", "8", "--json"]) == 0
+        out, err = capsys.readouterr()
+        assert "warning" not in err, err
+        docs.append(json.loads(out))
+    # The given order is Megatron's default whatever order the words are in: nothing to warn about.
+    assert docs[0] == docs[1]
+    assert docs[0]["convention"] == "megatron"
+    assert docs[0]["given"] == ["pp", "dp", "ep", "cp", "tp"]
 
 
 def test_the_warning_is_in_the_json_and_said_once_per_job(

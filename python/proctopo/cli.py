@@ -1349,7 +1349,8 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
     """Lay ``--order`` out as ``name=size`` words, slowest first (``plan`` takes it as it is); the warnings.
 
     Every command then reads ``args.axes`` alike. The warning (see :func:`convention_warning`)
-    is for words given without ``--order``.
+    is for words given without ``--order``, and not for ``plan`` in Megatron's convention, whose
+    orders do not follow the words.
     """
     if args.order is not None and args.command != "plan":
         topo = parse_axes(args.axes, args.order)
@@ -1358,6 +1359,8 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
         return []
     if args.order is not None or not args.axes:
         return []
+    if args.command == "plan" and args.convention == "megatron":
+        return []  # Megatron's orders are initialize_model_parallel's, whatever order the words are in
     sizes = [_split_word(w)[1] for w in args.axes]
     world = math.prod(sizes) if all(sizes) else getattr(args, "world_size", None)
     ranks_per_node = getattr(args, "ranks_per_node", None)
