@@ -65,8 +65,11 @@ def test_process_group_is_honoured(run_workers: RunWorkers, expectations: Any) -
     exp = expectations(4, ["pipe", "data"], [2, 2])
     results = run_workers(workers.over_process_group, 8, (members, exp), timeout=60)
     for rank, res in enumerate(results):
+        # the ranks outside process_group made fewer groups: a grid over the whole world
+        # evens the count out on them, so that a world-wide new_group works afterwards
+        padded = [m for m in res["rejoined"] if "single-rank group(s) to even it out" in m]
+        assert len(padded) == (rank not in members), (rank, res["rejoined"])
         if rank not in members:
-            assert res is None
             continue
         assert res["local"] == "local" and res["auto"] == "local"
         assert "group_creation='global'" in res["global_error"]

@@ -22,14 +22,26 @@ True
 from __future__ import annotations
 
 import datetime
+import importlib
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
 
-__all__ = ["Comm", "NameLedger", "TorchComm", "check_timeout"]
+__all__ = [
+    "TESTED_TORCH",
+    "TORCH_PRIVATE",
+    "Comm",
+    "NameLedger",
+    "TorchComm",
+    "check_timeout",
+    "missing_torch_private",
+    "naming_counter",
+    "torch_private",
+]
 
 _T = TypeVar("_T")
 
@@ -77,6 +89,121 @@ def check_timeout(value: datetime.timedelta | float | None, name: str = "timeout
             f"{name} must be a finite number of seconds above 0 and below timedelta.max, got {value!r}"
         )
     return seconds
+
+
+# ------------------------------------------------------------------ torch's private names
+
+#: The torch releases proctopo is tested with.
+TESTED_TORCH = "torch 2.13.x and 2.14.x"
+
+#: Every private (or undocumented) name of torch that proctopo uses, in one place:
+#: ``(owner, name, what for)``, the owner a module or a class given by its dotted path.
+#: The code reaches each through :func:`torch_private`; a test checks that every one
+#: exists in the installed torch, and :class:`TorchComm` warns, naming
+#: :data:`TESTED_TORCH`, when one is missing.
+TORCH_PRIVATE: tuple[tuple[str, str, str], ...] = (
+    (
+        "torch.distributed.distributed_c10d",
+        "_get_default_group",
+        "the default group, whose bound device split_group needs",
+    ),
+    ("torch.distributed.ProcessGroup", "bound_device_id", "the device the default group is bound to"),
+    (
+        "torch.distributed.ProcessGroup",
+        "_get_backend",
+        "the parent group's backend, asked whether it can split",
+    ),
+    ("torch._C._distributed_c10d.Backend", "supports_splitting", "whether a backend can split communicators"),
+    ("torch.distributed.distributed_c10d", "_world", "the registry of process groups"),
+    (
+        "torch.distributed.distributed_c10d",
+        "_hash_ranks_to_str",
+        "how torch names a locally synchronised group: which count it reads (see naming_counter)",
+    ),
+    (
+        "torch.distributed.distributed_c10d._World",
+        "pg_names",
+        "the registered groups, whose number names locally synchronised groups up to torch 2.13",
+    ),
+    (
+        "torch.distributed.distributed_c10d._World",
+        "group_count",
+        "the count of creation calls that names locally synchronised groups from torch 2.14 on",
+    ),
+    ("torch.distributed.Backend", "_plugins", "proctopo.torchtitan: whether the fake backend is registered"),
+    ("torch.testing._internal.distributed.fake_pg", "", "proctopo.torchtitan: registers the fake backend"),
+)
+
+
+def torch_private(owner: str, name: str = "") -> Any:
+    """The torch object ``owner.name`` of :data:`TORCH_PRIVATE` (``owner`` alone for ``name=""``).
+
+    Raises:
+        InvalidArgumentError: ``(owner, name)`` is not in the table (a use not listed there).
+        ImportError, AttributeError: the installed torch does not have it.
+
+    >>> torch_private("torch.distributed.distributed_c10d", "_world")  # doctest: +SKIP
+    <torch.distributed.distributed_c10d._World object at 0x...>
+    """
+    if not any(o == owner and n == name for o, n, _ in TORCH_PRIVATE):
+        raise InvalidArgumentError(f"{owner}.{name} is not listed in proctopo.comm.TORCH_PRIVATE")
+    parts = owner.split(".")
+    obj: Any = None
+    for i in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            if i == 1:
+                raise
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        break
+    return getattr(obj, name) if name else obj
+
+
+def missing_torch_private() -> list[str]:
+    """The names of :data:`TORCH_PRIVATE` that the installed torch lacks, as ``owner.name``."""
+    import importlib.util
+
+    missing = []
+    for owner, name, _ in TORCH_PRIVATE:
+        try:
+            if name:
+                torch_private(owner, name)
+            elif importlib.util.find_spec(owner) is None:  # a module: found, not imported
+                raise ImportError(owner)
+        except (ImportError, AttributeError):
+            missing.append(f"{owner}.{name}" if name else owner)
+    return missing
+
+
+def naming_counter() -> str | None:
+    """Which count the installed torch names locally synchronised groups from.
+
+    torch names a group made with ``use_local_synchronization=True`` (and a
+    ``split_group`` child) ``sha1("<sorted ranks joined by _>_<count>")``, its
+    ``_hash_ranks_to_str``, and prefixes the group's rendezvous keys with that name.
+
+    * ``"pg_names"`` (torch 2.13): the count is ``len(_world.pg_names)``, the groups
+      registered on the calling rank now. Destroying groups lowers it, so a group
+      built again can get the name of a destroyed one (see :class:`NameLedger`).
+    * ``"group_count"`` (torch 2.14): the count is ``_world.group_count``, which every
+      group creation on the calling rank raises by one and only the destruction of
+      the default group resets: no name comes back while the default group lives.
+
+    ``None`` when the naming function reads neither (a torch proctopo does not know).
+    """
+    try:
+        hashing = torch_private("torch.distributed.distributed_c10d", "_hash_ranks_to_str")
+        names = set(hashing.__code__.co_names)
+    except (ImportError, AttributeError):
+        return None
+    if "_world" in names and "pg_names" in names:
+        return "pg_names"
+    if "_world" in names and "group_count" in names:
+        return "group_count"
+    return None
 
 
 class NameLedger:
@@ -162,6 +289,26 @@ class NameLedger:
 
 #: One ledger per process: torch's registry (and so its names) is per process.
 _LEDGER = NameLedger()
+
+#: The torch versions already warned about (see :func:`_warn_missing_private`).
+_WARNED: set[str] = set()
+
+
+def _warn_missing_private(version: str) -> None:
+    """Warn once per torch version when it lacks names of :data:`TORCH_PRIVATE`."""
+    if version in _WARNED:
+        return
+    _WARNED.add(version)
+    missing = missing_torch_private()
+    if missing:
+        warnings.warn(
+            f"torch {version} lacks private names proctopo uses ({', '.join(missing)}); proctopo is "
+            f"tested with {TESTED_TORCH}. What needs them is refused with a message or left out "
+            "(group_creation='local' and 'split', the DeviceMesh export's fake backend); "
+            "group_creation='global' works on any torch",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 @runtime_checkable
@@ -281,6 +428,9 @@ class TorchComm:
             )
         self._torch = torch
         self._dist = dist
+        _warn_missing_private(torch.__version__)
+        #: Which count torch names locally synchronised groups from (see naming_counter).
+        self.naming: str | None = naming_counter()
         whole = process_group is None or process_group is dist.group.WORLD
         # The default group is looked up when needed, never held: a reference kept past
         # destroy_process_group() defers its destruction to interpreter shutdown (see parent()).
@@ -341,8 +491,11 @@ class TorchComm:
 
     # -- capabilities
     def _bound_device(self) -> Any:
-        default = self._dist.distributed_c10d._get_default_group()
-        return getattr(default, "bound_device_id", None)
+        try:
+            default = torch_private("torch.distributed.distributed_c10d", "_get_default_group")()
+        except AttributeError:  # pragma: no cover - a torch without it (warned at construction)
+            return None
+        return getattr(default, "bound_device_id", None)  # TORCH_PRIVATE
 
     def split_support(self) -> str | None:
         """None when the default group is bound to a device and the backend can split."""
@@ -354,8 +507,8 @@ class TorchComm:
                 "and a backend that can split communicators (NCCL)"
             )
         try:
-            backend = self.parent()._get_backend(device)
-            ok = bool(getattr(backend, "supports_splitting", False))
+            backend = self.parent()._get_backend(device)  # TORCH_PRIVATE
+            ok = bool(getattr(backend, "supports_splitting", False))  # TORCH_PRIVATE
         except Exception as exc:  # pragma: no cover - depends on the build
             return f"cannot query the {self.backend!r} backend for splitting: {exc}"
         if not ok:
@@ -363,7 +516,7 @@ class TorchComm:
         return None
 
     def local_support(self) -> str | None:
-        """None unless the backend is MPI or NCCL on a bound device."""
+        """None unless the backend is MPI, NCCL on a bound device, or torch names groups unknowingly."""
         if "mpi" in self.backend.lower():
             return "the MPI backend does not support use_local_synchronization=True"
         if self._bound_device() is not None and "nccl" in self.backend.lower():
@@ -373,14 +526,25 @@ class TorchComm:
                 "use_local_synchronization=True would leave non-members out and hang "
                 "(use 'split' or 'global')"
             )
+        if self.naming is None:
+            return (
+                f"torch {self._torch.__version__} names locally synchronised groups in a way proctopo "
+                f"does not know (it is tested with {TESTED_TORCH}), so it cannot keep their names "
+                "equal across members and apart from destroyed groups (use 'global')"
+            )
         return None
 
     def group_count(self) -> int | None:
-        """Process groups torch has registered on this rank (None if torch hides it)."""
-        try:
-            return len(self._dist.distributed_c10d._world.pg_names)
-        except Exception:  # pragma: no cover - private API moved
+        """The count torch names this rank's next locally synchronised group from (None if unknown).
+
+        ``len(_world.pg_names)`` or ``_world.group_count``, as :func:`naming_counter` finds.
+        """
+        if self.naming is None:
             return None
+        world = torch_private("torch.distributed.distributed_c10d", "_world")
+        if self.naming == "pg_names":
+            return len(world.pg_names)
+        return int(world.group_count)
 
     def _single(self) -> Any:
         # A gloo group of this rank alone: cheap, never a device split, and it
@@ -388,9 +552,14 @@ class TorchComm:
         return self._dist.new_group([self._global_rank], backend="gloo", use_local_synchronization=True)
 
     def _created(self, ranks: Sequence[int], create: Callable[[], _T]) -> _T:
-        """``create()`` under a name the rank set never had (see :class:`NameLedger`)."""
+        """``create()`` under a name the rank set never had (see :class:`NameLedger`).
+
+        Names come back only where torch names from the registered groups (``"pg_names"``):
+        a count that never falls (``"group_count"``) needs no ledger, and spacers would
+        raise it on the members alone.
+        """
         count = self.group_count()
-        if count is None:  # pragma: no cover - private API moved: nothing to steer by
+        if count is None or self.naming != "pg_names":
             return create()
         try:
             return _LEDGER.create(ranks, count, create, self._single, self._dist.destroy_process_group)

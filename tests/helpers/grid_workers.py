@@ -109,8 +109,7 @@ def over_process_group(
             assert "not a member of process_group" in str(exc), exc
         else:
             raise AssertionError("a non-member built a grid over process_group")
-        dist.new_group(list(range(world_size)))  # stay in step with the members below
-        return None
+        return {"rejoined": _rejoin(world_size)}
     topo = proctopo.ProcessTopology(["pipe", "data"], [2, len(members) // 2])
     try:
         PipelineParallelGrid(topo, sub, group_creation="global")
@@ -133,9 +132,32 @@ def over_process_group(
             grid.stage_to_global(0) == members[topo.get_rank(pipe=0, data=exp["values"]["data_parallel_id"])]
         )
         out[strategy] = grid.strategy
-    dist.new_group(list(range(world_size)))
     out["global_error"] = global_error
+    out["rejoined"] = _rejoin(world_size)
     return out
+
+
+def _rejoin(world_size: int) -> list[str]:
+    """After grids over a subgroup, a grid over the whole world, then a world-wide ``new_group``.
+
+    The members of the subgroup made groups the others did not, so the count torch
+    names groups from (the registered groups with torch 2.13, the creation calls
+    with torch 2.14, which also names world-wide groups) differs between ranks. The
+    grid's check evens it out with single-rank groups on the ranks that made fewer,
+    and says so; after it a world-wide ``new_group`` works on every torch (with
+    torch 2.14 it would hang without it). Returns the warnings this rank got.
+    """
+    import datetime
+
+    import torch.distributed as dist
+    from proctopo import ProcessGrid, ProcessTopology
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ProcessGrid(ProcessTopology(["world"], [world_size]), group_creation="local", timeout=TIMEOUT)
+    group = dist.new_group(list(range(world_size)), timeout=datetime.timedelta(seconds=TIMEOUT))
+    assert _proves(group) == list(range(world_size))
+    return [str(w.message) for w in caught]
 
 
 def mismatch(rank: int, world_size: int) -> str:
@@ -255,3 +277,27 @@ def skipped_creation(rank: int, world_size: int, timeout: float) -> tuple[str, s
     except Exception as exc:
         return type(exc).__name__, str(exc)
     return "none", ""
+
+
+def predicted_names(rank: int, world_size: int) -> list[tuple[str, str]]:
+    """Locally synchronised groups against the name proctopo predicts for them.
+
+    torch names such a group ``sha1("<sorted ranks joined by _>_<count>")``, the count
+    being what :meth:`proctopo.comm.TorchComm.group_count` reads. Returns, per group,
+    (torch's name, the predicted one).
+    """
+    import hashlib
+
+    import torch.distributed as dist
+    from proctopo.comm import TorchComm
+
+    comm = TorchComm()
+    out = []
+    for ranks in (list(range(world_size)), [rank], list(range(world_size))):
+        count = comm.group_count()
+        group = dist.new_group(ranks, use_local_synchronization=True)
+        predicted = hashlib.sha1(f"{'_'.join(map(str, ranks))}_{count}".encode()).hexdigest()
+        out.append((str(group.group_name), predicted))
+        if len(ranks) == 1:
+            dist.destroy_process_group(group)  # lowers the registry, not torch 2.14's counter
+    return out

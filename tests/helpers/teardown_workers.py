@@ -77,15 +77,17 @@ def cycles(rank: int, world_size: int, strategy: str, count: int) -> dict[str, A
     return {"start": start, "cycles": out}
 
 
-def plain_torch_rebuild(rank: int, world_size: int, wait: float) -> list[str]:
+def plain_torch_rebuild(rank: int, world_size: int, wait: float) -> tuple[str | None, list[str]]:
     """Make, destroy and make again one locally synchronised group with plain torch.
 
-    Returns what happened to each creation: its name, or the error it ended in
-    within ``wait`` seconds.
+    Returns the count torch names such groups from (:func:`proctopo.comm.naming_counter`)
+    and what happened to each creation: its name, or the error it ended in within
+    ``wait`` seconds.
     """
     import datetime
 
     import torch.distributed as dist
+    from proctopo.comm import naming_counter
 
     out = []
     for _ in range(2):
@@ -98,7 +100,7 @@ def plain_torch_rebuild(rank: int, world_size: int, wait: float) -> list[str]:
             break
         out.append(str(group.group_name))
         dist.destroy_process_group(group)
-    return out
+    return naming_counter(), out
 
 
 # ----------------------------------------------------------------- a job that ends as scripts do
