@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from proctopo import InvalidArgumentError, cli, planner
+from test_hosts import hostlist_module
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +128,78 @@ def test_refused_inputs_exit_2_with_the_reason(
     err = captured.err.splitlines()
     assert captured.out == "" and err[-1].startswith("proctopo plan: error: ") and text in err[-1], err
     assert "Infinity" not in captured.out and "NaN" not in captured.out
+
+
+@pytest.mark.parametrize(
+    ("slots", "counts"),
+    [
+        ([8, 8, 8, 8], ["--world-size", "32", "--ranks-per-node", "8"]),
+        ([8, 8, 4], ["--world-size", "20", "--ranks-per-node", "8"]),  # a last host that is not full
+        ([4, 4, 4, 4], ["--world-size", "16", "--ranks-per-node", "4", "--nodes-per-domain", "2"]),
+    ],
+)
+def test_a_hostfile_of_hosts_filled_in_order_plans_as_its_counts(
+    slots: list[int], counts: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("".join(f"node{i} slots={n}\n" for i, n in enumerate(slots)))
+    domains = counts[counts.index("--nodes-per-domain") :] if "--nodes-per-domain" in counts else []
+    for extra in ([], ["--json"], ["--emit", "env"]):
+        assert cli.main(["plan", "dp=0", "tp=4", *counts, *extra]) == 0
+        expected = capsys.readouterr()
+        assert cli.main(["plan", "dp=0", "tp=4", "--hostfile", str(hostfile), *domains, *extra]) == 0
+        got = capsys.readouterr()
+        assert (got.out, got.err) == (expected.out, expected.err) and got.out
+
+
+def test_a_hostfile_gives_the_counts_so_they_are_not_given_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("a slots=8\nb slots=8\n")
+    assert cli.main(["plan", "dp=0", "tp=8", "--hostfile", str(hostfile), "--world-size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"proctopo plan: error: hostfile {hostfile} gives the ranks and the host of each, so --world-size "
+        "cannot be given with it; leave it out\n"
+    )
+    with pytest.raises(SystemExit) as info:
+        cli.main(["plan", "tp=8", "--hostfile", str(hostfile), "--slurm"])
+    assert info.value.code == 2
+    assert "argument --slurm: not allowed with argument --hostfile" in capsys.readouterr().err
+
+
+REFUSED = (
+    "proctopo plan: error: plan prices ranks that fill their nodes in order, the same number on each but "
+    "the last; {hosts} places them otherwise: see that placement with proctopo check\n"
+)
+
+
+def test_hosts_of_unequal_sizes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("a slots=4\nb slots=2\nc slots=4\n")
+    assert cli.main(["plan", "dp=0", "tp=2", "--hostfile", str(hostfile)]) == 2
+    captured = capsys.readouterr()
+    hosts = f"3 hosts (hostfile {hostfile}, block): a [0, 1, 2, 3], b [4, 5], c [6, 7, 8, 9]"
+    assert captured.out == "" and captured.err == REFUSED.format(hosts=hosts)
+
+
+def test_a_cyclic_slurm_placement_is_refused_and_a_block_one_planned(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostlist_module()
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[1-2]")
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "4(x2)")
+    monkeypatch.setenv("SLURM_DISTRIBUTION", "cyclic")
+    assert cli.main(["plan", "dp=4", "tp=2", "--slurm"]) == 2
+    captured = capsys.readouterr()
+    hosts = "2 hosts (Slurm, cyclic): gpu1 [0, 2, 4, 6], gpu2 [1, 3, 5, 7]"
+    assert captured.out == "" and captured.err == REFUSED.format(hosts=hosts)
+    monkeypatch.setenv("SLURM_DISTRIBUTION", "block")
+    assert cli.main(["plan", "dp=4", "tp=2", "--slurm", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert cli.main(["plan", "dp=4", "tp=2", "--world-size", "8", "--ranks-per-node", "4", "--json"]) == 0
+    assert doc == json.loads(capsys.readouterr().out)
 
 
 def test_plan_needs_the_ranks_per_node_or_a_machine(capsys: pytest.CaptureFixture[str]) -> None:

@@ -777,6 +777,7 @@ examples:
       --model params=405B,hidden=16384,seq_len=8Ki,micro_batch=1,layers=126,global_batch=2048
   proctopo plan tp=8 cp=2 ep=8 pp=8 dp=0 --megatron --world-size 16384 --machine gb200-nvl72 --emit megatron
   proctopo plan dp_replicate=2 dp_shard=0 tp=8 --world-size 512 --machine hgx-h100 --emit torchtitan
+  proctopo plan pp=4 dp=0 tp=8 --hostfile hostfile --machine hgx-h100     (ranks filling the hosts in order)
   proctopo plan tp=8 dp=16 --ranks-per-node 8 --weight dp=6 --tier network=25e9,12e-6 --exposed data=0.5""",
     "run": """A PipelineParallelGrid when the axes include pipe and data (DeepSpeed), else a ProcessGrid
 over the axes as named (Megatron's tp, cp, pp, ..., torchtitan's dp_shard, dp_replicate, ...).
@@ -971,6 +972,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nodes-per-domain", type=_positive, help="nodes per NVLink domain (default: the machine's, else 1)"
     )
+    _hosts_option(p)
     p.add_argument(
         "--megatron",
         action="store_const",
@@ -1188,9 +1190,18 @@ def _plan(args: argparse.Namespace) -> int:
     if names:
         check_axis_names(names)  # repeated or invalid names, in the topology's words
     axes = names + ([t for t in parse_order(args.order) if t not in names] if args.order else [])
-    world_size = _environ(args.world_size, "WORLD_SIZE", _positive)
-    ranks_per_node = args.ranks_per_node
-    if args.machine is None:  # a machine says its ranks per node; else the launcher's environment does
+    hosts = _read_hosts(args)
+    if hosts is not None:
+        if not isinstance(hosts.placement, BlockPlacement):
+            raise InvalidArgumentError(
+                "plan prices ranks that fill their nodes in order, the same number on each but the last; "
+                f"{hosts.describe()} places them otherwise: see that placement with proctopo check"
+            )
+        world_size, ranks_per_node = hosts.world_size, hosts.placement.ranks_per_node
+    else:
+        world_size = _environ(args.world_size, "WORLD_SIZE", _positive)
+        ranks_per_node = args.ranks_per_node
+    if hosts is None and args.machine is None:  # a machine or the hosts say the ranks per node
         ranks_per_node = _environ(ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
         if ranks_per_node is None:
             raise InvalidArgumentError(
