@@ -73,6 +73,8 @@ def test_bad_dims_fail_before_any_collective() -> None:
         (["data", ("data", "context")], proctopo.InvalidArgumentError, "data"),
         (["pipe", ()], proctopo.InvalidArgumentError, r"dims\[1\] is empty"),
         (["pipe", 3], TypeError, r"dims\[1\]"),
+        ([], proctopo.InvalidArgumentError, r"dims is empty \(\[\]\); a DeviceMesh needs at least one"),
+        ((), proctopo.InvalidArgumentError, r"name axes of the topology \(pipe, data, context, model\)"),
     ):
         with pytest.raises(error, match=match):
             grid.device_mesh(dims)  # type: ignore[arg-type]
@@ -85,6 +87,17 @@ def test_bad_dims_fail_before_any_collective() -> None:
     assert str(mine.value) == str(theirs.value)
     assert mesh_dims(topo, None) == [("pipe",), ("data",), ("context",), ("model",)]
     assert mesh_dims(topo, "data") == [("data",)]
+
+
+def test_a_device_type_without_a_backend_is_refused_before_torch_sees_it(run_workers: RunWorkers) -> None:
+    for res in run_workers(workers.bad_device_types, 2, timeout=60):
+        # gloo serves cpu and cuda; anything else (a device, an unknown name) is refused
+        for device_type in ("nonexistent", "cuda:0", "CPU", "meta", 0):
+            msg = res[repr(device_type)]
+            assert msg.startswith("InvalidArgumentError: device_type must be a device type"), msg
+            assert f"('cpu', 'cuda': backend 'cpu:gloo,cuda:gloo'), got {device_type!r}" in msg, msg
+        assert res["empty"].startswith("InvalidArgumentError: dims is empty"), res["empty"]
+        assert res["grew"] == 0 and res["cpu"] == "cpu", res
 
 
 def test_the_export_creates_nothing_and_names_the_call_a_flattened_dimension_needs() -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .grid import ProcessGrid
     from .topology import ProcessTopology
 
-__all__ = ["device_mesh", "mesh_dims"]
+__all__ = ["check_device_type", "device_mesh", "mesh_dims"]
 
 
 def mesh_dims(topology: ProcessTopology, dims: Sequence[str | Sequence[str]] | None) -> list[tuple[str, ...]]:
@@ -40,8 +40,9 @@ def mesh_dims(topology: ProcessTopology, dims: Sequence[str | Sequence[str]] | N
 
     Raises:
         UnknownAxisError: an axis the topology does not have (the topology's error).
-        InvalidArgumentError: an axis named twice (the topology's error), axes
-            out of topology order, an empty entry, or two dimensions with one name.
+        InvalidArgumentError: no dimension at all, an axis named twice (the
+            topology's error), axes out of topology order, an empty entry, or two
+            dimensions with one name.
         TypeError: an entry that is neither a str nor a sequence of str.
     """
     names = topology.get_axis_names()
@@ -49,6 +50,11 @@ def mesh_dims(topology: ProcessTopology, dims: Sequence[str | Sequence[str]] | N
         return [(a,) for a in names]
     if isinstance(dims, str):
         dims = [dims]
+    if len(dims) == 0:
+        raise InvalidArgumentError(
+            f"dims is empty ({dims!r}); a DeviceMesh needs at least one dimension: name axes of the "
+            f"topology ({', '.join(names)}), or pass None for all of them"
+        )
     parsed: list[tuple[str, ...]] = []
     for i, entry in enumerate(dims):
         if isinstance(entry, str):
@@ -74,6 +80,27 @@ def mesh_dims(topology: ProcessTopology, dims: Sequence[str | Sequence[str]] | N
     return parsed
 
 
+def check_device_type(device_type: Any, group: Any) -> None:
+    """Check that ``group`` has a backend for ``device_type`` (before torch's DeviceMesh sees it).
+
+    The device types come from ``torch.distributed.get_backend_config(group)``, e.g.
+    ``"cpu:gloo,cuda:gloo"``: a device (``"cuda:0"``), an unknown name or a type the
+    backend does not serve is refused, naming the types it does serve.
+
+    Raises:
+        InvalidArgumentError: ``device_type`` is not one of them.
+    """
+    import torch.distributed as dist
+
+    config = str(dist.get_backend_config(group))
+    served = [part.split(":", 1)[0].strip() for part in config.split(",") if ":" in part]
+    if not isinstance(device_type, str) or device_type not in served:
+        raise InvalidArgumentError(
+            f"device_type must be a device type the grid's process groups have a backend for "
+            f"({', '.join(map(repr, served)) or 'none'}: backend {config!r}), got {device_type!r}"
+        )
+
+
 def device_mesh(
     grid: ProcessGrid, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
 ) -> Any:
@@ -85,8 +112,10 @@ def device_mesh(
             of them). An entry may be a tuple of axes, joined into one flattened
             dimension named by joining them with ``_``. Axes left out are fixed
             at this rank's coordinate.
-        device_type: The mesh's device type; ``None`` takes the backend's own
-            (``"cpu"`` for gloo, ``"cuda"`` for NCCL).
+        device_type: The mesh's device type, one the grid's process groups
+            have a backend for (``dist.get_backend_config``: ``"cpu"`` and
+            ``"cuda"`` with gloo, ``"cuda"`` with NCCL); ``None`` takes the
+            backend's own (``"cpu"`` for gloo, ``"cuda"`` for NCCL).
 
     Returns:
         ``DeviceMesh.from_group(groups, device_type, mesh=..., mesh_dim_names=...)``:
@@ -99,6 +128,7 @@ def device_mesh(
     Raises:
         UnknownAxisError, InvalidArgumentError, TypeError: a bad ``dims`` entry
             (see :func:`mesh_dims`).
+        InvalidArgumentError: a ``device_type`` the groups have no backend for.
         GroupNotCreatedError: the grid holds no group for a dimension; the
             message names the call that creates it.
         GridDestroyedError: the grid was destroyed.
@@ -118,5 +148,7 @@ def device_mesh(
     mesh = torch.tensor(ranks, dtype=torch.int).reshape(shape)
     if device_type is None:
         device_type = grid._comm.default_device_type()
+    else:
+        check_device_type(device_type, groups[0])
     names = tuple("_".join(axes) for axes in parsed)
     return DeviceMesh.from_group(groups, device_type, mesh=mesh, mesh_dim_names=names)

@@ -140,3 +140,28 @@ def over_process_group(rank: int, world_size: int, members: list[int]) -> Any:
         "data": prove_group(mesh.get_group("data"), timeout=TIMEOUT),
         "data_slice": mesh["data"].mesh.tolist(),
     }
+
+
+def bad_device_types(rank: int, world_size: int) -> dict[str, Any]:
+    """The export's refusals of bad input: ``dims=[]`` and device types gloo has no backend for.
+
+    Returns each refusal's ``type: message``, the groups registered meanwhile, and
+    the device type of a mesh exported with ``device_type="cpu"``.
+    """
+    from proctopo import InvalidArgumentError, ProcessGrid, ProcessTopology
+
+    grid = ProcessGrid(ProcessTopology(["data"], [world_size]), group_creation="local", timeout=TIMEOUT)
+    before = _registered()
+    out: dict[str, Any] = {}
+    for key, kwargs in [("empty", {"dims": []})] + [
+        (repr(t), {"device_type": t}) for t in ("nonexistent", "cuda:0", "CPU", "meta", 0)
+    ]:
+        try:
+            grid.device_mesh(**kwargs)
+        except InvalidArgumentError as exc:
+            out[key] = f"{type(exc).__name__}: {exc}"
+        else:
+            out[key] = "accepted"
+    out["grew"] = _registered() - before
+    out["cpu"] = grid.device_mesh(device_type="cpu").device_type
+    return out
