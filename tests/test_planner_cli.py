@@ -4,6 +4,7 @@ and exit status 2 for every input the planner refuses (figures that would make a
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,47 @@ def test_a_cyclic_slurm_placement_is_refused_and_a_block_one_planned(
     doc = json.loads(capsys.readouterr().out)
     assert cli.main(["plan", "dp=4", "tp=2", "--world-size", "8", "--ranks-per-node", "4", "--json"]) == 0
     assert doc == json.loads(capsys.readouterr().out)
+
+
+def _plan_examples() -> list[tuple[str, list[str]]]:
+    """The command lines of docs/cli.md's plan section and the lines shown after each."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    part = doc[doc.index("\n## plan\n") : doc.index("\n## run\n")]
+    examples: list[tuple[str, list[str]]] = []
+    in_block = False
+    for line in part.splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+        elif in_block and line.startswith("$ "):
+            examples.append((line[2:], []))
+        elif in_block and examples:
+            examples[-1][1].append(line)
+    return examples
+
+
+def test_the_documented_plan_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    examples = _plan_examples()
+    assert [words.split()[0] for words, _ in examples] == ["proctopo", "cat", "proctopo", "srun"]
+    for words, shown in examples:
+        argv = shlex.split(words)
+        if argv[0] == "cat":
+            Path(argv[1]).write_text("".join(line + "\n" for line in shown))
+            continue
+        if argv[0] == "srun":  # srun -N 2 --ntasks-per-node 4 -m cyclic: Slurm's variables for it
+            hostlist_module()
+            assert argv[1:7] == ["-N", "2", "--ntasks-per-node", "4", "-m", "cyclic"]
+            monkeypatch.setenv("SLURM_JOB_NODELIST", "node[1-2]")
+            monkeypatch.setenv("SLURM_TASKS_PER_NODE", "4(x2)")
+            monkeypatch.setenv("SLURM_DISTRIBUTION", "cyclic")
+            argv = argv[7:]
+        assert argv[:2] == ["proctopo", "plan"]
+        status = cli.main(argv[1:])
+        out, err = capsys.readouterr()
+        assert (out + err).splitlines() == shown, words
+        assert status == (2 if err else 0)
 
 
 def test_plan_needs_the_ranks_per_node_or_a_machine(capsys: pytest.CaptureFixture[str]) -> None:
