@@ -11,7 +11,8 @@ proctopo's, so a fast wrong answer shows up as a mismatch.
 
 The script also runs the C++ Google Benchmark binary (``--cpp-bench``) and the grid's
 scale simulation (``bench/grid_sim.py``, when present), then writes
-``bench/RESULTS.md``, ``bench/results.json`` and ``bench/compare.png``.
+``bench/RESULTS.md``, ``bench/results.json`` and ``bench/compare.png``. The planning
+section bench/plan_scaling.py writes into RESULTS.md (between its markers) is kept.
 
 Usage (see bench/README.md)::
 
@@ -674,7 +675,8 @@ def write_report(
 
     ``extra`` holds the data of the other parts, each optional: ``grid_sim`` and
     ``megatron_sim`` (bench/grid_sim.py), ``scaling`` (bench/scaling.py) and
-    ``scaling_png`` (the path of its picture).
+    ``scaling_png`` (the path of its picture). The section bench/plan_scaling.py wrote into
+    ``path`` stays, at the end (:func:`kept_section`).
     """
     extra = extra or {}
     argv, sizes, axes_list, libs = meta["argv"], meta["sizes"], meta["axes"], meta["libs"]
@@ -850,7 +852,20 @@ def write_report(
         L.append(
             "_Not part of this run (`python bench/run_all.py`, or `python bench/compare.py --scaling`)._\n"
         )
-    path.write_text("\n".join(L) + "\n")
+    kept = kept_section(path)
+    path.write_text("\n".join(L) + "\n" + (f"\n{kept}\n" if kept else ""))
+
+
+def kept_section(path: Path) -> str:
+    """The section another script writes into ``path`` between its markers (bench/plan_scaling.py's
+    planning time and memory), markers included, so that rewriting the report keeps it; '' when
+    ``path`` has none. That script replaces the section in place, or appends it when it is gone."""
+    plan_scaling = _bench_module("plan_scaling")
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find(plan_scaling.BEGIN), old.find(plan_scaling.END)
+    if start < 0 or end < start:
+        return ""
+    return old[start : end + len(plan_scaling.END)]
 
 
 #: Plain per-call loops of bench_topology.cpp: (benchmark impl name, description).

@@ -4,13 +4,16 @@
 One command for the C++ benchmarks (Google Benchmark, built first when missing or
 older than its sources), the Python peer comparison, the grid's scale simulation
 (``grid_sim.py``), Megatron's parallel state at 65,536 ranks (``grid_sim.py
---megatron``) and real process-group creation on gloo jobs (``scaling.py``). It
-writes ``bench/RESULTS.md``, ``bench/results.json``, ``bench/compare.png``,
-``bench/scaling.png`` and the short benchmark summary of ``README.md`` (between its
-``bench:begin`` / ``bench:end`` markers), each with the CPU model and load average.
+--megatron``), real process-group creation on gloo jobs (``scaling.py``) and then the
+planner's time and memory (``python bench/plan_scaling.py --write``, its section of
+RESULTS.md). It writes ``bench/RESULTS.md``, ``bench/results.json``,
+``bench/compare.png``, ``bench/scaling.png`` and the short benchmark summary of
+``README.md`` (between its ``bench:begin`` / ``bench:end`` markers), each with the CPU
+model and load average.
 
     python bench/run_all.py            # everything, about half an hour on 2 cores
-    python bench/run_all.py --quick    # smoke run into build/bench-quick/ (README untouched)
+    python bench/run_all.py --quick    # smoke run into build/bench-quick/ (README and the
+                                       # planning section untouched: plan_scaling.py is left out)
     python bench/run_all.py --readme-only   # rewrite README's summary from bench/results.json
 
 Other switches are passed to ``bench/compare.py`` (see ``compare.py --help``).
@@ -185,6 +188,17 @@ def update_readme(raw: dict[str, Any], path: Path = README) -> bool:
     return True
 
 
+def run_plan_scaling() -> int:
+    """``python bench/plan_scaling.py --write``: the planning section of bench/RESULTS.md, measured
+    again (compare.py, which rewrites the rest of the report, keeps the section); its exit status."""
+    command = [sys.executable, str(HERE / "plan_scaling.py"), "--write"]
+    _log("planning time and memory: python bench/plan_scaling.py --write")
+    proc = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        _log(f"bench/plan_scaling.py failed (exit {proc.returncode}); RESULTS.md keeps its earlier section")
+    return proc.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=True)
@@ -215,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick or out_dir.resolve() != HERE:
         (out_dir / "README-bench.md").write_text(readme_section(raw) + "\n")
         _log(f"README section written to {out_dir / 'README-bench.md'} (README.md untouched)")
-    elif update_readme(raw):
+        _log("planning time and memory left out: bench/plan_scaling.py --write writes bench/RESULTS.md")
+        return 0
+    rc = run_plan_scaling()
+    if update_readme(raw):
         _log("README.md: benchmark section rewritten")
-    return 0
+    return rc
 
 
 if __name__ == "__main__":
