@@ -883,6 +883,19 @@ def test_words_that_look_innermost_first_get_a_one_line_warning(
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["check", "plan"])
+def test_with_hosts_the_warning_does_not_read_the_launchers_ranks_per_node(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")  # would say the 32 ranks fit on one node
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("".join(f"n{i} slots=8\n" for i in range(4)))
+    assert cli.main([command, "tp=8", "dp=4", "--hostfile", str(hostfile)]) == 0
+    assert capsys.readouterr().err == f"proctopo {command}: warning: {WARNING}\n"
+
+
 @pytest.mark.parametrize("convention", [["--megatron"], ["--convention", "megatron"]])
 def test_plan_in_megatron_convention_does_not_warn_as_its_orders_ignore_the_words(
     convention: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -1375,7 +1375,8 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
     sizes = [_split_word(w)[1] for w in args.axes]
     world = math.prod(sizes) if all(sizes) else getattr(args, "world_size", None)
     ranks_per_node = getattr(args, "ranks_per_node", None)
-    if ranks_per_node is None and args.command != "draw":  # draw does not read the launcher's variables
+    hosts = getattr(args, "hostfile", None) is not None or getattr(args, "slurm", False)
+    if ranks_per_node is None and args.command != "draw" and not hosts:  # as the command reads them
         try:
             ranks_per_node = _environ(None, "LOCAL_WORLD_SIZE", _positive)
         except InvalidArgumentError:
