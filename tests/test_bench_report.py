@@ -192,9 +192,16 @@ def test_quick_pure_python_run_and_every_section(tmp_path: Path) -> None:
     # The other parts' data, rendered from results.json: no section may go missing.
     raw.update(grid_sim=_grid_sim_data(), megatron_sim=_megatron_data(), scaling=_scaling_data())
     (out / "results.json").write_text(json.dumps(raw))
+    # The planning section (bench/plan_scaling.py writes it) survives a rewrite, once, at the end.
+    kept = (
+        "<!-- plan_scaling:begin -->\n## Planning time and memory (bench/plan_scaling.py)\nkept\n"
+        "<!-- plan_scaling:end -->"
+    )
+    (out / "RESULTS.md").write_text((out / "RESULTS.md").read_text() + "\n" + kept + "\n")
     rerender = _compare("--rerender", str(out / "results.json"), "--out-dir", str(out))
     assert rerender.returncode == 0, rerender.stderr[-3000:]
     report = (out / "RESULTS.md").read_text()
+    assert report.count(kept) == 1 and report.rstrip().endswith(kept)
     assert "## Scale simulation (bench/grid_sim.py)" in report
     assert (
         f"| pipe=8 {X} data=1,024 {X} model=8 | DeepSpeed 0.19.8 | global (its only way) | 17,472 |" in report
