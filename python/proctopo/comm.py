@@ -25,11 +25,13 @@ import datetime
 import importlib
 import math
 import numbers
+import re
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError
+from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError, PeerLostError
 
 __all__ = [
     "TESTED_TORCH",
@@ -40,6 +42,7 @@ __all__ = [
     "check_timeout",
     "missing_torch_private",
     "naming_counter",
+    "peer_lost",
     "torch_private",
 ]
 
@@ -311,6 +314,42 @@ def _warn_missing_private(version: str) -> None:
         )
 
 
+#: Words of a failed collective's error text that mean a peer's connection is gone.
+_PEER_GONE = re.compile(
+    r"connection (?:closed|reset)(?: by peer)?|broken pipe|connection refused|socket closed|"
+    r"end of file|peer (?:closed|disconnected|hung up)",
+    re.IGNORECASE,
+)
+_PEER_RANK = re.compile(r"\b(?:from |peer |remote )?rank[ :=]+(\d+)", re.IGNORECASE)
+_PEER_ADDR = re.compile(r"\[([0-9A-Fa-f.:]+)\]:(\d+)")
+
+
+def peer_lost(exc: BaseException) -> str | None:
+    """What a failed collective's error says about a lost peer, or ``None`` when it says nothing.
+
+    gloo and torch report a rank that died as a closed or reset connection; the
+    text names the peer's rank where it knows it, else often its address.
+
+    >>> peer_lost(RuntimeError("[pair.cc:534] Connection closed by peer [127.0.0.1]:4711"))
+    'a peer closed the connection (peer 127.0.0.1:4711; its rank is not in the error)'
+    >>> peer_lost(RuntimeError("Connection reset by peer: recv from rank 3"))
+    'a peer closed the connection (rank 3)'
+    >>> peer_lost(RuntimeError("Timed out waiting 6000ms")) is None
+    True
+    """
+    text = str(exc)
+    if not _PEER_GONE.search(text):
+        return None
+    rank = _PEER_RANK.search(text)
+    if rank is not None:
+        return f"a peer closed the connection (rank {rank.group(1)})"
+    addr = _PEER_ADDR.search(text)
+    if addr is not None:
+        peer = f"{addr.group(1)}:{addr.group(2)}"
+        return f"a peer closed the connection (peer {peer}; its rank is not in the error)"
+    return "a peer closed the connection (the error names no rank)"
+
+
 @runtime_checkable
 class Comm(Protocol):
     """What the grid needs from a communication library.
@@ -393,8 +432,17 @@ class Comm(Protocol):
         """Create (and return) one single-rank group, to keep :meth:`group_count` in step across ranks."""
         ...
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        """Element-wise maximum of small integer vectors over the parent group."""
+    def location(self) -> tuple[str, str | None]:
+        """Where this process runs: its host name and NVLink-domain identity (``None``: unknown)."""
+        ...
+
+    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
+        """Element-wise maximum of integer vectors (a list or a NumPy array) over the parent group.
+
+        The grid's one set-up exchange: a header of small integers, then a block
+        of words per grid rank that only that rank fills (see
+        :func:`proctopo.groups.verify_and_locate`).
+        """
         ...
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
@@ -411,13 +459,16 @@ class TorchComm:
 
     Args:
         process_group: The parent group; ``None`` means the default group.
+        domain: This process's NVLink-domain identity, as the launcher knows it
+            (e.g. the value of ``PROCTOPO_DOMAIN``); ``None``: unknown.
 
     Raises:
         GroupCreationError: ``torch.distributed`` is not initialised, or this
             process is not a member of ``process_group``.
     """
 
-    def __init__(self, process_group: Any = None) -> None:
+    def __init__(self, process_group: Any = None, *, domain: str | None = None) -> None:
+        self._domain = domain
         import torch
         import torch.distributed as dist
 
@@ -657,6 +708,10 @@ class TorchComm:
         """``torch.distributed.get_process_group_ranks(group)``."""
         return [int(r) for r in self._dist.get_process_group_ranks(group)]
 
+    def location(self) -> tuple[str, str | None]:
+        """``(socket.gethostname(), domain)``: the host, and the domain given at construction."""
+        return socket.gethostname(), self._domain
+
     # -- small collectives with a timeout
     def _device(self) -> Any:
         if "nccl" in self.backend.lower() and self._torch.cuda.is_available():
@@ -667,6 +722,13 @@ class TorchComm:
         try:
             work.wait(timeout=datetime.timedelta(seconds=timeout))
         except Exception as exc:
+            lost = peer_lost(exc)
+            if lost is not None:
+                raise PeerLostError(
+                    f"{what} failed on global rank {self._global_rank}: {lost} "
+                    f"({type(exc).__name__}: {exc}). That rank probably exited or crashed before "
+                    "building the grid; its own output says why"
+                ) from exc
             raise GridTimeoutError(
                 f"{what} did not complete within {timeout:g} s on global rank {self._global_rank} "
                 f"({type(exc).__name__}: {exc}). Every rank of the grid must build it at the same "
@@ -674,13 +736,17 @@ class TorchComm:
                 "different group leaves the others waiting"
             ) from exc
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        """All-reduce (MAX) of an int64 tensor over the parent group."""
+    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
+        """All-reduce (MAX) of an int64 tensor over the parent group; a NumPy array for a NumPy array."""
+        import numpy as np
+
         torch = self._torch
-        t = torch.tensor(values, dtype=torch.int64, device=self._device())
+        given = np.asarray(values, dtype=np.int64)
+        t = torch.from_numpy(given.copy()).to(self._device())
         work = self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self._group, async_op=True)
         self._wait(work, timeout, "the topology fingerprint exchange (all_reduce)")
-        return [int(v) for v in t.cpu().tolist()]
+        out = t.cpu().numpy()
+        return out if isinstance(values, np.ndarray) else [int(v) for v in out.tolist()]
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         """All-gather of byte strings, padded to the longest one."""

@@ -22,6 +22,10 @@ GridSizeError                 a topology whose size is not the group's size  Val
 GroupCreationError            a process group that cannot be created         RuntimeError
 TopologyMismatchError         ranks of one grid given different settings     RuntimeError
 GridTimeoutError              a set-up collective that missed its timeout    TimeoutError
+PeerLostError                 a set-up collective whose peer closed the      TimeoutError, ConnectionError
+                              connection (a rank died)
+PlacementError                a locality rule the measured placement         RuntimeError
+                              breaks, or no placement measured
 GridStateError                a call before set-up, twice, or after teardown RuntimeError
 GridDestroyedError            a group of a grid after ``grid.destroy()``     RuntimeError
 GroupNotCreatedError          ``get_group`` of a group never created         RuntimeError, LookupError
@@ -51,6 +55,8 @@ __all__ = [
     "GroupNotCreatedError",
     "InvalidArgumentError",
     "InvalidTopologyError",
+    "PeerLostError",
+    "PlacementError",
     "ProctopoError",
     "RankOutOfRangeError",
     "TopologyMismatchError",
@@ -110,6 +116,19 @@ class TopologyMismatchError(ProctopoError, RuntimeError):
 
 class GridTimeoutError(ProctopoError, TimeoutError):
     """A collective of the grid set-up did not finish within its timeout."""
+
+
+class PeerLostError(GridTimeoutError, ConnectionError):
+    """A collective of the grid set-up failed because a peer closed its connection (a rank died).
+
+    Also a :class:`GridTimeoutError`, the error such a failure was reported as before.
+    """
+
+
+class PlacementError(ProctopoError, RuntimeError):
+    """Where the ranks run breaks a locality rule (a group of an axis kept inside a host or
+    NVLink domain spans several), no assignment of ranks satisfies the rules, or the
+    placement was asked for but never measured."""
 
 
 class GridStateError(ProctopoError, RuntimeError):

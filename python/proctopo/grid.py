@@ -40,6 +40,7 @@ import hashlib
 import json
 import numbers
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
@@ -49,9 +50,19 @@ from .errors import (
     GroupCreationError,
     GroupNotCreatedError,
     InvalidArgumentError,
+    PlacementError,
     UnknownAxisError,
 )
-from .groups import MAIN, MISSING, GroupBuilder, fingerprint, resolve_strategy, verify_and_align
+from .groups import (
+    MAIN,
+    MISSING,
+    GroupBuilder,
+    fingerprint,
+    resolve_strategy,
+    verify_and_align,
+    verify_and_locate,
+)
+from .machine import MeasuredPlacement
 from .topology import PipeDataParallelTopology, ProcessTopology, prime_factors
 
 __all__ = ["PipelineParallelGrid", "ProcessGrid"]
@@ -96,6 +107,33 @@ def _split_spec(spec: GroupSpec) -> tuple[str | None, str | Sequence[str]]:
     ):
         return spec[0], spec[1]
     return None, spec
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Warn once per process for each distinct message."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _axes_text(axes: Any) -> str:
+    return f"axis {axes!r}" if isinstance(axes, str) else f"axes {list(axes)!r}"
+
+
+def _rule_axes(pt: ProcessTopology, name: str, given: Any) -> list[Any]:
+    """The entries of a locality rule, checked against the topology (each an axis or a list of axes)."""
+    if isinstance(given, str):
+        given = [given]
+    if not isinstance(given, (list, tuple)):
+        raise TypeError(f"{name} must be a sequence of axes (or of sets of axes), got {given!r}")
+    out: list[Any] = []
+    for axes in given:
+        pt.axis_indices(axes)  # the topology owns the axis rules
+        out.append(axes if isinstance(axes, str) else list(axes))
+    return out
 
 
 class ProcessGrid:
@@ -144,6 +182,24 @@ class ProcessGrid:
             :class:`proctopo.comm.TorchComm`); a
             :class:`proctopo.testing.RecordingComm` simulates one rank of any
             world without torch. Excludes ``process_group``.
+        intra_node: Axes (or sets of axes, as for ``groups``) whose groups must
+            each lie inside one host; checked on the measured placement before
+            any group is created (see :meth:`check_placement`).
+        intra_domain: Axes whose groups must each lie inside one NVLink domain
+            (each host is its own domain where no domain identity is known).
+        reorder: Let the grid choose which rank takes which grid position, as
+            ``MPI_Cart_create(reorder=1)``: ranks sorted by host (hosts in the
+            order their first rank appears) fill the grid in row-major order, so
+            the fastest axes fall inside hosts. Nothing changes when the ranks
+            already are in that order (a block placement).
+        domain: This rank's NVLink-domain identity, as the launcher knows it
+            (e.g. ``os.environ.get("PROCTOPO_DOMAIN")``); ``None``: what the
+            comm reports (nothing on CPU).
+
+    The placement (``grid.placement``) is measured in the fingerprint exchange,
+    so ``verify=False`` leaves it unknown: ``grid.placement`` then raises
+    :class:`proctopo.errors.PlacementError`, and ``intra_node``,
+    ``intra_domain`` and ``reorder`` are refused.
 
     Raises:
         GridSizeError: a topology's size is not the number of grid ranks.
@@ -155,7 +211,11 @@ class ProcessGrid:
         GroupCreationError: the strategy cannot work here, this rank is not in
             ``process_group``, or a group could not be created.
         TopologyMismatchError: ranks were given different settings.
-        GridTimeoutError: a rank did not join the fingerprint exchange in time.
+        GridTimeoutError: a rank did not join the fingerprint exchange in time
+            (:class:`proctopo.errors.PeerLostError` when its connection closed).
+        PlacementError: a group of an ``intra_node`` / ``intra_domain`` axis
+            spans hosts / domains (raised on every rank), or ``reorder`` cannot
+            satisfy the rules.
 
     >>> from proctopo.testing import RecordingComm
     >>> topo = ProcessTopology(["pipe", "data", "model"], [2, 2, 2])
@@ -177,6 +237,10 @@ class ProcessGrid:
         groups: Sequence[GroupSpec] = (),
         layouts: Mapping[str, Any] | None = None,
         comm: Comm | None = None,
+        intra_node: Sequence[str | Sequence[str]] = (),
+        intra_domain: Sequence[str | Sequence[str]] = (),
+        reorder: bool = False,
+        domain: str | None = None,
     ) -> None:
         seconds = check_timeout(timeout)
         comm = _make_comm(process_group, comm)
@@ -192,6 +256,13 @@ class ProcessGrid:
         pt = _as_proctopo(topology)
         self._check_size(pt, "")
         self._pt = pt
+        rules = (_rule_axes(pt, "intra_node", intra_node), _rule_axes(pt, "intra_domain", intra_domain))
+        if not verify and (any(rules) or reorder):
+            raise InvalidArgumentError(
+                "intra_node, intra_domain and reorder need the placement measured in the fingerprint "
+                "exchange, which verify=False skips; pass verify=True"
+            )
+        self._placement: MeasuredPlacement | None = None
         whole = comm.parent_ranks() is None and self.world_size == comm.world_size()
         self.strategy: str = resolve_strategy(group_creation, comm, whole_world=whole)
         builder = GroupBuilder(comm, pt, self.strategy, seconds)
@@ -228,9 +299,29 @@ class ProcessGrid:
                 description["layouts"] = {
                     n: [t.get_axis_names(), t.dims] for n, t in builder.layouts.items() if n != MAIN
                 }
-            pads = verify_and_align(comm, description, strategy=self.strategy, timeout=seconds)
+            if any(rules) or reorder:
+                description["placement"] = {
+                    "intra_node": rules[0],
+                    "intra_domain": rules[1],
+                    "reorder": reorder,
+                }
+            host, reported = comm.location()
+            pads, found = verify_and_locate(
+                comm,
+                description,
+                strategy=self.strategy,
+                timeout=seconds,
+                location=(host, reported if domain is None else str(domain)),
+            )
             builder.owned.extend((pad, True) for pad in pads)
             self._fingerprint = fingerprint(description)
+            if found is not None:
+                self._locate(found, reorder, rules)
+            elif any(rules) or reorder:
+                raise PlacementError(
+                    "intra_node, intra_domain and reorder need every rank's host, but the comm did not "
+                    f"report them in the fingerprint exchange ({type(comm).__name__})"
+                )
 
         for layout_name, key in unique:
             builder.get(key, layout_name)
@@ -243,6 +334,162 @@ class ProcessGrid:
             if not layout:
                 raise
             raise GridSizeError(f"{layout}{exc}") from None
+
+    # ------------------------------------------------------------------ placement
+    def _locate(
+        self, found: tuple[list[str], Any, Any], reorder: bool, rules: tuple[list[Any], list[Any]]
+    ) -> None:
+        """Build the placement from the exchange, reorder if asked, warn, and check the rules."""
+        import numpy as np
+
+        names, nodes, domains = found
+        hosts = [names[i] for i in nodes.tolist()]
+        launch = MeasuredPlacement(hosts, None if domains is None else domains.tolist())
+        if launch.nodes > 1 and not launch.is_block and not reorder and self.grid_rank == 0:
+            _warn_once(
+                f"the ranks of this job are not in block order over its {launch.nodes} hosts "
+                f"({launch.pattern()}), as the computed placement (rank r on node r // ranks per node) "
+                "assumes; grid.placement holds where they are. Build the grid with reorder=True to "
+                "place the grid by host"
+            )
+        order = np.arange(self.world_size)
+        if reorder:
+            order = self._reorder(launch, rules)
+        if not np.array_equal(order, np.arange(self.world_size)):
+            self._builder.reorder(order.tolist())
+            self.grid_rank = self._builder.grid_rank
+        self._placement = (
+            launch
+            if reorder is False or np.array_equal(order, np.arange(self.world_size))
+            else MeasuredPlacement(
+                [hosts[i] for i in order.tolist()], None if domains is None else domains[order].tolist()
+            )
+        )
+        self.check_placement(intra_node=rules[0], intra_domain=rules[1])
+
+    def _reorder(self, launch: MeasuredPlacement, rules: tuple[list[Any], list[Any]]) -> Any:
+        """Launch positions in grid order: ranks sorted by (domain, host, rank), the sizes checked."""
+        import numpy as np
+
+        n = self.world_size
+        ranks = np.arange(n)
+        nodes = launch.node_ids(ranks)
+        doms = launch.domain_ids(ranks)
+        order = np.lexsort((ranks, nodes, doms))
+        for level, axes_list, counts in (
+            ("host", rules[0], np.bincount(nodes)),
+            ("domain", rules[1], np.bincount(doms)),
+        ):
+            for axes in axes_list:
+                size = self._pt.group_size(axes)
+                bad = [int(c) for c in counts if c % size]
+                if bad:
+                    raise PlacementError(
+                        f"reorder cannot keep the groups of {_axes_text(axes)} inside one {level}: they "
+                        f"hold {size} ranks, and a {level} holding {bad[0]} ranks cannot be filled by whole "
+                        f"groups ({level} sizes: {', '.join(map(str, counts[:8].tolist()))}"
+                        f"{', ...' if len(counts) > 8 else ''}); every {level} must hold a multiple "
+                        f"of {size} ranks"
+                    )
+        return order
+
+    @property
+    def placement(self) -> MeasuredPlacement:
+        """Where the grid's ranks run, measured at construction, over *grid* ranks.
+
+        Position ``i`` of the placement is grid rank ``i``, so
+        ``grid.placement.span_of(grid.topology, axis)`` is the span of the grid's
+        groups of ``axis``; :meth:`global_rank_of` names the process there.
+
+        Raises:
+            PlacementError: the grid was built with ``verify=False``, which skips
+                the exchange that measures it.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["data", "model"], [2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(0, 4, hosts=["a", "b", "a", "b"]), reorder=True)
+        >>> grid.placement.hosts, grid.placement.is_block, grid.get_group_ranks("model")
+        (['a', 'b'], True, [0, 2])
+        """
+        if self._placement is None:
+            why = (
+                "it was built with verify=False, which skips the exchange that measures it"
+                if not self._verify
+                else "its comm did not report the ranks' hosts in the fingerprint exchange"
+            )
+            raise PlacementError(f"the grid's placement is unknown: {why}")
+        return self._placement
+
+    def check_placement(
+        self,
+        *,
+        intra_node: Sequence[str | Sequence[str]] = (),
+        intra_domain: Sequence[str | Sequence[str]] = (),
+    ) -> None:
+        """Check that every group of each ``intra_node`` axis lies inside one host, and of each
+        ``intra_domain`` axis inside one domain. Every rank reaches the same verdict (no collective).
+
+        Raises:
+            PlacementError: a group spans hosts (domains); the message names the
+                axis, one such group, its global ranks and their hosts.
+            UnknownAxisError: an axis the topology does not have.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["data", "model"], [2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(1, 4, hosts=["a", "b", "a", "b"]))
+        >>> grid.check_placement(intra_node=["model"])  # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        proctopo.errors.PlacementError: the groups of axis 'model' must each lie inside one host,
+        but the group of global ranks [0, 1] spans 2 hosts: rank 0 on 'a', rank 1 on 'b'
+        (placement: cyclic over 2 hosts)
+        """
+        placement = self.placement
+        for level, given in (("host", intra_node), ("domain", intra_domain)):
+            for axes in _rule_axes(self._pt, f"intra_{'node' if level == 'host' else level}", given):
+                key = self._builder.key(axes)
+                if not key:
+                    continue
+                table = self._pt.groups(list(key))
+                ids = placement.node_ids(table) if level == "host" else placement.domain_ids(table)
+                spread = (ids != ids[:, :1]).any(axis=1)
+                if not spread.any():
+                    continue
+                row = table[int(spread.argmax())].tolist()
+                members = self._builder._globals(row)
+                where = ", ".join(f"rank {g} on {placement.host_of(r)!r}" for g, r in zip(members[:16], row))
+                count = len(set(ids[int(spread.argmax())].tolist()))
+                raise PlacementError(
+                    f"the groups of {_axes_text(axes)} must each lie inside one {level}, but the group of "
+                    f"global ranks {members[:16]} spans {count} {level}s: {where} "
+                    f"(placement: {placement.pattern()})"
+                )
+
+    def global_rank_of(self, coord: Any) -> int:
+        """The global rank at a grid position: a coordinate tuple (or ``ProcessCoord``) or ``{axis: index}``.
+
+        >>> from proctopo.testing import RecordingComm
+        >>> topo = ProcessTopology(["data", "model"], [2, 2])
+        >>> grid = ProcessGrid(topo, comm=RecordingComm(0, 4, hosts=["a", "b", "a", "b"]), reorder=True)
+        >>> grid.global_rank_of((0, 1)), grid.coord_of_global(1)
+        (2, ProcessCoord(data=1, model=0))
+        """
+        if isinstance(coord, Mapping):
+            grid_rank = self._pt.get_rank(**coord)
+        else:
+            grid_rank = self._pt.get_rank(**dict(zip(self._pt.get_axis_names(), coord)))
+        return self._builder._globals([grid_rank])[0]
+
+    def coord_of_global(self, rank: int) -> Any:
+        """The grid position (a ``ProcessCoord``) of a global rank.
+
+        Raises:
+            InvalidArgumentError: ``rank`` is not a rank of the grid.
+        """
+        grid_rank = self._builder._grid_rank_of(int(rank))
+        if grid_rank < 0 or grid_rank >= self.world_size:
+            raise InvalidArgumentError(f"global rank {rank} is not a rank of this grid")
+        return self._pt.get_coord(grid_rank)
 
     # ------------------------------------------------------------------ layouts
     @property

@@ -60,9 +60,12 @@ __all__ = [
     "PARENT",
     "STRATEGIES",
     "GroupBuilder",
+    "decode_hosts",
+    "encode_location",
     "fingerprint",
     "resolve_strategy",
     "verify_and_align",
+    "verify_and_locate",
 ]
 
 #: Accepted values of ``group_creation``.
@@ -165,6 +168,78 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     )
 
 
+#: Words of the set-up exchange's header: the fingerprint and its negation, the group
+#: count and its negation, and whether some rank does not know its count.
+HEADER_WORDS = 5
+
+#: Bytes of a host name carried in the exchange (a longer one is shortened to a prefix
+#: and a hash); 7 bytes a word keep every word non-negative, as a maximum needs.
+_NAME_BYTES = 63
+_WORD_BYTES = 7
+_HOST_WORDS = _NAME_BYTES // _WORD_BYTES
+#: Words each grid rank fills in the exchange: its host name, then a hash of its domain identity.
+LOCATION_WORDS = _HOST_WORDS + 1
+
+
+def encode_location(host: str, domain: str | None) -> list[int]:
+    """The :data:`LOCATION_WORDS` non-negative words one rank puts in the set-up exchange.
+
+    >>> decode_hosts([encode_location("node1", None), encode_location("n" * 80, "rack7")])[0][0]
+    'node1'
+    """
+    raw = b"\x01" + host.encode("utf-8", "surrogateescape")  # the marker tells "" from not reported
+    if len(raw) > _NAME_BYTES:
+        digest = hashlib.blake2b(raw, digest_size=8).hexdigest()
+        raw = raw[: _NAME_BYTES - 17] + b"~" + digest.encode()
+    raw = raw.ljust(_NAME_BYTES, b"\x00")
+    words = [int.from_bytes(raw[i : i + _WORD_BYTES], "big") for i in range(0, _NAME_BYTES, _WORD_BYTES)]
+    if domain is None:
+        return [*words, 0]
+    hashed = int.from_bytes(hashlib.blake2b(domain.encode(), digest_size=8).digest(), "little")
+    return [*words, (hashed & ((1 << 62) - 1)) + 1]
+
+
+def decode_hosts(blocks: Any) -> tuple[list[str], Any, Any] | None:
+    """Host names, node of each rank and domain of each rank from the exchange's location blocks.
+
+    Args:
+        blocks: One row of :data:`LOCATION_WORDS` words per grid rank.
+
+    Returns:
+        ``(hosts, node_of_rank, domain_of_rank)``: the distinct host names numbered
+        as first seen, each rank's index into them (a NumPy array), and each rank's
+        domain numbered as first seen, or ``None`` when some rank gave none;
+        ``None`` instead of all three when some rank reported no host (a comm
+        that does not play the exchange's location blocks).
+
+    >>> hosts, nodes, domains = decode_hosts([encode_location(h, None) for h in "abab"])
+    >>> hosts, nodes.tolist(), domains
+    (['a', 'b'], [0, 1, 0, 1], None)
+    """
+    import numpy as np
+
+    arr = np.asarray(blocks, dtype=np.int64).reshape(-1, LOCATION_WORDS)
+    if not arr[:, 0].all():  # every reported host starts with the marker byte
+        return None
+
+    def first_seen(rows: Any) -> tuple[Any, Any]:
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # unique rows renumbered by first appearance
+        rank_of = np.empty_like(order)
+        rank_of[order] = np.arange(order.size)
+        return rank_of[inverse.reshape(-1)], first[order]
+
+    nodes, firsts = first_seen(arr[:, :_HOST_WORDS])
+    hosts = []
+    for i in firsts.tolist():
+        raw = b"".join(int(w).to_bytes(_WORD_BYTES, "big") for w in arr[i, :_HOST_WORDS].tolist())
+        raw = raw.rstrip(b"\x00")
+        hosts.append(raw[1:].decode("utf-8", "surrogateescape"))
+    domain_words = arr[:, _HOST_WORDS]
+    domains = None if (domain_words == 0).any() else first_seen(domain_words[:, None])[0]
+    return hosts, nodes, domains
+
+
 def verify_and_align(
     comm: Comm,
     description: dict[str, Any],
@@ -175,13 +250,46 @@ def verify_and_align(
 ) -> list[Any]:
     """Compare ``description`` across the parent group and even out group counts.
 
-    One small all-reduce (maximum of the fingerprint, of its negation and of the
-    group count) tells every rank at once whether all agree. Only when they do
-    not, the descriptions are gathered so that the error names the difference
-    (and ends with ``rule``, what every rank must do alike); every rank raises
-    the same error, none waits forever. The grid's construction and each later
-    creation call (:meth:`proctopo.ProcessGrid.create_group`,
-    :meth:`proctopo.ProcessGrid.new_groups`) make this same check.
+    :func:`verify_and_locate` without the placement: one small all-reduce
+    (maximum of the fingerprint, of its negation and of the group count). Each
+    later creation call (:meth:`proctopo.ProcessGrid.create_group`,
+    :meth:`proctopo.ProcessGrid.new_groups`) makes this check.
+
+    Returns:
+        The single-rank groups this rank created to even out the counts.
+
+    Raises:
+        TopologyMismatchError: the descriptions differ.
+        GridTimeoutError: a rank did not take part within ``timeout``.
+        PeerLostError: a rank's connection closed during the exchange.
+    """
+    pads, _ = verify_and_locate(
+        comm, description, strategy=strategy, timeout=timeout, rule=rule, stacklevel=4
+    )
+    return pads
+
+
+def verify_and_locate(
+    comm: Comm,
+    description: dict[str, Any],
+    *,
+    strategy: str,
+    timeout: float | None,
+    rule: str = BUILD_RULE,
+    location: tuple[str, str | None] | None = None,
+    stacklevel: int = 3,
+) -> tuple[list[Any], tuple[list[str], Any, Any] | None]:
+    """Compare ``description`` across the parent group, even out group counts, and learn where ranks run.
+
+    One all-reduce (maximum) does it all: its header holds the fingerprint, its
+    negation, the group count and its negation, so every rank learns at once
+    whether all agree; with ``location``, each grid rank also fills its own
+    block of :data:`LOCATION_WORDS` words (zero elsewhere) with its host and
+    domain identity, so the maximum carries every rank's location. Only when the
+    fingerprints differ are the descriptions gathered so that the error names
+    the difference (and ends with ``rule``, what every rank must do alike);
+    every rank raises the same error, none waits forever. The grid's
+    construction makes this exchange.
 
     For ``"local"`` and ``"split"``, ranks that have registered fewer process
     groups than others create single-rank groups until the counts agree, so the
@@ -189,24 +297,37 @@ def verify_and_align(
 
     Returns:
         The single-rank groups this rank created to even out the counts (the
-        grid owns them and destroys them with its other groups).
+        grid owns them and destroys them with its other groups), and, with
+        ``location``, what :func:`decode_hosts` makes of every grid rank's
+        location (``None`` without ``location``).
 
     Raises:
         TopologyMismatchError: the descriptions differ.
-        GridTimeoutError: a rank did not take part within ``timeout`` seconds.
+        GridTimeoutError: a rank did not take part within ``timeout``.
+        PeerLostError: a rank's connection closed during the exchange.
     """
     wait = DEFAULT_VERIFY_TIMEOUT if timeout is None else timeout
     fp = fingerprint(description)
     count = comm.group_count()
     known = count is not None
     c = count if count is not None else 0
-    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = comm.allreduce_max(
-        [fp, -fp, c, -c, 0 if known else 1], timeout=wait
-    )
+    header = [fp, -fp, c, -c, 0 if known else 1]
+    size = comm.grid_size()
+    values: Any = header
+    if location is not None:
+        import numpy as np
+
+        values = np.zeros(HEADER_WORDS + size * LOCATION_WORDS, dtype=np.int64)
+        values[:HEADER_WORDS] = header
+        start = HEADER_WORDS + comm.grid_rank() * LOCATION_WORDS
+        values[start : start + LOCATION_WORDS] = encode_location(*location)
+    reduced = comm.allreduce_max(values, timeout=wait)
+    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = (int(v) for v in reduced[:HEADER_WORDS])
     if hi_fp != -neg_lo_fp:
         gathered = comm.allgather_bytes(json.dumps(description, sort_keys=True).encode(), timeout=wait)
         descriptions = [json.loads(b.decode()) for b in gathered]
         raise TopologyMismatchError(_describe_difference(description, descriptions, rule))
+    where = None if location is None else decode_hosts(reduced[HEADER_WORDS:])
     if strategy in ("local", "split") and not any_unknown and hi_c != -neg_lo_c:
         missing = hi_c - c
         if missing:
@@ -215,10 +336,10 @@ def verify_and_align(
                 f"synchronised groups from that count, so proctopo creates {missing} single-rank "
                 "group(s) to even it out. Create groups on every rank alike to avoid this",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
-        return [comm.pad_group() for _ in range(missing)]
-    return []
+        return [comm.pad_group() for _ in range(missing)], where
+    return [], where
 
 
 # --------------------------------------------------------------------------- builder
@@ -308,6 +429,8 @@ class GroupBuilder:
         self.parent: list[int] | None = None if parent is None else [int(r) for r in parent]
         self._np_parent: Any = None
         self._grid_of: dict[int, int] | None = None
+        #: The comm's parent index of each grid rank after :meth:`reorder` (None: the same numbers).
+        self._launch: list[int] | None = None
         #: This rank's handle per family key (None: in none of the family's groups).
         self.families: dict[tuple[Any, ...], Any] = {}
         #: Handle per rank set this rank is a member of.
@@ -320,6 +443,19 @@ class GroupBuilder:
         self.owned: list[tuple[Any, bool]] = []
         self.calls = 0
         self.destroyed = False
+
+    def reorder(self, order: list[int]) -> None:
+        """Put the comm's parent rank ``order[i]`` at grid rank ``i`` (before any group exists).
+
+        The one mapping from grid ranks to global ranks (:attr:`parent`) follows,
+        and so does everything built on it: members, tables, explicit families.
+        """
+        parent = self.parent
+        self.parent = [order[i] if parent is None else parent[order[i]] for i in range(len(order))]
+        self._launch = list(order)
+        self._np_parent = None
+        self._grid_of = None
+        self.grid_rank = self._grid_rank_of(self.global_rank)
 
     # ------------------------------------------------------------------ layouts, keys
     def layout(self, name: str | None) -> ProcessTopology:
@@ -583,6 +719,8 @@ class GroupBuilder:
         if not split:
             return self._call(members, setkey, backend, desc, local=True)
         self.calls += 1
+        if self._launch is not None and grid_row is not None:
+            grid_row = sorted(self._launch[r] for r in grid_row)  # the comm splits by its own parent order
         try:
             handle = self.comm.split_group(grid_row, timeout=self.timeout)
         except ProctopoError:

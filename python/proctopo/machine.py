@@ -71,6 +71,7 @@ __all__ = [
     "Level",
     "ListedPlacement",
     "Machine",
+    "MeasuredPlacement",
     "Placement",
     "Reach",
     "Span",
@@ -658,6 +659,103 @@ class ListedPlacement(Placement):
 
     def describe(self) -> str:
         return f"{self.world_size} ranks on {self.nodes} nodes"
+
+
+class MeasuredPlacement(ListedPlacement):
+    """A placement measured at run time: the host name of every rank and, where known, its
+    NVLink domain.
+
+    Nodes are the distinct hosts, numbered as first seen. When every rank knows its
+    domain, domains are those measured (numbered as first seen) instead of runs of
+    ``nodes_per_domain`` nodes; otherwise each host is its own domain.
+
+    Args:
+        hosts: The host name of each rank, rank 0 first.
+        domains: The domain identity of each rank (any hashable values), or ``None``.
+
+    >>> m = MeasuredPlacement(["a", "b", "a", "b"])
+    >>> m.hosts, m.host_of(3), m.ranks_of_host("a"), m.is_block, m.pattern()
+    (['a', 'b'], 'b', [0, 2], False, 'cyclic over 2 hosts')
+    >>> MeasuredPlacement(["a", "a", "b"]).pattern(), MeasuredPlacement(["a", "b", "b"]).pattern()
+    ('block: 2 ranks per host, 1 on the last', 'uneven: 1, 2 ranks per host, in rank order')
+    """
+
+    __slots__ = ("_domain_ids", "hosts")
+
+    def __init__(self, hosts: Sequence[str], domains: Sequence[Any] | np.ndarray | None = None) -> None:
+        import numpy as np
+
+        index: dict[str, int] = {}
+        super().__init__([index.setdefault(str(h), len(index)) for h in hosts])
+        #: The distinct host names, node ``i`` first-seen ``i``-th.
+        self.hosts: list[str] = list(index)
+        self._domain_ids: np.ndarray | None = None
+        if domains is not None:
+            if len(domains) != self.world_size:
+                raise InvalidArgumentError(
+                    f"domains must give one entry per rank: {len(domains)} given for {self.world_size} ranks"
+                )
+            seen: dict[Any, int] = {}
+            numbered = [seen.setdefault(d, len(seen)) for d in list(domains)]
+            self._domain_ids = np.asarray(numbered, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"MeasuredPlacement({[self.hosts[i] for i in self._ids.tolist()]!r})"
+
+    def host_of(self, rank: int) -> str:
+        """The host name of rank ``rank``."""
+        return self.hosts[self.node_of(rank)]
+
+    def ranks_of_host(self, host: str) -> list[int]:
+        """The ranks on host ``host``, ascending.
+
+        Raises:
+            InvalidArgumentError: no rank runs on ``host``.
+        """
+        if host not in self.hosts:
+            raise InvalidArgumentError(f"no rank runs on host {host!r}; the hosts are {self.hosts[:8]}")
+        return self.ranks_of_node(self.hosts.index(host))
+
+    @property
+    def domains(self) -> int:
+        if self._domain_ids is None:
+            return self.nodes
+        return int(self._domain_ids.max()) + 1
+
+    def domain_of(self, rank: int) -> int:
+        if self._domain_ids is None:
+            return self.node_of(rank)
+        return int(self._domain_ids[self._check_rank(rank)])
+
+    def domain_of_node(self, node: int) -> int:
+        return self.domain_of(self.ranks_of_node(node)[0])
+
+    def domain_ids(self, ranks: np.ndarray) -> np.ndarray:
+        """:meth:`domain_of` of every rank of an integer array (valid ranks)."""
+        if self._domain_ids is None:
+            return self.node_ids(ranks)
+        ids: np.ndarray = self._domain_ids[ranks]
+        return ids
+
+    def _spans_listed(self, groups: np.ndarray) -> Span:
+        return Span(_most_distinct(self.node_ids(groups)), _most_distinct(self.domain_ids(groups)))
+
+    def pattern(self) -> str:
+        """How ranks fill the hosts, in words: block, uneven, cyclic over N hosts, or irregular."""
+        import numpy as np
+
+        ids, n = self._ids, self.nodes
+        sizes = np.diff(self._starts)
+        if self.is_block:
+            last = int(sizes[-1])
+            full = int(sizes[0])
+            return f"block: {full} ranks per host" + ("" if last == full else f", {last} on the last")
+        if np.array_equal(ids, np.arange(self.world_size) % n):
+            return f"cyclic over {n} hosts"
+        if bool((np.diff(ids) >= 0).all()):
+            shown = ", ".join(map(str, sizes[:8].tolist())) + (", ..." if n > 8 else "")
+            return f"uneven: {shown} ranks per host, in rank order"
+        return f"irregular over {n} hosts"
 
 
 # --------------------------------------------------------------------------- machines

@@ -43,7 +43,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .comm import NameLedger
-from .errors import GroupCreationError
+from .errors import GroupCreationError, InvalidArgumentError
+from .groups import HEADER_WORDS, LOCATION_WORDS, encode_location
 from .topology import ProcessTopology
 
 __all__ = ["RecordedGroup", "RecordingComm"]
@@ -125,6 +126,9 @@ class RecordingComm:
         can_split: Whether :meth:`split_support` reports that splitting works
             (with ``backend="nccl"`` this plays NCCL on a bound device, where
             ``group_creation="auto"`` picks ``"split"``).
+        hosts: The host name of every global rank, rank 0 first, as the grid's
+            set-up exchange reports them (default: every rank on ``"localhost"``).
+        domains: The NVLink-domain identity of every global rank (default: unknown).
 
     Raises:
         InvalidTopologyError: ``world_size`` is below 1.
@@ -159,8 +163,17 @@ class RecordingComm:
         parent_ranks: Sequence[int] | None = None,
         backend: str = "gloo",
         can_split: bool = False,
+        hosts: Sequence[str] | None = None,
+        domains: Sequence[str | None] | None = None,
     ) -> None:
         ProcessTopology(["world"], [world_size]).get_coord(rank)  # the core's size and rank rules
+        for what, given in (("hosts", hosts), ("domains", domains)):
+            if given is not None and len(given) != world_size:
+                raise InvalidArgumentError(
+                    f"{what} must name one entry per global rank: {len(given)} given for {world_size} ranks"
+                )
+        self._hosts = None if hosts is None else [str(h) for h in hosts]
+        self._domains = None if domains is None else list(domains)
         self._rank = rank
         self._world = world_size
         self._parent_ranks = list(parent_ranks) if parent_ranks is not None else None
@@ -351,11 +364,41 @@ class RecordingComm:
         """Global ranks of a :class:`RecordedGroup`."""
         return list(group.ranks)
 
+    def location_of(self, rank: int) -> tuple[str, str | None]:
+        """``(host, domain)`` of global rank ``rank``, as given at construction."""
+        host = "localhost" if self._hosts is None else self._hosts[rank]
+        return host, None if self._domains is None else self._domains[rank]
+
+    def location(self) -> tuple[str, str | None]:
+        """``(host, domain)`` of the rank played."""
+        return self.location_of(self._rank)
+
     # -- Comm protocol: collectives, as if every rank agreed
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        """Count a collective and return ``values`` (every rank sent the same)."""
+    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
+        """Count a collective and return ``values`` as if every rank sent the same.
+
+        When ``values`` ends with one location block per grid rank (the grid's
+        set-up exchange, see :func:`proctopo.groups.verify_and_locate`), each
+        other rank's block is filled with that rank's host and domain.
+        """
         self.calls["collective"] += 1
-        return list(values)
+        ranks = self._parent.ranks
+        if len(values) != HEADER_WORDS + len(ranks) * LOCATION_WORDS:
+            return list(values)
+        import numpy as np
+
+        out = np.array(values, dtype=np.int64)
+        blocks = out[HEADER_WORDS:].reshape(len(ranks), LOCATION_WORDS)
+        if self._hosts is None and self._domains is None:
+            blocks[:] = encode_location(*self.location())
+            return out
+        words: dict[tuple[str, str | None], list[int]] = {}
+        for i, g in enumerate(ranks):
+            where = self.location_of(g)
+            if where not in words:
+                words[where] = encode_location(*where)
+            blocks[i] = words[where]
+        return out
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         """Count a collective and return ``data`` once per parent rank."""
