@@ -306,9 +306,9 @@ def _warn_missing_private(version: str) -> None:
     if missing:
         warnings.warn(
             f"torch {version} lacks private names proctopo uses ({', '.join(missing)}); proctopo is "
-            f"tested with {TESTED_TORCH}. What needs them is refused with a message or left out "
-            "(group_creation='local' and 'split', the DeviceMesh export's fake backend); "
-            "group_creation='global' works on any torch",
+            f"tested with {TESTED_TORCH}. What needs them is refused with a message "
+            "(group_creation='local' when torch's naming is unknown, 'split' when the backend cannot "
+            "be asked); group_creation='global' works on any torch",
             RuntimeWarning,
             stacklevel=4,
         )
