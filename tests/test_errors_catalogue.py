@@ -288,6 +288,12 @@ ROWS: list[tuple[str, str, str]] = [
         'ProcessGrid(PMD, comm=RecordingComm(rank=0, world_size=8)).get_group(["pipe", "data"])',
         "GroupNotCreatedError",
     ),
+    (
+        "grid",
+        'ProcessGrid(PMD, comm=RecordingComm(rank=0, world_size=8, hosts=["a", "b"] * 4), '
+        'intra_node=["model"])',
+        "PlacementError",
+    ),
     ("peers", 'proctopo.deepspeed.check_version("0.18.0")', "UnsupportedPeerError"),
 ]
 
@@ -295,6 +301,7 @@ ROWS: list[tuple[str, str, str]] = [
 NOT_CATALOGUED = {
     "ProctopoError": "the base class of all the others",
     "GridTimeoutError": "a rank that misses a set-up collective: needs several processes",
+    "PeerLostError": "a peer that dies during a set-up collective: needs several processes",
     "GridStateError": "megatron's parallel state in the wrong state: needs megatron-core "
     "(its subclass GridDestroyedError has a row)",
 }

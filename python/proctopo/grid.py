@@ -339,19 +339,12 @@ class ProcessGrid:
     def _locate(
         self, found: tuple[list[str], Any, Any], reorder: bool, rules: tuple[list[Any], list[Any]]
     ) -> None:
-        """Build the placement from the exchange, reorder if asked, warn, and check the rules."""
+        """Build the placement from the exchange, reorder if asked, check the rules, and warn."""
         import numpy as np
 
         names, nodes, domains = found
         hosts = [names[i] for i in nodes.tolist()]
         launch = MeasuredPlacement(hosts, None if domains is None else domains.tolist())
-        if launch.nodes > 1 and not launch.is_block and not reorder and self.grid_rank == 0:
-            _warn_once(
-                f"the ranks of this job are not in block order over its {launch.nodes} hosts "
-                f"({launch.pattern()}), as the computed placement (rank r on node r // ranks per node) "
-                "assumes; grid.placement holds where they are. Build the grid with reorder=True to "
-                "place the grid by host"
-            )
         order = np.arange(self.world_size)
         if reorder:
             order = self._reorder(launch, rules)
@@ -366,6 +359,14 @@ class ProcessGrid:
             )
         )
         self.check_placement(intra_node=rules[0], intra_domain=rules[1])
+        # Reported only once the rules hold: a broken rule is the error, not also a warning.
+        if launch.nodes > 1 and not launch.is_block and not reorder and self.grid_rank == 0:
+            _warn_once(
+                f"the ranks of this job are not in block order over its {launch.nodes} hosts "
+                f"({launch.pattern()}), as the computed placement (rank r on node r // ranks per node) "
+                "assumes; grid.placement holds where they are. Build the grid with reorder=True to "
+                "place the grid by host"
+            )
 
     def _reorder(self, launch: MeasuredPlacement, rules: tuple[list[Any], list[Any]]) -> Any:
         """Launch positions in grid order: ranks sorted by (domain, host, rank), the sizes checked."""
@@ -903,13 +904,16 @@ class PipelineParallelGrid:
             :class:`proctopo.comm.TorchComm`); to simulate one rank of any
             world without torch, pass a :class:`proctopo.testing.RecordingComm`.
             Excludes ``process_group``.
+        reorder: Only ``False``: the grid keeps DeepSpeed's identity mapping
+            (grid rank ``r`` is global rank ``r``); anything else is refused.
 
     Raises:
         GridSizeError: the topology's size is not the number of ranks.
         UnknownAxisError: the topology lacks ``pipe`` or ``data``, or an extra
             group names an axis it does not have.
         InvalidArgumentError: an unknown ``group_creation``, a ``timeout`` that
-            is not finite and positive, or both ``process_group`` and ``comm``.
+            is not finite and positive, both ``process_group`` and ``comm``, or
+            ``reorder`` other than ``False``.
         GroupCreationError: the strategy cannot work on this backend, or a
             group could not be created.
         TopologyMismatchError: ranks were given different settings.
@@ -937,7 +941,15 @@ class PipelineParallelGrid:
         groups: Sequence[GroupSpec] = (),
         layouts: Mapping[str, Any] | None = None,
         comm: Comm | None = None,
+        reorder: bool = False,
     ) -> None:
+        if reorder is not False:
+            raise InvalidArgumentError(
+                f"PipelineParallelGrid(reorder={reorder!r}): DeepSpeed's grid maps grid rank r to global "
+                "rank r (stage_to_global, the pipeline's send and receive peers and its checkpoints rely on "
+                "it), so it keeps that identity mapping and cannot reorder; build a ProcessGrid with "
+                "reorder=True for a grid placed by host"
+            )
         check_timeout(timeout)  # a bad timeout fails before torch is touched
         comm = _make_comm(process_group, comm)
         if topology is None:
