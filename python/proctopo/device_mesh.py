@@ -102,7 +102,12 @@ def check_device_type(device_type: Any, group: Any) -> None:
 
 
 def device_mesh(
-    grid: ProcessGrid, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
+    grid: ProcessGrid,
+    dims: Sequence[str | Sequence[str]] | None = None,
+    *,
+    device_type: str | None = None,
+    intra_node: Sequence[str | Sequence[str]] = (),
+    intra_domain: Sequence[str | Sequence[str]] = (),
 ) -> Any:
     """A ``DeviceMesh`` over this rank's slice of ``grid``, made of the grid's groups.
 
@@ -116,10 +121,14 @@ def device_mesh(
             have a backend for (``dist.get_backend_config``: ``"cpu"`` and
             ``"cuda"`` with gloo, ``"cuda"`` with NCCL); ``None`` takes the
             backend's own (``"cpu"`` for gloo, ``"cuda"`` for NCCL).
+        intra_node, intra_domain: Axes whose groups must each lie inside one
+            host / one domain, checked on the grid's measured placement
+            (:meth:`proctopo.ProcessGrid.check_placement`) before the mesh is built.
 
     Returns:
         ``DeviceMesh.from_group(groups, device_type, mesh=..., mesh_dim_names=...)``:
-        the mesh tensor holds global ranks in the topology's row-major layout, and
+        the mesh tensor holds global ranks in the topology's row-major layout
+        (those the grid placed there: reordered ones for a ``reorder=True`` grid), and
         each dimension's group is ``grid.get_group(axes)``. The export creates no
         group and makes no collective call: a dimension that joins several axes
         needs their group made first, with ``groups=`` at construction or
@@ -129,6 +138,8 @@ def device_mesh(
         UnknownAxisError, InvalidArgumentError, TypeError: a bad ``dims`` entry
             (see :func:`mesh_dims`).
         InvalidArgumentError: a ``device_type`` the groups have no backend for.
+        PlacementError: a group of an ``intra_node`` / ``intra_domain`` axis spans
+            hosts / domains, or the grid's placement is unknown (``verify=False``).
         GroupNotCreatedError: the grid holds no group for a dimension; the
             message names the call that creates it.
         GridDestroyedError: the grid was destroyed.
@@ -137,6 +148,8 @@ def device_mesh(
     DeviceMesh((pipe=2, data_context=4, model=2), device: 'cpu', stride: (8, 2, 1))
     """
     parsed = mesh_dims(grid.topology, dims)
+    if intra_node or intra_domain:
+        grid.check_placement(intra_node=intra_node, intra_domain=intra_domain)
     groups = [grid.get_group(axes) for axes in parsed]  # what the grid holds; raises before torch
 
     import torch

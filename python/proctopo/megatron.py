@@ -503,6 +503,8 @@ def create_groups(
     timeout: datetime.timedelta | float | None = None,
     comm: Comm | None = None,
     release: str | None = None,
+    intra_node: Sequence[str | Sequence[str]] = (),
+    intra_domain: Sequence[str | Sequence[str]] = (),
 ) -> MegatronGroups:
     """Create every group megatron-core's ``initialize_model_parallel`` creates, each distinct one once.
 
@@ -528,6 +530,10 @@ def create_groups(
             ``"0.19"`` (0.19.x, which adds the GTP groups, :data:`GTP_GROUPS`);
             ``None``: the installed megatron-core's release, or the newest when
             megatron-core is not installed.
+        intra_node, intra_domain: Axes of the dense layout (``"tp"``, ``"cp"``,
+            ``"dp"``, ``"pp"``, or sets of them) whose groups must each lie inside
+            one host / one domain, checked on the placement the grid measures
+            (:meth:`proctopo.ProcessGrid.check_placement`) before any group is made.
 
     Returns:
         The grid and this rank's groups and rank lists by Megatron's names.
@@ -537,6 +543,8 @@ def create_groups(
             (:func:`layout`), GTP sizes or the ``gtp_remat`` token for release
             0.16, an unknown ``release``, or embedding rank lists that overlap
             (one rank in the lists of two pipeline groups).
+        PlacementError: a group of an ``intra_node`` / ``intra_domain`` axis
+            spans hosts / domains (raised on every rank).
         UnsupportedPeerError: ``release=None`` and the installed megatron-core
             is a release this module is not tested with (an ``ImportError``).
         GroupCreationError, TopologyMismatchError, GridTimeoutError: as
@@ -586,6 +594,8 @@ def create_groups(
         groups=specs,
         layouts={EXPERT_LAYOUT: lay.expert},
         comm=comm,
+        intra_node=intra_node,
+        intra_domain=intra_domain,
     )
     mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent(), release=release)
     try:
@@ -840,6 +850,8 @@ def initialize_model_parallel(
     local_world_size: int | None = None,
     group_creation: str = "auto",
     timeout: datetime.timedelta | float | None = None,
+    intra_node: Sequence[str | Sequence[str]] = (),
+    intra_domain: Sequence[str | Sequence[str]] = (),
 ) -> MegatronGroups:
     """megatron-core's ``initialize_model_parallel``, with each distinct group created once.
 
@@ -872,6 +884,10 @@ def initialize_model_parallel(
         timeout: Seconds (or a ``timedelta``) for the set-up and the groups'
             collectives; ``None`` takes ``distributed_timeout_minutes``, as
             megatron-core does for its groups.
+        intra_node, intra_domain: Dense-layout axes whose groups must each lie
+            inside one host / one domain, as :func:`create_groups` takes them;
+            checked on the measured placement before any group is made or any
+            state is set.
 
     Returns:
         The groups (their grid, layouts, handles and rank lists).
@@ -890,6 +906,8 @@ def initialize_model_parallel(
             :func:`destroy_model_parallel` first).
         GroupCreationError: ``torch.distributed`` is not initialised, or a group
             could not be created.
+        PlacementError: a group of an ``intra_node`` / ``intra_domain`` axis
+            spans hosts / domains (raised on every rank; nothing is set).
         TopologyMismatchError, GridTimeoutError: as :class:`proctopo.ProcessGrid`.
     """
     global _STATE
@@ -933,6 +951,8 @@ def initialize_model_parallel(
         group_creation=group_creation,
         timeout=seconds,
         release=release,
+        intra_node=intra_node,
+        intra_domain=intra_domain,
     )
     try:
         _fill(ps, mg, virtual_pipeline_model_parallel_size)
