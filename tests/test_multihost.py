@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,136 @@ def test_a_hung_process_is_killed_at_the_deadline(tmp_path: Path, hosts_ok: None
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
     with pytest.raises(AssertionError, match="sleeper was killed at the deadline"):
         multihost.check_exits(exits)
+
+
+# --------------------------------------------------------------------------- a grid's placement
+PLACEMENT = multihost.WORKER.with_name("placement_workers.py")
+BLOCK = ["node0", "node0", "node1", "node1"]
+CYCLIC = ["node0", "node1", "node0", "node1"]
+
+
+def _job(case: str, hosts: list[str], tmp_path: Path, *, torchrun: bool = False) -> list[dict[str, Any]]:
+    """Run placement_workers.py ``case`` with rank r on ``hosts[r]``; every process must exit 0."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = [str(PLACEMENT), case, "--out", str(out)]
+    if torchrun:
+        counts: dict[str, int] = {}
+        for h in hosts:
+            counts[h] = counts.get(h, 0) + 1
+        exits = multihost.torchrun(script, list(counts.items()), tmp_path / "job", timeout=60)
+    else:
+        exits = multihost.explicit_ranks(script, hosts, tmp_path / "job", timeout=60)
+    multihost.check_exits(exits)
+    return [json.loads((out / f"rank-{r}.json").read_text()) for r in range(len(hosts))]
+
+
+def test_block_placement_is_measured_without_warning(tmp_path: Path, hosts_ok: None) -> None:
+    ranks = _job("measure", BLOCK, tmp_path, torchrun=True)
+    for r in ranks:
+        assert r["measured"] == BLOCK and r["warnings"] == []
+        p = r["placement"]
+        assert p["is_block"] and p["hosts"] == ["node0", "node1"]
+        assert p["ranks_of_host"] == {"node0": [0, 1], "node1": [2, 3]}
+        assert p["spans"] == {"data": 2, "model": 1}
+
+
+def test_cyclic_placement_warns_on_grid_rank_0(tmp_path: Path, hosts_ok: None) -> None:
+    ranks = _job("measure", CYCLIC, tmp_path)
+    for r in ranks:
+        p = r["placement"]
+        assert not p["is_block"] and p["pattern"] == "cyclic over 2 hosts"
+        assert p["ranks_of_host"] == {"node0": [0, 2], "node1": [1, 3]}
+        assert p["spans"] == {"data": 1, "model": 2}
+    (warning,) = ranks[0]["warnings"]
+    assert "not in block order over its 2 hosts (cyclic over 2 hosts)" in warning
+    assert all(r["warnings"] == [] for r in ranks[1:])
+
+
+def test_an_uneven_host_is_reported(tmp_path: Path, hosts_ok: None) -> None:
+    hosts = ["node0", "node0", "node0", "node1"]
+    ranks = _job("measure", hosts, tmp_path)
+    for r in ranks:
+        p = r["placement"]
+        assert p["ranks_of_host"] == {"node0": [0, 1, 2], "node1": [3]}
+        assert p["is_block"] and p["pattern"] == "block: 3 ranks per host, 1 on the last"
+        assert p["spans"] == {"data": 2, "model": 2} and r["warnings"] == []
+
+
+def test_a_broken_rule_raises_on_every_rank(tmp_path: Path, hosts_ok: None) -> None:
+    ranks = _job("rule", CYCLIC, tmp_path)
+    messages = {r["raised"] for r in ranks}
+    assert len(messages) == 1, messages
+    (message,) = messages
+    assert "axis 'model'" in message and "group of global ranks [0, 1]" in message
+    assert "rank 0 on 'node0', rank 1 on 'node1'" in message
+    assert all(r["hosts"] == CYCLIC for r in ranks)
+
+
+def test_reorder_fixes_a_cyclic_launch(tmp_path: Path, hosts_ok: None) -> None:
+    ranks = _job("reorder", CYCLIC, tmp_path)
+    (positions,) = {tuple(r["positions"]) for r in ranks}
+    assert positions == (0, 2, 1, 3)
+    for rank, r in enumerate(ranks):
+        assert r["warnings"] == [] and r["placement"]["is_block"]
+        assert r["placement"]["spans"] == {"data": 2, "model": 1}
+        model, data = r["groups"]["model"], r["groups"]["data"]
+        assert rank in model["ranks"] and model["hosts"] == [CYCLIC[rank]] * 2
+        assert sorted(data["hosts"]) == ["node0", "node1"]
+        assert r["grid_rank"] == positions.index(rank)
+
+
+def test_device_mesh_of_a_reordered_grid(tmp_path: Path, hosts_ok: None) -> None:
+    ranks = _job("mesh", CYCLIC, tmp_path)
+    for rank, r in enumerate(ranks):
+        assert r["mesh"] == [[0, 2], [1, 3]]
+        assert r["model"] == [rank % 2, rank % 2 + 2] and r["sum"] == sum(x + 1 for x in r["model"])
+
+
+@pytest.mark.parametrize("hosts", [BLOCK, CYCLIC], ids=["block", "cyclic"])
+def test_megatron_checks_intra_node(hosts: list[str], tmp_path: Path, hosts_ok: None) -> None:
+    require("megatron.core")
+    ranks = _job("megatron", hosts, tmp_path)
+    if hosts == BLOCK:
+        assert [r["tp"] for r in ranks] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+    else:
+        (message,) = {r["raised"] for r in ranks}
+        assert "axis 'tp'" in message and "rank 0 on 'node0', rank 1 on 'node1'" in message
+
+
+# --------------------------------------------------------------------------- the rules elsewhere, played
+def test_pipeline_grid_refuses_reorder() -> None:
+    from proctopo.errors import InvalidArgumentError
+    from proctopo.grid import PipelineParallelGrid
+    from proctopo.testing import RecordingComm
+
+    topo = ProcessTopology(["pipe", "data"], [2, 2])
+    comm = RecordingComm(0, 4, hosts=CYCLIC)
+    with pytest.raises(InvalidArgumentError, match=r"reorder=True\): DeepSpeed's grid maps grid rank r to"):
+        PipelineParallelGrid(topo, comm=comm, reorder=True)
+    assert comm.calls["collective"] == 0  # refused before the exchange
+    PipelineParallelGrid(topo, comm=RecordingComm(0, 4, hosts=BLOCK), reorder=False)
+
+
+def test_megatron_groups_and_mesh_take_the_rules() -> None:
+    from proctopo import ProcessGrid, megatron
+    from proctopo.device_mesh import device_mesh
+    from proctopo.errors import PlacementError
+    from proctopo.testing import RecordingComm
+
+    kwargs: dict[str, Any] = {"tensor_model_parallel_size": 2, "create_gloo_process_groups": False}
+    kwargs["release"] = "0.16"
+    mg = megatron.create_groups(comm=RecordingComm(2, 4, hosts=BLOCK), intra_node=["tp"], **kwargs)
+    assert mg.ranks["tp"] == [2, 3]
+    with warnings.catch_warnings(), pytest.raises(PlacementError, match=r"axis 'tp'.*\[0, 1\]"):
+        warnings.simplefilter("ignore")  # the cyclic launch's warning, given once per process
+        megatron.create_groups(comm=RecordingComm(0, 4, hosts=CYCLIC), intra_node=["tp"], **kwargs)
+    with pytest.raises(PlacementError, match="one domain"):
+        megatron.create_groups(
+            comm=RecordingComm(0, 4, hosts=BLOCK, domains=["n0", "n1", "n0", "n1"]),
+            intra_domain=[("tp", "dp")],
+            **kwargs,
+        )
+    grid = ProcessGrid(_topology(4), comm=RecordingComm(0, 4, hosts=BLOCK))
+    with pytest.raises(PlacementError, match=r"axis 'data'.*rank 0 on 'node0', rank 2 on 'node1'"):
+        device_mesh(grid, intra_node=["data"])
