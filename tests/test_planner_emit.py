@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 import pytest
+from helpers import require
 from proctopo import InvalidArgumentError, ProcessTopology, plan
 from proctopo.megatron import create_groups
 from proctopo.planner import emit
@@ -204,7 +205,7 @@ def _torchtitan_output() -> tuple[dict[str, int], list[str]]:
 
 @pytest.mark.torch
 def test_torchtitans_parallelism_config_takes_the_section_and_the_command_line() -> None:
-    configs = pytest.importorskip("torchtitan.config.configs")
+    configs = require("torchtitan.config.configs")
     degrees, words = _torchtitan_output()
     config = configs.ParallelismConfig(**degrees)  # a field torchtitan does not have fails here
     flags = dict(zip(words[::2], words[1::2]))
@@ -215,9 +216,9 @@ def test_torchtitans_parallelism_config_takes_the_section_and_the_command_line()
 
 @pytest.mark.torch
 def test_torchtitans_command_line_parser_reads_the_overrides() -> None:
-    configs = pytest.importorskip("torchtitan.config.configs")
-    tyro = pytest.importorskip("tyro")
-    pytest.importorskip("typeguard")  # tyro needs it for torchtitan's config types
+    configs = require("torchtitan.config.configs")
+    tyro = require("tyro")
+    require("typeguard")  # tyro needs it for torchtitan's config types
     import dataclasses
 
     degrees, words = _torchtitan_output()
@@ -239,7 +240,7 @@ def test_torchtitans_command_line_parser_reads_the_overrides() -> None:
 
 @pytest.mark.torch
 def test_deepspeed_constructor_runs_against_deepspeed() -> None:
-    pytest.importorskip("deepspeed.runtime.pipe.topology")
+    require("deepspeed.runtime.pipe.topology")
     for sizes in ({"pipe": 2, "data": 2, "model": 4}, {"pp": 2, "dp": 4, "tp": 2}):
         p = plan(sizes, ranks_per_node=4)
         scope: dict[str, Any] = {}
