@@ -312,3 +312,5 @@ def test_megatron_groups_and_mesh_take_the_rules() -> None:
     grid = ProcessGrid(_topology(4), comm=RecordingComm(0, 4, hosts=BLOCK))
     with pytest.raises(PlacementError, match=r"axis 'data'.*rank 0 on 'node0', rank 2 on 'node1'"):
         device_mesh(grid, intra_node=["data"])
+    with pytest.raises(PlacementError, match=r"axis 'data'.*rank 0 on 'node0', rank 2 on 'node1'"):
+        grid.device_mesh(intra_node=["data"])  # the grid's method passes the rules on

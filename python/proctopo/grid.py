@@ -817,17 +817,26 @@ class ProcessGrid:
         return self._builder.family(rows, backend, name)
 
     def device_mesh(
-        self, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
+        self,
+        dims: Sequence[str | Sequence[str]] | None = None,
+        *,
+        device_type: str | None = None,
+        intra_node: Sequence[str | Sequence[str]] = (),
+        intra_domain: Sequence[str | Sequence[str]] = (),
     ) -> Any:
         """A ``torch.distributed.device_mesh.DeviceMesh`` over this rank's slice of the grid.
 
         Built with ``DeviceMesh.from_group`` from groups the grid holds; it creates
         none (a dimension whose group the grid does not hold raises
-        :class:`proctopo.GroupNotCreatedError`). See :func:`proctopo.device_mesh.device_mesh`.
+        :class:`proctopo.GroupNotCreatedError`); ``intra_node``/``intra_domain`` are
+        checked first, as :meth:`check_placement` does. See
+        :func:`proctopo.device_mesh.device_mesh`.
         """
         from .device_mesh import device_mesh
 
-        return device_mesh(self, dims, device_type=device_type)
+        return device_mesh(
+            self, dims, device_type=device_type, intra_node=intra_node, intra_domain=intra_domain
+        )
 
     @property
     def group_creation_calls(self) -> int:
@@ -1065,10 +1074,17 @@ class PipelineParallelGrid:
         return self._grid.new_groups(rank_lists, backend=backend, name=name)
 
     def device_mesh(
-        self, dims: Sequence[str | Sequence[str]] | None = None, *, device_type: str | None = None
+        self,
+        dims: Sequence[str | Sequence[str]] | None = None,
+        *,
+        device_type: str | None = None,
+        intra_node: Sequence[str | Sequence[str]] = (),
+        intra_domain: Sequence[str | Sequence[str]] = (),
     ) -> Any:
         """See :meth:`ProcessGrid.device_mesh`."""
-        return self._grid.device_mesh(dims, device_type=device_type)
+        return self._grid.device_mesh(
+            dims, device_type=device_type, intra_node=intra_node, intra_domain=intra_domain
+        )
 
     @property
     def communicators(self) -> int:
