@@ -41,3 +41,48 @@ python_gaps() {
   "$py" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
     2>/dev/null || echo "the C headers (Python.h) of $py, to build proctopo's extension|apt-get install -y python$v-dev"
 }
+
+# need_python X.Y WHY: print the path of a Python X.Y (find_python) that has its venv module and
+# C headers (python_gaps); else exit with $MISSING naming every missing piece and how to get it.
+# WHY says what needs Python X.Y, for the message.
+need_python() {
+  local v=$1 why=$2 py gap fix
+  local -a absent=() how=()
+  py=$(find_python "$v") \
+    || missing "Python $v ($why; looked in \$(pyenv root)/versions/$v.* and for python$v on PATH)" \
+      "pyenv install $v (pyenv: https://github.com/pyenv/pyenv#installation), or apt-get install -y python$v python$v-venv python$v-dev"
+  while IFS='|' read -r gap fix; do
+    absent+=("$gap")
+    how+=("$fix")
+  done < <(python_gaps "$py" "$v")
+  ((${#absent[@]} == 0)) || missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//')" "${how[@]}"
+  echo "$py"
+}
+
+# venv_python DIR PYTHON X.Y exact|min: make the venv DIR with PYTHON unless DIR has one, and print
+# its python; exit 2 when that python is not Python X.Y (exact) or not X.Y or newer (min).
+venv_python() {
+  local dir=$1 py=$2 v=$3 bound=$4 vpy=$1/bin/python op="==" newer=""
+  [[ $bound == min ]] && op=">=" newer=" or newer"
+  [[ -x "$vpy" ]] || "$py" -m venv "$dir" >&2
+  "$vpy" -c "import sys; assert sys.version_info[:2] $op (${v/./, }), sys.version" \
+    || { echo "$(basename "$0" .sh): $vpy is not Python $v$newer" >&2; exit 2; }
+  echo "$vpy"
+}
+
+# venv_has VPY DIST VERSION: the venv of VPY has DIST at VERSION (a local label such as +cpu aside).
+venv_has() {
+  "$1" -c "import importlib.metadata as m, sys; sys.exit(m.version('$2').split('+')[0] != '$3')" 2>/dev/null
+}
+
+# venv_torch VPY torch==X.Y.Z: install that torch into the venv of VPY, from TORCH_INDEX_URL when
+# set, unless the venv has it.
+venv_torch() {
+  local vpy=$1 torch=$2
+  if venv_has "$vpy" torch "${torch#*==}"; then
+    echo "already installed: $torch"
+  else
+    echo "pip install $torch${TORCH_INDEX_URL:+ --index-url $TORCH_INDEX_URL}"
+    "$vpy" -m pip install -q "$torch" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  fi
+}

@@ -25,39 +25,19 @@ MEGATRON=$(sed -n 's/^\(megatron-core==[^;]*\).*/\1/p' requirements/megatron-0.1
 TESTS=(tests/test_megatron_state.py tests/test_topology_megatron.py tests/test_training.py)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-# Python $PY, its venv module and its headers (tools/lib.sh).
-py=$(find_python "$PY") \
-  || missing "Python $PY (megatron-core ${MEGATRON#*==} requires Python >= $PY; looked in \$(pyenv root)/versions/$PY.* and for python$PY on PATH)" \
-    "pyenv install $PY (pyenv: https://github.com/pyenv/pyenv#installation), or apt-get install -y python$PY python$PY-venv python$PY-dev"
-absent=() how=()
-while IFS='|' read -r gap fix; do
-  absent+=("$gap")
-  how+=("$fix")
-done < <(python_gaps "$py" "$PY")
-((${#absent[@]} == 0)) || missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//')" "${how[@]}"
+# Python $PY with its venv module and headers, the venv, and torch in it (tools/lib.sh).
+py=$(need_python "$PY" "megatron-core ${MEGATRON#*==} requires Python >= $PY") || exit
 echo "python $PY: $py"
-
 venv=${MEGATRON_VENV:-build/megatron-0.19/venv}
-[[ -x "$venv/bin/python" ]] || "$py" -m venv "$venv"
-vpy=$venv/bin/python
-"$vpy" -c "import sys; assert sys.version_info[:2] >= (${PY/./, }), sys.version" \
-  || { echo "megatron-0.19: $vpy is not Python $PY or newer" >&2; exit 2; }
-
-installed() { "$vpy" -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; }
-
-if installed torch "${TORCH#*==}"; then
-  echo "already installed: $TORCH"
-else
-  echo "pip install $TORCH${TORCH_INDEX_URL:+ --index-url $TORCH_INDEX_URL}"
-  "$vpy" -m pip install -q "$TORCH" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-fi
+vpy=$(venv_python "$venv" "$py" "$PY" min) || exit
+venv_torch "$vpy" "$TORCH"
 # proctopo from this tree (its own build directory), the test tools with requirements/test.txt's
 # pins, then megatron-core without dependencies: torch stays the one installed above.
 mapfile -t test_tools < <(grep -E '^(pytest|pytest-timeout)==' requirements/test.txt)
 "$vpy" -m pip install -q . --config-settings=build-dir=build/megatron-0.19/build "${test_tools[@]}"
 "$vpy" -m pip install -q --no-deps -r requirements/megatron-0.19.txt
-installed torch "${TORCH#*==}" || { echo "megatron-0.19: torch is no longer ${TORCH#*==}" >&2; exit 1; }
-installed megatron-core "${MEGATRON#*==}" || { echo "megatron-0.19: megatron-core is not ${MEGATRON#*==}" >&2; exit 1; }
+venv_has "$vpy" torch "${TORCH#*==}" || { echo "megatron-0.19: torch is no longer ${TORCH#*==}" >&2; exit 1; }
+venv_has "$vpy" megatron-core "${MEGATRON#*==}" || { echo "megatron-0.19: megatron-core is not ${MEGATRON#*==}" >&2; exit 1; }
 "$vpy" - "$venv" <<'PY'
 import importlib.metadata as m, os, sys
 import proctopo, proctopo._core

@@ -27,32 +27,12 @@ DEEPSPEED=$(pin deepspeed requirements/peers.txt)
 MEGATRON=$(pin megatron-core requirements/peers.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-# Python $PY, its venv module and its headers (tools/lib.sh).
-py=$(find_python "$PY") \
-  || missing "Python $PY (torch ${TORCH#*==}'s wheel on this machine's disk is for Python $PY; looked in \$(pyenv root)/versions/$PY.* and for python$PY on PATH)" \
-    "pyenv install $PY (pyenv: https://github.com/pyenv/pyenv#installation), or apt-get install -y python$PY python$PY-venv python$PY-dev"
-absent=() how=()
-while IFS='|' read -r gap fix; do
-  absent+=("$gap")
-  how+=("$fix")
-done < <(python_gaps "$py" "$PY")
-((${#absent[@]} == 0)) || missing "$(printf '%s, ' "${absent[@]}" | sed 's/, $//')" "${how[@]}"
+# Python $PY with its venv module and headers, the venv, and torch in it (tools/lib.sh).
+py=$(need_python "$PY" "torch ${TORCH#*==}'s wheel on this machine's disk is for Python $PY") || exit
 echo "python $PY: $py"
-
 venv=${TORCH214_VENV:-build/torch-2.14/venv}
-[[ -x "$venv/bin/python" ]] || "$py" -m venv "$venv"
-vpy=$venv/bin/python
-"$vpy" -c "import sys; assert sys.version_info[:2] == (${PY/./, }), sys.version" \
-  || { echo "torch-2.14: $vpy is not Python $PY" >&2; exit 2; }
-
-installed() { "$vpy" -c "import importlib.metadata as m, sys; sys.exit(m.version('$1').split('+')[0] != '$2')" 2>/dev/null; }
-
-if installed torch "${TORCH#*==}"; then
-  echo "already installed: $TORCH"
-else
-  echo "pip install $TORCH${TORCH_INDEX_URL:+ --index-url $TORCH_INDEX_URL}"
-  "$vpy" -m pip install -q "$TORCH" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-fi
+vpy=$(venv_python "$venv" "$py" "$PY" exact) || exit
+venv_torch "$vpy" "$TORCH"
 # proctopo from this tree (its own build directory) and the test tools; then the peers:
 # DeepSpeed with its dependencies (it accepts any torch >= 2.0, so torch stays), without
 # building its C++/CUDA ops; megatron-core and torchtitan without dependencies, as the main
@@ -61,7 +41,7 @@ fi
 DS_BUILD_OPS=0 "$vpy" -m pip install -q "$DEEPSPEED" "$TORCH"
 "$vpy" -m pip install -q --no-deps "$MEGATRON" -r requirements/torchtitan.txt
 "$vpy" -m pip install -q einops packaging
-installed torch "${TORCH#*==}" || { echo "torch-2.14: torch is no longer ${TORCH#*==}" >&2; exit 1; }
+venv_has "$vpy" torch "${TORCH#*==}" || { echo "torch-2.14: torch is no longer ${TORCH#*==}" >&2; exit 1; }
 "$vpy" - "$venv" <<'PY'
 import importlib.metadata as m, os, sys
 import proctopo, proctopo._core
