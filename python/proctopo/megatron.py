@@ -33,6 +33,13 @@ Only the group set-up is replaced: the rest of Megatron reads
 :func:`process_groups` (``pip install megatron-core``); importing this module
 does not import it, and :func:`layout` and :func:`create_groups` work without it.
 
+At the end of a job, call :func:`destroy_model_parallel` before
+``torch.distributed.destroy_process_group()``: megatron-core's ``parallel_state``
+itself holds the default group (as the group of every kind that spans all ranks),
+and a default group still referenced after ``destroy_process_group()`` lives until
+interpreter shutdown, where a gloo worker thread releasing a finished collective's
+tensor can abort the process. proctopo itself keeps no reference to it.
+
 >>> lay = layout(8, tensor_model_parallel_size=2, pipeline_model_parallel_size=2,
 ...              expert_model_parallel_size=2)
 >>> lay.dense
@@ -48,7 +55,7 @@ from __future__ import annotations
 import datetime
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -378,18 +385,58 @@ class MegatronGroups:
             ``cp``, ``mp``, ``tp``, ``pp``, ``ep``, ``embd``, ``pos_embd``, and
             from 0.19 ``gtp_remat``, ``expt_gtp_remat``), in its order; ``None``
             where this rank is in no such group.
-        parent: The grid's parent group (the default group): the handle of a
-            kind whose group is every rank, such as ``intra_dist_opt``.
         release: The megatron-core release series whose groups these are
             (``"0.16"`` or ``"0.19"``, see :data:`TESTED_VERSIONS`).
     """
 
     grid: ProcessGrid
     layout: MegatronLayout
-    parent: Any = None
-    handles: dict[str, Any] = field(default_factory=dict)
+    handles: MutableMapping[str, Any] = field(default_factory=dict)
     ranks: dict[str, list[int] | None] = field(default_factory=dict)
     release: str = _NEWEST
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.handles, _Handles):
+            self.handles = _Handles(self.grid, self.handles)
+
+    @property
+    def parent(self) -> Any:
+        """The grid's parent group (the default group), asked of the grid's comm at each use:
+        the handle of a kind whose group is every rank, such as ``intra_dist_opt``."""
+        return self.grid._comm.parent()
+
+
+class _Handles(MutableMapping[str, Any]):
+    """Groups by kind, kept as the grid's builder keeps them: the parent group (the default
+    group) is kept as a placeholder and asked of the comm when read, so that nothing here
+    keeps it alive past ``torch.distributed.destroy_process_group()``."""
+
+    def __init__(self, grid: ProcessGrid, handles: MutableMapping[str, Any]) -> None:
+        self._grid = grid
+        self._held: dict[str, Any] = {}
+        self.update(handles)
+
+    def held(self) -> dict[str, Any]:
+        """The handles as kept (the builder's placeholder in place of the parent group)."""
+        return dict(self._held)
+
+    def __getitem__(self, kind: str) -> Any:
+        return self._grid._builder.resolve(self._held[kind])
+
+    def __setitem__(self, kind: str, handle: Any) -> None:
+        self._held[kind] = self._grid._builder.hold(handle)
+
+    def __delitem__(self, kind: str) -> None:
+        del self._held[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._held)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __repr__(self) -> str:
+        return repr(self._held)
 
 
 def _default_embedding_ranks(pp_ranks: list[int]) -> list[int]:
@@ -597,7 +644,7 @@ def create_groups(
         intra_node=intra_node,
         intra_domain=intra_domain,
     )
-    mg = MegatronGroups(grid=grid, layout=lay, parent=comm.parent(), release=release)
+    mg = MegatronGroups(grid=grid, layout=lay, release=release)
     try:
         _create_kinds(
             mg,
@@ -968,9 +1015,10 @@ def _fill(ps: Any, mg: MegatronGroups, vpp: int | None) -> None:
     values = _state_values(mg, vpp)  # computed whole first: nothing below can fail half-way
     # megatron-core lists the groups of this rank for update_pg_timeout (None: the default group).
     listed = list(ps._global_process_group_list or [None])
+    parent = mg.grid._comm.parent()
     seen: set[int] = set()
     for handle in mg.handles.values():
-        if handle is not None and handle is not mg.parent and id(handle) not in seen:
+        if handle is not None and handle is not parent and id(handle) not in seen:
             seen.add(id(handle))
             listed.append(handle)
     for name, value in values.items():
@@ -994,7 +1042,13 @@ def destroy_model_parallel() -> None:
     mg, _STATE = _STATE, None
     if mg is not None:
         mg.grid.destroy()
-        ours = {id(g) for g in mg.handles.values() if g is not None}
+        # The handles as kept, readable after destroy_process_group() too; the parent
+        # group, while it lives, is among them (kept as the builder's placeholder).
+        held = mg.handles.held() if isinstance(mg.handles, _Handles) else dict(mg.handles)
+        ours = {id(g) for g in held.values() if g is not None}
+        parent = mg.grid._comm.parent()
+        if parent is not None:
+            ours.add(id(parent))
         # megatron-core's own destroy frees its gloo groups; these are the grid's, and
         # one of them may be the default group itself: leave them out of its hands.
         for name in (
