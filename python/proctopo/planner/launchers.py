@@ -17,11 +17,15 @@ does instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgumentError
 from ..topology import MEGATRON_TO_DEEPSPEED
 from .inputs import kind_of
 from .results import Layout, Plan
+
+if TYPE_CHECKING:
+    from ..megatron import MegatronLayout
 
 __all__ = ["EMITTERS", "emit"]
 
@@ -85,13 +89,12 @@ def _megatron_sizes(plan: Plan) -> tuple[dict[str, int], str]:
     return sizes, order
 
 
-def megatron(plan: Plan) -> str:
-    """Megatron-LM's arguments and megatron-core's ``initialize_model_parallel`` call for the best layout."""
+def _megatron_layout(world: int, sizes: Mapping[str, int], order: str) -> MegatronLayout:
+    """proctopo.megatron's layout for megatron-style sizes (tp, pp, cp, ep, etp) and order."""
     from ..megatron import layout
 
-    sizes, order = _megatron_sizes(plan)
-    lay = layout(
-        plan.world_size,
+    return layout(
+        world,
         tensor_model_parallel_size=sizes["tp"],
         pipeline_model_parallel_size=sizes["pp"],
         context_parallel_size=sizes["cp"],
@@ -99,6 +102,12 @@ def megatron(plan: Plan) -> str:
         expert_tensor_parallel_size=sizes["etp"],
         order=order,
     )
+
+
+def megatron(plan: Plan) -> str:
+    """Megatron-LM's arguments and megatron-core's ``initialize_model_parallel`` call for the best layout."""
+    sizes, order = _megatron_sizes(plan)
+    lay = _megatron_layout(plan.world_size, sizes, order)
     args = [
         f"--tensor-model-parallel-size {sizes['tp']}",
         f"--pipeline-model-parallel-size {sizes['pp']}",
@@ -139,18 +148,8 @@ def megatron(plan: Plan) -> str:
 
 
 def _same_layouts(world: int, sizes: Mapping[str, int], order: str, dense: object, expert: object) -> bool:
-    from ..megatron import layout
-
     try:
-        other = layout(
-            world,
-            tensor_model_parallel_size=sizes["tp"],
-            pipeline_model_parallel_size=sizes["pp"],
-            context_parallel_size=sizes["cp"],
-            expert_model_parallel_size=sizes["ep"],
-            expert_tensor_parallel_size=sizes["etp"],
-            order=order,
-        )
+        other = _megatron_layout(world, sizes, order)
     except InvalidArgumentError:
         return False
     return bool(other.dense == dense and other.expert == expert)
