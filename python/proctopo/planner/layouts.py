@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import InvalidArgumentError
 from ..machine import Machine
@@ -86,6 +87,26 @@ def _report(
     )
 
 
+def _layout(
+    machine: Machine,
+    comm_bytes: int,
+    budget: tuple[int, dict[str, int]],
+    reports: list[AxisReport],
+    **fields: Any,
+) -> Layout:
+    """A layout from its axis reports and its group budget (communicators per rank, calls):
+    the reports' warnings, the communicators' memory; ``fields`` are the rest of it."""
+    comms, calls = budget
+    return Layout(
+        axes=reports,
+        communicators_per_rank=comms,
+        communicator_memory_bytes=comms * comm_bytes,
+        new_group_calls=calls,
+        warnings=[w for r in reports for w in _warnings(r, machine)],
+        **fields,
+    )
+
+
 class GridLayouts:
     """Orders of one grid's axes: each axis's traffic over its own groups."""
 
@@ -138,9 +159,11 @@ class GridLayouts:
             for a in order
             if self.size[a] > 1
         ]
-        warnings = [w for r in reports for w in _warnings(r, self.machine)]
-        comms, calls = self.group_budget(order)
-        return Layout(
+        return _layout(
+            self.machine,
+            self.comm_bytes,
+            self.group_budget(order),
+            reports,
             order=tuple(order),
             dims=tuple(self.size[n] for n in order),
             megatron_order=megatron_order_of(order),
@@ -149,11 +172,6 @@ class GridLayouts:
             ties_exact=exact,
             exposed=exposed,
             total=total,
-            axes=reports,
-            communicators_per_rank=comms,
-            communicator_memory_bytes=comms * self.comm_bytes,
-            new_group_calls=calls,
-            warnings=warnings,
         )
 
     def group_budget(self, order: Sequence[str]) -> tuple[int, dict[str, int]]:
@@ -311,9 +329,11 @@ class MegatronLayouts:
             for name, d, p, size, stride in items
             if size > 1 and (d.bytes or d.messages)
         ]
-        warnings = [w for r in reports for w in _warnings(r, self.machine)]
-        comms, calls = self.group_budget(order)
-        return Layout(
+        return _layout(
+            self.machine,
+            self.comm_bytes,
+            self.group_budget(order),
+            reports,
             order=tuple(dense.axes),
             dims=tuple(dense.dims),
             megatron_order=order,
@@ -322,11 +342,6 @@ class MegatronLayouts:
             ties_exact=exact,
             exposed=exposed,
             total=total,
-            axes=reports,
-            communicators_per_rank=comms,
-            communicator_memory_bytes=comms * self.comm_bytes,
-            new_group_calls=calls,
-            warnings=warnings,
             expert_order=tuple(expert.axes),
             expert_dims=tuple(expert.dims),
         )
