@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
-from torch import nn
 
 
 def train(mesh: Any, steps: int) -> tuple[list[float], list[torch.Tensor]]:
@@ -37,14 +36,7 @@ def train(mesh: Any, steps: int) -> tuple[list[float], list[torch.Tensor]]:
     x, y = training.batch()
     data_rank, data_size = mesh["data"].get_local_rank(), mesh["data"].size()
     x, y = training.rows(x, data_rank, data_size), training.rows(y, data_rank, data_size)
-    opt = torch.optim.AdamW(net.parameters(), **training.ADAMW)  # type: ignore[arg-type]
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(net(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(training.mean_over(loss, mesh["data"].get_group()))
+    losses = training.train(net, x, y, steps, lambda loss: training.mean_over(loss, mesh["data"].get_group()))
     weights = [p.full_tensor().detach().clone() for p in net.parameters()]
     return losses, weights
 

@@ -89,8 +89,19 @@ def model(depth: int = 2) -> nn.Sequential:
 
 def reference_losses(steps: int, depth: int = 2) -> list[float]:
     """One process, the whole batch, plain AdamW: the loss before each step."""
-    net = model(depth)
     x, y = batch()
+    return train(model(depth), x, y, steps)
+
+
+def train(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    loss_value: Callable[[torch.Tensor], float] | None = None,
+) -> list[float]:
+    """``steps`` steps of AdamW (``ADAMW``) on the MSE of ``net(x)`` against ``y``: the loss before
+    each step, as ``loss_value`` reads it (default: this process's loss)."""
     opt = torch.optim.AdamW(net.parameters(), **ADAMW)  # type: ignore[arg-type]
     losses = []
     for _ in range(steps):
@@ -98,7 +109,7 @@ def reference_losses(steps: int, depth: int = 2) -> list[float]:
         loss = nn.functional.mse_loss(net(x), y)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.item() if loss_value is None else loss_value(loss))
     return losses
 
 
