@@ -345,19 +345,15 @@ class ProcessGrid:
         names, nodes, domains = found
         hosts = [names[i] for i in nodes.tolist()]
         launch = MeasuredPlacement(hosts, None if domains is None else domains.tolist())
-        order = np.arange(self.world_size)
-        if reorder:
-            order = self._reorder(launch, rules)
-        if not np.array_equal(order, np.arange(self.world_size)):
+        order = self._reorder(launch, rules) if reorder else None
+        if order is None or np.array_equal(order, np.arange(self.world_size)):
+            self._placement = launch
+        else:
             self._builder.reorder(order.tolist())
             self.grid_rank = self._builder.grid_rank
-        self._placement = (
-            launch
-            if reorder is False or np.array_equal(order, np.arange(self.world_size))
-            else MeasuredPlacement(
+            self._placement = MeasuredPlacement(
                 [hosts[i] for i in order.tolist()], None if domains is None else domains[order].tolist()
             )
-        )
         self.check_placement(intra_node=rules[0], intra_domain=rules[1])
         # Reported only once the rules hold: a broken rule is the error, not also a warning.
         if launch.nodes > 1 and not launch.is_block and not reorder and self.grid_rank == 0:

@@ -16,7 +16,7 @@ conventional order for the last word of the tie-break.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidArgumentError
@@ -178,18 +178,13 @@ class GridLayouts:
         """Communicators per rank and ProcessGrid's calls per strategy for a layout."""
         kinds: list[frozenset[str]] = [frozenset([a]) if self.size[a] > 1 else frozenset() for a in order]
         kinds += [frozenset(a for a in g if self.size[a] > 1) for g in self.groups]
-        communicators = global_calls = local_calls = 0
+        sizes = []
         for key in dict.fromkeys(kinds):
             ranks = 1
             for a in key:
                 ranks *= self.size[a]
-            if ranks > 1:
-                communicators += 1
-            if ranks == self.world:  # the whole grid: the parent group itself, no call
-                continue
-            global_calls += self.world // ranks
-            local_calls += 1
-        return communicators, {"global": global_calls, "local": local_calls, "split": local_calls}
+            sizes.append(ranks)
+        return _budget(sizes, self.world)
 
 
 class _NotOneRun(Exception):
@@ -365,15 +360,21 @@ class MegatronLayouts:
             topo = expert if name == EXPERT_LAYOUT else dense
             present = [a for a in axes if a in topo.axes]
             kinds.setdefault(_runs(topo, present), topo.group_size(present))
-        communicators = global_calls = local_calls = 0
-        for size in kinds.values():
-            if size > 1:
-                communicators += 1
-            if size == self.world:  # the whole grid: the parent group itself, no call
-                continue
-            global_calls += self.world // size
-            local_calls += 1
-        return communicators, {"global": global_calls, "local": local_calls, "split": local_calls}
+        return _budget(kinds.values(), self.world)
+
+
+def _budget(sizes: Iterable[int], world: int) -> tuple[int, dict[str, int]]:
+    """Communicators per rank and ProcessGrid's calls per strategy for families of groups of
+    these sizes (each size one distinct family)."""
+    communicators = global_calls = local_calls = 0
+    for size in sizes:
+        if size > 1:
+            communicators += 1
+        if size == world:  # the whole grid: the parent group itself, no call
+            continue
+        global_calls += world // size
+        local_calls += 1
+    return communicators, {"global": global_calls, "local": local_calls, "split": local_calls}
 
 
 def _runs(topo: ProcessTopology, axes: Sequence[str]) -> tuple[tuple[int, int], ...]:
