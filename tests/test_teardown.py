@@ -86,6 +86,36 @@ def test_a_job_ending_with_destroy_process_group_exits_0_on_every_rank(
         assert [code for code, _ in codes] == [0] * len(codes), (jobs, run, codes)
 
 
+def test_a_megatron_job_ending_with_destroy_model_parallel_exits_0_on_every_rank(
+    tmp_path: Path, torch_dist: object
+) -> None:
+    """A Megatron job's ending: ``destroy_model_parallel()``, then ``destroy_process_group()``.
+
+    The kept groups object holds ``intra_dist_opt``, which spans every rank: the default
+    group. Neither it nor proctopo.megatron's module state may keep the default group alive.
+    """
+    pytest.importorskip("megatron.core")
+    codes = _end_as_scripts_do("megatron", tmp_path)
+    assert [code for code, _ in codes] == [0] * len(codes), codes
+
+
+def test_destroy_model_parallel_unbinds_the_default_group_from_torch_defaults(
+    run_workers: RunWorkers,
+) -> None:
+    """torch modules imported after ``init_process_group()`` bind the default group as the
+    value of their ``group=group.WORLD`` defaults (importing megatron-core imports
+    ``torch.distributed.nn.functional``); destroy_model_parallel() puts back ``None``,
+    which those functions read as the default group of the time of the call."""
+    pytest.importorskip("megatron.core")
+    results = run_workers(workers.torch_defaults_bound, 2, timeout=120)
+    for res in results:
+        functional = [f for f in res["before"] if f.startswith("torch.distributed.nn.functional.")]
+        assert "torch.distributed.nn.functional.all_reduce" in functional, res
+        assert "torch.distributed.fsdp.sharded_grad_scaler.ShardedGradScaler.__init__" in res["before"], res
+        assert res["after"] == [], res
+        assert res["sum"] == 2.0, res
+
+
 @pytest.mark.slow
 def test_the_check_finds_the_default_group_kept_alive(tmp_path: Path, torch_dist: object) -> None:
     """The workers' check of the cause fails when the default group outlives

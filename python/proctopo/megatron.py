@@ -38,7 +38,10 @@ At the end of a job, call :func:`destroy_model_parallel` before
 itself holds the default group (as the group of every kind that spans all ranks),
 and a default group still referenced after ``destroy_process_group()`` lives until
 interpreter shutdown, where a gloo worker thread releasing a finished collective's
-tensor can abort the process. proctopo itself keeps no reference to it.
+tensor can abort the process. proctopo itself keeps no reference to it, and
+:func:`destroy_model_parallel` also drops the references that torch's own functions
+took when importing megatron-core imported them (default arguments bound to the
+default group).
 
 >>> lay = layout(8, tensor_model_parallel_size=2, pipeline_model_parallel_size=2,
 ...              expert_model_parallel_size=2)
@@ -55,6 +58,7 @@ from __future__ import annotations
 import datetime
 import re
 import sys
+import types
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -1033,6 +1037,10 @@ def destroy_model_parallel() -> None:
     Frees exactly what proctopo created (``grid.destroy()``; never the default
     group), then resets ``megatron.core.parallel_state`` as megatron-core's own
     ``destroy_model_parallel`` does. Calling it again does nothing more.
+    Last, it drops the default group from the default arguments of
+    ``torch.distributed`` functions that were imported after ``init_process_group()``
+    (by importing megatron-core), so that nothing keeps the default group alive past
+    ``torch.distributed.destroy_process_group()``.
 
     Raises:
         ImportError: megatron-core is not installed.
@@ -1060,6 +1068,67 @@ def destroy_model_parallel() -> None:
             if id(getattr(ps, name)) in ours:
                 setattr(ps, name, None)
     ps.destroy_model_parallel()
+    _unbind_default_group()
+
+
+def _unbind_default_group() -> None:
+    """Replace the default group where torch's own signatures bound it, with ``None``.
+
+    Several signatures of ``torch.distributed`` default a group argument to
+    ``group.WORLD`` (the ten functions of ``torch.distributed.nn.functional``,
+    ``ShardedGradScaler``, ``_broadcast_object`` beside ``ZeroRedundancyOptimizer``, ...). Python
+    evaluates a default once, when the module is imported: imported before
+    ``init_process_group()`` the default is ``None``, imported after it the default is
+    the default group itself, kept by the function for the life of the process.
+    Importing megatron-core imports ``torch.distributed.nn.functional`` (through
+    ``megatron.core.utils`` -> ``torch.distributed._tensor`` -> ``torch.distributed.
+    checkpoint`` -> ``torch.distributed._shard``), and proctopo imports megatron-core
+    when the job calls :func:`initialize_model_parallel`, after ``init_process_group()``.
+    The default group would then outlive ``destroy_process_group()`` until interpreter
+    shutdown, where a gloo worker thread can abort the process. These references are
+    invisible to ``gc.get_referrers``: a tuple of defaults holding no object the
+    collector tracks (a ``ProcessGroup`` is not tracked) is untracked by it.
+
+    ``None`` is the value those defaults have when the module is imported first, and
+    every one of these functions reads ``None`` as the default group, then the one that
+    exists at the call. torch writes no other group as a default, so any group found in
+    a default of a loaded ``torch.distributed`` module is such a captured default group.
+    Only the functions and classes' methods of ``torch.distributed`` found in its loaded
+    modules are looked at.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available():
+        return
+    group_type = dist.ProcessGroup
+
+    def is_group(value: Any) -> bool:
+        # type() rather than isinstance(): isinstance() reads __class__, which some of
+        # torch's module globals answer with a deprecation warning (torch.distributed.reduce_op).
+        return issubclass(type(value), group_type)
+
+    def is_torch_distributed(name: object) -> bool:
+        return isinstance(name, str) and f"{name}.".startswith("torch.distributed.")
+
+    seen: set[int] = set()
+    for name, module in list(sys.modules.items()):
+        if not is_torch_distributed(name) or not issubclass(type(module), types.ModuleType):
+            continue
+        for value in list(vars(module).values()):
+            is_class = issubclass(type(value), type)
+            if not (is_class or type(value) is types.FunctionType) or id(value) in seen:
+                continue
+            seen.add(id(value))
+            if not is_torch_distributed(value.__module__):
+                continue
+            for member in list(vars(value).values()) if is_class else [value]:
+                func = member.__func__ if type(member) in (staticmethod, classmethod) else member
+                while type(func) is types.FunctionType:
+                    defaults, kwdefaults = func.__defaults__ or (), func.__kwdefaults__ or {}
+                    if any(is_group(v) for v in defaults):
+                        func.__defaults__ = tuple(None if is_group(v) else v for v in defaults)
+                    if any(is_group(v) for v in kwdefaults.values()):
+                        func.__kwdefaults__ = {k: None if is_group(v) else v for k, v in kwdefaults.items()}
+                    func = getattr(func, "__wrapped__", None)  # functools.wraps decorators
 
 
 #: Every field of megatron-core's ProcessGroupCollection (0.16 and 0.19): the kind of

@@ -103,11 +103,48 @@ def plain_torch_rebuild(rank: int, world_size: int, wait: float) -> tuple[str | 
     return naming_counter(), out
 
 
+def torch_defaults_bound(rank: int, world_size: int) -> dict[str, Any]:
+    """torch's functions whose default argument is ``group.WORLD``, imported after
+    ``init_process_group()`` (as importing megatron-core does), then
+    proctopo.megatron's ``initialize_model_parallel`` and ``destroy_model_parallel``.
+
+    Returns the functions and methods of ``torch.distributed`` whose defaults hold the
+    default group before and after, and the sum of an all_reduce of ones sent through
+    ``torch.distributed.nn.functional.all_reduce`` with its default group, after.
+    """
+    import importlib
+
+    import torch
+    import torch.distributed as dist
+    from proctopo import megatron
+
+    # Imported again now, their defaults bind the default group that exists.
+    for name in ("torch.distributed.nn.functional", "torch.distributed.fsdp.sharded_grad_scaler"):
+        importlib.reload(importlib.import_module(name))
+    world = dist.group.WORLD
+    before = _bound_in_defaults(world, "torch.distributed")
+    megatron.initialize_model_parallel(group_creation="local")
+    megatron.destroy_model_parallel()
+    after = _bound_in_defaults(world, "torch.distributed")
+    functional = importlib.import_module("torch.distributed.nn.functional")
+    summed = functional.all_reduce(torch.ones(1))
+    return {"before": before, "after": after, "sum": float(summed.item())}
+
+
 # ----------------------------------------------------------------- a job that ends as scripts do
 
 #: The jobs of :func:`ending`. Each ends with ``dist.destroy_process_group()`` and
 #: interpreter shutdown, with what it built still referenced from module globals.
-ENDINGS = ("local", "global", "unverified", "pipeline", "mismatch", "device_mesh", "torch_keeps_world")
+ENDINGS = (
+    "local",
+    "global",
+    "unverified",
+    "pipeline",
+    "mismatch",
+    "device_mesh",
+    "megatron",
+    "torch_keeps_world",
+)
 
 
 def _sum_over(group: Any) -> None:
@@ -126,8 +163,11 @@ def ending(job: str) -> Any:
 
     What it returns stays referenced until the interpreter shuts down, as a script's
     module globals do: the grid (and the exported mesh, or the caught error), not the
-    groups themselves. ``torch_keeps_world`` uses no proctopo: plain ``new_group``
-    groups and a reference to the default group kept past ``destroy_process_group()``.
+    groups themselves. ``megatron`` ends as a Megatron job should, with
+    ``destroy_model_parallel()`` (before ``destroy_process_group()``), and keeps its
+    groups object, whose ``intra_dist_opt`` group is the default group.
+    ``torch_keeps_world`` uses no proctopo: plain ``new_group`` groups and a reference
+    to the default group kept past ``destroy_process_group()``.
     """
     import torch.distributed as dist
     from proctopo import PipelineParallelGrid, ProcessGrid, ProcessTopology, TopologyMismatchError
@@ -158,6 +198,17 @@ def ending(job: str) -> Any:
         mesh = grid.device_mesh(["data", "model"])
         groups = [mesh.get_group("data"), mesh.get_group("model")]
         kept = (grid, mesh)
+    elif job == "megatron":
+        from proctopo import megatron
+
+        mg = megatron.initialize_model_parallel(tensor_model_parallel_size=2, group_creation="local")
+        if mg.handles["intra_dist_opt"] is not dist.group.WORLD:
+            raise AssertionError("intra_dist_opt spans every rank, yet it is not the default group")
+        for kind in ("tp", "dp", "intra_dist_opt", "dp_gloo"):
+            _sum_over(mg.handles[kind])
+        megatron.destroy_model_parallel()
+        groups = []
+        kept = mg
     elif job == "torch_keeps_world":
         groups = []
         for rows in ([[0, 2], [1, 3]], [[0, 1], [2, 3]]):
@@ -173,10 +224,40 @@ def ending(job: str) -> Any:
     return kept
 
 
+def _bound_in_defaults(obj: Any, prefix: str = "") -> list[str]:
+    """The functions (and methods) of loaded modules named ``prefix...`` whose default
+    arguments hold ``obj``, as ``module.qualname``, sorted."""
+    import sys
+    import types
+
+    found = set()
+    for name, module in list(sys.modules.items()):
+        # type() rather than isinstance(), which reads __class__ (a deprecation warning on
+        # torch.distributed.reduce_op)
+        if not name.startswith(prefix) or not issubclass(type(module), types.ModuleType):
+            continue
+        for value in list(vars(module).values()):
+            for member in list(vars(value).values()) if issubclass(type(value), type) else [value]:
+                func = member.__func__ if type(member) in (staticmethod, classmethod) else member
+                if type(func) is not types.FunctionType:
+                    continue
+                for default in (*(func.__defaults__ or ()), *(func.__kwdefaults__ or {}).values()):
+                    if default is obj:
+                        found.add(f"{func.__module__}.{func.__qualname__}")
+    return sorted(found)
+
+
 def _holders(obj: Any) -> str:
+    """The types of what refers to ``obj``, and the functions whose default arguments hold it.
+
+    gc.get_referrers misses a tuple of defaults: the collector untracks a tuple that
+    holds only objects it does not track, and a ProcessGroup is one of those.
+    """
     import gc
 
-    return ", ".join(sorted({type(r).__module__ + "." + type(r).__qualname__ for r in gc.get_referrers(obj)}))
+    found = {type(r).__module__ + "." + type(r).__qualname__ for r in gc.get_referrers(obj)}
+    found.update(f"the defaults of {f}" for f in _bound_in_defaults(obj))
+    return ", ".join(sorted(found))
 
 
 if __name__ == "__main__":
