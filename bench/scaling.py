@@ -289,7 +289,7 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     import proctopo.grid as pgrid
 
     check_times: list[tuple[float, float]] = []
-    real_verify = pgrid.verify_and_align
+    real_verify = pgrid.verify_and_locate
 
     def timed_verify(*args: Any, **kwargs: Any) -> Any:
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -298,7 +298,7 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
         finally:
             check_times.append((time.perf_counter() - t0, time.thread_time() - c0))
 
-    pgrid.verify_and_align = timed_verify  # type: ignore[assignment]
+    pgrid.verify_and_locate = timed_verify  # type: ignore[assignment]
     # First use of the default group's collectives and of gloo group creation, the same for
     # every contestant: a group of the whole world, made and destroyed (a global name, so
     # the names of locally synchronised groups are not touched).
@@ -319,7 +319,7 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     distinct = {
         (tuple(sorted(c10d._world.pg_group_ranks.get(pg, {}))), str(dist.get_backend(pg))) for pg in new
     }
-    pgrid.verify_and_align = real_verify  # type: ignore[assignment]
+    pgrid.verify_and_locate = real_verify  # type: ignore[assignment]
     dist.barrier()  # every rank has built before any destroys
     teardown(obj, new)
     dist.barrier()

@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ REGENERATE = "python tests/test_errors_catalogue.py"
 class PeerWithOtherDims(RecordingComm):
     """Plays rank 0 of a job whose rank 1 was given other axis sizes."""
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        self.calls["collective"] += 1
-        return [values[0] + 1, *values[1:]]
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        reduced, blocks = super().exchange(header, block, timeout=timeout)
+        return [reduced[0] + 1, *reduced[1:]], blocks
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         self.calls["collective"] += 1

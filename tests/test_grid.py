@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import proctopo
@@ -474,22 +475,26 @@ class _DisagreeingComm(RecordingComm):
         self.peers = peers
         self.peer_count = peer_count
 
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        out = list(values)
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        out, blocks = super().exchange(header, block, timeout=timeout)
         for d in self.peers or []:
             fp = fingerprint(d)
             out[0], out[1] = max(out[0], fp), max(out[1], -fp)
         out[2] = max(out[2], self.peer_count)
-        return out
+        return out, blocks
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         return [data] + [json.dumps(d, sort_keys=True).encode() for d in self.peers or []]
 
 
 class _SpyComm(RecordingComm):
-    def allreduce_max(self, values: list[int], *, timeout: float) -> list[int]:
-        self.sent = list(values)
-        return super().allreduce_max(values, timeout=timeout)
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        self.sent = list(header)
+        return super().exchange(header, block, timeout=timeout)
 
 
 def test_mismatch_error_names_the_first_difference() -> None:

@@ -22,11 +22,13 @@ True
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import math
 import numbers
 import re
 import socket
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -150,9 +152,19 @@ def torch_private(owner: str, name: str = "") -> Any:
     """
     if not any(o == owner and n == name for o, n, _ in TORCH_PRIVATE):
         raise InvalidArgumentError(f"{owner}.{name} is not listed in proctopo.comm.TORCH_PRIVATE")
+    obj = _owner(owner)
+    return getattr(obj, name) if name else obj
+
+
+@functools.cache
+def _owner(owner: str) -> Any:
+    """The module or class ``owner`` (a dotted path): its longest importable prefix, then attributes.
+
+    Cached: a failed import of a class's path searches the file system, and the
+    grid asks for these owners on every group it creates. A failure is not cached.
+    """
     parts = owner.split(".")
-    obj: Any = None
-    for i in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+    for i in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))
         except ImportError:
@@ -161,8 +173,8 @@ def torch_private(owner: str, name: str = "") -> Any:
             continue
         for attr in parts[i:]:
             obj = getattr(obj, attr)
-        break
-    return getattr(obj, name) if name else obj
+        return obj
+    raise ImportError(owner)  # pragma: no cover - the loop returns or raises at i == 1
 
 
 def missing_torch_private() -> list[str]:
@@ -436,12 +448,16 @@ class Comm(Protocol):
         """Where this process runs: its host name and NVLink-domain identity (``None``: unknown)."""
         ...
 
-    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
-        """Element-wise maximum of integer vectors (a list or a NumPy array) over the parent group.
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        """The grid's set-up exchange over the parent group.
 
-        The grid's one set-up exchange: a header of small integers, then a block
-        of words per grid rank that only that rank fills (see
-        :func:`proctopo.groups.verify_and_locate`).
+        Every grid rank gives a ``header`` of small integers and a ``block`` of
+        non-negative words (each the same length on every rank). Every rank gets
+        back the element-wise maximum of the headers, and every rank's block as
+        a NumPy int64 array of shape ``(grid size, len(block))`` in grid-rank
+        order (see :func:`proctopo.groups.verify_and_locate`).
         """
         ...
 
@@ -718,7 +734,8 @@ class TorchComm:
             return self._torch.device("cuda", self._torch.cuda.current_device())
         return self._torch.device("cpu")
 
-    def _wait(self, work: Any, timeout: float, what: str) -> None:
+    def _wait(self, work: Any, timeout: float, what: str, limit: float | None = None) -> None:
+        """Wait for ``work`` at most ``timeout`` s; ``limit``, when given, is the time the error names."""
         try:
             work.wait(timeout=datetime.timedelta(seconds=timeout))
         except Exception as exc:
@@ -730,28 +747,58 @@ class TorchComm:
                     "building the grid; its own output says why"
                 ) from exc
             raise GridTimeoutError(
-                f"{what} did not complete within {timeout:g} s on global rank {self._global_rank} "
+                f"{what} did not complete within {timeout if limit is None else limit:g} s on global "
+                f"rank {self._global_rank} "
                 f"({type(exc).__name__}: {exc}). Every rank of the grid must build it at the same "
                 "point with verify=True; a rank that crashed, skipped the check or is building a "
                 "different group leaves the others waiting"
             ) from exc
 
-    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
-        """All-reduce (MAX) of an int64 tensor over the parent group; a NumPy array for a NumPy array."""
-        import numpy as np
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        """The set-up exchange as a gather to grid rank 0 and a broadcast from it.
 
-        torch = self._torch
-        given = np.asarray(values, dtype=np.int64)
-        t = torch.from_numpy(given.copy()).to(self._device())
-        work = self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self._group, async_op=True)
-        self._wait(work, timeout, "the topology fingerprint exchange (all_reduce)")
-        out = t.cpu().numpy()
-        return out if isinstance(values, np.ndarray) else [int(v) for v in out.tolist()]
+        Grid rank 0 receives every rank's header and block, takes the maximum of
+        the headers and broadcasts it with the blocks. A gather costs one hop and a
+        broadcast ``log2(grid size)`` (gloo's binomial tree), where a ring
+        all-reduce of the same words makes ``2 (grid size - 1)`` steps one after
+        another; on ranks that share cores each step waits to be scheduled. Grid
+        rank 0 handles ``grid size`` rows, every other rank one row and the
+        result, ``len(header) + grid size * len(block)`` words. Both collectives
+        together wait at most ``timeout``.
+        """
+
+        torch, dist = self._torch, self._dist
+        deadline = time.monotonic() + timeout
+        device = self._device()
+        h, b, n = len(header), len(block), self._grid_size
+        root = self._parent_ranks[0] if self._parent_ranks is not None else 0
+        row = torch.tensor([*header, *block], dtype=torch.int64, device=device)
+        rows = torch.empty((n, h + b), dtype=torch.int64, device=device) if self._grid_rank == 0 else None
+        what = "the fingerprint exchange (gather to grid rank 0)"
+        work = dist.gather(
+            row,
+            None if rows is None else list(rows.unbind(0)),
+            dst=root,
+            group=self._group,
+            async_op=True,
+        )
+        self._wait(work, timeout, what)
+        result = torch.empty(h + n * b, dtype=torch.int64, device=device)
+        if rows is not None:
+            result[:h] = rows[:, :h].max(dim=0).values
+            result[h:] = rows[:, h:].reshape(-1)
+        work = dist.broadcast(result, src=root, group=self._group, async_op=True)
+        left = max(deadline - time.monotonic(), 0.001)
+        self._wait(work, left, "the fingerprint exchange (broadcast from grid rank 0)", timeout)
+        out = result.cpu().numpy()
+        return [int(v) for v in out[:h].tolist()], out[h:].reshape(n, b)
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         """All-gather of byte strings, padded to the longest one."""
         torch = self._torch
-        (length,) = self.allreduce_max([len(data)], timeout=timeout)
+        (length,), _ = self.exchange([len(data)], [], timeout=timeout)
         buf = torch.zeros(length + 8, dtype=torch.uint8, device=self._device())
         payload = len(data).to_bytes(8, "little") + data
         buf[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)

@@ -168,10 +168,6 @@ def _describe_difference(mine: dict[str, Any], descriptions: list[dict[str, Any]
     )
 
 
-#: Words of the set-up exchange's header: the fingerprint and its negation, the group
-#: count and its negation, and whether some rank does not know its count.
-HEADER_WORDS = 5
-
 #: Bytes of a host name carried in the exchange (a longer one is shortened to a prefix
 #: and a hash); 7 bytes a word keep every word non-negative, as a maximum needs.
 _NAME_BYTES = 63
@@ -281,15 +277,16 @@ def verify_and_locate(
 ) -> tuple[list[Any], tuple[list[str], Any, Any] | None]:
     """Compare ``description`` across the parent group, even out group counts, and learn where ranks run.
 
-    One all-reduce (maximum) does it all: its header holds the fingerprint, its
-    negation, the group count and its negation, so every rank learns at once
-    whether all agree; with ``location``, each grid rank also fills its own
-    block of :data:`LOCATION_WORDS` words (zero elsewhere) with its host and
-    domain identity, so the maximum carries every rank's location. Only when the
-    fingerprints differ are the descriptions gathered so that the error names
-    the difference (and ends with ``rule``, what every rank must do alike);
-    every rank raises the same error, none waits forever. The grid's
-    construction makes this exchange.
+    One exchange (:meth:`proctopo.comm.Comm.exchange`) does it all: every rank
+    learns the maximum of the headers, ``[fingerprint, -fingerprint, count,
+    -count, unknown]``, so every rank learns at once whether all agree (equal
+    maxima of ``h`` and ``-h``); with ``location``, each grid rank also gives a
+    block of :data:`LOCATION_WORDS` words with its host and domain identity, and
+    every rank gets every rank's block. Without it the exchange carries the five
+    header words alone. Only when the fingerprints differ are the descriptions
+    gathered so that the error names the difference (and ends with ``rule``,
+    what every rank must do alike); every rank raises the same error, none waits
+    forever. The grid's construction makes this exchange.
 
     For ``"local"`` and ``"split"``, ranks that have registered fewer process
     groups than others create single-rank groups until the counts agree, so the
@@ -312,22 +309,14 @@ def verify_and_locate(
     known = count is not None
     c = count if count is not None else 0
     header = [fp, -fp, c, -c, 0 if known else 1]
-    size = comm.grid_size()
-    values: Any = header
-    if location is not None:
-        import numpy as np
-
-        values = np.zeros(HEADER_WORDS + size * LOCATION_WORDS, dtype=np.int64)
-        values[:HEADER_WORDS] = header
-        start = HEADER_WORDS + comm.grid_rank() * LOCATION_WORDS
-        values[start : start + LOCATION_WORDS] = encode_location(*location)
-    reduced = comm.allreduce_max(values, timeout=wait)
-    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = (int(v) for v in reduced[:HEADER_WORDS])
+    block = [] if location is None else encode_location(*location)
+    reduced, blocks = comm.exchange(header, block, timeout=wait)
+    hi_fp, neg_lo_fp, hi_c, neg_lo_c, any_unknown = (int(v) for v in reduced)
     if hi_fp != -neg_lo_fp:
         gathered = comm.allgather_bytes(json.dumps(description, sort_keys=True).encode(), timeout=wait)
         descriptions = [json.loads(b.decode()) for b in gathered]
         raise TopologyMismatchError(_describe_difference(description, descriptions, rule))
-    where = None if location is None else decode_hosts(reduced[HEADER_WORDS:])
+    where = None if location is None else decode_hosts(blocks)
     if strategy in ("local", "split") and not any_unknown and hi_c != -neg_lo_c:
         missing = hi_c - c
         if missing:

@@ -33,7 +33,7 @@ The recorder also answers the calls DeepSpeed's grid makes through
 so the same object can stand in for ``deepspeed.comm`` when comparing with
 DeepSpeed's own ``PipelineParallelGrid``. Collectives (the grid's fingerprint
 check) behave as if every rank agreed; subclass and override
-:meth:`RecordingComm.allreduce_max` / :meth:`RecordingComm.allgather_bytes` to
+:meth:`RecordingComm.exchange` / :meth:`RecordingComm.allgather_bytes` to
 play disagreeing peers.
 """
 
@@ -44,7 +44,7 @@ from typing import Any
 
 from .comm import NameLedger
 from .errors import GroupCreationError, InvalidArgumentError
-from .groups import HEADER_WORDS, LOCATION_WORDS, encode_location
+from .groups import LOCATION_WORDS, encode_location
 from .topology import ProcessTopology
 
 __all__ = ["RecordedGroup", "RecordingComm"]
@@ -374,31 +374,36 @@ class RecordingComm:
         return self.location_of(self._rank)
 
     # -- Comm protocol: collectives, as if every rank agreed
-    def allreduce_max(self, values: Any, *, timeout: float) -> Any:
-        """Count a collective and return ``values`` as if every rank sent the same.
+    def exchange(
+        self, header: Sequence[int], block: Sequence[int], *, timeout: float
+    ) -> tuple[list[int], Any]:
+        """Count a collective and answer as if every rank sent the same header.
 
-        When ``values`` ends with one location block per grid rank (the grid's
-        set-up exchange, see :func:`proctopo.groups.verify_and_locate`), each
-        other rank's block is filled with that rank's host and domain.
+        The grid's only block is a rank's location (see
+        :func:`proctopo.groups.verify_and_locate`): each rank's row is its own
+        host and domain, as given at construction.
         """
-        self.calls["collective"] += 1
-        ranks = self._parent.ranks
-        if len(values) != HEADER_WORDS + len(ranks) * LOCATION_WORDS:
-            return list(values)
         import numpy as np
 
-        out = np.array(values, dtype=np.int64)
-        blocks = out[HEADER_WORDS:].reshape(len(ranks), LOCATION_WORDS)
+        self.calls["collective"] += 1
+        ranks = self._parent.ranks
+        blocks = np.empty((len(ranks), len(block)), dtype=np.int64)
+        if not len(block):
+            return list(header), blocks
+        if len(block) != LOCATION_WORDS:
+            raise ValueError(
+                f"RecordingComm plays location blocks of {LOCATION_WORDS} words, not {len(block)}"
+            )
         if self._hosts is None and self._domains is None:
-            blocks[:] = encode_location(*self.location())
-            return out
+            blocks[:] = block
+            return list(header), blocks
         words: dict[tuple[str, str | None], list[int]] = {}
         for i, g in enumerate(ranks):
             where = self.location_of(g)
             if where not in words:
                 words[where] = encode_location(*where)
             blocks[i] = words[where]
-        return out
+        return list(header), blocks
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         """Count a collective and return ``data`` once per parent rank."""
