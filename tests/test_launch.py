@@ -27,6 +27,14 @@ def test_results_come_back_per_rank_in_rank_order(tmp_path: Path, torch_dist: An
 
 
 @pytest.mark.mp
+def test_ranks_can_meet_through_a_tcp_store_as_under_torchrun(tmp_path: Path, torch_dist: Any) -> None:
+    results = _run(launch_workers.store_kind, 3, tmp_path, timeout=60, store="tcp")
+    assert [r.value for r in results] == [("TCPStore", [0, 1, 2])] * 3, launch.summary(results)
+    results = _run(launch_workers.store_kind, 2, tmp_path, timeout=60)
+    assert [r.value for r in results] == [("FileStore", [0, 1])] * 2, launch.summary(results)
+
+
+@pytest.mark.mp
 def test_a_hung_rank_is_killed_and_named(tmp_path: Path, torch_dist: Any) -> None:
     results = _run(launch_workers.hang_on, 3, tmp_path, 1, timeout=3)
     assert [r.status for r in results] == ["ok", "timeout", "ok"]
@@ -82,6 +90,7 @@ def test_prove_group_refuses_non_members_and_times_out(tmp_path: Path, torch_dis
         (launch_workers.hello, 2, {"timeout": 0}, "timeout must be a finite number of seconds above 0 and"),
         (launch_workers.hello, 2, {"timeout": float("inf")}, "timeout must be a finite number of seconds"),
         (launch_workers.hello, 2, {"grace": -1}, "grace must be a number of seconds of at least 0, got -1"),
+        (launch_workers.hello, 2, {"store": "env"}, "store must be 'file' or 'tcp', got 'env'"),
         (lambda r, n: r, 2, {}, "fn and args must be picklable (fn a module-level function): "),
     ],
 )

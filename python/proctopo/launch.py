@@ -2,7 +2,8 @@
 
 :func:`run` starts ``nproc`` processes with :func:`torch.multiprocessing.start_processes`
 from a forkserver that imported torch once (a process then costs a fork, not a torch
-import). Each process joins the default group through a ``file://`` rendezvous, calls
+import). Each process joins the default group through a ``file://`` rendezvous (or a
+TCPStore on loopback, as ``torchrun`` uses), calls
 ``fn(rank, nproc, *args)`` and sends back its return value, or its traceback. Nothing
 waits forever: the whole run has a deadline, after which the ranks still running are
 killed and reported as hung; once one rank fails, the others get a short grace period
@@ -166,7 +167,7 @@ def _entry(
         fn, args = pickle.loads(payload)
         dist.init_process_group(
             backend,
-            init_method=f"file://{rendezvous}",
+            init_method=rendezvous,
             rank=rank,
             world_size=nproc,
             timeout=datetime.timedelta(seconds=timeout),
@@ -209,6 +210,7 @@ def run(
     backend: str = "gloo",
     preload: Sequence[str] = DEFAULT_PRELOAD,
     start_method: str = "forkserver",
+    store: str = "file",
 ) -> list[RankResult]:
     """Run ``fn(rank, nproc, *args)`` on ``nproc`` local processes joined by torch.distributed.
 
@@ -228,6 +230,10 @@ def run(
         preload: Modules the forkserver imports before its first fork. The forkserver
             serves the whole Python process, so only the first run's list counts.
         start_method: ``"forkserver"`` (default), ``"spawn"`` or ``"fork"``.
+        store: How the ranks meet: ``"file"`` (default), torch's FileStore on a file
+            in ``workdir``, or ``"tcp"``, a TCPStore served by rank 0 on a free
+            port of 127.0.0.1, as ``torchrun`` serves one (a FileStore's ``wait``
+            looks at the file again every 10 ms; a TCPStore's is woken by the key).
 
     Returns:
         One :class:`RankResult` per rank, in rank order; :func:`summary` describes the
@@ -252,9 +258,21 @@ def run(
         raise InvalidArgumentError(
             f"fn and args must be picklable (fn a module-level function): {type(exc).__name__}: {exc}"
         ) from None
+    if store not in ("file", "tcp"):
+        raise InvalidArgumentError(f"store must be 'file' or 'tcp', got {store!r}")
     with tempfile.TemporaryDirectory(prefix="proctopo-run-", dir=workdir) as run_dir:
-        rendezvous = os.path.join(run_dir, "rendezvous")
+        rendezvous = "file://" + os.path.join(run_dir, "rendezvous") if store == "file" else _tcp_address()
         return _supervise(nproc, payload, rendezvous, timeout, grace, backend, preload, start_method)
+
+
+def _tcp_address() -> str:
+    """``tcp://127.0.0.1:PORT`` with a port that was free a moment ago."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
 
 
 def _supervise(

@@ -15,6 +15,17 @@ def hello(rank: int, world_size: int, word: str) -> tuple[str, int, int, list[in
     return word, rank, world_size, prove_group(dist.group.WORLD, timeout=30)
 
 
+def store_kind(rank: int, world_size: int) -> tuple[str, list[int]]:
+    """The type of the store the default group met through, after proving the world talks."""
+    import torch.distributed as dist
+    from proctopo.launch import prove_group
+
+    store = dist.distributed_c10d._get_default_store()
+    while type(store).__name__ == "PrefixStore":
+        store = store.underlying_store
+    return type(store).__name__, prove_group(dist.group.WORLD, timeout=30)
+
+
 def hang_on(rank: int, world_size: int, hung: int) -> int:
     """Rank ``hung`` never returns."""
     if rank == hung:
