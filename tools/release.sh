@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The release build, one command (docs/release.md):
 #   pip install -r requirements/hardening.txt && tools/release.sh
-# 1. tools/ci-pythons.sh: a wheel for every supported Python, repaired to a manylinux tag,
+# 1. tools/ci-pythons.sh: a wheel for every supported Python, compiled by zig against glibc
+#    2.17 and repaired to manylinux_2_17 (manylinux2014),
 #    installed without a compiler into a fresh venv and tested there; any failure stops here.
 # 2. The source distribution (python -m build --sdist), checked to hold the C++ core and the
 #    build files.
