@@ -177,12 +177,18 @@ def _owner(owner: str) -> Any:
     raise ImportError(owner)  # pragma: no cover - the loop returns or raises at i == 1
 
 
-def missing_torch_private() -> list[str]:
-    """The names of :data:`TORCH_PRIVATE` that the installed torch lacks, as ``owner.name``."""
+def missing_torch_private(*, modules: bool = True) -> list[str]:
+    """The names of :data:`TORCH_PRIVATE` that the installed torch lacks, as ``owner.name``.
+
+    ``modules=False`` leaves out the private modules (entries without a name), which
+    are looked for on the file system; what imports one says so when it is gone.
+    """
     import importlib.util
 
     missing = []
     for owner, name, _ in TORCH_PRIVATE:
+        if not (name or modules):
+            continue
         try:
             if name:
                 torch_private(owner, name)
@@ -314,7 +320,7 @@ def _warn_missing_private(version: str) -> None:
     if version in _WARNED:
         return
     _WARNED.add(version)
-    missing = missing_torch_private()
+    missing = missing_torch_private(modules=False)  # the names a grid reaches, not torchtitan's module
     if missing:
         warnings.warn(
             f"torch {version} lacks private names proctopo uses ({', '.join(missing)}); proctopo is "

@@ -57,6 +57,7 @@ from .groups import (
     MAIN,
     MISSING,
     GroupBuilder,
+    decode_hosts,
     fingerprint,
     resolve_strategy,
     verify_and_align,
@@ -263,6 +264,8 @@ class ProcessGrid:
                 "exchange, which verify=False skips; pass verify=True"
             )
         self._placement: MeasuredPlacement | None = None
+        #: Every grid rank's location block from the exchange, until decoded into _placement.
+        self._blocks: Any = None
         whole = comm.parent_ranks() is None and self.world_size == comm.world_size()
         self.strategy: str = resolve_strategy(group_creation, comm, whole_world=whole)
         builder = GroupBuilder(comm, pt, self.strategy, seconds)
@@ -315,8 +318,12 @@ class ProcessGrid:
             )
             builder.owned.extend((pad, True) for pad in pads)
             self._fingerprint = fingerprint(description)
+            self._blocks = found
             if found is not None:
-                self._locate(found, reorder, rules)
+                # The placement is decoded when asked for, except where construction needs it:
+                # the rules, reorder, and grid rank 0's report of a launch out of block order.
+                if any(rules) or reorder or self.grid_rank == 0:
+                    self._locate(reorder, rules)
             elif any(rules) or reorder:
                 raise PlacementError(
                     "intra_node, intra_domain and reorder need every rank's host, but the comm did not "
@@ -336,15 +343,19 @@ class ProcessGrid:
             raise GridSizeError(f"{layout}{exc}") from None
 
     # ------------------------------------------------------------------ placement
-    def _locate(
-        self, found: tuple[list[str], Any, Any], reorder: bool, rules: tuple[list[Any], list[Any]]
-    ) -> None:
+    def _measured(self) -> tuple[list[str], Any, MeasuredPlacement]:
+        """The launch's placement from the exchange's blocks: each rank's host, domains, placement."""
+        decoded = decode_hosts(self._blocks)
+        assert decoded is not None  # the construction kept only blocks where every rank reported
+        names, nodes, domains = decoded
+        hosts = [names[i] for i in nodes.tolist()]
+        return hosts, domains, MeasuredPlacement(hosts, None if domains is None else domains.tolist())
+
+    def _locate(self, reorder: bool, rules: tuple[list[Any], list[Any]]) -> None:
         """Build the placement from the exchange, reorder if asked, check the rules, and warn."""
         import numpy as np
 
-        names, nodes, domains = found
-        hosts = [names[i] for i in nodes.tolist()]
-        launch = MeasuredPlacement(hosts, None if domains is None else domains.tolist())
+        hosts, domains, launch = self._measured()
         order = self._reorder(launch, rules) if reorder else None
         if order is None or np.array_equal(order, np.arange(self.world_size)):
             self._placement = launch
@@ -408,6 +419,8 @@ class ProcessGrid:
         >>> grid.placement.hosts, grid.placement.is_block, grid.get_group_ranks("model")
         (['a', 'b'], True, [0, 2])
         """
+        if self._placement is None and self._blocks is not None:
+            self._placement = self._measured()[2]
         if self._placement is None:
             why = (
                 "it was built with verify=False, which skips the exchange that measures it"

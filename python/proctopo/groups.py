@@ -274,7 +274,7 @@ def verify_and_locate(
     rule: str = BUILD_RULE,
     location: tuple[str, str | None] | None = None,
     stacklevel: int = 3,
-) -> tuple[list[Any], tuple[list[str], Any, Any] | None]:
+) -> tuple[list[Any], Any]:
     """Compare ``description`` across the parent group, even out group counts, and learn where ranks run.
 
     One exchange (:meth:`proctopo.comm.Comm.exchange`) does it all: every rank
@@ -295,8 +295,9 @@ def verify_and_locate(
     Returns:
         The single-rank groups this rank created to even out the counts (the
         grid owns them and destroys them with its other groups), and, with
-        ``location``, what :func:`decode_hosts` makes of every grid rank's
-        location (``None`` without ``location``).
+        ``location``, every grid rank's location block, one row per grid rank,
+        for :func:`decode_hosts` (``None`` without ``location``, or when some
+        rank reported no host: a comm that does not play the location blocks).
 
     Raises:
         TopologyMismatchError: the descriptions differ.
@@ -316,7 +317,7 @@ def verify_and_locate(
         gathered = comm.allgather_bytes(json.dumps(description, sort_keys=True).encode(), timeout=wait)
         descriptions = [json.loads(b.decode()) for b in gathered]
         raise TopologyMismatchError(_describe_difference(description, descriptions, rule))
-    where = None if location is None else decode_hosts(blocks)
+    where = None if location is None or not blocks[:, 0].all() else blocks  # a host starts with a marker
     if strategy in ("local", "split") and not any_unknown and hi_c != -neg_lo_c:
         missing = hi_c - c
         if missing:
