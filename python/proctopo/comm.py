@@ -28,6 +28,7 @@ import math
 import numbers
 import re
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -164,6 +165,15 @@ def _owner(owner: str) -> Any:
     grid asks for these owners on every group it creates. A failure is not cached.
     """
     parts = owner.split(".")
+    # The longest prefix already imported, then attributes: a class's path tried as a
+    # module would be looked for on the file system first.
+    for i in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is not None:
+            try:
+                return functools.reduce(getattr, parts[i:], module)
+            except AttributeError:
+                break  # a submodule not imported yet: import it below
     for i in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))
