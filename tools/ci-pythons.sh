@@ -88,6 +88,7 @@ one() {
   echo "python $v: $py"
   CXX=$repo/tools/zig-c++ "$py" -m pip wheel "$repo" --no-deps -w "$work/dist-$v" --config-settings=build-dir="$work/build-$v" -q
   local built=$((SECONDS - start))
+  echo "python $v: wheel built in ${built}s"
   python -m auditwheel show "$work/dist-$v"/*.whl
   # --plat: auditwheel refuses a wheel that needs more than glibc $GLIBC.
   python -m auditwheel repair --plat "$plat" "$work/dist-$v"/*.whl -w "$work/wheelhouse" >/dev/null
