@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,40 +26,54 @@ from helpers import teardown_workers as workers
 pytestmark = pytest.mark.mp
 
 CYCLES = 10
+#: Seconds the ranks of a job ending as scripts do get, together, before they count as hung.
+DEADLINE = 180.0
 TESTS = Path(__file__).resolve().parent
 
 
-def _end_as_scripts_do(jobs: str, tmp_path: Path, world: int = 4) -> list[tuple[int, str]]:
+def _end_as_scripts_do(jobs: str, tmp_path: Path, world: int = 4) -> list[tuple[int | str, str]]:
     """Run ``jobs`` (of :data:`helpers.teardown_workers.ENDINGS`, comma-separated) on ``world``
     processes, each a plain ``python`` ending with ``destroy_process_group()`` and interpreter
     shutdown (no ``os._exit``, unlike :func:`proctopo.launch.run`). Returns each rank's exit
     code and the end of its stderr.
+
+    A rank still running after :data:`DEADLINE` seconds is stopped with SIGABRT, which
+    makes Python print the stack of each of its threads (``PYTHONFAULTHANDLER``), and is
+    reported as ``"hung"``.
     """
-    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH")) if p)
     tmp_path.mkdir(parents=True, exist_ok=True)
     init = tmp_path / "rendezvous"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "helpers.teardown_workers", jobs, str(init), str(r), str(world)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in range(world)
-    ]
-    out = []
+    errs = [tmp_path / f"stderr.{r}" for r in range(world)]
+    procs: list[subprocess.Popen[bytes]] = []
+    hung: set[int] = set()
     try:
-        for p in procs:
-            _, err = p.communicate(timeout=120)
-            out.append((p.returncode, err[-3000:]))
+        for r in range(world):
+            argv = [sys.executable, "-m", "helpers.teardown_workers", jobs, str(init), str(r), str(world)]
+            with errs[r].open("w") as err:  # a file, not a pipe: no rank blocks on a full pipe
+                procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err))
+        end = time.monotonic() + DEADLINE
+        for r, p in enumerate(procs):
+            try:
+                p.wait(timeout=max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                hung.add(r)
+        for r in sorted(hung):
+            procs[r].send_signal(signal.SIGABRT)
+            try:
+                procs[r].wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                procs[r].kill()
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-                p.communicate()
-    return out
+                p.wait()
+    return [
+        ("hung" if r in hung else p.returncode, errs[r].read_text(errors="replace")[-3000:])
+        for r, p in enumerate(procs)
+    ]
 
 
 @pytest.mark.parametrize(
