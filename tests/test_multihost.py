@@ -265,6 +265,14 @@ def test_device_mesh_of_a_reordered_grid(tmp_path: Path, hosts_ok: None) -> None
         assert r["model"] == [rank % 2, rank % 2 + 2] and r["sum"] == sum(x + 1 for x in r["model"])
 
 
+def test_reordered_groups_keep_grid_order_where_global_ranks_fall(tmp_path: Path, hosts_ok: None) -> None:
+    hosts = ["node0", "node1"] * 4  # grid order 0, 2, 4, 6, 1, 3, 5, 7
+    ranks = _job("order", hosts, tmp_path)
+    assert ranks[4]["data"] == [0, 4, 1, 5] and ranks[4]["model"] == [4, 6]
+    for rank, r in enumerate(ranks):
+        assert rank in r["data"] and {hosts[m] for m in r["model"]} == {hosts[rank]}
+
+
 @pytest.mark.parametrize("hosts", [BLOCK, CYCLIC], ids=["block", "cyclic"])
 def test_megatron_checks_intra_node(hosts: list[str], tmp_path: Path, hosts_ok: None) -> None:
     require("megatron.core")

@@ -7,7 +7,7 @@ import warnings
 import proctopo
 import pytest
 from proctopo.comm import peer_lost
-from proctopo.errors import GridTimeoutError, PeerLostError, PlacementError
+from proctopo.errors import GridTimeoutError, GroupCreationError, PeerLostError, PlacementError
 from proctopo.grid import ProcessGrid
 from proctopo.groups import decode_hosts, encode_location
 from proctopo.machine import MeasuredPlacement
@@ -59,6 +59,44 @@ def test_reorder_fixes_a_cyclic_launch() -> None:
         assert grid.global_rank_of(grid.coord) == rank
         assert grid.coord_of_global(rank) == grid.coord
     assert [grid.global_rank_of((d, m)) for d in range(2) for m in range(2)] == [0, 2, 1, 3]
+
+
+def test_reordered_groups_keep_the_grid_order_of_their_ranks() -> None:
+    """Group rank i is the i-th member in grid order, even where global ranks fall."""
+    topo = proctopo.ProcessTopology(["data", "model"], [4, 2])
+    hosts = ["a", "b"] * 4  # cyclic: grid order 0, 2, 4, 6, 1, 3, 5, 7
+    for rank in range(8):
+        comm = RecordingComm(rank, 8, hosts=hosts)
+        grid = ProcessGrid(topo, comm=comm, reorder=True, intra_node=["model"])
+        for axis in ("data", "model"):
+            group = grid.get_group(axis)
+            assert list(group.ranks) == grid.get_group_ranks(axis)
+            assert grid.get_group_ranks(axis).index(rank) == grid.get_axis_rank(axis)
+        if rank == 4:
+            assert grid.get_group_ranks("data") == [0, 4, 1, 5]  # positions 0, 2, 4, 6
+
+
+class _SortingComm(RecordingComm):
+    """Plays a torch whose new_group sorts every group's ranks."""
+
+    def order_support(self) -> str:  # type: ignore[override]
+        return "this torch sorts a new group's ranks"
+
+
+def test_a_reordered_grid_refuses_groups_that_cannot_keep_their_order() -> None:
+    topo = proctopo.ProcessTopology(["data", "model"], [4, 2])
+    hosts = ["a", "b"] * 4
+    split = RecordingComm(0, 8, hosts=hosts, backend="nccl", can_split=True)
+    for comm, strategy in ((_SortingComm(0, 8, hosts=hosts), "local"), (split, "split")):
+        with pytest.raises(GroupCreationError) as info:
+            ProcessGrid(topo, comm=comm, reorder=True, intra_node=["model"], group_creation=strategy)
+        text = str(info.value)
+        assert "groups of ['data'] hold their global ranks in grid order, e.g. [0, 4, 1, 5]" in text, text
+        assert "sorts" in text and "group_creation='local' with torch 2.13 or later" in text
+        assert comm.live_groups() == []  # refused before any group was made
+    # Where every group is ascending, nothing needs keeping: the same comm builds the grid.
+    grid = ProcessGrid(TOPO, comm=_SortingComm(0, 4, hosts=CYCLIC), reorder=True, intra_node=["model"])
+    assert grid.get_group_ranks("data") == [0, 1]
 
 
 def test_reorder_changes_nothing_on_a_block_placement() -> None:

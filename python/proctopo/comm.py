@@ -452,6 +452,14 @@ class Comm(Protocol):
         """None when ``use_local_synchronization=True`` is safe, else the reason it is not."""
         ...
 
+    def order_support(self) -> str | None:
+        """None when ``new_group`` keeps the order of the ranks it is given, else the reason it cannot.
+
+        A group's rank ``i`` is then ``ranks[i]``, which a reordered grid needs when a
+        group's ranks are not in ascending order.
+        """
+        ...
+
     def group_count(self) -> int | None:
         """Process groups this rank has registered so far (torch names local groups from it)."""
         ...
@@ -617,6 +625,17 @@ class TorchComm:
             )
         return None
 
+    def order_support(self) -> str | None:
+        """None when torch's ``new_group`` takes ``sort_ranks=False`` (torch 2.13 on)."""
+        import inspect
+
+        if "sort_ranks" in inspect.signature(self._dist.new_group).parameters:
+            return None
+        return (
+            f"torch {self._torch.__version__} sorts a new group's ranks (new_group's sort_ranks=False, "
+            "which keeps them in the order given, came with torch 2.13)"
+        )
+
     def group_count(self) -> int | None:
         """The count torch names this rank's next locally synchronised group from (None if unknown).
 
@@ -690,8 +709,16 @@ class TorchComm:
 
         With ``local=True`` only members call torch (a non-member gets ``None``),
         and the group is created under a name no group of this process had.
+        Ranks not in ascending order (a reordered grid's) are kept in the order
+        given (``sort_ranks=False``), so that group rank ``i`` is ``ranks[i]``.
         """
         dist = self._dist
+        ordered: dict[str, Any] = {}
+        if any(a > b for a, b in zip(ranks, ranks[1:])):
+            why = self.order_support()
+            if why is not None:
+                raise GroupCreationError(f"the group {list(ranks)[:16]} must keep its order, but {why}")
+            ordered["sort_ranks"] = False
 
         def create() -> Any:
             return dist.new_group(
@@ -700,6 +727,7 @@ class TorchComm:
                 backend=backend,
                 use_local_synchronization=local,
                 group_desc=desc,
+                **ordered,
             )
 
         if not local:

@@ -570,6 +570,8 @@ class GroupBuilder:
             return self.resolve(self.families[fkey])
         members = self.members(key, name)
         setkey: SetKey = (backend, tuple(sorted(members)))
+        if self._launch is not None and key:
+            self._check_order(key, name)
         if len(origin) == self.grid_size and backend is None:
             handle = PARENT  # the whole grid: the parent group itself, no call
         elif self._covered(name, key, backend, len(origin)):
@@ -581,6 +583,37 @@ class GroupBuilder:
         self.families[fkey] = handle
         self._axis_families.append((name, key, backend, len(origin)))
         return self.resolve(handle)
+
+    def _check_order(self, key: tuple[str, ...], layout: str) -> None:
+        """In a reordered grid, refuse a family whose groups cannot keep the grid's order.
+
+        Group rank ``i`` must be the ``i``-th member in grid order, so that torch's
+        group ranks and collectives agree with the grid's coordinates (and with a
+        DeviceMesh exported from it). A group whose global ranks are not ascending
+        needs ranks kept in the order given, which ``split_group`` and older torch
+        do not do. Every rank checks the whole family, so every rank reaches the
+        same verdict before any call.
+        """
+        import numpy as np
+
+        table = self.to_global(self.layout(layout).groups(list(key)))
+        falling = np.flatnonzero((np.diff(table, axis=1) < 0).any(axis=1))
+        if not falling.size:
+            return
+        why: str | None = (
+            "group_creation='split' makes groups with torch's split_group, which sorts their ranks"
+            if self.strategy == "split"
+            else self.comm.order_support()
+        )
+        if why is None:
+            return
+        row = table[int(falling[0])].tolist()
+        raise GroupCreationError(
+            f"the reordered grid's groups of {list(key)} hold their global ranks in grid order, e.g. "
+            f"{row[:16]}, which is not ascending, so each group must keep that order (group rank i the i-th "
+            f"member, as the grid's coordinates and a DeviceMesh exported from it say); but {why}. Use "
+            "group_creation='local' with torch 2.13 or later, or build the grid without reorder"
+        )
 
     def hold(self, handle: Any) -> Any:
         """What to keep of a group from :meth:`get` or :meth:`find`: :data:`PARENT` for the parent."""

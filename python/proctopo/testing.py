@@ -342,6 +342,10 @@ class RecordingComm:
         """None unless the backend is ``"mpi"``."""
         return "the MPI backend does not support local synchronization" if self.backend == "mpi" else None
 
+    def order_support(self) -> None:
+        """None: a recorded group keeps the order of the ranks it was given."""
+        return None
+
     def group_count(self) -> int:
         """Groups this rank holds: the default group plus every live group it received."""
         return self._count

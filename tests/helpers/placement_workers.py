@@ -139,6 +139,41 @@ def case_mesh(rank: int) -> dict[str, Any]:
     return out
 
 
+def case_order(rank: int) -> dict[str, Any]:
+    """A reordered grid whose data groups fall in global rank (cyclic over 2 hosts, 8 ranks).
+
+    Group rank i must be the i-th member in grid order: torch's rank in each group is
+    the grid's axis coordinate, an all_gather over the group returns the members in
+    grid order, and so does one over the groups of a DeviceMesh exported from it.
+    """
+    import torch
+    import torch.distributed as dist
+    from proctopo import ProcessGrid, ProcessTopology
+
+    world = dist.get_world_size()
+    grid = ProcessGrid(
+        ProcessTopology(["data", "model"], [world // 2, 2]),
+        group_creation="local",
+        timeout=TIMEOUT,
+        reorder=True,
+        intra_node=["model"],
+    )
+    mesh = grid.device_mesh()
+    seen: dict[str, Any] = {}
+    for axis in ("data", "model"):
+        members = grid.get_group_ranks(axis)
+        for name, group in (("grid", grid.get_group(axis)), ("mesh", mesh.get_group(axis))):
+            assert dist.get_rank(group) == grid.get_axis_rank(axis) == members.index(rank), (axis, name)
+            out = [torch.zeros(1, dtype=torch.int64) for _ in members]
+            dist.all_gather(out, torch.tensor([rank], dtype=torch.int64), group=group)
+            gathered = [int(t.item()) for t in out]
+            assert gathered == members, (axis, name, gathered, members)
+        assert mesh.get_local_rank(axis) == grid.get_axis_rank(axis)
+        seen[axis] = members
+    grid.destroy()
+    return seen
+
+
 def case_megatron(rank: int) -> dict[str, Any]:
     """initialize_model_parallel with ``intra_node=["tp"]``: refused on a cyclic launch, with
     nothing left set; accepted on a block one, its tensor-parallel group proven."""
@@ -177,6 +212,7 @@ CASES: dict[str, Callable[[int], dict[str, Any]]] = {
     "rule": case_rule,
     "reorder": case_reorder,
     "mesh": case_mesh,
+    "order": case_order,
     "megatron": case_megatron,
 }
 
