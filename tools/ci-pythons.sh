@@ -11,8 +11,8 @@
 # The compiler is zig's clang (the ziglang wheel, through tools/zig-c++), not the machine's
 # g++: it links LLVM's libc++ into the extension statically and links it against the symbol
 # versions of glibc $GLIBC, so the wheels are tagged manylinux_${GLIBC/./_} (manylinux2014)
-# and install on glibc $GLIBC or newer (RHEL/Rocky 8 and Ubuntu 20.04 too), where a g++ build
-# on this machine gets manylinux_2_34. The other way, g++ with a static libstdc++ and libgcc,
+# and install on glibc $GLIBC or newer (RHEL 7 and later, Ubuntu 20.04 too), where a g++ build
+# on this machine gets manylinux_2_34; the Python calls are as fast (bench/floors.py). The other way, g++ with a static libstdc++ and libgcc,
 # does worse: their archives on a glibc 2.36 system call arc4random (glibc 2.36),
 # _dl_find_object (2.35), pthread_once (2.34) and __libc_single_threaded (2.32), so that
 # build is manylinux_2_36. auditwheel must give exactly the tag below, or the wheel fails.
