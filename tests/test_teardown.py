@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import RunWorkers
+from helpers import RunWorkers, require
 from helpers import teardown_workers as workers
 
 pytestmark = pytest.mark.mp
@@ -109,7 +109,7 @@ def test_a_megatron_job_ending_with_destroy_model_parallel_exits_0_on_every_rank
     The kept groups object holds ``intra_dist_opt``, which spans every rank: the default
     group. Neither it nor proctopo.megatron's module state may keep the default group alive.
     """
-    pytest.importorskip("megatron.core")
+    require("megatron.core")
     codes = _end_as_scripts_do("megatron", tmp_path)
     assert [code for code, _ in codes] == [0] * len(codes), codes
 
@@ -121,7 +121,7 @@ def test_destroy_model_parallel_unbinds_the_default_group_from_torch_defaults(
     value of their ``group=group.WORLD`` defaults (importing megatron-core imports
     ``torch.distributed.nn.functional``); destroy_model_parallel() puts back ``None``,
     which those functions read as the default group of the time of the call."""
-    pytest.importorskip("megatron.core")
+    require("megatron.core")
     results = run_workers(workers.torch_defaults_bound, 2, timeout=120)
     for res in results:
         functional = [f for f in res["before"] if f.startswith("torch.distributed.nn.functional.")]
