@@ -360,10 +360,10 @@ def test_signature_is_megatron_cores() -> None:
     for p in theirs[len(positional) :]:
         assert by_name[p.name].default == p.default, p.name
         assert by_name[p.name].kind is inspect.Parameter.KEYWORD_ONLY, p.name
-    # Ours beyond them: the other release's, then proctopo's own four.
+    # Ours beyond them: the other release's, then proctopo's own five.
     extra = [p.name for p in ours if p.name not in {t.name for t in theirs}]
     other = next(r for r in pm.TESTED_VERSIONS if r != _release())
-    assert extra == [*ONLY_IN[other], "group_creation", "timeout", "intra_node", "intra_domain"]
+    assert extra == [*ONLY_IN[other], "group_creation", "timeout", "intra_node", "intra_domain", "reorder"]
 
 
 @pytest.mark.parametrize(

@@ -284,6 +284,13 @@ def test_megatron_checks_intra_node(hosts: list[str], tmp_path: Path, hosts_ok: 
         assert "axis 'tp'" in message and "rank 0 on 'node0', rank 1 on 'node1'" in message
 
 
+def test_megatron_on_a_reordered_grid(tmp_path: Path, hosts_ok: None) -> None:
+    require("megatron.core")
+    ranks = _job("megatron_reorder", CYCLIC, tmp_path)  # grid order 0, 2, 1, 3
+    assert [r["tp"] for r in ranks] == [[0, 2], [1, 3], [0, 2], [1, 3]]
+    assert [r["pp"] for r in ranks] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+
+
 # --------------------------------------------------------------------------- the rules elsewhere, played
 def test_pipeline_grid_refuses_reorder() -> None:
     from proctopo.errors import InvalidArgumentError

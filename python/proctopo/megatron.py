@@ -454,16 +454,21 @@ def _default_position_embedding_ranks(pp_ranks: list[int]) -> list[int]:
 
 
 def _embedding_family(
-    lay: MegatronLayout, rank: int, fn: Callable[[list[int]], Sequence[int]] | None, default: Any
+    lay: MegatronLayout, grid: Any, fn: Callable[[list[int]], Sequence[int]] | None, default: Any
 ) -> tuple[list[list[int]], list[int] | None]:
-    """The rank lists of one embedding kind (one per pipeline group) and this rank's list."""
+    """The rank lists of one embedding kind (one per pipeline group) and this rank's list.
+
+    Pipeline groups are given in global ranks, stage by stage, as the grid places
+    them (a reordered grid puts other global ranks at a stage than the layout's).
+    """
     import numpy as np
 
-    table = np.asarray(lay.dense.groups("pp"))
+    table = grid._builder.to_global(np.asarray(lay.dense.groups("pp")))
+    rank = grid.global_rank
     if fn is None:  # the default stages: whole columns of the pipeline table, no Python loop per group
         cols = [0] if lay.pp == 1 or default is _default_position_embedding_ranks else [0, lay.pp - 1]
         family = table[:, cols].tolist()
-        mine = default(lay.dense.group_list(rank, ["pp"]))
+        mine = default(grid.get_group_ranks("pp"))
         return family, (mine if rank in mine else None)
     family = []
     found: list[int] | None = None
@@ -495,7 +500,6 @@ def _gloo_kinds(lay: MegatronLayout, gloo: bool) -> list[str]:
 
 def _create_kinds(
     mg: MegatronGroups,
-    rank: int,
     get_embedding_ranks: Callable[[list[int]], Sequence[int]] | None,
     get_position_embedding_ranks: Callable[[list[int]], Sequence[int]] | None,
     gloo: bool,
@@ -519,7 +523,7 @@ def _create_kinds(
         ("embd", get_embedding_ranks, _default_embedding_ranks),
         ("pos_embd", get_position_embedding_ranks, _default_position_embedding_ranks),
     ):
-        family, mine = _embedding_family(lay, rank, fn, default)
+        family, mine = _embedding_family(lay, grid, fn, default)
         mg.handles[kind] = grid.new_groups(family, name=kind)
         mg.ranks[kind] = mine
 
@@ -556,6 +560,7 @@ def create_groups(
     release: str | None = None,
     intra_node: Sequence[str | Sequence[str]] = (),
     intra_domain: Sequence[str | Sequence[str]] = (),
+    reorder: bool = False,
 ) -> MegatronGroups:
     """Create every group megatron-core's ``initialize_model_parallel`` creates, each distinct one once.
 
@@ -585,6 +590,11 @@ def create_groups(
             ``"dp"``, ``"pp"``, or sets of them) whose groups must each lie inside
             one host / one domain, checked on the placement the grid measures
             (:meth:`proctopo.ProcessGrid.check_placement`) before any group is made.
+        reorder: Place the grid by host, as ``ProcessGrid(..., reorder=True)``
+            does: which global rank takes which position of the dense layout
+            (and so which tensor-parallel rank, pipeline stage, ...), so that the
+            ``intra_node`` / ``intra_domain`` axes fall inside hosts / domains.
+            Every group, rank list and megatron-core getter follows the mapping.
 
     Returns:
         The grid and this rank's groups and rank lists by Megatron's names.
@@ -647,12 +657,12 @@ def create_groups(
         comm=comm,
         intra_node=intra_node,
         intra_domain=intra_domain,
+        reorder=reorder,
     )
     mg = MegatronGroups(grid=grid, layout=lay, release=release)
     try:
         _create_kinds(
             mg,
-            comm.global_rank(),
             get_embedding_ranks,
             get_position_embedding_ranks,
             create_gloo_process_groups,
@@ -903,6 +913,7 @@ def initialize_model_parallel(
     timeout: datetime.timedelta | float | None = None,
     intra_node: Sequence[str | Sequence[str]] = (),
     intra_domain: Sequence[str | Sequence[str]] = (),
+    reorder: bool = False,
 ) -> MegatronGroups:
     """megatron-core's ``initialize_model_parallel``, with each distinct group created once.
 
@@ -939,6 +950,8 @@ def initialize_model_parallel(
             inside one host / one domain, as :func:`create_groups` takes them;
             checked on the measured placement before any group is made or any
             state is set.
+        reorder: As :func:`create_groups` takes it: the grid placed by host, every
+            group and getter following the mapping.
 
     Returns:
         The groups (their grid, layouts, handles and rank lists).
@@ -1004,6 +1017,7 @@ def initialize_model_parallel(
         release=release,
         intra_node=intra_node,
         intra_domain=intra_domain,
+        reorder=reorder,
     )
     try:
         _fill(ps, mg, virtual_pipeline_model_parallel_size)

@@ -207,6 +207,52 @@ def case_megatron(rank: int) -> dict[str, Any]:
     return {"tp": members}
 
 
+def case_megatron_reorder(rank: int) -> dict[str, Any]:
+    """initialize_model_parallel(reorder=True, intra_node=["tp"]) on a cyclic launch: the
+    tensor-parallel groups inside hosts, and megatron-core's getters, its rank lists and
+    torch's group ranks agreeing on who is where."""
+    import torch
+    import torch.distributed as dist
+    from megatron.core import parallel_state as ps
+    from proctopo import megatron
+
+    hosts = _hosts()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        megatron.initialize_model_parallel(
+            tensor_model_parallel_size=2,
+            pipeline_model_parallel_size=2,
+            create_gloo_process_groups=False,
+            group_creation="local",
+            timeout=TIMEOUT,
+            reorder=True,
+            intra_node=["tp"],
+        )
+    try:
+        seen: dict[str, Any] = {}
+        for kind, group, ranks, mine in (
+            ("tp", ps.get_tensor_model_parallel_group(), ps._TENSOR_MODEL_PARALLEL_GLOBAL_RANKS,
+             ps.get_tensor_model_parallel_rank()),
+            ("pp", ps.get_pipeline_model_parallel_group(), ps._PIPELINE_GLOBAL_RANKS,
+             ps.get_pipeline_model_parallel_rank()),
+        ):  # fmt: skip
+            members = list(ranks)
+            assert mine == members.index(rank) == dist.get_rank(group), (kind, mine, members)
+            out = [torch.zeros(1, dtype=torch.int64) for _ in members]
+            dist.all_gather(out, torch.tensor([rank], dtype=torch.int64), group=group)
+            assert [int(t.item()) for t in out] == members, (kind, out, members)
+            seen[kind] = members
+        assert len({hosts[r] for r in seen["tp"]}) == 1, (seen, hosts)
+        assert ps.get_tensor_model_parallel_src_rank() == seen["tp"][0]
+        stage = seen["pp"].index(rank)
+        assert ps.get_pipeline_model_parallel_next_rank() == seen["pp"][(stage + 1) % 2]
+        assert ps.is_pipeline_first_stage() == (stage == 0)
+        assert list(ps._EMBEDDING_GLOBAL_RANKS) == [seen["pp"][0], seen["pp"][-1]]
+    finally:
+        megatron.destroy_model_parallel()
+    return seen
+
+
 CASES: dict[str, Callable[[int], dict[str, Any]]] = {
     "measure": case_measure,
     "rule": case_rule,
@@ -214,6 +260,7 @@ CASES: dict[str, Callable[[int], dict[str, Any]]] = {
     "mesh": case_mesh,
     "order": case_order,
     "megatron": case_megatron,
+    "megatron_reorder": case_megatron_reorder,
 }
 
 
