@@ -82,6 +82,12 @@ def test_fingerprint_mismatch_fails_fast_with_the_difference(run_workers: RunWor
         assert "3 of 4 ranks differ" in msg, msg
 
 
+def test_the_exchange_down_a_tree_gives_the_same_placement_and_verdicts(run_workers: RunWorkers) -> None:
+    for msg in run_workers(workers.tree_exchange, 6, timeout=60):
+        assert "dims: grid rank 0 has [6, 1], grid rank 1 has [3, 2]" in msg, msg
+        assert "5 of 6 ranks differ" in msg, msg
+
+
 def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(run_workers: RunWorkers) -> None:
     results = run_workers(workers.skipped_check, 4, (3.0,), timeout=60)
     for rank, (kind, msg) in enumerate(results[:-1]):

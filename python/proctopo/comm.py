@@ -318,6 +318,11 @@ class NameLedger:
         return handle
 
 
+#: Most bytes grid rank 0 sends in the set-up exchange's hand-out when it sends the result
+#: to every rank itself (one hop); a larger result goes down a binomial tree instead.
+#: 4 MiB: a grid of 228 ranks with their location blocks, of 104,857 without.
+DIRECT_BYTES = 4 << 20
+
 #: One ledger per process: torch's registry (and so its names) is per process.
 _LEDGER = NameLedger()
 
@@ -801,18 +806,20 @@ class TorchComm:
     def exchange(
         self, header: Sequence[int], block: Sequence[int], *, timeout: float
     ) -> tuple[list[int], Any]:
-        """The set-up exchange as a gather to grid rank 0 and a broadcast from it.
+        """The set-up exchange as a gather to grid rank 0 and a hand-out from it.
 
-        Grid rank 0 receives every rank's header and block, takes the maximum of
-        the headers and broadcasts it with the blocks. A gather costs one hop and a
-        broadcast ``log2(grid size)`` (gloo's binomial tree), where a ring
-        all-reduce of the same words makes ``2 (grid size - 1)`` steps one after
-        another; on ranks that share cores each step waits to be scheduled. Grid
-        rank 0 handles ``grid size`` rows, every other rank one row and the
-        result, ``len(header) + grid size * len(block)`` words. Both collectives
-        together wait at most ``timeout``.
+        Grid rank 0 receives every rank's header and block (a gather: one hop) and
+        takes the maximum of the headers. It then sends the result, the maximum and
+        every block, to every rank itself (a scatter of copies: one hop) when that
+        is at most :data:`DIRECT_BYTES` in all, else by gloo's binomial-tree
+        broadcast (``log2(grid size)`` hops). A ring all-reduce of the same words
+        would make ``2 (grid size - 1)`` steps one after another; on ranks that
+        share cores each step, and each hop of a tree, waits for a process to be
+        scheduled while the ranks already served start creating their groups.
+        Every rank other than grid rank 0 sends one row and receives
+        ``len(header) + grid size * len(block)`` words. Both steps together wait
+        at most ``timeout``.
         """
-
         torch, dist = self._torch, self._dist
         deadline = time.monotonic() + timeout
         device = self._device()
@@ -833,9 +840,16 @@ class TorchComm:
         if rows is not None:
             result[:h] = rows[:, :h].max(dim=0).values
             result[h:] = rows[:, h:].reshape(-1)
-        work = dist.broadcast(result, src=root, group=self._group, async_op=True)
+        if n * result.numel() * 8 <= DIRECT_BYTES:
+            what = "the fingerprint exchange (scatter from grid rank 0)"
+            copies = None if rows is None else [result] * n
+            target = torch.empty_like(result) if rows is not None else result
+            work = dist.scatter(target, copies, src=root, group=self._group, async_op=True)
+        else:
+            what = "the fingerprint exchange (broadcast from grid rank 0)"
+            work = dist.broadcast(result, src=root, group=self._group, async_op=True)
         left = max(deadline - time.monotonic(), 0.001)
-        self._wait(work, left, "the fingerprint exchange (broadcast from grid rank 0)", timeout)
+        self._wait(work, left, what, timeout)
         out = result.cpu().numpy()
         return [int(v) for v in out[:h].tolist()], out[h:].reshape(n, b)
 

@@ -174,6 +174,30 @@ def mismatch(rank: int, world_size: int) -> str:
     raise AssertionError("no TopologyMismatchError")
 
 
+def tree_exchange(rank: int, world_size: int) -> str:
+    """The exchange's hand-out down gloo's binomial tree (``DIRECT_BYTES = 0``): the same results."""
+    import socket
+
+    import proctopo.comm
+    from proctopo import ProcessGrid, ProcessTopology, TopologyMismatchError
+
+    proctopo.comm.DIRECT_BYTES = 0
+    grid = ProcessGrid(
+        ProcessTopology(["data", "model"], [world_size // 2, 2]), group_creation="local", timeout=TIMEOUT
+    )
+    assert grid.placement.hosts == [socket.gethostname()], grid.placement.hosts
+    assert grid.placement.ranks_of_host(socket.gethostname()) == list(range(world_size))
+    for axis in ("data", "model"):
+        assert _proves(grid.get_group(axis)) == grid.get_group_ranks(axis), axis
+    grid.destroy()
+    dims = [world_size, 1] if rank == 0 else [world_size // 2, 2]
+    try:
+        ProcessGrid(ProcessTopology(["data", "model"], dims), timeout=TIMEOUT)
+    except TopologyMismatchError as exc:
+        return str(exc)
+    raise AssertionError("no TopologyMismatchError")
+
+
 def skipped_check(rank: int, world_size: int, timeout: float) -> tuple[str, str]:
     """The last rank skips the fingerprint check: everyone ends in an error within the timeout."""
     import proctopo
