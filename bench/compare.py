@@ -1151,23 +1151,33 @@ def scaling_explanation(data: dict[str, Any], sim: dict[str, Any] | None = None)
             lives.update({loc["live"][1], ds["live"][1]})
     same = f"the same {lives.pop()} communicators per rank" if len(lives) == 1 else "their communicators"
     lo, hi = min(ratios, key=lambda x: x[1]), max(ratios, key=lambda x: x[1])
+    alone = [
+        (world, loc_check, small_alone)
+        for world in sorted(int(w) for w in pts)
+        for loc in [get(world, "proctopo-local")]
+        if loc and loc.get("check_median")
+        for loc_check, small_alone in [(loc["check_median"], loc.get("check_alone_median"))]
+        if small_alone
+    ]
+    inside = ", ".join(f"{ms(c)} against {ms(a)} ({w} ranks)" for w, c, a in alone)
     L.append(
         f"Both grids build {same} (pipe, data, model and DeepSpeed's model-parallel group), and creating "
         "each is the same work for both: torch builds a gloo communicator by a full-mesh connection whose "
-        "addresses go through the rendezvous store. With the `file://` rendezvous of these jobs that store "
-        "is torch's FileStore, whose `wait` looks at the file again every 10 ms until the key is there, so a "
-        "rank that reaches a group before its last peer waits in steps of 10 ms, and with N processes on "
-        f"{cores} cores the last peer is often late. A `new_group` call for a group the rank is not in is "
-        "Python bookkeeping only in torch 2.13 (its barrier after creation is off unless "
-        "`TORCH_DIST_INIT_BARRIER=1`), so DeepSpeed's extra calls, one per group in the world, add little CPU "
-        "at these sizes (the CPU column). The wall time is set by the communicators, alike for both: "
+        "addresses go through the rendezvous store (here a TCPStore served by rank 0, as under `torchrun`). "
+        "A `new_group` call for a group the rank is not in is Python bookkeeping only in torch 2.13 (its "
+        "barrier after creation is off unless `TORCH_DIST_INIT_BARRIER=1`), so DeepSpeed's extra calls, one "
+        "per group in the world, add little CPU at these sizes (the CPU column); DeepSpeed's Python per rank "
+        "grows with the world" + at_scale + ", proctopo's does not. "
         f"DeepSpeed / proctopo `local` lies between {lo[1]:.2f}× ({lo[0]} ranks) and {hi[1]:.2f}× "
-        f"({hi[0]} ranks) here. DeepSpeed's Python per rank grows with the world" + at_scale + ", "
-        "proctopo's does not. The fingerprint check is one all_reduce over the whole world, so it waits for "
-        "the last rank to arrive: alone after a barrier it costs about one small all_reduce (the ratio in the "
-        "table above), but inside the grid it is the first moment of the build at which every rank must be "
-        "present, and it pays for the last of N processes sharing the cores to be scheduled; its own CPU is "
-        "a small part of it (above).\n"
+        f"({hi[0]} ranks) here. The difference is proctopo's set-up exchange (the fingerprint check with every "
+        "rank's host): it is the one moment of the build at which every rank of the world must be present. "
+        "Alone after a barrier it is about one small collective (the table above), but inside the grid it also "
+        f"waits for the last of the N processes sharing {cores} cores to arrive: "
+        + (inside + " inside the grid and alone" if inside else "see the table above")
+        + ". DeepSpeed's grid never waits for the whole world; each of its ranks waits only for the members "
+        "of its own groups. The groups created after the exchange, with every rank in step, take about as "
+        "long as DeepSpeed's (the *in calls* column), so the exchange is what proctopo pays for checking "
+        "the settings and measuring the placement.\n"
     )
     return L
 

@@ -212,7 +212,10 @@ def test_quick_pure_python_run_and_every_section(tmp_path: Path) -> None:
     assert f"| 8 (2 {X} 2 {X} 2) | DeepSpeed 0.19.8 | 45 ms |" in report
     assert "- 64 ranks not run: not enough memory" in report
     # The goals of the real jobs are judged from the data: 45 ms against 50 ms is not "no slower".
-    goal = "| proctopo `local` no slower than DeepSpeed's grid at 8 ranks | gloo jobs |"
+    goal = (
+        "| proctopo `local` (check and placement exchange on) no slower than DeepSpeed's grid at 8 ranks "
+        "| gloo jobs |"
+    )
     row = report.split(goal)[1].split("\n")[0]
     assert row.startswith(f" DeepSpeed / proctopo = 0.90{X}"), row
     assert row.endswith("| **no** |"), row
