@@ -710,7 +710,7 @@ def render(data: dict[str, Any]) -> str:
     L.append("")
     L.append(
         "The set-up exchange alone (proctopo's `verify_and_locate` with this rank's location: a gather to grid "
-        "rank 0 and a broadcast from it), a ring all_reduce of as many words as it hands every rank (5 + 10 per "
+        "rank 0 and a hand-out from it, a scatter at these sizes), a ring all_reduce of as many words as it hands every rank (5 + 10 per "
         "rank, MAX), and one small all_reduce (5 int64), each after a barrier; the three take turns, 10 times "
         "per job, medians over every rank and job of the world size:\n"
     )
