@@ -88,6 +88,12 @@ def test_the_exchange_down_a_tree_gives_the_same_placement_and_verdicts(run_work
         assert "5 of 6 ranks differ" in msg, msg
 
 
+def test_the_domain_is_read_from_proctopo_domain(run_workers: RunWorkers) -> None:
+    for rank, res in enumerate(run_workers(workers.domains_from_the_environment, 4, timeout=60)):
+        assert res["domains"] == 2, (rank, res)
+        assert "axis 'data' must each lie inside one domain" in res["refused"], res["refused"]
+
+
 def test_rank_skipping_the_check_ends_in_timeouts_not_a_hang(run_workers: RunWorkers) -> None:
     results = run_workers(workers.skipped_check, 4, (3.0,), timeout=60)
     for rank, (kind, msg) in enumerate(results[:-1]):

@@ -26,6 +26,7 @@ import functools
 import importlib
 import math
 import numbers
+import os
 import re
 import socket
 import sys
@@ -323,6 +324,10 @@ class NameLedger:
 #: 4 MiB: a grid of 228 ranks with their location blocks, of 104,857 without.
 DIRECT_BYTES = 4 << 20
 
+#: The environment variable a launcher sets to this process's NVLink-domain identity (any
+#: text; ranks with the same text share a domain), read when no domain is given.
+DOMAIN_VARIABLE = "PROCTOPO_DOMAIN"
+
 #: One ledger per process: torch's registry (and so its names) is per process.
 _LEDGER = NameLedger()
 
@@ -504,8 +509,9 @@ class TorchComm:
 
     Args:
         process_group: The parent group; ``None`` means the default group.
-        domain: This process's NVLink-domain identity, as the launcher knows it
-            (e.g. the value of ``PROCTOPO_DOMAIN``); ``None``: unknown.
+        domain: This process's NVLink-domain identity, as the launcher knows it;
+            ``None``: the value of the environment variable :data:`DOMAIN_VARIABLE`
+            when it is set and not empty, else unknown.
 
     Raises:
         GroupCreationError: ``torch.distributed`` is not initialised, or this
@@ -774,8 +780,9 @@ class TorchComm:
         return [int(r) for r in self._dist.get_process_group_ranks(group)]
 
     def location(self) -> tuple[str, str | None]:
-        """``(socket.gethostname(), domain)``: the host, and the domain given at construction."""
-        return socket.gethostname(), self._domain
+        """``(socket.gethostname(), domain)``: the host, and the domain given at construction or
+        named by :data:`DOMAIN_VARIABLE`."""
+        return socket.gethostname(), self._domain or os.environ.get(DOMAIN_VARIABLE) or None
 
     # -- small collectives with a timeout
     def _device(self) -> Any:

@@ -193,9 +193,9 @@ class ProcessGrid:
             order their first rank appears) fill the grid in row-major order, so
             the fastest axes fall inside hosts. Nothing changes when the ranks
             already are in that order (a block placement).
-        domain: This rank's NVLink-domain identity, as the launcher knows it
-            (e.g. ``os.environ.get("PROCTOPO_DOMAIN")``); ``None``: what the
-            comm reports (nothing on CPU).
+        domain: This rank's NVLink-domain identity, as the launcher knows it;
+            ``None``: what the comm reports (torch's: the environment variable
+            ``PROCTOPO_DOMAIN`` when it is set, else nothing).
 
     The placement (``grid.placement``) is measured in the fingerprint exchange,
     so ``verify=False`` leaves it unknown: ``grid.placement`` then raises

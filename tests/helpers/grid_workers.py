@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -196,6 +197,27 @@ def tree_exchange(rank: int, world_size: int) -> str:
     except TopologyMismatchError as exc:
         return str(exc)
     raise AssertionError("no TopologyMismatchError")
+
+
+def domains_from_the_environment(rank: int, world_size: int) -> dict[str, Any]:
+    """Each rank's domain named by PROCTOPO_DOMAIN (pairs of ranks): measured, and its rule checked."""
+    from proctopo import PlacementError, ProcessGrid, ProcessTopology
+
+    os.environ["PROCTOPO_DOMAIN"] = f"nvl{rank // 2}"
+    try:
+        topo = ProcessTopology(["data", "model"], [world_size // 2, 2])
+        grid = ProcessGrid(topo, group_creation="local", timeout=TIMEOUT, intra_domain=["model"])
+        domains = grid.placement.domains
+        grid.destroy()
+        try:
+            ProcessGrid(topo, group_creation="local", timeout=TIMEOUT, intra_domain=["data"])
+        except PlacementError as exc:
+            refused = str(exc)
+        else:
+            raise AssertionError("the data groups span domains, yet the rule passed")
+    finally:
+        del os.environ["PROCTOPO_DOMAIN"]
+    return {"domains": domains, "refused": refused}
 
 
 def skipped_check(rank: int, world_size: int, timeout: float) -> tuple[str, str]:
