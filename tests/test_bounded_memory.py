@@ -7,21 +7,14 @@ MemoryError instead of taking the machine's memory.
 
 from __future__ import annotations
 
-import resource
-import subprocess
-import sys
-
 import pytest
+from helpers import run_capped
 
 pytestmark = pytest.mark.address_space_cap
 
 LIMIT = 2 * 1024**3  # bytes of address space
 AXES = ["a=3037000499", "b=3037000499"]  # 9,223,372,030,926,249,001 ranks, one axis of 3e9
 WORLD = str(3037000499**2)
-
-
-def _cap_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
 
 @pytest.mark.parametrize(
@@ -42,14 +35,7 @@ def _cap_address_space() -> None:
     ids=" ".join,
 )
 def test_huge_world_within_2_gib(args: list[str]) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "proctopo", *args, *AXES],
-        preexec_fn=_cap_address_space,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = run_capped(["-m", "proctopo", *args, *AXES], LIMIT, timeout=120)
     assert out.returncode == 0, f"exit {out.returncode}\n{out.stderr[-3000:]}"
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stdout.strip(), "nothing printed"
@@ -58,12 +44,5 @@ def test_huge_world_within_2_gib(args: list[str]) -> None:
 def test_the_cap_is_real() -> None:
     """Under the same cap, allocating 3 GiB fails: the test above can fail."""
     code = "bytearray(3 * 1024**3)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        preexec_fn=_cap_address_space,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_capped(["-c", code], LIMIT, timeout=60)
     assert out.returncode != 0 and "MemoryError" in out.stderr, out.stderr[-2000:]

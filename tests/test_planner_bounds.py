@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import heapq
 import math
-import resource
 import subprocess
-import sys
 from typing import Any
 
 import pytest
+from helpers import run_capped
 from proctopo import plan
 from proctopo.planner import search
 
@@ -25,20 +24,9 @@ pytestmark = pytest.mark.address_space_cap
 LIMIT = 1024**3  # bytes of address space for the child
 
 
-def _cap_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-
 def _child(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        preexec_fn=_cap_address_space,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    return run_capped(["-c", code], LIMIT, timeout=300, env=env)
 
 
 TEN_DATA_AXES = [

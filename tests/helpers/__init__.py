@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 import types
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["PRELOAD", "RunWorkers", "require"]
+__all__ = ["PRELOAD", "RunWorkers", "require", "run_capped"]
 
 #: The type of the ``run_workers`` fixture: ``(fn, world_size, args=(), timeout=60) -> values``.
 RunWorkers = Callable[..., list[Any]]
@@ -56,3 +57,27 @@ def require(module: str) -> types.ModuleType:
         if os.environ.get("PROCTOPO_REQUIRE_PEERS") == "1":
             pytest.fail(f"{module} is required in this run (PROCTOPO_REQUIRE_PEERS=1): {exc}")
         pytest.skip(f"{module} is not installed: {exc}")
+
+
+def run_capped(
+    args: list[str], limit: int, *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in a child whose address space is capped at ``limit`` bytes (RLIMIT_AS).
+
+    The timeout only turns a hang into a failure; the output is captured as text.
+    """
+
+    def cap() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, *args],
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
