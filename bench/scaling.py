@@ -14,12 +14,12 @@ time from before the grid's constructor to after it is measured, with
   ``len(torch.distributed.distributed_c10d._world.pg_names)``, and how many
   distinct (ranks, backend) sets those hold.
 
-Each job builds the grid once untimed (first-use costs), then ``reps`` times timed,
-destroying what it made after each build (untimed, behind a barrier). Jobs of the
-contestants take turns for ``rounds`` rounds per world size, so a busy spell on the
-shared machine falls on all of them alike. Each job also times one small all_reduce
-(5 int64 values, the size of proctopo's fingerprint exchange) and, in proctopo's
-grids, the fingerprint check itself.
+Each job builds once, timed, as a real job does, after first using the default group
+and one gloo group of the whole world (first-use costs, alike for every contestant).
+The contestants' jobs take turns, ``reps`` jobs each per world size, so a busy spell
+on the shared machine falls on all of them alike. Each job also times proctopo's
+set-up exchange alone against a ring all_reduce of as many words and a small one
+(5 int64 values), and, in proctopo's grids, the exchange inside the constructor.
 
     python bench/scaling.py                  # 8, 16, 32 (and 64 when memory allows)
     python bench/scaling.py --quick          # 8 ranks, 2 repetitions: a smoke run
@@ -226,22 +226,7 @@ def _builder(contestant: str, world: int) -> tuple[Callable[[], Any], Callable[[
     raise ValueError(f"unknown contestant {contestant!r}")
 
 
-def _small_allreduce(samples: int) -> list[float]:
-    """Seconds of one all_reduce (MAX) of 5 int64 values over the world, each after a barrier."""
-    import torch
-    import torch.distributed as dist
-
-    out = []
-    for _ in range(samples):
-        t = torch.zeros(5, dtype=torch.int64)
-        dist.barrier()
-        t0 = time.perf_counter()
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def _ring_allreduce(words: int) -> float:
+def _allreduce(words: int) -> float:
     """Seconds of one all_reduce (MAX) of ``words`` int64 values over the world, after a barrier."""
     import torch
     import torch.distributed as dist
@@ -258,7 +243,7 @@ def _paired_check(world: int, pairs: int) -> tuple[list[float], list[float], lis
 
     The exchange is proctopo's own ``verify_and_locate`` on the description of this
     layout with this rank's location, as a grid's construction runs it (a gather to
-    grid rank 0 and a broadcast from it); the ring is one ``all_reduce`` of as many
+    grid rank 0 and a hand-out from it); the ring is one ``all_reduce`` of as many
     words as that exchange hands every rank (five header words and a location block
     per rank), the way the exchange was made before; the small one is five words.
     The three take turns, each after a barrier.
@@ -286,8 +271,8 @@ def _paired_check(world: int, pairs: int) -> tuple[list[float], list[float], lis
         t0 = time.perf_counter()
         verify_and_locate(comm, description, strategy="local", timeout=None, location=comm.location())
         exchanges.append(time.perf_counter() - t0)
-        rings.append(_ring_allreduce(5 + world * LOCATION_WORDS))
-        bare.extend(_small_allreduce(1))
+        rings.append(_allreduce(5 + world * LOCATION_WORDS))
+        bare.append(_allreduce(5))
     return exchanges, rings, bare
 
 
@@ -321,7 +306,8 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     # First use of the default group's collectives and of gloo group creation, the same for
     # every contestant: a group of the whole world, made and destroyed (a global name, so
     # the names of locally synchronised groups are not touched).
-    _small_allreduce(3)
+    for _ in range(3):
+        _allreduce(5)
     warm = dist.new_group(list(range(world)))
     dist.barrier(group=warm)
     dist.destroy_process_group(warm)
