@@ -721,15 +721,13 @@ class TorchComm:
         With ``local=True`` only members call torch (a non-member gets ``None``),
         and the group is created under a name no group of this process had.
         Ranks not in ascending order (a reordered grid's) are kept in the order
-        given (``sort_ranks=False``), so that group rank ``i`` is ``ranks[i]``.
+        given (``sort_ranks=False``), so that group rank ``i`` is ``ranks[i]``; the
+        grid refuses such a group beforehand where :meth:`order_support` says torch
+        cannot keep it.
         """
         dist = self._dist
-        ordered: dict[str, Any] = {}
-        if any(a > b for a, b in zip(ranks, ranks[1:])):
-            why = self.order_support()
-            if why is not None:
-                raise GroupCreationError(f"the group {list(ranks)[:16]} must keep its order, but {why}")
-            ordered["sort_ranks"] = False
+        falling = any(a > b for a, b in zip(ranks, ranks[1:]))
+        ordered: dict[str, Any] = {"sort_ranks": False} if falling else {}
 
         def create() -> Any:
             return dist.new_group(

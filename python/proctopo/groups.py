@@ -246,8 +246,9 @@ def verify_and_align(
 ) -> list[Any]:
     """Compare ``description`` across the parent group and even out group counts.
 
-    :func:`verify_and_locate` without the placement: one small all-reduce
-    (maximum of the fingerprint, of its negation and of the group count). Each
+    :func:`verify_and_locate` without the placement: one exchange of the five
+    header words (the maximum of the fingerprint, of its negation and of the group
+    count). Each
     later creation call (:meth:`proctopo.ProcessGrid.create_group`,
     :meth:`proctopo.ProcessGrid.new_groups`) makes this check.
 
