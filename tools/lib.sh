@@ -70,6 +70,9 @@ venv_python() {
   echo "$vpy"
 }
 
+# pin DIST FILE: DIST's pin in a requirements file ("DIST==X.Y.Z", an environment marker left out).
+pin() { sed -n "s/^\($1==[^;]*\).*/\1/p" "$2"; }
+
 # venv_has VPY DIST VERSION: the venv of VPY has DIST at VERSION (a local label such as +cpu aside).
 venv_has() {
   "$1" -c "import importlib.metadata as m, sys; sys.exit(m.version('$2').split('+')[0] != '$3')" 2>/dev/null

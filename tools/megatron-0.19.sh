@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 . tools/lib.sh
 PY=3.12
 TORCH=torch==2.13.0
-MEGATRON=$(sed -n 's/^\(megatron-core==[^;]*\).*/\1/p' requirements/megatron-0.19.txt)
+MEGATRON=$(pin megatron-core requirements/megatron-0.19.txt)
 TESTS=(tests/test_megatron_state.py tests/test_topology_megatron.py tests/test_training.py)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 

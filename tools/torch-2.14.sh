@@ -22,7 +22,6 @@ cd "$(dirname "$0")/.."
 . tools/lib.sh
 PY=3.11
 TORCH=torch==2.14.1
-pin() { sed -n "s/^\($1==[^;]*\).*/\1/p" "$2"; }
 DEEPSPEED=$(pin deepspeed requirements/peers.txt)
 MEGATRON=$(pin megatron-core requirements/peers.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
