@@ -1151,15 +1151,18 @@ def scaling_explanation(data: dict[str, Any], sim: dict[str, Any] | None = None)
             lives.update({loc["live"][1], ds["live"][1]})
     same = f"the same {lives.pop()} communicators per rank" if len(lives) == 1 else "their communicators"
     lo, hi = min(ratios, key=lambda x: x[1]), max(ratios, key=lambda x: x[1])
-    alone = [
-        (world, loc_check, small_alone)
-        for world in sorted(int(w) for w in pts)
-        for loc in [get(world, "proctopo-local")]
-        if loc and loc.get("check_median")
-        for loc_check, small_alone in [(loc["check_median"], loc.get("check_alone_median"))]
-        if small_alone
-    ]
-    inside = ", ".join(f"{ms(c)} against {ms(a)} ({w} ranks)" for w, c, a in alone)
+    inside_grid, in_calls = [], []
+    for world in sorted(int(w) for w in pts):
+        loc, ds = get(world, "proctopo-local"), get(world, "deepspeed")
+        if loc and loc.get("check_median") and loc.get("check_alone_median"):
+            inside_grid.append(
+                f"{ms(loc['check_median'])} against {ms(loc['check_alone_median'])} ({world} ranks)"
+            )
+        if loc and ds:
+            in_calls.append(
+                f"{ms(loc.get('in_calls_median'))} against {ms(ds.get('in_calls_median'))} ({world} ranks)"
+            )
+    inside = ", ".join(inside_grid)
     L.append(
         f"Both grids build {same} (pipe, data, model and DeepSpeed's model-parallel group), and creating "
         "each is the same work for both: torch builds a gloo communicator by a full-mesh connection whose "
@@ -1175,9 +1178,10 @@ def scaling_explanation(data: dict[str, Any], sim: dict[str, Any] | None = None)
         f"waits for the last of the N processes sharing {cores} cores to arrive: "
         + (inside + " inside the grid and alone" if inside else "see the table above")
         + ". DeepSpeed's grid never waits for the whole world; each of its ranks waits only for the members "
-        "of its own groups. The groups created after the exchange, with every rank in step, take about as "
-        "long as DeepSpeed's (the *in calls* column), so the exchange is what proctopo pays for checking "
-        "the settings and measuring the placement.\n"
+        "of its own groups. Inside `new_group`, after the exchange and with every rank in step, proctopo's "
+        f"ranks spend {', '.join(in_calls)} against DeepSpeed's (the *in calls* column); what is left of "
+        "the difference is the exchange, what proctopo pays for checking the settings and measuring the "
+        "placement.\n"
     )
     return L
 
