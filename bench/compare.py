@@ -1178,8 +1178,8 @@ def scaling_explanation(data: dict[str, Any], sim: dict[str, Any] | None = None)
         f"waits for the last of the N processes sharing {cores} cores to arrive: "
         + (inside + " inside the grid and alone" if inside else "see the table above")
         + ". DeepSpeed's grid never waits for the whole world; each of its ranks waits only for the members "
-        "of its own groups. Inside `new_group`, after the exchange and with every rank in step, proctopo's "
-        f"ranks spend {', '.join(in_calls)} against DeepSpeed's (the *in calls* column); what is left of "
+        "of its own groups. Inside `new_group` (the *in calls* column), proctopo's ranks, in step after the "
+        f"exchange, spend about what DeepSpeed's do: {', '.join(in_calls)}; what is left of "
         "the difference is the exchange, what proctopo pays for checking the settings and measuring the "
         "placement.\n"
     )
