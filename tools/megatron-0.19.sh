@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 PY=3.12
 TORCH=torch==2.13.0
 MEGATRON=$(pin megatron-core requirements/megatron-0.19.txt)
-TESTS=(tests/test_megatron_state.py tests/test_topology_megatron.py tests/test_training.py)
+TESTS=(tests/test_megatron_state.py tests/test_topology_megatron.py tests/test_training.py
+  tests/test_teardown.py tests/test_multihost.py)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
 # Python $PY with its venv module and headers, the venv, and torch in it (tools/lib.sh).
@@ -48,5 +49,6 @@ print(f"python {sys.version.split()[0]}, torch {m.version('torch')}, megatron-co
       f"proctopo {proctopo.__version__} from {os.path.dirname(proctopo.__file__)}")
 PY
 
-# Every test of the megatron test files, and the megatron training example.
-PROCTOPO_REQUIRE_PEERS=1 "$vpy" -m pytest -p no:cacheprovider -q "${TESTS[@]}" -k megatron
+# Every megatron test of these files: the state, the topology, the training example, a
+# Megatron job's ending, and the placement rules and reorder over several hosts.
+PROCTOPO_REQUIRE_PEERS=1 "$vpy" -m pytest -p no:cacheprovider -q "${TESTS[@]}" -k "megatron or model_parallel"
