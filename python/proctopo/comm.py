@@ -825,38 +825,48 @@ class TorchComm:
         ``len(header) + grid size * len(block)`` words. Both steps together wait
         at most ``timeout``.
         """
+        import numpy as np
+
         torch, dist = self._torch, self._dist
         deadline = time.monotonic() + timeout
         device = self._device()
+        on_host = device.type == "cpu"
         h, b, n = len(header), len(block), self._grid_size
         root = self._parent_ranks[0] if self._parent_ranks is not None else 0
-        row = torch.tensor([*header, *block], dtype=torch.int64, device=device)
-        rows = torch.empty((n, h + b), dtype=torch.int64, device=device) if self._grid_rank == 0 else None
+        # The words are arranged in NumPy and lent to torch without a copy on the CPU: a
+        # grid is often the first thing to run these steps in a process, and torch's
+        # operators pay a first-call cost that NumPy's do not.
+
+        def lend(array: Any) -> Any:
+            tensor = torch.from_numpy(array)
+            return tensor if on_host else tensor.to(device)
+
+        row = np.array([*header, *block], dtype=np.int64)
+        rows = np.empty((n, h + b), dtype=np.int64) if self._grid_rank == 0 else None
+        received = None if rows is None else [lend(r) for r in rows]
         what = "the fingerprint exchange (gather to grid rank 0)"
-        work = dist.gather(
-            row,
-            None if rows is None else list(rows.unbind(0)),
-            dst=root,
-            group=self._group,
-            async_op=True,
-        )
+        work = dist.gather(lend(row), received, dst=root, group=self._group, async_op=True)
         self._wait(work, timeout, what)
-        result = torch.empty(h + n * b, dtype=torch.int64, device=device)
+        result = np.empty(h + n * b, dtype=np.int64)
         if rows is not None:
-            result[:h] = rows[:, :h].max(dim=0).values
+            if not on_host:
+                rows = np.stack([t.cpu().numpy() for t in received])  # type: ignore[union-attr]
+            result[:h] = rows[:, :h].max(axis=0)
             result[h:] = rows[:, h:].reshape(-1)
-        if n * result.numel() * 8 <= DIRECT_BYTES:
+        sent = lend(result)
+        if n * result.size * 8 <= DIRECT_BYTES:
             what = "the fingerprint exchange (scatter from grid rank 0)"
-            copies = None if rows is None else [result] * n
-            target = torch.empty_like(result) if rows is not None else result
+            copies = None if rows is None else [sent] * n
+            target = torch.empty_like(sent) if rows is not None else sent
             work = dist.scatter(target, copies, src=root, group=self._group, async_op=True)
         else:
             what = "the fingerprint exchange (broadcast from grid rank 0)"
-            work = dist.broadcast(result, src=root, group=self._group, async_op=True)
+            work = dist.broadcast(sent, src=root, group=self._group, async_op=True)
         left = max(deadline - time.monotonic(), 0.001)
         self._wait(work, left, what, timeout)
-        out = result.cpu().numpy()
-        return [int(v) for v in out[:h].tolist()], out[h:].reshape(n, b)
+        if not on_host and rows is None:
+            result = sent.cpu().numpy()
+        return [int(v) for v in result[:h].tolist()], result[h:].reshape(n, b)
 
     def allgather_bytes(self, data: bytes, *, timeout: float) -> list[bytes]:
         """All-gather of byte strings, padded to the longest one."""

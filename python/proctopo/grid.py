@@ -59,6 +59,7 @@ from .groups import (
     GroupBuilder,
     decode_hosts,
     fingerprint,
+    one_host,
     resolve_strategy,
     verify_and_align,
     verify_and_locate,
@@ -321,8 +322,9 @@ class ProcessGrid:
             self._blocks = found
             if found is not None:
                 # The placement is decoded when asked for, except where construction needs it:
-                # the rules, reorder, and grid rank 0's report of a launch out of block order.
-                if any(rules) or reorder or self.grid_rank == 0:
+                # the rules, reorder, and grid rank 0's report of a launch over several hosts
+                # out of block order.
+                if any(rules) or reorder or (self.grid_rank == 0 and not one_host(found)):
                     self._locate(reorder, rules)
             elif any(rules) or reorder:
                 raise PlacementError(

@@ -63,6 +63,7 @@ __all__ = [
     "decode_hosts",
     "encode_location",
     "fingerprint",
+    "one_host",
     "resolve_strategy",
     "verify_and_align",
     "verify_and_locate",
@@ -219,7 +220,10 @@ def decode_hosts(blocks: Any) -> tuple[list[str], Any, Any] | None:
         return None
 
     def first_seen(rows: Any) -> tuple[Any, Any]:
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        rows = np.ascontiguousarray(rows)
+        # Each row as one opaque value: unique over them is a 1-D sort, not a row-wise one.
+        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")  # unique rows renumbered by first appearance
         rank_of = np.empty_like(order)
         rank_of[order] = np.arange(order.size)
@@ -234,6 +238,18 @@ def decode_hosts(blocks: Any) -> tuple[list[str], Any, Any] | None:
     domain_words = arr[:, _HOST_WORDS]
     domains = None if (domain_words == 0).any() else first_seen(domain_words[:, None])[0]
     return hosts, nodes, domains
+
+
+def one_host(blocks: Any) -> bool:
+    """Whether every rank's location block from the exchange names the same host.
+
+    >>> one_host([encode_location("a", None), encode_location("a", "x")])
+    True
+    """
+    import numpy as np
+
+    hosts = np.asarray(blocks, dtype=np.int64).reshape(-1, LOCATION_WORDS)[:, :_HOST_WORDS]
+    return bool((hosts == hosts[0]).all())
 
 
 def verify_and_align(
