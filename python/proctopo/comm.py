@@ -39,6 +39,7 @@ from .errors import GridTimeoutError, GroupCreationError, InvalidArgumentError, 
 
 __all__ = [
     "TESTED_TORCH",
+    "TESTED_TORCH_SERIES",
     "TORCH_PRIVATE",
     "Comm",
     "NameLedger",
@@ -100,8 +101,12 @@ def check_timeout(value: datetime.timedelta | float | None, name: str = "timeout
 
 # ------------------------------------------------------------------ torch's private names
 
-#: The torch releases proctopo is tested with.
-TESTED_TORCH = "torch 2.13.x and 2.14.x"
+#: The torch release series proctopo is tested with: the test suite runs on each, and
+#: proves there that every name of :data:`TORCH_PRIVATE` exists.
+TESTED_TORCH_SERIES = ("2.13", "2.14")
+
+#: The torch releases proctopo is tested with, as the messages say it.
+TESTED_TORCH = "torch " + " and ".join(f"{series}.x" for series in TESTED_TORCH_SERIES)
 
 #: Every private (or undocumented) name of torch that proctopo uses, in one place:
 #: ``(owner, name, what for)``, the owner a module or a class given by its dotted path.
@@ -336,8 +341,12 @@ _WARNED: set[str] = set()
 
 
 def _warn_missing_private(version: str) -> None:
-    """Warn once per torch version when it lacks names of :data:`TORCH_PRIVATE`."""
-    if version in _WARNED:
+    """Warn once per torch version when it lacks names of :data:`TORCH_PRIVATE`.
+
+    A release of :data:`TESTED_TORCH_SERIES` is not searched: the test suite has
+    found every name there, and the search would cost each process's first grid.
+    """
+    if version in _WARNED or ".".join(version.split(".")[:2]) in TESTED_TORCH_SERIES:
         return
     _WARNED.add(version)
     missing = missing_torch_private(modules=False)  # the names a grid reaches, not torchtitan's module
@@ -851,7 +860,7 @@ class TorchComm:
         if rows is not None:
             if not on_host:
                 rows = np.stack([t.cpu().numpy() for t in received])  # type: ignore[union-attr]
-            result[:h] = rows[:, :h].max(axis=0)
+            np.maximum.reduce(rows[:, :h], axis=0, out=result[:h])
             result[h:] = rows[:, h:].reshape(-1)
         sent = lend(result)
         if n * result.size * 8 <= DIRECT_BYTES:
