@@ -693,7 +693,7 @@ def _register_fake_backend() -> None:
     torch 2.13 registers it only when its module below is imported; torchtitan
     0.3.0's own ``build_mesh`` needs it registered too.
     """
-    import torch.distributed as dist
+    from .comm import torch_private
 
-    if "FAKE" not in dist.Backend._plugins:
+    if "FAKE" not in torch_private("torch.distributed.Backend", "_plugins"):
         import torch.testing._internal.distributed.fake_pg  # noqa: F401  (registers "fake")
