@@ -793,6 +793,23 @@ def test_explicit_families_share_sets_and_keep_counts_in_step() -> None:
             assert len(counts) == 1, counts
 
 
+@pytest.mark.parametrize("strategy", ["local", "global"])
+@pytest.mark.parametrize("dims", [[2, 1], [1, 2], [1, 1]])
+def test_a_family_of_every_rank_is_the_parent_group(strategy: str, dims: list[int]) -> None:
+    """One list of every grid rank (Megatron's embedding group of two stages, a world of one) is the
+    parent group, as an axis over every rank is: no call, whether or not an axis made it first."""
+    world = dims[0] * dims[1]
+    for rank in range(world):
+        grid, comm = _pgrid(rank, world, ["pipe", "data"], dims, group_creation=strategy)
+        calls = grid.group_creation_calls
+        everyone = list(range(world))
+        assert grid.new_groups([everyone[::-1]], name="embedding") is comm.parent()
+        assert grid.new_groups([everyone]) is comm.parent()
+        assert grid.group_creation_calls == calls
+        singles = grid.new_groups([[r] for r in everyone])
+        assert (singles is comm.parent()) == (world == 1)
+
+
 def test_new_groups_checks_its_lists_before_any_collective() -> None:
     grid, comm = _pgrid(0, 8, ["pipe", "data"], [2, 4])
     before = dict(comm.calls)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import proctopo.megatron as pm
 import pytest
@@ -267,16 +268,12 @@ def _whole_world(world: int) -> tuple[str, list[int], str]:
     return ("group", list(range(world)), "gloo")
 
 
-@pytest.mark.mp
-def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
-    """On 8 gloo ranks: every getter, global and collection field as after megatron-core's own call."""
-    _megatron()
-    _megatron("megatron.core.process_groups_config")
+def _assert_same_state(
+    results: list[Any], cases: list[Any], world: int
+) -> list[tuple[int, int, int, int, int]]:
+    """Each case's state on every rank equals megatron-core's; (case, calls and live groups of each side)."""
     from helpers import megatron_workers
 
-    world = 8
-    cases = CASES + (GTP_CASES if _release() == "0.19" else [])
-    results = run_workers(megatron_workers.compare, world, (cases,), timeout=280)
     figures = []
     for case, (config, options) in enumerate(cases):
         calls_m = calls_p = live_m = live_p = 0
@@ -313,6 +310,20 @@ def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
             calls_p = max(calls_p, p["counts"]["new_group"])
             live_m, live_p = max(live_m, made_m), max(live_p, made_p)
         figures.append((case, calls_m, calls_p, live_m, live_p))
+    return figures
+
+
+@pytest.mark.mp
+def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
+    """On 8 gloo ranks: every getter, global and collection field as after megatron-core's own call."""
+    _megatron()
+    _megatron("megatron.core.process_groups_config")
+    from helpers import megatron_workers
+
+    world = 8
+    cases = CASES + (GTP_CASES if _release() == "0.19" else [])
+    results = run_workers(megatron_workers.compare, world, (cases,), timeout=280)
+    figures = _assert_same_state(results, cases, world)
     for case, calls_m, calls_p, live_m, live_p in figures:  # shown with -s
         print(
             f"case {case}: new_group calls per rank (max) megatron-core {calls_m}, proctopo {calls_p}; "
@@ -320,6 +331,31 @@ def test_parallel_state_equals_megatron_core(run_workers: RunWorkers) -> None:
         )
     # The sharing shows: over these cases proctopo leaves strictly fewer communicators alive.
     assert sum(f[4] for f in figures) < sum(f[3] for f in figures), figures
+
+
+#: Worlds too small for every axis: a single rank, and two pipeline stages whose embedding group
+#: (first and last stage) is every rank, which the grid serves with the default group itself.
+SMALL_CASES: list[tuple[int, list[tuple[dict[str, object], dict[str, object]]]]] = [
+    (1, [({"create_gloo_process_groups": True}, {"group_creation": "local"})]),
+    (2, [({"pipeline_model_parallel_size": 2, "create_gloo_process_groups": True},
+          {"group_creation": "local"}),
+         ({"pipeline_model_parallel_size": 2, "create_gloo_process_groups": False},
+          {"group_creation": "global"})]),
+]  # fmt: skip
+
+
+@pytest.mark.mp
+@pytest.mark.parametrize(("world", "cases"), SMALL_CASES, ids=[f"{w}-ranks" for w, _ in SMALL_CASES])
+def test_parallel_state_on_small_worlds_equals_megatron_core(
+    run_workers: RunWorkers, world: int, cases: list[Any]
+) -> None:
+    _megatron()
+    _megatron("megatron.core.process_groups_config")
+    from helpers import megatron_workers
+
+    results = run_workers(megatron_workers.compare, world, (cases,), timeout=200)
+    figures = _assert_same_state(results, cases, world)
+    assert len(figures) == len(cases)
 
 
 # ------------------------------------------------------------------ one process, no groups

@@ -688,11 +688,14 @@ class GroupBuilder:
         canonical = tuple(sorted(tuple(sorted(int(r) for r in row)) for row in rank_lists))
         fkey: tuple[Any, ...] = ("explicit", backend, canonical)
         if fkey in self.families:
-            return self.families[fkey]
+            held = self.families[fkey]
+            return None if held is None else self.resolve(held)
         mine = next((row for row in canonical if self.global_rank in row), None)
         # Every rank knows every family, so every rank finds the same new sets.
         new = [row for row in canonical if not self._exists((backend, row))]
-        if not new:
+        if backend is None and len(canonical[0]) == self.grid_size:
+            handle = PARENT  # one list of every grid rank: the parent group itself, no call
+        elif not new:
             handle = None if mine is None else self.handles[(backend, mine)]  # nothing to create anywhere
         elif self.strategy == "global":
             handle = None if mine is None or mine in new else self.handles[(backend, mine)]
@@ -707,7 +710,7 @@ class GroupBuilder:
             handle = self._create_own(list(mine), (backend, mine), backend, name, grid_row=grid_row)
         self.families[fkey] = handle
         self._explicit_sets.update((backend, row) for row in canonical)
-        return handle
+        return None if handle is None else self.resolve(handle)
 
     # ------------------------------------------------------------------ creation
     def _call(
