@@ -1,8 +1,8 @@
 """Hosts before the launch: hostfiles, Slurm's environment, and check/draw placing ranks on them.
 
 Every expected placement here is worked out by hand from the launcher's rule (DeepSpeed's
-host by host in file order; Slurm's block, cyclic and plane distributions), and
-:func:`proctopo.hosts.place` is also compared with a plain simulation of the rounds.
+host by host in file order; Slurm's block, cyclic and plane distributions); the arithmetic
+of the distributions is tested with proctopo.machine (tests/test_machine.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from proctopo import InvalidArgumentError, ProcessTopology, ProctopoError, cli
+from proctopo import InvalidArgumentError, ProcessTopology, ProctopoError, cli, machine
 from proctopo import hosts as H
 from proctopo.machine import BlockPlacement, ListedPlacement
 
@@ -34,67 +32,14 @@ def hostlist_module() -> Any:
     return hostlist
 
 
-# --------------------------------------------------------------------------- place()
-@pytest.mark.parametrize(
-    ("counts", "distribution", "plane", "expected"),
-    [
-        ([2, 2, 2], "block", None, [0, 0, 1, 1, 2, 2]),
-        ([2, 2, 2], "cyclic", None, [0, 1, 2, 0, 1, 2]),
-        # an uneven node: cyclic skips a node once it is full
-        ([2, 2, 1], "cyclic", None, [0, 1, 2, 0, 1]),
-        ([3, 1, 2], "cyclic", None, [0, 1, 2, 0, 2, 0]),
-        ([1, 3], "block", None, [0, 1, 1, 1]),
-        # plane=2: two ranks to each node in turn, fewer where fewer are left
-        ([4, 3, 1], "plane", 2, [0, 0, 1, 1, 2, 0, 0, 1]),
-        ([4, 4], "plane", 3, [0, 0, 0, 1, 1, 1, 0, 1]),
-        ([2, 2], "plane", 1, [0, 1, 0, 1]),
-        ([5], "cyclic", None, [0, 0, 0, 0, 0]),
-    ],
-)
-def test_place_by_hand(counts: list[int], distribution: str, plane: int | None, expected: list[int]) -> None:
-    assert H.place(counts, distribution, plane) == expected
-
-
-def _rounds(counts: list[int], chunk: int) -> list[int]:
-    """The distribution as a launcher walks it: visit the nodes in turn, give each up to ``chunk``."""
-    left = list(counts)
-    out: list[int] = []
-    while any(left):
-        for node, n in enumerate(left):
-            take = min(chunk, n)
-            out += [node] * take
-            left[node] -= take
-    return out
-
-
-@given(st.lists(st.integers(1, 9), min_size=1, max_size=7), st.integers(1, 10))
-def test_place_walks_the_rounds(counts: list[int], chunk: int) -> None:
-    assert H.place(counts, "plane", chunk) == _rounds(counts, chunk)
-    assert H.place(counts, "cyclic") == _rounds(counts, 1)
-    assert H.place(counts, "block") == _rounds(counts, max(counts))
-    for name in ("plane", "cyclic", "block"):  # every node holds exactly its count
-        ids = H.place(counts, name, chunk if name == "plane" else None)
-        assert [ids.count(i) for i in range(len(counts))] == counts
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (([],), "a placement needs at least one node"),
-        (([2, 0],), "node 1 is given 0 ranks; every node holds at least 1"),
-        (([2], "spread"), "unknown distribution 'spread'; proctopo places ranks by block, cyclic, plane"),
-        (([2], "plane"), "the plane distribution needs a plane size of at least 1, got None"),
-        (([2], "plane", 0), "the plane distribution needs a plane size of at least 1, got 0"),
-        (([2], "cyclic", 2), "a plane size is for the plane distribution, not 'cyclic'"),
-    ],
-)
-def test_place_refuses(args: tuple[Any, ...], message: str) -> None:
-    with pytest.raises(InvalidArgumentError) as info:
-        H.place(*args)
-    assert str(info.value) == message
-
-
 # --------------------------------------------------------------------------- Hosts
+def test_the_distributions_are_the_machines() -> None:
+    # The arithmetic of the distributions is proctopo.machine's (tests/test_machine.py); the
+    # hosts module still answers to its names.
+    assert H.place is machine.place and H.DISTRIBUTIONS is machine.DISTRIBUTIONS
+    assert H.place([2, 1], "cyclic") == [0, 1, 0]
+
+
 def test_hosts_pick_the_closed_form_for_the_block_pattern() -> None:
     even = H.Hosts.from_counts([("a", 4), ("b", 4)], source="s")
     assert isinstance(even.placement, BlockPlacement) and even.placement.ranks_per_node == 4
@@ -535,6 +480,39 @@ def test_draw_hosts_summarise_past_the_limit() -> None:
     )
     with pytest.raises(InvalidArgumentError, match="node 8 is not in the layout"):
         H.picture(ProcessTopology(["data"], [16]), hosts, node=8)
+
+
+@pytest.mark.parametrize(
+    ("where", "group", "limit", "text"),
+    [
+        ([("rack", 0)], (), 256, "rack"),
+        ([("model", 5)], (), 256, "model"),
+        ([("data", 0), ("data", 1)], (), 256, "data"),
+        ((), ["rack"], 256, "rack"),
+        ((), (), 0, "the limits of a picture must be at least 1"),
+        ((), (), 5000, "a picture draws at most 4096 ranks, got a limit of 5000"),
+    ],
+)
+def test_draw_hosts_of_any_pattern_refuse_as_a_layout_does(
+    where: list[tuple[str, int]], group: list[str], limit: int, text: str
+) -> None:
+    topo = ProcessTopology(["pipe", "data", "model"], [2, 2, 2])
+    cyclic = H.Hosts.from_counts([("a", 4), ("b", 4)], source="s", distribution="cyclic")
+    with pytest.raises(ProctopoError) as listed:
+        H.picture(topo, cyclic, group, where, limit=limit)
+    with pytest.raises(ProctopoError) as block:
+        H.picture(topo, H.Hosts.from_counts([("a", 4), ("b", 4)], source="s"), group, where, limit=limit)
+    assert type(listed.value) is type(block.value) and str(listed.value) == str(block.value)
+    assert text in str(listed.value)
+
+
+def test_draw_hosts_of_any_pattern_slice_the_same_ranks() -> None:
+    topo = ProcessTopology(["pipe", "data", "model"], [2, 3, 2])
+    cyclic = H.Hosts.from_counts([("a", 5), ("b", 4), ("c", 3)], source="s", distribution="cyclic")
+    for where in ([("data", 1)], [("pipe", 1), ("model", 0)], [("pipe", 0), ("data", 2), ("model", 1)]):
+        pic = H.picture(topo, cyclic, (), where)
+        drawn = sorted(c.rank for row in pic.rows for c in row.cells)
+        assert drawn == topo.filter_match(**dict(where)) and pic.ranks_selected == len(drawn)
 
 
 def test_draw_hosts_in_domains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

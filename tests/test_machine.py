@@ -27,6 +27,7 @@ from proctopo.machine import (
     Level,
     ListedPlacement,
     Machine,
+    MeasuredPlacement,
     Placement,
     Span,
     _floor_sum,
@@ -34,6 +35,8 @@ from proctopo.machine import (
     blocks_spanned,
     machine,
     mean_blocks_spanned,
+    place,
+    seconds_text,
 )
 
 
@@ -69,24 +72,14 @@ def test_weighted_floor_sums_are_the_sums(n: int, a: int, b: int, c: int) -> Non
 
 @settings(max_examples=300, deadline=None)
 @given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data())
-def test_mean_blocks_spanned_equals_enumeration(dims: list[int], data: st.DataObject) -> None:
+def test_blocks_spanned_most_and_mean_equal_enumeration(dims: list[int], data: st.DataObject) -> None:
     topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
     world = topo.world_size()
     block = data.draw(st.integers(1, world + 3), label="block")
     for axis, stride, size in zip(topo.axes, topo.strides, dims):
         spans = [len(set(row)) for row in (topo.groups(axis) // block).tolist()]
+        assert blocks_spanned(stride, size, world, block) == max(spans)
         assert mean_blocks_spanned(stride, size, world, block) == Fraction(sum(spans), len(spans))
-
-
-@settings(max_examples=300, deadline=None)
-@given(dims=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data())
-def test_blocks_spanned_equals_enumeration(dims: list[int], data: st.DataObject) -> None:
-    topo = ProcessTopology([f"a{i}" for i in range(len(dims))], dims)
-    world = topo.world_size()
-    block = data.draw(st.integers(1, world + 3), label="block")
-    for axis, stride, size in zip(topo.axes, topo.strides, dims):
-        table = topo.groups(axis) // block
-        assert blocks_spanned(stride, size, world, block) == max(len(set(row)) for row in table.tolist())
 
 
 # ----------------------------------------------------------------------------- block placement
@@ -362,6 +355,183 @@ def test_a_placement_is_what_its_users_ask() -> None:
         assert isinstance(m, Placement)
         assert m.describe().startswith("8 ranks on ")
         assert m.span_of(ProcessTopology(["data", "model"], [2, 4]), "data") == (2, 2)
+
+
+# ----------------------------------------------------------------------------- distributions
+@pytest.mark.parametrize(
+    ("counts", "distribution", "plane", "expected"),
+    [
+        ([2, 2, 2], "block", None, [0, 0, 1, 1, 2, 2]),
+        ([2, 2, 2], "cyclic", None, [0, 1, 2, 0, 1, 2]),
+        # an uneven node: cyclic skips a node once it is full
+        ([2, 2, 1], "cyclic", None, [0, 1, 2, 0, 1]),
+        ([3, 1, 2], "cyclic", None, [0, 1, 2, 0, 2, 0]),
+        ([1, 3], "block", None, [0, 1, 1, 1]),
+        # plane=2: two ranks to each node in turn, fewer where fewer are left
+        ([4, 3, 1], "plane", 2, [0, 0, 1, 1, 2, 0, 0, 1]),
+        ([4, 4], "plane", 3, [0, 0, 0, 1, 1, 1, 0, 1]),
+        ([2, 2], "plane", 1, [0, 1, 0, 1]),
+        ([5], "cyclic", None, [0, 0, 0, 0, 0]),
+    ],
+)
+def test_place_by_hand(counts: list[int], distribution: str, plane: int | None, expected: list[int]) -> None:
+    assert place(counts, distribution, plane) == expected
+
+
+def _rounds(counts: list[int], chunk: int) -> list[int]:
+    """The distribution as a launcher walks it: visit the nodes in turn, give each up to ``chunk``."""
+    left = list(counts)
+    out: list[int] = []
+    while any(left):
+        for node, n in enumerate(left):
+            take = min(chunk, n)
+            out += [node] * take
+            left[node] -= take
+    return out
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=7), st.integers(1, 10))
+def test_place_walks_the_rounds(counts: list[int], chunk: int) -> None:
+    assert place(counts, "plane", chunk) == _rounds(counts, chunk)
+    assert place(counts, "cyclic") == _rounds(counts, 1)
+    assert place(counts, "block") == _rounds(counts, max(counts))
+    for name in ("plane", "cyclic", "block"):  # every node holds exactly its count
+        ids = place(counts, name, chunk if name == "plane" else None)
+        assert [ids.count(i) for i in range(len(counts))] == counts
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([],), "a placement needs at least one node"),
+        (([2, 0],), "node 1 is given 0 ranks; every node holds at least 1"),
+        (([2], "spread"), "unknown distribution 'spread'; proctopo places ranks by block, cyclic, plane"),
+        (([2], "plane"), "the plane distribution needs a plane size of at least 1, got None"),
+        (([2], "plane", 0), "the plane distribution needs a plane size of at least 1, got 0"),
+        (([2], "cyclic", 2), "a plane size is for the plane distribution, not 'cyclic'"),
+    ],
+)
+def test_place_refuses(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        place(*args)
+    assert str(info.value) == message
+
+
+@given(
+    st.lists(st.integers(1, 6), min_size=1, max_size=6),
+    st.sampled_from(["block", "cyclic", "plane"]),
+    st.integers(1, 4),
+)
+def test_a_placement_from_counts_is_the_one_place_deals(counts: list[int], name: str, chunk: int) -> None:
+    plane = chunk if name == "plane" else None
+    ids = place(counts, name, plane)
+    m = Placement.from_counts(counts, name, plane, nodes_per_domain=2)
+    assert [m.node_of(r) for r in range(len(ids))] == ids and m.nodes_per_domain == 2
+    # The closed form exactly when the ranks fill the nodes in order, the same number on each but the last.
+    in_order = ids == sorted(ids) and all(n == counts[0] for n in counts[:-1]) and counts[-1] <= counts[0]
+    assert isinstance(m, BlockPlacement) == in_order
+
+
+# ----------------------------------------------------------------------------- questions of listed ranks
+placements = st.one_of(
+    st.builds(BlockPlacement, st.integers(1, 40), st.integers(1, 9), st.integers(1, 4)),
+    st.builds(
+        lambda counts, npd: Placement.from_counts(counts, "cyclic", nodes_per_domain=npd),
+        st.lists(st.integers(1, 5), min_size=1, max_size=8),
+        st.integers(1, 4),
+    ),
+    st.builds(
+        lambda hosts, domains: MeasuredPlacement(hosts, domains),
+        st.lists(st.sampled_from("abcd"), min_size=1, max_size=12),
+        st.none(),
+    ),
+    st.lists(st.sampled_from("abcd"), min_size=1, max_size=12).map(
+        lambda hosts: MeasuredPlacement(hosts, ["x" if h in "ab" else "y" for h in hosts])
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=placements, npd=st.integers(1, 4))
+def test_domain_ids_short_nodes_and_new_domains_equal_enumeration(m: Placement, npd: int) -> None:
+    ranks = np.arange(m.world_size)
+    assert m.domain_ids(ranks).tolist() == [m.domain_of(r) for r in range(m.world_size)]
+    assert m.domain_ids(ranks.reshape(1, -1)).shape == (1, m.world_size)
+    sizes = [len(m.ranks_of_node(n)) for n in range(m.nodes)]
+    full = m.ranks_per_node if isinstance(m, BlockPlacement) else max(sizes)
+    short = [n for n, k in enumerate(sizes) if k == min(sizes) and k < full]
+    assert m.short_node() == (short[-1] if short else None)
+    assert (m.short_node() is None) == (m.partial_node() is None)
+    moved = m.in_domains(npd)
+    assert moved.nodes_per_domain == npd and isinstance(moved, BlockPlacement) == isinstance(
+        m, BlockPlacement
+    )
+    assert [moved.node_of(r) for r in range(m.world_size)] == [m.node_of(r) for r in range(m.world_size)]
+    assert [moved.domain_of(r) for r in range(m.world_size)] == [
+        m.node_of(r) // npd for r in range(m.world_size)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=placements, data=st.data())
+def test_the_widest_group_is_the_first_spanning_the_most(m: Placement, data: st.DataObject) -> None:
+    size = data.draw(st.sampled_from([d for d in range(1, m.world_size + 1) if m.world_size % d == 0]))
+    groups = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(m.world_size).reshape(-1, size)
+    for level, of in (("node", m.node_of), ("domain", m.domain_of)):
+        spans = [len({of(int(r)) for r in row}) for row in groups]
+        expected = spans.index(max(spans)) if max(spans) > 1 else None
+        assert m.widest(groups, level) == expected
+    with pytest.raises(InvalidArgumentError, match=r"^a group spans nodes or domains, not 'rack'$"):
+        m.widest(groups, "rack")
+
+
+@st.composite
+def lattices(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], int, int, int]:
+    """A slice of a row-major topology as runs (size, stride), its base, a window of it and a node size."""
+    dims = draw(st.lists(st.integers(1, 7), min_size=1, max_size=5))
+    strides = [int(np.prod(dims[i + 1 :])) for i in range(len(dims))]
+    fixed = [draw(st.booleans()) for _ in dims]
+    base = sum(draw(st.integers(0, d - 1)) * st_ for d, st_, f in zip(dims, strides, fixed) if f)
+    runs = [(d, st_) for d, st_, f in zip(dims, strides, fixed) if not f]
+    points = int(np.prod([d for d, _ in runs]))
+    lo = draw(st.integers(0, points))
+    hi = draw(st.integers(lo, points))
+    return base, runs, lo, hi, draw(st.integers(1, 2 * int(np.prod(dims)) + 3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(lattices())
+def test_the_nodes_of_a_lattice_are_counted_without_listing_it(
+    case: tuple[int, list[tuple[int, int]], int, int, int],
+) -> None:
+    base, runs, lo, hi, rpn = case
+    ranks = sorted(
+        base + sum(c * s for c, (_, s) in zip(cs, runs))
+        for cs in itertools.product(*(range(d) for d, _ in runs))
+    )
+    m = BlockPlacement(max(ranks) + 1, rpn)
+    assert m.count_nodes_of_runs(base, runs, lo, hi) == len({r // rpn for r in ranks[lo:hi]})
+    assert m.count_nodes_of_runs(base, runs) == m.count_nodes(ranks)
+
+
+def test_counting_the_nodes_of_a_lattice_keeps_to_its_budget() -> None:
+    # Nodes of 100,003 ranks against strides whose remainders cycle through all of them.
+    m = BlockPlacement(1048576 * 3 * 100000, 100003)
+    runs = [(1048576, 300000), (100000, 1)]
+    assert m.count_nodes_of_runs(100000, runs, budget=1 << 16) is None
+    assert m.count_nodes_of_runs(100000, runs, 0, 3, budget=1 << 16) == 1
+    small = BlockPlacement(4 * 3 * 5, 7)
+    few = [(4, 15), (5, 1)]
+    ranks = [5 + 15 * a + b for a in range(4) for b in range(5)]
+    assert small.count_nodes_of_runs(5, few, budget=1 << 16) == len({r // 7 for r in ranks})
+
+
+def test_one_time_text() -> None:
+    from proctopo.planner import render
+
+    assert render.seconds_text is seconds_text
+    assert [seconds_text(t) for t in (0, 2.5e-6, 0.0123, 3.0)] == ["0 s", "2.5 us", "12.3 ms", "3 s"]
+    assert "3.4 us" in machine("hgx-h100").describe()
 
 
 # ----------------------------------------------------------------------------- errors

@@ -27,7 +27,6 @@ from __future__ import annotations
 import bisect
 import colorsys
 import html as _html
-import math
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,10 +43,12 @@ __all__ = [
     "Picture",
     "Row",
     "Selection",
+    "check_layout",
     "color",
     "html",
     "label",
     "layout",
+    "legend_of",
     "png",
     "select",
     "svg",
@@ -250,6 +251,7 @@ class Selection(Sequence[int]):
         self, topo: ProcessTopology, where: dict[str, int], start: int = 0, stop: int | None = None
     ) -> None:
         strides, dims = topo.strides, topo.dims
+        self._world = topo.world_size()
         index = {a: i for i, a in enumerate(topo.get_axis_names())}
         self._base = sum(c * strides[index[a]] for a, c in where.items())
         # The free axes, slowest first, as runs (size, stride); neighbouring free axes merge.
@@ -329,8 +331,8 @@ class Selection(Sequence[int]):
         """How many runs of ``size`` consecutive ranks (``[0, size)``, ``[size, 2 size)``, ...)
         hold a rank of the selection: the nodes it touches, for ``size`` ranks per node.
 
-        Exact, in O(axes) sub-sums for the usual shapes: the sum over a run's points repeats
-        with the remainder of its stride modulo ``size``, so each run costs at most one period.
+        Exact, in O(axes) sub-sums for the usual shapes
+        (:meth:`proctopo.machine.BlockPlacement.count_nodes_of_runs` counts them).
 
         Raises:
             InvalidArgumentError: ``size`` below 1, or the count would take more than
@@ -338,93 +340,16 @@ class Selection(Sequence[int]):
         """
         if size < 1:
             raise InvalidArgumentError(f"a block holds at least 1 rank, got {size}")
-        if not len(self):
-            return 0
-        memo: dict[tuple[int, int], int] = {}
-        budget = [self.BUDGET]
-
-        def spend(steps: int) -> None:
-            budget[0] -= steps
-            if budget[0] < 0:
-                raise InvalidArgumentError(
-                    f"counting the nodes of this selection would take more than {self.BUDGET:,} steps "
-                    f"(nodes of {size:,} ranks whose remainders repeat slowly against the strides): "
-                    "draw one node (--node) or fix more axes (--slice)"
-                )
-
-        runs, spans, counts = self._runs, self._spans, self._counts
-        # gaps[k]: the smallest and the largest gap between neighbouring points of runs k..
-        # (none for a single point: a smallest past any rank, a largest of 0)
-        gaps = [(1 << 64, 0)] * (len(runs) + 1)
-        for k in range(len(runs) - 1, -1, -1):
-            jump = runs[k][1] - spans[k + 1]
-            gaps[k] = (min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump))
-
-        def closed(first: int, span: int, points: int, smallest: int, largest: int) -> int | None:
-            """Points from ``first`` to ``first + span`` whose gaps run from ``smallest`` to
-            ``largest``: gaps of at most ``size`` skip no block, gaps of at least ``size``
-            share none; otherwise None."""
-            if largest <= size:
-                return (first + span) // size - first // size + 1
-            if smallest >= size:
-                return points
-            return None
-
-        def whole(k: int, first: int) -> int:
-            """Blocks of the points of runs k.. starting at ``first`` (only ``first % size`` matters)."""
-            if k == len(runs):
-                return 1
-            easy = closed(first % size, spans[k], counts[k], gaps[k][0], gaps[k][1])
-            if easy is not None:
-                return easy
-            key = (k, first % size)
-            if key not in memo:
-                memo[key] = along(k, key[1], runs[k][0])
-            return memo[key]
-
-        def along(k: int, first: int, n: int) -> int:
-            """Blocks of the first ``n`` whole copies of runs k+1.. along run k, from ``first``."""
-            step = runs[k][1]
-            inner = spans[k + 1]
-            jump = step - inner  # from the last point of one copy to the first of the next
-            if n == 1:
-                return whole(k + 1, first)
-            smallest, largest = min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump)
-            easy = closed(first % size, (n - 1) * step + inner, n * counts[k + 1], smallest, largest)
-            if easy is not None:
-                return easy
-
-            def term(c: int, last: bool) -> int:
-                at = (first + c * step) % size
-                joined = 0 if last else int((at + inner) // size == (at + step) // size)
-                return whole(k + 1, at) - joined
-
-            period = size // math.gcd(step % size, size) if step % size else 1
-            reps, extra = divmod(n - 1, period)  # the last copy has no junction to a next one
-            spend((period if reps else 0) + extra + 1)
-            total = reps * sum(term(c, False) for c in range(period)) if reps else 0
-            total += sum(term(c, False) for c in range(extra))
-            return total + term(n - 1, True)
-
-        def prefix(k: int, first: int, n: int) -> int:
-            """Blocks of the first ``n`` points of runs k.. starting at ``first``."""
-            if n == counts[k]:
-                return whole(k, first)
-            full, rest = divmod(n, counts[k + 1])
-            total = along(k, first, full) if full else 0
-            if rest:
-                start = first + full * runs[k][1]
-                total += prefix(k + 1, start, rest)
-                if full:
-                    end = first + (full - 1) * runs[k][1] + spans[k + 1]
-                    total -= int(end // size == start // size)
-            return total
-
-        def before(n: int) -> int:
-            return prefix(0, self._base, n) if n else 0
-
-        shared = self._start and self._rank(self._start - 1) // size == self._rank(self._start) // size
-        return before(self._stop) - before(self._start) + int(bool(shared))
+        nodes = BlockPlacement(self._world, size).count_nodes_of_runs(
+            self._base, self._runs, self._start, self._stop, self.BUDGET
+        )
+        if nodes is None:
+            raise InvalidArgumentError(
+                f"counting the nodes of this selection would take more than {self.BUDGET:,} steps "
+                f"(nodes of {size:,} ranks whose remainders repeat slowly against the strides): "
+                "draw one node (--node) or fix more axes (--slice)"
+            )
+        return nodes
 
 
 def select(
@@ -471,6 +396,66 @@ def select(
     return ranks
 
 
+def check_layout(
+    topo: ProcessTopology,
+    group: Sequence[str] = (),
+    *,
+    limit: int = 256,
+    columns: int = 32,
+    legend_limit: int = 32,
+) -> None:
+    """Check the arguments every picture shares (:func:`layout`'s, and the hosts' picture's).
+
+    Raises:
+        UnknownAxisError: a group axis the topology does not have.
+        InvalidArgumentError: a group axis named twice, a limit below 1, or ``limit`` above
+            :data:`LIMIT_MAX`.
+
+    >>> check_layout(ProcessTopology(['pipe', 'data'], [2, 2]), ['data'], limit=0)
+    Traceback (most recent call last):
+      ...
+    proctopo.errors.InvalidArgumentError: the limits of a picture must be at least 1
+    """
+    if min(limit, columns, legend_limit) < 1:
+        raise InvalidArgumentError("the limits of a picture must be at least 1")
+    if limit > LIMIT_MAX:
+        raise InvalidArgumentError(
+            f"a picture draws at most {LIMIT_MAX} ranks, got a limit of {limit}; draw one node or "
+            "one slice to see more of a large world"
+        )
+    if group:
+        topo.axis_indices(list(group))  # unknown or repeated axes, in the topology's words
+
+
+def legend_of(
+    topo: ProcessTopology, rows: Sequence[Row], group_axes: Sequence[str], limit: int = 32
+) -> tuple[tuple[Group, ...], int]:
+    """The legend of the cells of ``rows``: their first ``limit`` groups, by index, and how many there are.
+
+    Each entry lists its group's first 16 ranks (not the whole group) and the coordinates
+    its members share, taken from the first rank of it drawn.
+
+    >>> topo = ProcessTopology(['pipe', 'data'], [2, 2])
+    >>> legend, groups = legend_of(topo, layout(topo, ['data']).rows, ['data'], limit=1)
+    >>> [(g.label, g.ranks, g.where) for g in legend], groups
+    ([('a', (0, 1), (('pipe', 0),))], 2)
+    """
+    axes = topo.get_axis_names()
+    first_rank: dict[int, int] = {}
+    for row in rows:
+        for c in row.cells:
+            if c.group is not None:
+                first_rank.setdefault(c.group, c.rank)
+    others = [i for i, a in enumerate(axes) if a not in group_axes]
+    size = topo.group_size(list(group_axes))
+    legend = []
+    for g in sorted(first_rank)[:limit]:
+        first = topo.group_head(first_rank[g], list(group_axes), 16)
+        coord = topo.get_coord(first_rank[g])
+        legend.append(Group(g, size, tuple(first), tuple((axes[i], coord[i]) for i in others)))
+    return tuple(legend), len(first_rank)
+
+
 def layout(
     topo: ProcessTopology,
     group: Sequence[str] = (),
@@ -503,17 +488,9 @@ def layout(
     """
     if nodes_per_domain and not ranks_per_node:
         raise InvalidArgumentError("nodes are grouped in domains only when the ranks per node are given")
-    if min(limit, columns, legend_limit) < 1:
-        raise InvalidArgumentError("the limits of a picture must be at least 1")
-    if limit > LIMIT_MAX:
-        raise InvalidArgumentError(
-            f"a picture draws at most {LIMIT_MAX} ranks, got a limit of {limit}; draw one node or "
-            "one slice to see more of a large world"
-        )
+    check_layout(topo, group, limit=limit, columns=columns, legend_limit=legend_limit)
     axes, dims = topo.get_axis_names(), topo.dims
     group_axes = list(group)
-    if group_axes:
-        topo.axis_indices(group_axes)  # unknown or repeated axes, in the topology's words
     w = topo.world_size()
     chosen: Sequence[int] = range(w) if ranks is None else ranks
     columns = min(columns, limit)
@@ -594,19 +571,7 @@ def layout(
         places = tuple(used)
         headings = tuple(f"local {j}" if ranks_per_node else f"{axes[-1]}={j}" for j in used)
 
-    legend: list[Group] = []
-    seen = sorted({c.group for row in rows for c in row.cells if c.group is not None})
-    first_rank: dict[int, int] = {}
-    for row in rows:
-        for c in row.cells:
-            if c.group is not None:
-                first_rank.setdefault(c.group, c.rank)
-    others = [i for i, a in enumerate(axes) if a not in group_axes]
-    group_size = topo.group_size(group_axes)
-    for g in seen[:legend_limit]:
-        first = topo.group_head(first_rank[g], group_axes, 16)  # not the whole group
-        coord = topo.get_coord(first_rank[g])
-        legend.append(Group(g, group_size, tuple(first), tuple((axes[i], coord[i]) for i in others)))
+    legend, groups = legend_of(topo, rows, group_axes, legend_limit)
 
     title = topo._core.describe()
     if ranks_per_node:
@@ -630,8 +595,8 @@ def layout(
             )
             + "; draw one node or one slice to see the rest"
         )
-    if len(seen) > legend_limit:
-        notes.append(f"the legend lists the first {legend_limit} of {len(seen)} groups")
+    if groups > legend_limit:
+        notes.append(f"the legend lists the first {legend_limit} of {groups} groups")
     return Picture(
         title=title,
         notes=tuple(notes),
@@ -641,8 +606,8 @@ def layout(
         nodes_per_domain=nodes_per_domain,
         columns=headings,
         rows=tuple(rows),
-        legend=tuple(legend),
-        legend_more=max(0, len(seen) - legend_limit),
+        legend=legend,
+        legend_more=max(0, groups - legend_limit),
         ranks_selected=len(chosen),
         ranks_drawn=drawn,
         places=places,

@@ -15,7 +15,9 @@ same number on each but the last, else a :class:`~proctopo.machine.ListedPlaceme
   function here reads the environment itself) and places the tasks by Slurm's block,
   cyclic or plane distribution. Host lists are expanded by python-hostlist (the
   ``slurm`` extra: ``pip install 'proctopo[slurm]'``), imported only then.
-- :func:`place` is the arithmetic of those distributions: the node of every rank.
+- The arithmetic of those distributions, the node of every rank, is
+  :mod:`proctopo.machine`'s (:func:`~proctopo.machine.place`,
+  :meth:`Placement.from_counts <proctopo.machine.Placement.from_counts>`).
 
 Nothing here imports torch.
 
@@ -40,11 +42,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgumentError, ProctopoError
-from .machine import ENUMERATION_LIMIT, BlockPlacement, ListedPlacement, Placement
+from .machine import DISTRIBUTIONS, ENUMERATION_LIMIT, BlockPlacement, Placement, place
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .draw import Picture
     from .topology import AxesArg, ProcessTopology
 
@@ -61,9 +61,6 @@ __all__ = [
     "read_hostfile",
 ]
 
-#: The distributions :func:`place` knows: Slurm's names for how tasks go round the nodes.
-DISTRIBUTIONS = ("block", "cyclic", "plane")
-
 #: The pip command that installs python-hostlist, which expands Slurm's host lists.
 PIP_SLURM = "pip install 'proctopo[slurm]'"
 
@@ -77,78 +74,6 @@ SLURM_VARIABLES = (
 )
 
 _SLOTS = re.compile(r"(?:slots|max_slots|max-slots)=")
-
-
-# --------------------------------------------------------------------------- the arithmetic
-def place(counts: Sequence[int], distribution: str = "block", plane: int | None = None) -> list[int]:
-    """The node of every rank when ``counts[i]`` ranks go to node ``i`` by ``distribution``.
-
-    - ``"block"``: node 0 takes ranks ``0 .. counts[0] - 1``, node 1 the next, and so on.
-    - ``"cyclic"``: one rank to each node in turn, skipping the nodes that are full.
-    - ``"plane"``: ``plane`` consecutive ranks to each node in turn (fewer to a node
-      with fewer left), skipping the nodes that are full.
-
-    Args:
-        counts: Ranks on each node, node 0 first; each at least 1.
-        distribution: One of :data:`DISTRIBUTIONS`.
-        plane: The block size of ``"plane"`` (at least 1); only with ``"plane"``.
-
-    Raises:
-        InvalidArgumentError: no nodes, a count below 1, an unknown distribution, a plane
-            size missing or below 1, or more ranks than a listed placement may hold.
-
-    >>> place([2, 2, 2], "block"), place([2, 2, 2], "cyclic"), place([4, 2], "plane", 2)
-    ([0, 0, 1, 1, 2, 2], [0, 1, 2, 0, 1, 2], [0, 0, 1, 1, 0, 0])
-    >>> place([3, 1], "cyclic")
-    [0, 1, 0, 0]
-    """
-    import numpy as np
-
-    sizes = _counts(counts)
-    chunk = _chunk(distribution, plane)
-    total = sum(sizes)
-    if total > ENUMERATION_LIMIT:
-        raise InvalidArgumentError(
-            f"{total:,} ranks placed rank by rank are more than the {ENUMERATION_LIMIT:,} a listed "
-            "placement holds"
-        )
-    c = np.asarray(sizes, dtype=np.int64)
-    nodes = np.arange(len(sizes), dtype=np.int64)
-    if chunk is None:
-        ids: list[int] = np.repeat(nodes, c).tolist()
-        return ids
-    visits = -(-c // chunk)  # how often each node is visited: one chunk a visit
-    node = np.repeat(nodes, visits)
-    visit = np.arange(node.size, dtype=np.int64) - np.repeat(np.cumsum(visits) - visits, visits)
-    size = np.minimum(chunk, c[node] - visit * chunk)
-    order = np.lexsort((node, visit))  # round by round, node by node within a round
-    out: list[int] = np.repeat(node[order], size[order]).tolist()
-    return out
-
-
-def _counts(counts: Sequence[int]) -> list[int]:
-    sizes = [int(n) for n in counts]
-    if not sizes:
-        raise InvalidArgumentError("a placement needs at least one node")
-    for i, n in enumerate(sizes):
-        if n < 1:
-            raise InvalidArgumentError(f"node {i} is given {n} ranks; every node holds at least 1")
-    return sizes
-
-
-def _chunk(distribution: str, plane: int | None) -> int | None:
-    """The ranks a node takes on each visit (None: all of them at once, the block distribution)."""
-    if distribution not in DISTRIBUTIONS:
-        raise InvalidArgumentError(
-            f"unknown distribution {distribution!r}; proctopo places ranks by {', '.join(DISTRIBUTIONS)}"
-        )
-    if distribution != "plane":
-        if plane is not None:
-            raise InvalidArgumentError(f"a plane size is for the plane distribution, not {distribution!r}")
-        return None if distribution == "block" else 1
-    if plane is None or plane < 1:
-        raise InvalidArgumentError(f"the plane distribution needs a plane size of at least 1, got {plane}")
-    return plane
 
 
 # --------------------------------------------------------------------------- hosts
@@ -195,25 +120,18 @@ class Hosts:
     ) -> Hosts:
         """The hosts ``entries`` (``(name, ranks)`` pairs, in order), ranks placed by ``distribution``.
 
-        Ranks that fill the hosts in order, the same number on each but the last, give a
-        :class:`~proctopo.machine.BlockPlacement` (closed form, any size); any other
-        pattern a :class:`~proctopo.machine.ListedPlacement`.
+        The placement is :meth:`Placement.from_counts <proctopo.machine.Placement.from_counts>`'s:
+        a :class:`~proctopo.machine.BlockPlacement` (closed form, any size) when the ranks fill
+        the hosts in order, the same number on each but the last; else a
+        :class:`~proctopo.machine.ListedPlacement`.
 
         Raises:
-            InvalidArgumentError: see :func:`place`; a host named twice.
+            InvalidArgumentError: see :func:`~proctopo.machine.place`; a host named twice.
         """
         names = tuple(name for name, _ in entries)
-        counts = _counts([n for _, n in entries])
-        chunk = _chunk(distribution, plane)
-        if chunk is not None and (len(counts) == 1 or chunk >= max(counts)):
-            chunk = None  # one visit fills every host: the block pattern whatever the name
+        placement = Placement.from_counts([n for _, n in entries], distribution, plane, nodes_per_domain)
         label = f"plane={plane}" if distribution == "plane" else distribution
-        full = counts[0]
-        if chunk is None and all(n == full for n in counts[:-1]) and counts[-1] <= full:
-            block: Placement = BlockPlacement(sum(counts), full, nodes_per_domain)
-            return cls(names, block, source, label)
-        listed = ListedPlacement(place(counts, distribution, plane), nodes_per_domain)
-        return cls(names, listed, source, label)
+        return cls(names, placement, source, label)
 
     # ------------------------------------------------------------------ questions
     def refuse_overrides(self, given: Mapping[str, object]) -> None:
@@ -251,12 +169,7 @@ class Hosts:
 
     def in_domains(self, nodes_per_domain: int) -> Hosts:
         """The same hosts, every ``nodes_per_domain`` consecutive ones forming a domain."""
-        p = self.placement
-        if isinstance(p, BlockPlacement):
-            moved: Placement = BlockPlacement(p.world_size, p.ranks_per_node, nodes_per_domain)
-        else:
-            moved = ListedPlacement(p.node_ids(_all_ranks(p.world_size)), nodes_per_domain)
-        return replace(self, placement=moved)
+        return replace(self, placement=self.placement.in_domains(nodes_per_domain))
 
     def widest_group(self, topo: ProcessTopology, axes: AxesArg, level: str = "node") -> list[int] | None:
         """The first group of ``topo`` over ``axes`` that spans the most hosts (``level="node"``) or
@@ -268,30 +181,20 @@ class Hosts:
         Raises:
             GridSizeError: the topology has another number of ranks than the hosts.
             UnknownAxisError: an axis the topology does not have.
+            InvalidArgumentError: a level other than ``"node"`` and ``"domain"``.
         """
-        import numpy as np
-
         topo.check_world_size(self.world_size, f"the world size of {self.source}")
         topo.axis_indices(axes)
         if self.world_size > ENUMERATION_LIMIT:
             return None
         groups = topo.groups(axes)
-        ids = self.placement.node_ids(groups)
-        if level == "domain":
-            ids = ids // self.placement.nodes_per_domain
-        ordered = np.sort(ids, axis=1)
-        distinct = np.count_nonzero(np.diff(ordered, axis=1), axis=1) + 1
-        if distinct.size == 0 or int(distinct.max()) <= 1:
-            return None
-        return [int(r) for r in groups[int(np.argmax(distinct))]]
+        row = self.placement.widest(groups, level)
+        return None if row is None else [int(r) for r in groups[row]]
 
     def short_node(self) -> str | None:
-        """The host holding the fewest ranks when some host holds fewer than another, else None."""
-        sizes = [len(self.placement.ranks_of_node(i)) for i in range(self.placement.nodes)]
-        fewest = min(sizes)
-        if fewest == max(sizes):
-            return None
-        return self.names[len(sizes) - 1 - sizes[::-1].index(fewest)]
+        """The last host holding the fewest ranks when that is fewer than a full host holds, else None."""
+        node = self.placement.short_node()
+        return None if node is None else self.names[node]
 
     def describe(self, limit: int = 8) -> str:
         """The hosts in one line: ``"2 hosts (hostfile h.txt, block): node1 [0, 1], node2 [2, 3]"``."""
@@ -320,12 +223,6 @@ class Hosts:
             "counts": [len(m) for m in members],
             "ranks": [list(m[:limit]) for m in members],
         }
-
-
-def _all_ranks(world_size: int) -> np.ndarray:
-    import numpy as np
-
-    return np.arange(world_size, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- hostfiles
@@ -625,18 +522,14 @@ def _listed_picture(
 
     from . import draw
 
-    # The picture's own rules (group axes, limits) and the slice's (axes, coordinates), in their
-    # words: an empty layout and an unlisted selection check them and cost nothing.
-    draw.layout(topo, group, limit=limit, columns=columns, legend_limit=legend_limit, ranks=range(0))
-    draw.select(topo, where)
+    draw.check_layout(topo, group, limit=limit, columns=columns, legend_limit=legend_limit)
     p = hosts.placement
     columns = min(columns, limit)
     wanted = np.ones(w, dtype=bool)
-    if where:
-        coords = topo.coords(_all_ranks(w))
-        index = topo.axis_indices([a for a, _ in where])
-        for i, (_, value) in zip(index, where):
-            wanted &= coords[:, i] == value
+    if where:  # the chosen ranks: the first of them (the slice's rules checked) and its group over the rest
+        free = [a for a in topo.axes if a not in dict(where)]
+        wanted[:] = False
+        wanted[topo.group_of(draw.select(topo, where)[0], free)] = True
     host_rows: list[tuple[int, list[int]]] = []  # (host, chosen ranks on it)
     for i in range(p.nodes) if node is None else [node]:
         on = [r for r in p.ranks_of_node(i) if wanted[r]]
@@ -676,26 +569,7 @@ def _listed_picture(
         places = tuple(used)
         headings = tuple(f"local {j}" for j in used)
 
-    legend: list[draw.Group] = []
-    first_rank: dict[int, int] = {}
-    for r_ in rows:
-        for c in r_.cells:
-            if c.group is not None:
-                first_rank.setdefault(c.group, c.rank)
-    seen = sorted(first_rank)
-    axes = topo.get_axis_names()
-    others = [i for i, a in enumerate(axes) if a not in group]
-    size = topo.group_size(group)
-    for g in seen[:legend_limit]:
-        coord = topo.get_coord(first_rank[g])
-        legend.append(
-            draw.Group(
-                g,
-                size,
-                tuple(topo.group_head(first_rank[g], group, 16)),
-                tuple((axes[i], coord[i]) for i in others),
-            )
-        )
+    legend, groups = draw.legend_of(topo, rows, group, legend_limit)
     notes: list[str] = []
     if drawn < chosen:
         more = sum(r_.more for r_ in rows)
@@ -705,8 +579,8 @@ def _listed_picture(
             + (f" and {more} ranks past column {columns}" if more else "")
             + "; draw one host or one slice to see the rest"
         )
-    if len(seen) > legend_limit:
-        notes.append(f"the legend lists the first {legend_limit} of {len(seen)} groups")
+    if groups > legend_limit:
+        notes.append(f"the legend lists the first {legend_limit} of {groups} groups")
     return draw.Picture(
         title=_title(topo, hosts, group),
         notes=tuple(notes),
@@ -716,8 +590,8 @@ def _listed_picture(
         nodes_per_domain=p.nodes_per_domain if p.nodes_per_domain > 1 else None,
         columns=headings,
         rows=tuple(rows),
-        legend=tuple(legend),
-        legend_more=max(0, len(seen) - legend_limit),
+        legend=legend,
+        legend_more=max(0, groups - legend_limit),
         ranks_selected=chosen,
         ranks_drawn=drawn,
         places=places,

@@ -13,6 +13,8 @@ closed form, in O(1) or O(log ranks_per_node) whatever the world size.
 :class:`ListedPlacement` takes the node of every rank as given (host names gathered
 at run time, a hostfile, Slurm's cyclic distribution, uneven nodes) and answers by
 going through the ranks. Code that asks a :class:`Placement` works with either.
+:meth:`Placement.from_counts` deals ranks to nodes of given sizes by Slurm's block,
+cyclic or plane distribution (:func:`place`) and picks the kind that fits.
 
 A :class:`Machine` is the hierarchy the links form: the node, the NVLink domain,
 then any number of network levels (a leaf or rail group, a pod, a cluster), each a
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .topology import AxesArg, ProcessTopology
 
 __all__ = [
+    "DISTRIBUTIONS",
     "ENUMERATION_LIMIT",
     "PRESETS",
     "TIER_NAMES",
@@ -78,6 +81,8 @@ __all__ = [
     "blocks_spanned",
     "machine",
     "mean_blocks_spanned",
+    "place",
+    "seconds_text",
 ]
 
 #: The levels of the machine :meth:`Machine.default` builds, fastest first: inside one
@@ -281,14 +286,97 @@ def level_reach(stride: int, size: int, world_size: int, block: int) -> tuple[in
     return (2 if crossing else 1), crossing, groups
 
 
-def _most_distinct(ids: np.ndarray) -> int:
-    """The most distinct values along axis 1 of an integer array, over its other positions."""
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """The number of distinct values along axis 1 of an integer array, at each of its other positions."""
     import numpy as np
 
-    if ids.size == 0:
-        return 1
-    ordered = np.sort(ids, axis=1)
-    return int(np.count_nonzero(np.diff(ordered, axis=1), axis=1).max()) + 1
+    counted: np.ndarray = np.count_nonzero(np.diff(np.sort(ids, axis=1), axis=1), axis=1) + 1
+    return counted
+
+
+def _most_distinct(ids: np.ndarray) -> int:
+    """The most distinct values along axis 1 of an integer array, over its other positions."""
+    return 1 if ids.size == 0 else int(_distinct(ids).max())
+
+
+# --------------------------------------------------------------------------- distributions
+#: The distributions :func:`place` knows: Slurm's names for how ranks go round the nodes.
+DISTRIBUTIONS = ("block", "cyclic", "plane")
+
+
+def place(counts: Sequence[int], distribution: str = "block", plane: int | None = None) -> list[int]:
+    """The node of every rank when ``counts[i]`` ranks go to node ``i`` by ``distribution``.
+
+    - ``"block"``: node 0 takes ranks ``0 .. counts[0] - 1``, node 1 the next, and so on.
+    - ``"cyclic"``: one rank to each node in turn, skipping the nodes that are full.
+    - ``"plane"``: ``plane`` consecutive ranks to each node in turn (fewer to a node
+      with fewer left), skipping the nodes that are full.
+
+    Args:
+        counts: Ranks on each node, node 0 first; each at least 1.
+        distribution: One of :data:`DISTRIBUTIONS`.
+        plane: The block size of ``"plane"`` (at least 1); only with ``"plane"``.
+
+    Raises:
+        InvalidArgumentError: no nodes, a count below 1, an unknown distribution, a plane
+            size missing or below 1, or more ranks than a listed placement may hold.
+
+    >>> place([2, 2, 2], "block"), place([2, 2, 2], "cyclic"), place([4, 2], "plane", 2)
+    ([0, 0, 1, 1, 2, 2], [0, 1, 2, 0, 1, 2], [0, 0, 1, 1, 0, 0])
+    >>> place([3, 1], "cyclic")
+    [0, 1, 0, 0]
+    """
+    import numpy as np
+
+    sizes = _counts(counts)
+    chunk = _chunk(distribution, plane)
+    total = sum(sizes)
+    if total > ENUMERATION_LIMIT:
+        raise InvalidArgumentError(
+            f"{total:,} ranks placed rank by rank are more than the {ENUMERATION_LIMIT:,} a listed "
+            "placement holds"
+        )
+    c = np.asarray(sizes, dtype=np.int64)
+    nodes = np.arange(len(sizes), dtype=np.int64)
+    if chunk is None:
+        ids: list[int] = np.repeat(nodes, c).tolist()
+        return ids
+    visits = -(-c // chunk)  # how often each node is visited: one chunk a visit
+    node = np.repeat(nodes, visits)
+    visit = np.arange(node.size, dtype=np.int64) - np.repeat(np.cumsum(visits) - visits, visits)
+    size = np.minimum(chunk, c[node] - visit * chunk)
+    order = np.lexsort((node, visit))  # round by round, node by node within a round
+    out: list[int] = np.repeat(node[order], size[order]).tolist()
+    return out
+
+
+def _counts(counts: Sequence[int]) -> list[int]:
+    sizes = [int(n) for n in counts]
+    if not sizes:
+        raise InvalidArgumentError("a placement needs at least one node")
+    for i, n in enumerate(sizes):
+        if n < 1:
+            raise InvalidArgumentError(f"node {i} is given {n} ranks; every node holds at least 1")
+    return sizes
+
+
+def _chunk(distribution: str, plane: int | None) -> int | None:
+    """The ranks a node takes on each visit (None: all of them at once, the block distribution)."""
+    if distribution not in DISTRIBUTIONS:
+        raise InvalidArgumentError(
+            f"unknown distribution {distribution!r}; proctopo places ranks by {', '.join(DISTRIBUTIONS)}"
+        )
+    if distribution != "plane":
+        if plane is not None:
+            raise InvalidArgumentError(f"a plane size is for the plane distribution, not {distribution!r}")
+        return None if distribution == "block" else 1
+    if plane is None or plane < 1:
+        raise InvalidArgumentError(f"the plane distribution needs a plane size of at least 1, got {plane}")
+    return plane
+
+
+class _OverBudget(Exception):
+    """A count ran past the sub-sums it was given (:meth:`BlockPlacement.count_nodes_of_runs`)."""
 
 
 # --------------------------------------------------------------------------- placements
@@ -351,6 +439,49 @@ class Placement(abc.ABC):
         """True when ranks fill the nodes in order, the same number on each but the last."""
         return False
 
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Sequence[int],
+        distribution: str = "block",
+        plane: int | None = None,
+        nodes_per_domain: int = 1,
+    ) -> Placement:
+        """The placement of ``counts[i]`` ranks on node ``i``, dealt by ``distribution`` (:func:`place`).
+
+        Ranks that fill the nodes in order, the same number on each but the last, give a
+        :class:`BlockPlacement` (closed form, any size), whatever the distribution is
+        called (cyclic over one node, planes as large as every node); any other pattern
+        a :class:`ListedPlacement`.
+
+        Raises:
+            InvalidArgumentError: see :func:`place`.
+
+        >>> Placement.from_counts([4, 4, 1]), Placement.from_counts([2, 2], "plane", 2)
+        (BlockPlacement(world_size=9, ranks_per_node=4, nodes_per_domain=1), \
+BlockPlacement(world_size=4, ranks_per_node=2, nodes_per_domain=1))
+        >>> Placement.from_counts([2, 2], "cyclic")
+        ListedPlacement([0, 1, 0, 1], nodes_per_domain=1)
+        """
+        sizes = _counts(counts)
+        chunk = _chunk(distribution, plane)
+        if chunk is not None and (len(sizes) == 1 or chunk >= max(sizes)):
+            chunk = None  # one visit fills every node: the block pattern whatever the name
+        full = sizes[0]
+        if chunk is None and all(n == full for n in sizes[:-1]) and sizes[-1] <= full:
+            return BlockPlacement(sum(sizes), full, nodes_per_domain)
+        return ListedPlacement(place(sizes, distribution, plane), nodes_per_domain)
+
+    def in_domains(self, nodes_per_domain: int) -> Placement:
+        """The same nodes, every ``nodes_per_domain`` consecutive ones forming an NVLink domain.
+
+        >>> BlockPlacement(16, 4).in_domains(2).domains
+        2
+        """
+        import numpy as np
+
+        return ListedPlacement(self.node_ids(np.arange(self.world_size, dtype=np.int64)), nodes_per_domain)
+
     def _capacity(self) -> tuple[int, int, int]:
         """(ranks a full node holds, fewest ranks on a node, the last node holding that few)."""
         sizes = [len(self.ranks_of_node(i)) for i in range(self.nodes)]
@@ -395,6 +526,11 @@ class Placement(abc.ABC):
         """The domain rank ``rank`` runs in."""
         return self.node_of(rank) // self.nodes_per_domain
 
+    def domain_ids(self, ranks: np.ndarray) -> np.ndarray:
+        """:meth:`domain_of` of every rank of an integer array (valid ranks), as an array of its shape."""
+        ids: np.ndarray = self.node_ids(ranks) // self.nodes_per_domain
+        return ids
+
     def nodes_of_domain(self, domain: int) -> range:
         """The nodes of domain ``domain``.
 
@@ -408,6 +544,15 @@ class Placement(abc.ABC):
                 f"{self.nodes_per_domain} nodes are domains 0..{self.domains - 1}"
             )
         return range(d * self.nodes_per_domain, min(self.nodes, (d + 1) * self.nodes_per_domain))
+
+    def short_node(self) -> int | None:
+        """The last node holding the fewest ranks when that is fewer than a full node holds, else ``None``.
+
+        >>> BlockPlacement(20, 8).short_node(), Placement.from_counts([4, 2, 4, 2, 4]).short_node()
+        (2, 3)
+        """
+        full, fewest, node = self._capacity()
+        return None if fewest == full else node
 
     def partial_node(self) -> str | None:
         """What leaves a node short of ranks, in words, or ``None`` when every node is full."""
@@ -461,8 +606,30 @@ class Placement(abc.ABC):
 
     def _spans_listed(self, groups: np.ndarray) -> Span:
         """The span of groups listed along axis 1 of an array of ranks."""
-        ids = self.node_ids(groups)
-        return Span(_most_distinct(ids), _most_distinct(ids // self.nodes_per_domain))
+        return Span(_most_distinct(self.node_ids(groups)), _most_distinct(self.domain_ids(groups)))
+
+    def widest(self, groups: np.ndarray, level: str = "node") -> int | None:
+        """The row of ``groups`` (one group of ranks a row) whose ranks sit on the most nodes
+        (``level="node"``) or domains (``"domain"``), the first of them, when that is more than
+        one; else ``None``.
+
+        Raises:
+            InvalidArgumentError: a level other than ``"node"`` and ``"domain"``.
+
+        >>> import numpy as np
+        >>> m = ListedPlacement([0, 1, 0, 1, 2, 2])
+        >>> m.widest(np.array([[0, 2], [1, 3], [3, 4]])), m.widest(np.array([[0, 2], [4, 5]]))
+        (2, None)
+        """
+        import numpy as np
+
+        if level not in ("node", "domain"):
+            raise InvalidArgumentError(f"a group spans nodes or domains, not {level!r}")
+        ids = self.node_ids(groups) if level == "node" else self.domain_ids(groups)
+        distinct = _distinct(ids)
+        if distinct.size == 0 or int(distinct.max()) <= 1:
+            return None
+        return int(np.argmax(distinct))
 
     def span(self, stride: int, size: int) -> Span:
         """The span of the groups ``{b + k*stride : k < size}`` of an axis (or a run of neighbouring axes).
@@ -562,6 +729,9 @@ class BlockPlacement(Placement):
     def node_ids(self, ranks: np.ndarray) -> np.ndarray:
         return ranks // self.ranks_per_node
 
+    def in_domains(self, nodes_per_domain: int) -> BlockPlacement:
+        return BlockPlacement(self.world_size, self.ranks_per_node, nodes_per_domain)
+
     def describe(self) -> str:
         return f"{self.world_size} ranks on nodes of {self.ranks_per_node} ranks"
 
@@ -575,6 +745,135 @@ class BlockPlacement(Placement):
                 0 if not ranks else (ranks[-1] // self.ranks_per_node) - (ranks[0] // self.ranks_per_node) + 1
             )
         return super().count_nodes(ranks)
+
+    def count_nodes_of_runs(
+        self,
+        base: int,
+        runs: Sequence[tuple[int, int]],
+        start: int = 0,
+        stop: int | None = None,
+        budget: int | None = None,
+    ) -> int | None:
+        """How many nodes hold a rank of a lattice of ranks, without listing them.
+
+        The lattice is the ranks ``base + sum(c[k] * stride[k])``, ``0 <= c[k] < size[k]``,
+        over ``runs`` of ``(size, stride)``, slowest first, each stride past the extent
+        of the runs after it (the free axes of a row-major topology once some axes are
+        fixed), taken in ascending order; only its positions ``start`` up to ``stop``
+        (default: all) count.
+
+        Exact, in O(runs) sub-sums for the usual shapes: the sum over a run's points
+        repeats with the remainder of its stride modulo the ranks per node, so each run
+        costs at most one period. ``budget`` bounds the sub-sums (for node sizes whose
+        remainders repeat slowly against huge strides); past it the answer is ``None``.
+
+        >>> m = BlockPlacement(24, 8)
+        >>> m.count_nodes_of_runs(4, [(2, 12), (4, 1)])  # ranks 4..7 and 16..19
+        2
+        >>> m.count_nodes_of_runs(4, [(2, 12), (4, 1)], start=2, stop=5)  # 6, 7, 16
+        2
+        """
+        size = self.ranks_per_node
+        counts = [1] * (len(runs) + 1)  # counts[k]: points of the runs k..
+        spans = [0] * (len(runs) + 1)  # spans[k]: last point minus first point of the runs k..
+        # gaps[k]: the smallest and the largest gap between neighbouring points of runs k..
+        # (none for a single point: a smallest past any rank, a largest of 0)
+        gaps = [(1 << 64, 0)] * (len(runs) + 1)
+        for k in range(len(runs) - 1, -1, -1):
+            counts[k] = counts[k + 1] * runs[k][0]
+            spans[k] = spans[k + 1] + (runs[k][0] - 1) * runs[k][1]
+            jump = runs[k][1] - spans[k + 1]
+            gaps[k] = (min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump))
+        stop = counts[0] if stop is None else min(stop, counts[0])
+        start = max(start, 0)
+        if start >= stop:
+            return 0
+        memo: dict[tuple[int, int], int] = {}
+        left = [budget]
+
+        def spend(steps: int) -> None:
+            if left[0] is not None:
+                left[0] -= steps
+                if left[0] < 0:
+                    raise _OverBudget
+
+        def closed(first: int, span: int, points: int, smallest: int, largest: int) -> int | None:
+            """Points from ``first`` to ``first + span`` whose gaps run from ``smallest`` to
+            ``largest``: gaps of at most ``size`` skip no node, gaps of at least ``size``
+            share none; otherwise None."""
+            if largest <= size:
+                return (first + span) // size - first // size + 1
+            if smallest >= size:
+                return points
+            return None
+
+        def whole(k: int, first: int) -> int:
+            """Nodes of the points of runs k.. starting at ``first`` (only ``first % size`` matters)."""
+            if k == len(runs):
+                return 1
+            easy = closed(first % size, spans[k], counts[k], gaps[k][0], gaps[k][1])
+            if easy is not None:
+                return easy
+            key = (k, first % size)
+            if key not in memo:
+                memo[key] = along(k, key[1], runs[k][0])
+            return memo[key]
+
+        def along(k: int, first: int, n: int) -> int:
+            """Nodes of the first ``n`` whole copies of runs k+1.. along run k, from ``first``."""
+            step = runs[k][1]
+            inner = spans[k + 1]
+            jump = step - inner  # from the last point of one copy to the first of the next
+            if n == 1:
+                return whole(k + 1, first)
+            smallest, largest = min(gaps[k + 1][0], jump), max(gaps[k + 1][1], jump)
+            easy = closed(first % size, (n - 1) * step + inner, n * counts[k + 1], smallest, largest)
+            if easy is not None:
+                return easy
+
+            def term(c: int, last: bool) -> int:
+                at = (first + c * step) % size
+                joined = 0 if last else int((at + inner) // size == (at + step) // size)
+                return whole(k + 1, at) - joined
+
+            period = size // math.gcd(step % size, size) if step % size else 1
+            reps, extra = divmod(n - 1, period)  # the last copy has no junction to a next one
+            spend((period if reps else 0) + extra + 1)
+            total = reps * sum(term(c, False) for c in range(period)) if reps else 0
+            total += sum(term(c, False) for c in range(extra))
+            return total + term(n - 1, True)
+
+        def prefix(k: int, first: int, n: int) -> int:
+            """Nodes of the first ``n`` points of runs k.. starting at ``first``."""
+            if n == counts[k]:
+                return whole(k, first)
+            full, rest = divmod(n, counts[k + 1])
+            total = along(k, first, full) if full else 0
+            if rest:
+                start = first + full * runs[k][1]
+                total += prefix(k + 1, start, rest)
+                if full:
+                    end = first + (full - 1) * runs[k][1] + spans[k + 1]
+                    total -= int(end // size == start // size)
+            return total
+
+        def before(n: int) -> int:
+            return prefix(0, base, n) if n else 0
+
+        def rank(i: int) -> int:
+            """The rank at position ``i`` of the whole lattice."""
+            r = base
+            for d, st in reversed(runs):
+                i, c = divmod(i, d)
+                r += c * st
+            return r
+
+        try:
+            count = before(stop) - before(start)
+        except _OverBudget:
+            return None
+        shared = start and rank(start - 1) // size == rank(start) // size  # both in one node
+        return count + int(bool(shared))
 
     def span(self, stride: int, size: int) -> Span:
         """The span of an axis's groups, in closed form (:func:`blocks_spanned`), O(log ranks per domain)."""
@@ -731,14 +1030,10 @@ class MeasuredPlacement(ListedPlacement):
         return self.domain_of(self.ranks_of_node(node)[0])
 
     def domain_ids(self, ranks: np.ndarray) -> np.ndarray:
-        """:meth:`domain_of` of every rank of an integer array (valid ranks)."""
         if self._domain_ids is None:
             return self.node_ids(ranks)
         ids: np.ndarray = self._domain_ids[ranks]
         return ids
-
-    def _spans_listed(self, groups: np.ndarray) -> Span:
-        return Span(_most_distinct(self.node_ids(groups)), _most_distinct(self.domain_ids(groups)))
 
     def pattern(self) -> str:
         """How ranks fill the hosts, in words: block, uneven, cyclic over N hosts, or irregular."""
@@ -1160,7 +1455,7 @@ class Machine:
                 text += f" {lv.size:,} {below}{'s' if lv.size != 1 else ''}"
                 if i > 0:
                     text += f" ({self.blocks[i]:,} ranks)"
-            text += f" {_rate(lv.bandwidth)} {_duration(lv.latency)}"
+            text += f" {_rate(lv.bandwidth)} {seconds_text(lv.latency)}"
             if lv.oversubscription != 1:
                 text += f" {lv.oversubscription:g}:1 oversubscribed"
             parts.append(text)
@@ -1261,14 +1556,19 @@ def _rate(bandwidth: float) -> str:
     return f"{bandwidth:.3g} B/s"
 
 
-def _duration(seconds: float) -> str:
-    if seconds == 0:
+def seconds_text(value: float) -> str:
+    """A time in seconds as text with its unit (a level's latency, a step's communication).
+
+    >>> seconds_text(0.0123), seconds_text(2.5e-6), seconds_text(0)
+    ('12.3 ms', '2.5 us', '0 s')
+    """
+    if value == 0:
         return "0 s"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.3g} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s"
+    if value < 1e-3:
+        return f"{value * 1e6:.3g} us"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value:.3g} s"
 
 
 # --------------------------------------------------------------------------- presets

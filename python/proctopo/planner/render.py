@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..machine import seconds_text as seconds_text  # re-exported: the planner formats times with it
+
 if TYPE_CHECKING:
     from .results import Layout, Plan
 
@@ -176,23 +178,12 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def seconds_text(value: float) -> str:
-    """A time in seconds as text with its unit.
-
-    >>> seconds_text(0.0123), seconds_text(2.5e-6), seconds_text(0)
-    ('12.3 ms', '2.5 us', '0 s')
-    """
-    if value == 0:
-        return "0 s"
-    if value < 1e-3:
-        return f"{value * 1e6:.3g} us"
-    if value < 1:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
-
-
 def volume_text(n: float) -> str:
-    """Bytes moved, in decimal units as bandwidths are: ``volume_text(2e9) == '2 GB'``."""
+    """Bytes moved, in decimal units as bandwidths are.
+
+    >>> volume_text(2e9), volume_text(512)
+    ('2 GB', '512 B')
+    """
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
