@@ -12,7 +12,11 @@ For a ``PipelineModule`` subclass, build it inside
 
 Each step trains on the whole batch: two micro-batches per data-parallel rank.
 The engine's loss of each step is compared with one process training the same
-model on the whole batch.
+model on the whole batch. With ``--compare-deepspeed-grid`` the same training
+runs again on a ``PipelineModule`` given the topology, as DeepSpeed builds it
+(its own grid), and the two runs' losses must be equal bit for bit. Each
+set-up's communicators per rank (grid, module and ``deepspeed.initialize``) are
+counted and printed.
 """
 
 from __future__ import annotations
@@ -41,45 +45,81 @@ def config(data_parallel: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    args = training.arguments(__doc__.splitlines()[0])
-    reference = training.reference_losses(args.steps, DEPTH)  # first: the job ends right after training
-    training.skip_deepspeed_shm_op()
-    training.init_gloo()
-    import deepspeed
+def specs() -> list[Any]:
+    """The reference model's layers as DeepSpeed ``LayerSpec``s (each stage builds only its own)."""
     from deepspeed.pipe import LayerSpec
-    from proctopo import PipelineParallelGrid, ProcessTopology
-    from proctopo.deepspeed import pipeline_module
 
-    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
-    world = dist.get_world_size()
-    grid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, world // 2]))
-    specs = [
+    return [
         LayerSpec(type(layer), layer.in_features, layer.out_features, seed=i // 2)
         if isinstance(layer, training.SeededLinear)
         else LayerSpec(nn.Tanh)
         for i, layer in enumerate(training.layers(DEPTH))
     ]
-    module = pipeline_module(specs, grid, loss_fn=nn.MSELoss(), partition_method="uniform")
-    dp = grid.get_data_parallel_world_size()
+
+
+def engine_on(module: Any) -> Any:
+    """The ``PipelineEngine`` that ``deepspeed.initialize`` builds on a ``PipelineModule``."""
+    import deepspeed
+
+    dp = module.mpu().get_data_parallel_world_size()
     engine, *_ = deepspeed.initialize(
         model=module, model_parameters=[p for p in module.parameters() if p.requires_grad], config=config(dp)
     )
+    return engine
+
+
+def train(engine: Any, steps: int) -> list[float]:
+    """``steps`` steps of the engine, each on the whole batch: the engine's loss of each."""
+    grid = engine.grid
+    dp = grid.get_data_parallel_world_size()
     x, y = training.batch()
     data_rank = grid.get_data_parallel_rank()
     xs = training.rows(x, data_rank, dp).chunk(MICRO_BATCHES)
     ys = training.rows(y, data_rank, dp).chunk(MICRO_BATCHES)
-    losses = [float(engine.train_batch(data_iter=iter(list(zip(xs, ys))))) for _ in range(args.steps)]
-    training.report(
-        "DeepSpeed PipelineEngine",
-        losses,
-        reference,
-        args.out,
-        stage=grid.get_stage_id(),
-        layers=[module._local_start, module._local_stop],
-        engine_uses_grid=engine.grid is grid and engine.mpu is grid,
-        engine_uses_grid_group=engine.data_parallel_group is grid.get_data_parallel_group(),
+    return [float(engine.train_batch(data_iter=iter(list(zip(xs, ys))))) for _ in range(steps)]
+
+
+def main() -> None:
+    args = training.arguments(
+        __doc__.splitlines()[0],
+        compare_deepspeed_grid=dict(
+            action="store_true", help="train again on DeepSpeed's own PipelineModule grid and compare"
+        ),
     )
+    reference = training.reference_losses(args.steps, DEPTH)  # first: the job ends right after training
+    training.skip_deepspeed_shm_op()
+    training.init_gloo()
+    import deepspeed
+    from deepspeed.pipe import PipelineModule
+    from deepspeed.runtime.pipe.topology import PipeDataParallelTopology
+    from proctopo import PipelineParallelGrid, ProcessTopology
+    from proctopo.deepspeed import pipeline_module
+
+    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
+    world = dist.get_world_size()
+    made: dict[str, dict[str, int]] = {}
+    with training.counting_groups() as made["proctopo"]:
+        grid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, world // 2]))
+        module = pipeline_module(specs(), grid, loss_fn=nn.MSELoss(), partition_method="uniform")
+        engine = engine_on(module)
+    losses = train(engine, args.steps)
+    extra: dict[str, Any] = {
+        "stage": grid.get_stage_id(),
+        "layers": [module._local_start, module._local_stop],
+        "engine_uses_grid": engine.grid is grid and engine.mpu is grid,
+        "engine_uses_grid_group": engine.data_parallel_group is grid.get_data_parallel_group(),
+    }
+    if args.compare_deepspeed_grid:
+        topology = PipeDataParallelTopology(num_pp=2, num_dp=world // 2)
+        with training.counting_groups() as made["DeepSpeed"]:
+            ds_module = PipelineModule(
+                specs(), topology=topology, loss_fn=nn.MSELoss(), partition_method="uniform"
+            )
+            ds_engine = engine_on(ds_module)
+        ds_losses = train(ds_engine, args.steps)
+        extra["deepspeed_grid_losses"] = ds_losses
+        extra["bitwise_equal_losses"] = ds_losses == losses
+    training.report("DeepSpeed PipelineEngine", losses, reference, args.out, made, **extra)
     dist.destroy_process_group()
 
 

@@ -13,7 +13,8 @@ Each data-parallel rank trains on its share of the batch; the loss of each step,
 averaged over the data-parallel ranks, is compared with one process training the
 same model on the whole batch. With ``--compare-init-device-mesh`` the same
 training runs again on ``init_device_mesh``'s mesh, and the two runs' losses and
-final weights must be equal bit for bit.
+final weights must be equal bit for bit. Each set-up's communicators per rank
+(the grid and its export; ``init_device_mesh``) are counted and printed.
 """
 
 from __future__ import annotations
@@ -52,21 +53,23 @@ def main() -> None:
     reference = training.reference_losses(args.steps)  # first: the job ends right after training
     training.init_gloo()
     from proctopo import ProcessGrid, ProcessTopology
+    from torch.distributed.device_mesh import init_device_mesh
 
     world = dist.get_world_size()
-    grid = ProcessGrid(ProcessTopology(["data", "model"], [world // args.model, args.model]))
-    mesh = grid.device_mesh(["data", "model"])
+    made: dict[str, dict[str, int]] = {}
+    with training.counting_groups() as made["proctopo"]:
+        grid = ProcessGrid(ProcessTopology(["data", "model"], [world // args.model, args.model]))
+        mesh = grid.device_mesh(["data", "model"])
     losses, weights = train(mesh, args.steps)
     extra: dict[str, Any] = {"mesh": str(mesh)}
     if args.compare_init_device_mesh:
-        from torch.distributed.device_mesh import init_device_mesh
-
-        torch_mesh = init_device_mesh("cpu", tuple(mesh.shape), mesh_dim_names=("data", "model"))
+        with training.counting_groups() as made["init_device_mesh"]:
+            torch_mesh = init_device_mesh("cpu", tuple(mesh.shape), mesh_dim_names=("data", "model"))
         torch_losses, torch_weights = train(torch_mesh, args.steps)
         extra["init_device_mesh_losses"] = torch_losses
         extra["bitwise_equal_losses"] = torch_losses == losses
         extra["bitwise_equal_weights"] = all(torch.equal(a, b) for a, b in zip(weights, torch_weights))
-    training.report("FSDP2 + TP", losses, reference, args.out, **extra)
+    training.report("FSDP2 + TP", losses, reference, args.out, made, **extra)
     dist.destroy_process_group()
 
 

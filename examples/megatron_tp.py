@@ -10,10 +10,16 @@ model compute, each tensor-parallel rank holding its slice of the reference's
 weights. Gradients are averaged over ``parallel_state.get_data_parallel_group()``
 by hand (megatron-core's own DDP needs CUDA). The loss of each step, averaged
 over the data-parallel ranks, is compared with one process training the same
-model on the whole batch.
+model on the whole batch. With ``--compare-megatron-core`` the same training runs
+again on megatron-core's own ``initialize_model_parallel``, and the two runs'
+losses must be equal bit for bit. Each set-up's communicators per rank are
+counted and printed. The job ends as a Megatron job does:
+``destroy_model_parallel()``, then ``dist.destroy_process_group()``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -57,25 +63,19 @@ class ParallelMLP(nn.Module):
         return out  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    args = training.arguments(
-        __doc__.splitlines()[0], tensor=dict(type=int, default=2, help="tensor-parallel size (default 2)")
-    )
-    reference = training.reference_losses(args.steps)  # first: the job ends right after training
-    training.init_gloo()
+def train(tp: int, steps: int) -> tuple[list[float], dict[str, list[int]]]:
+    """Train on the groups ``parallel_state`` holds: the mean loss of each step, and the groups' ranks."""
     from megatron.core import parallel_state
-    from proctopo import megatron
 
-    megatron.initialize_model_parallel(tensor_model_parallel_size=args.tensor)
     tp_rank = parallel_state.get_tensor_model_parallel_rank()
     dp_group = parallel_state.get_data_parallel_group()
     dp_rank, dp = parallel_state.get_data_parallel_rank(), parallel_state.get_data_parallel_world_size()
-    net = ParallelMLP(args.tensor, tp_rank)
+    net = ParallelMLP(tp, tp_rank)
     x, y = training.batch()
     x, y = training.rows(x, dp_rank, dp), training.rows(y, dp_rank, dp)
     opt = torch.optim.AdamW(net.parameters(), **training.ADAMW)  # type: ignore[arg-type]
     losses = []
-    for _ in range(args.steps):
+    for _ in range(steps):
         opt.zero_grad()
         loss = nn.functional.mse_loss(net(x), y)
         loss.backward()
@@ -84,13 +84,47 @@ def main() -> None:
             p.grad /= dp
         opt.step()
         losses.append(training.mean_over(loss, dp_group))
+    groups = {
+        "tensor_parallel_group": dist.get_process_group_ranks(
+            parallel_state.get_tensor_model_parallel_group()
+        ),
+        "data_parallel_group": dist.get_process_group_ranks(dp_group),
+    }
+    return losses, groups
+
+
+def main() -> None:
+    args = training.arguments(
+        __doc__.splitlines()[0],
+        tensor=dict(type=int, default=2, help="tensor-parallel size (default 2)"),
+        compare_megatron_core=dict(
+            action="store_true",
+            help="train again on megatron-core's own initialize_model_parallel and compare",
+        ),
+    )
+    reference = training.reference_losses(args.steps)  # first: the job ends right after training
+    training.init_gloo()
+    from megatron.core import parallel_state
+    from proctopo import megatron
+
+    made: dict[str, dict[str, int]] = {}
+    compared: dict[str, Any] = {}
+    with training.counting_groups() as made["proctopo"]:
+        megatron.initialize_model_parallel(tensor_model_parallel_size=args.tensor)
+    losses, groups = train(args.tensor, args.steps)
+    megatron.destroy_model_parallel()  # proctopo's groups, and parallel_state reset
+    if args.compare_megatron_core:
+        with training.counting_groups() as made["megatron-core"]:
+            parallel_state.initialize_model_parallel(tensor_model_parallel_size=args.tensor)
+        own_losses, own_groups = train(args.tensor, args.steps)
+        parallel_state.destroy_model_parallel()
+        compared = {
+            "megatron_core_losses": own_losses,
+            "bitwise_equal_losses": own_losses == losses,
+            "same_groups": own_groups == groups,
+        }
     training.report(
-        "megatron-core tensor-parallel linears",
-        losses,
-        reference,
-        args.out,
-        tensor_parallel_group=dist.get_process_group_ranks(parallel_state.get_tensor_model_parallel_group()),
-        data_parallel_group=dist.get_process_group_ranks(dp_group),
+        "megatron-core tensor-parallel linears", losses, reference, args.out, made, **groups, **compared
     )
     dist.destroy_process_group()
 

@@ -7,17 +7,20 @@ for example::
 
     torchrun --standalone --nproc-per-node 4 examples/fsdp2_tp.py
 
-Rank 0 prints the losses of each step next to the reference's, and the largest
-difference on any rank; ``--out DIR`` also writes each rank's losses and the
-reference's to ``DIR/rank<N>.json``.
+Rank 0 prints the losses of each step next to the reference's, the largest
+difference on any rank, and the communicators each set-up made per rank (see
+:func:`counting_groups`); ``--out DIR`` also writes each rank's losses, the
+reference's and those counts to ``DIR/rank<N>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +116,87 @@ def train(
     return losses
 
 
+@contextlib.contextmanager
+def counting_groups() -> Iterator[dict[str, int]]:
+    """Count what the block makes on this rank: communicators and ``new_group`` / ``split_group`` calls.
+
+    ``communicators`` is the growth of ``len(torch.distributed.distributed_c10d._world.pg_names)``,
+    torch's registry of this rank's process groups, over the block. The calls are
+    counted by replacing, while the block runs, every module attribute that holds
+    torch's ``new_group`` or ``split_group`` with a counting wrapper: DeviceMesh,
+    DeepSpeed and megatron-core reach the functions under different names (as
+    ``bench/scaling.py`` counts them). Import the stack before the block, so that
+    its modules hold the functions when the block starts.
+    """
+    import torch.distributed.distributed_c10d as c10d
+
+    counts = {"communicators": 0, "new_group": 0, "split_group": 0}
+    originals: dict[str, Callable[..., Any]] = {"new_group": c10d.new_group, "split_group": c10d.split_group}
+    counting = [True]  # a module that kept a wrapper past the block counts no more
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if counting[0]:
+                counts[name] += 1
+            return fn(*args, **kwargs)
+
+        return counted
+
+    wrappers = {name: wrap(name, fn) for name, fn in originals.items()}
+    patched: list[tuple[Any, str, Any]] = []
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            for name, fn in originals.items():
+                if value is fn:
+                    patched.append((module, attr, value))
+                    setattr(module, attr, wrappers[name])
+    before = len(c10d._world.pg_names)
+    try:
+        yield counts
+    finally:
+        counting[0] = False
+        for module, attr, value in patched:
+            setattr(module, attr, value)
+        counts["communicators"] = len(c10d._world.pg_names) - before
+
+
+def _over_ranks(made: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Each count of :func:`counting_groups` per set-up, as (least, most) over the ranks."""
+    import torch.distributed as dist
+
+    keys = ("communicators", "new_group", "split_group")
+    local = torch.tensor([made[setup][key] for setup in made for key in keys], dtype=torch.int64)
+    least, most = local.clone(), local.clone()
+    dist.all_reduce(least, op=dist.ReduceOp.MIN)
+    dist.all_reduce(most, op=dist.ReduceOp.MAX)
+    pairs = iter(zip(least.tolist(), most.tolist()))
+    return {setup: {key: next(pairs) for key in keys} for setup in made}
+
+
+def _span(pair: tuple[int, int]) -> str:
+    """``"3"``, or ``"2 to 3"`` when the ranks differ."""
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]} to {pair[1]}"
+
+
 def report(
     name: str,
     losses: Sequence[float],
     reference: Sequence[float],
     out: Path | None,
+    made: Mapping[str, Mapping[str, int]],
     **extra: Any,
 ) -> float:
-    """Print rank 0's comparison and the largest difference on any rank; write this rank's JSON under ``out``.
+    """Print rank 0's comparison, the largest difference on any rank and the communicators made; write
+    this rank's JSON under ``out``.
+
+    ``made`` maps each set-up the run timed (proctopo's, and the stack's own when the
+    run compares them) to what :func:`counting_groups` counted on this rank; rank 0
+    prints each count over the ranks ("2", or "2 to 3" when the ranks differ), then
+    ``extra``, one ``key: value`` line each. Every rank must call it.
 
     Returns the largest difference between a loss and the reference's, over every step of every rank.
     """
@@ -130,18 +206,30 @@ def report(
     largest = torch.tensor([max(abs(a - b) for a, b in zip(losses, reference))], dtype=torch.float64)
     dist.all_reduce(largest, op=dist.ReduceOp.MAX)
     diff = float(largest.item())
+    spans = _over_ranks(made)
     if rank == 0:
         print(f"{name} on {dist.get_world_size()} processes")
         print(f"{'step':>4}  {'loss':>12}  {'reference':>12}  {'difference':>10}")
         for step, (a, b) in enumerate(zip(losses, reference)):
             print(f"{step:>4}  {a:>12.8f}  {b:>12.8f}  {abs(a - b):>10.2e}")
         print(f"largest difference, any step of any rank: {diff:.2e}")
+        for setup, counts in spans.items():
+            calls = f"{_span(counts['new_group'])} new_group"
+            if counts["split_group"] != (0, 0):
+                calls += f" + {_span(counts['split_group'])} split_group"
+            print(f"communicators per rank, {setup}: {_span(counts['communicators'])} ({calls} calls)")
         for key, value in extra.items():
             print(f"{key}: {value}")
         sys.stdout.flush()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        record = {"rank": rank, "losses": list(losses), "reference": list(reference), **extra}
+        record = {
+            "rank": rank,
+            "losses": list(losses),
+            "reference": list(reference),
+            "made": {setup: dict(counts) for setup, counts in made.items()},
+            **extra,
+        }
         (out / f"rank{rank}.json").write_text(json.dumps(record))
     return diff
 

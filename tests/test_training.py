@@ -2,14 +2,19 @@
 
 Every run trains a small MLP for five AdamW steps on 4 gloo processes and compares
 the loss of each step with one process training the same model, from the same
-weights, on the whole batch. Each test checks that every process exited with 0:
-the examples end as training scripts do, with ``dist.destroy_process_group()``.
+weights, on the whole batch; then trains again on the stack's own set-up of the
+same layout and compares the two runs bit for bit. Each run counts, per rank, the
+communicators each set-up made (the growth of torch's group registry) and its
+``new_group`` calls: proctopo's counts are exact, and never above the stack's own.
+Each test checks that every process exited with 0: the examples end as training
+scripts do, with ``dist.destroy_process_group()``.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import RunWorkers, require
@@ -22,6 +27,19 @@ from helpers.training_workers import (
 )
 
 WORLD = 4
+
+
+def made(records: list[dict[str, Any]], ours: dict[str, int], own: str) -> list[dict[str, int]]:
+    """Check each rank's counts: proctopo's set-up made exactly ``ours``, and no more communicators
+    or ``new_group`` calls than the stack's own set-up ``own``; each rank's counts of ``own``."""
+    theirs = []
+    for rec in records:
+        assert rec["made"]["proctopo"] == dict(ours, split_group=0), rec["made"]
+        other = rec["made"][own]
+        assert other["communicators"] >= ours["communicators"], rec["made"]
+        assert other["new_group"] + other["split_group"] >= ours["new_group"], rec["made"]
+        theirs.append(other)
+    return theirs
 
 
 def test_torchrun_failure_reports_are_read_rank_by_rank() -> None:
@@ -44,6 +62,10 @@ def test_fsdp2_and_tensor_parallel_on_a_grid_mesh(tmp_path: Path) -> None:
         assert rec["mesh"] == "DeviceMesh((data=2, model=2), 'cpu', stride=(2, 1))", rec
         assert rec["bitwise_equal_losses"] and rec["bitwise_equal_weights"], rec
     assert len({tuple(rec["losses"]) for rec in records}) == 1  # every rank saw the same mean losses
+    # a rank is in one data group and one model group: two communicators, one local new_group each;
+    # init_device_mesh makes the same two (one per mesh dimension) with more calls
+    for own in made(records, {"communicators": 2, "new_group": 2}, "init_device_mesh"):
+        assert own["communicators"] == 2, own
 
 
 def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWorkers) -> None:
@@ -63,9 +85,18 @@ def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWo
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None:
     require("deepspeed")
-    records = run_example("deepspeed_zero.py", WORLD, ["--stage", str(stage)], tmp_path)
+    records = run_example(
+        "deepspeed_zero.py", WORLD, ["--stage", str(stage), "--compare-deepspeed-grid"], tmp_path
+    )
     assert largest_difference(records) <= TOLERANCE
+    # pipe=1 x data=2 x model=2: the grid's pipe (this rank alone), data and model groups; DeepSpeed's
+    # grid calls new_group for each of the 4 + 2 + 2 groups of the three axes and the 2 model-parallel
+    # "slice" groups, the rank's slice group a second communicator with its model group's ranks.
+    # deepspeed.initialize adds none at any stage.
+    for own in made(records, {"communicators": 3, "new_group": 3}, "DeepSpeed"):
+        assert own == {"communicators": 4, "new_group": 10, "split_group": 0}, own
     for rank, rec in enumerate(records):
+        assert rec["bitwise_equal_losses"] is True, rec
         # pipe=1 x data=2 x model=2: the data-parallel group of a rank holds the ranks of its model coordinate
         assert rec["data_parallel_group"] == [rank % 2, rank % 2 + 2], rec
         assert rec["engine_uses_grid_group"] is True, rec
@@ -73,10 +104,32 @@ def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None
 
 
 @pytest.mark.mp
+def test_deepspeed_pipeline_engine_against_deepspeeds_own_grid(tmp_path: Path) -> None:
+    """The pipeline engine on the grid and on the grid DeepSpeed's PipelineModule builds itself (the
+    losses and layout are checked by tests/test_deepspeed_pipe.py's run without the comparison)."""
+    require("deepspeed.pipe")
+    records = run_example("deepspeed_pipeline.py", WORLD, ["--compare-deepspeed-grid"], tmp_path)
+    assert largest_difference(records) <= TOLERANCE
+    # pipe=2 x data=2: the all-ranks group PipelineModule makes first (either way), then the grid's pipe
+    # and data groups and this rank alone (no model axis); DeepSpeed 0.19.8's grid calls new_group for
+    # every group of every axis, its pipe groups twice, and for one single-rank group per rank
+    for own in made(records, {"communicators": 4, "new_group": 4}, "DeepSpeed"):
+        assert own == {"communicators": 5, "new_group": 11, "split_group": 0}, own
+    for rec in records:
+        assert rec["bitwise_equal_losses"] is True, rec
+
+
+@pytest.mark.mp
 def test_megatron_tensor_parallel_linears(tmp_path: Path) -> None:
     require("megatron.core.tensor_parallel")
-    records = run_example("megatron_tp.py", WORLD, [], tmp_path)
+    records = run_example("megatron_tp.py", WORLD, ["--compare-megatron-core"], tmp_path)
     assert largest_difference(records) <= TOLERANCE
+    # tp=2, dp=2, pp=1, gloo groups asked for (megatron-core's default): the tensor-parallel, the
+    # data-parallel and the pipeline (this rank alone) groups, every other kind and the gloo twins
+    # sharing them; megatron-core makes a communicator per kind (how many depends on its release)
+    for own in made(records, {"communicators": 3, "new_group": 3}, "megatron-core"):
+        assert own["communicators"] > 3, own
     for rank, rec in enumerate(records):
+        assert rec["bitwise_equal_losses"] is True and rec["same_groups"] is True, rec
         assert rec["tensor_parallel_group"] == [rank - rank % 2, rank - rank % 2 + 1], rec
         assert rec["data_parallel_group"] == [rank % 2, rank % 2 + 2], rec
