@@ -1,11 +1,13 @@
 """``plan --emit``: each stack's output is parsed or executed the way that stack would, and gives the
 plan's best layout.
 
-- Megatron: the arguments by Megatron-LM's own parser where it is installed (megatron-core does
-  not ship ``megatron.training``), else by a parser of the same flags; then the sizes and order go
-  to :func:`proctopo.megatron.create_groups` on the recorder, which builds megatron-core's groups
-  exactly, and its layouts must be the plan's. The ``initialize_model_parallel`` line is parsed as
-  Python and played the same way.
+- Megatron: the arguments name megatron-core's ``ModelParallelConfig`` fields (Megatron-LM copies
+  its arguments into that config by name; megatron-core does not ship Megatron-LM's parser), and
+  ``--use-tp-pp-dp-mapping`` picks Megatron-LM's order. megatron-core's own ``RankGenerator``
+  builds the dense and expert groups from the arguments and from the ``initialize_model_parallel``
+  line; every group must be the plan's (through :func:`proctopo.megatron.layout` of the order, which
+  must give the plan's layouts). Where the output says the arguments cannot name the order,
+  megatron-core's groups for both of Megatron-LM's orders must differ from the plan's.
 - torchtitan: the ``[parallelism]`` section by ``tomllib`` into torchtitan's own
   ``ParallelismConfig`` (and its command-line form through tyro, as torchtitan 0.3.0 reads it),
   then :class:`proctopo.torchtitan.ParallelDims` checks the degrees.
@@ -15,135 +17,205 @@ plan's best layout.
 
 from __future__ import annotations
 
-import argparse
 import ast
-import importlib.util
 import json
+import re
 import shlex
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from helpers import require
-from proctopo import InvalidArgumentError, ProcessTopology, plan
-from proctopo.megatron import create_groups
-from proctopo.planner import emit
+from proctopo import InvalidArgumentError, ProcessTopology, cli, plan
+from proctopo.megatron import MegatronLayout, layout
+from proctopo.planner import Plan, emit, kind_of
 from proctopo.testing import RecordingComm
+from test_megatron_state import (
+    DENSE_AXES,
+    DENSE_TOKENS,
+    EXPERT_AXES,
+    EXPERT_TOKENS,
+    _groups,
+    _megatron_generators,
+)
 
-LLAMA = dict(params="405B", hidden=16384, seq_len=8192, micro_batch=1, layers=126, global_batch=2048)
+ROOT = Path(__file__).resolve().parents[1]
 
-MEGATRON_PLANS = {
-    "default order": dict(
-        sizes={"tp": 8, "cp": 2, "ep": 8, "pp": 8, "dp": 0}, convention="megatron", world_size=4096,
-        machine="gb200-nvl72",
+LLAMA = dict(
+    params="405B", hidden=16384, seq_len="8Ki", micro_batch=1, layers=126, global_batch=2048, kv_hidden=1024
+)
+
+#: The orders Megatron-LM hands to ``initialize_model_parallel`` (megatron/training/initialize.py):
+#: the first by default, the second with ``--use-tp-pp-dp-mapping``.
+MEGATRON_LM_ORDERS = {False: "tp-cp-ep-dp-pp", True: "tp-cp-ep-pp-dp"}
+#: The comment of an output whose order Megatron-LM's arguments cannot name.
+CANNOT = "Megatron-LM's arguments give the orders tp-cp-ep-dp-pp and (with --use-tp-pp-dp-mapping)"
+
+
+class MegatronCase(NamedTuple):
+    source: str | dict[str, Any]  # a document whose `proctopo plan` command it is, or plan()'s arguments
+    best: str  # the plan's best order
+    arguments: str | None  # Megatron-LM's order the arguments select, None: they cannot name it
+
+
+MEGATRON_CASES = {
+    # the published-layouts table's first row: ep=1 sits anywhere, so the default arguments say it
+    "Llama 3 405B, docs/plan.md's command": MegatronCase("docs/plan.md", "tp-cp-dp-pp", "tp-cp-ep-dp-pp"),
+    "the README's example": MegatronCase("README.md", "tp-dp-pp", "tp-cp-ep-dp-pp"),
+    "Llama 3 405B, the gradients hidden": MegatronCase(
+        dict(sizes={"tp": 8, "cp": 1, "pp": 16, "dp": 0}, order="tp-cp-pp-dp", world_size=16384,
+             machine="meta-h100-roce", model=LLAMA, exposed={"data": 0.05}),
+        "tp-cp-pp-dp", "tp-cp-ep-pp-dp",
     ),
-    "Llama 3 on the RoCE cluster": dict(
-        sizes={"tp": 8, "cp": 1, "pp": 16, "dp": 0}, order="tp-cp-pp-dp", world_size=16384,
-        machine="meta-h100-roce", model=LLAMA, exposed={"data": 0.05},
+    "experts, the default order": MegatronCase(
+        dict(sizes={"tp": 8, "cp": 2, "ep": 8, "pp": 8, "dp": 0}, convention="megatron", world_size=4096,
+             machine="gb200-nvl72"),
+        "tp-cp-ep-dp-pp", "tp-cp-ep-dp-pp",
     ),
-    "pp inside dp": dict(
-        sizes={"tp": 8, "cp": 1, "pp": 16, "dp": 0}, order="tp-cp-pp-dp", world_size=16384,
-        machine="meta-h100-roce", model=LLAMA, exposed={"data": 1.0},
+    "a grid in Megatron's names": MegatronCase(
+        dict(sizes={"pp": 4, "dp": 0, "tp": 8}, world_size=256, ranks_per_node=8),
+        "tp-dp-pp", "tp-cp-ep-dp-pp",
     ),
-    "a grid in Megatron's names": dict(sizes={"pp": 4, "dp": 0, "tp": 8}, world_size=256, ranks_per_node=8),
+    "dp inside cp, which Megatron-LM's arguments cannot name": MegatronCase(
+        dict(sizes={"tp": 2, "cp": 2, "pp": 2, "dp": 0}, order="tp-dp-cp-pp", world_size=32, ranks_per_node=4,
+             candidates=["tp-dp-cp-pp"]),
+        "tp-dp-cp-pp", None,
+    ),
 }  # fmt: skip
 
 
-def _megatron_parser() -> argparse.ArgumentParser:
-    """The flags of Megatron-LM's ``megatron/training/arguments.py`` that the output uses."""
-    p = argparse.ArgumentParser()
-    for flag in (
-        "--tensor-model-parallel-size",
-        "--pipeline-model-parallel-size",
-        "--context-parallel-size",
-        "--expert-model-parallel-size",
-        "--expert-tensor-parallel-size",
-    ):
-        p.add_argument(flag, type=int, required=True)
-    p.add_argument("--use-tp-pp-dp-mapping", action="store_true")
-    return p
+def _documented_command(document: str) -> list[str]:
+    """The words of ``document``'s ``proctopo plan`` command (its one with ``--emit megatron`` if it has
+    one, else its only one), without ``--emit``."""
+    text = (ROOT / document).read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = re.findall(r"^(?:\$ )?proctopo (plan .*)$", text, flags=re.MULTILINE)
+    commands = [c for c in commands if "--emit megatron" in c] or commands
+    assert len(commands) == 1, f"{document}: expected one `proctopo plan` command, found {commands}"
+    words = shlex.split(commands[0])
+    if "--emit" in words:
+        at = words.index("--emit")
+        del words[at : at + 2]
+    return words
 
 
-def _megatron_lm() -> bool:
-    """Whether Megatron-LM's training package (its argument parser) is installed."""
-    try:
-        return importlib.util.find_spec("megatron.training") is not None
-    except ModuleNotFoundError:  # no megatron at all (or a torch-free run keeps it out)
-        return False
+def _megatron_output(case: MegatronCase, capsys: pytest.CaptureFixture[str]) -> tuple[Plan, str]:
+    """The plan of a case and its ``--emit megatron`` text (a document's command run as it reads)."""
+    if isinstance(case.source, dict):
+        kwargs = dict(case.source)
+        p = plan(kwargs.pop("sizes"), **kwargs)
+        return p, emit(p, "megatron")
+    words = _documented_command(case.source)
+    assert cli.main([*words, "--json"]) == 0
+    p = Plan.from_dict(json.loads(capsys.readouterr().out))
+    assert cli.main([*words, "--emit", "megatron"]) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text == emit(p, "megatron")
+    return p, text
 
 
-def _parse_megatron_args(words: list[str]) -> argparse.Namespace:
-    if _megatron_lm():  # Megatron-LM itself, where installed
-        from megatron.training.arguments import parse_args  # type: ignore[import-not-found,unused-ignore]
-
-        saved = sys.argv
-        try:
-            sys.argv = [
-                "pretrain",
-                *words,
-                "--num-layers",
-                "2",
-                "--hidden-size",
-                "8",
-                "--num-attention-heads",
-                "1",
-            ]
-            return parse_args(ignore_unknown_args=True)  # type: ignore[no-any-return]
-        finally:
-            sys.argv = saved
-    return _megatron_parser().parse_args(words)
+class MegatronOutput(NamedTuple):
+    # by the ModelParallelConfig field each flag names, and "--use-tp-pp-dp-mapping": bool
+    arguments: dict[str, Any]
+    call: dict[str, Any]  # the initialize_model_parallel keywords
+    cannot: bool  # the output says Megatron-LM's arguments cannot name the order
 
 
-def _played(world: int, **kwargs: Any) -> Any:
-    mg = create_groups(
-        **kwargs, comm=RecordingComm(0, world), create_gloo_process_groups=False, release="0.16"
-    )
-    return mg.layout
-
-
-@pytest.mark.parametrize("name", list(MEGATRON_PLANS))
-def test_megatron_arguments_and_call_build_the_best_layout(name: str) -> None:
-    kwargs = dict(MEGATRON_PLANS[name])
-    p = plan(kwargs.pop("sizes"), **kwargs)
-    text = emit(p, "megatron")
-    lines = [line for line in text.splitlines() if not line.startswith("#")]
-    args_line, call_line = lines
-    args = _parse_megatron_args(shlex.split(args_line))
-    order = "tp-cp-ep-pp-dp" if args.use_tp_pp_dp_mapping else "tp-cp-ep-dp-pp"
-    sizes = dict(
-        tensor_model_parallel_size=args.tensor_model_parallel_size,
-        pipeline_model_parallel_size=args.pipeline_model_parallel_size,
-        context_parallel_size=args.context_parallel_size,
-        expert_model_parallel_size=args.expert_model_parallel_size,
-        expert_tensor_parallel_size=args.expert_tensor_parallel_size,
-    )
+def _read(text: str) -> MegatronOutput:
+    """The two lines of the output: Megatron-LM's arguments and megatron-core's call."""
+    args_line, call_line = [line for line in text.splitlines() if not line.startswith("#")]
+    words = shlex.split(args_line)
+    arguments: dict[str, Any] = {"--use-tp-pp-dp-mapping": "--use-tp-pp-dp-mapping" in words}
+    valued = [w for w in words if w != "--use-tp-pp-dp-mapping"]
+    for flag, value in zip(valued[::2], valued[1::2]):
+        assert flag.startswith("--") and not value.startswith("--"), (flag, value)
+        arguments[flag[2:].replace("-", "_")] = int(value)  # argparse's dest of the flag
     call = ast.parse(call_line, mode="eval").body
-    assert isinstance(call, ast.Call) and ast.unparse(call.func).endswith(
-        "parallel_state.initialize_model_parallel"
-    )
+    assert isinstance(call, ast.Call)
+    assert ast.unparse(call.func) == "megatron.core.parallel_state.initialize_model_parallel"
     keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    assert {k: v for k, v in keywords.items() if k != "order"} == sizes
-    by_call = _played(p.world_size, **keywords)
-    best = p.best
-    expert = best.expert_topology
-    dense_topo = best.topology if expert is not None else _dense_of(p)
-    assert by_call.dense == dense_topo
+    return MegatronOutput(arguments, keywords, CANNOT in text)
+
+
+def _plans_layout(p: Plan, call: dict[str, Any]) -> MegatronLayout:
+    """proctopo's Megatron layouts of the call, which must be the plan's best."""
+    lay = layout(p.world_size, **call)
+    expert = p.best.expert_topology
+    assert lay.dense == (p.best.topology if expert is not None else _dense_of(p))
     if expert is not None:
-        assert by_call.expert == expert
-    if "Megatron-LM's arguments give the orders" not in text:  # the arguments alone say the order
-        by_args = _played(p.world_size, **sizes, order=order)
-        assert (by_args.dense, by_args.expert) == (by_call.dense, by_call.expert)
+        assert lay.expert == expert
+    return lay
+
+
+@pytest.mark.parametrize("name", list(MEGATRON_CASES))
+def test_megatron_output_says_which_arguments_name_the_best_order(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = MEGATRON_CASES[name]
+    p, text = _megatron_output(case, capsys)
+    assert p.best.megatron_order == case.best
+    out = _read(text)
+    sizes = {k: v for k, v in out.call.items() if k != "order"}
+    assert {k: v for k, v in out.arguments.items() if k != "--use-tp-pp-dp-mapping"} == sizes
+    assert out.call["order"] == case.best
+    _plans_layout(p, out.call)
+    if case.arguments is None:
+        assert out.cannot and not out.arguments["--use-tp-pp-dp-mapping"]
+        assert f"for {case.best} call initialize_model_parallel as below" in text
     else:
-        assert keywords["order"] not in ("tp-cp-ep-dp-pp", "tp-cp-ep-pp-dp")
+        assert not out.cannot, text
+        assert MEGATRON_LM_ORDERS[out.arguments["--use-tp-pp-dp-mapping"]] == case.arguments
+
+
+def _first_difference(gens: tuple[Any, Any], lay: MegatronLayout) -> str | None:
+    """Where megatron-core's dense and expert RankGenerators' groups first differ from ``lay``'s."""
+    dense, expert = gens
+    for token in DENSE_TOKENS:
+        if dense.get_ranks(token) != _groups(lay.dense, token, DENSE_AXES):
+            return f"the dense {token} groups"
+    for token in EXPERT_TOKENS:
+        if expert.get_ranks(token) != _groups(lay.expert, token, EXPERT_AXES):
+            return f"the expert {token} groups"
+    return None
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", list(MEGATRON_CASES))
+def test_megatron_cores_rank_generators_give_the_plans_groups(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ps = require("megatron.core.parallel_state")
+    config_class = require("megatron.core.model_parallel_config").ModelParallelConfig
+    torch = require("torch")
+    p, text = _megatron_output(MEGATRON_CASES[name], capsys)
+    out = _read(text)
+    lay = _plans_layout(p, out.call)
+    # Each flag names a field of megatron-core's config (an unknown one is a TypeError here).
+    flags = {k: v for k, v in out.arguments.items() if k != "--use-tp-pp-dp-mapping"}
+    # (with sequence parallelism, which megatron-core asks of a job with tensor and expert parallelism)
+    tp = flags["tensor_model_parallel_size"]
+    config = config_class(**flags, pipeline_dtype=torch.float32, sequence_parallel=tp > 1)
+    sizes = {k: getattr(config, k) for k in flags}
+    by_call = _megatron_generators(ps, p.world_size, out.call)
+    assert _first_difference(by_call, lay) is None
+    if out.cannot:  # megatron-core refuses each of Megatron-LM's orders, or gives other groups
+        for order in MEGATRON_LM_ORDERS.values():
+            try:
+                by_args = _megatron_generators(ps, p.world_size, {**sizes, "order": order})
+            except (RuntimeError, AssertionError):  # megatron-core's refusals
+                continue
+            assert _first_difference(by_args, lay) is not None, order
+    else:
+        order = MEGATRON_LM_ORDERS[out.arguments["--use-tp-pp-dp-mapping"]]
+        by_args = _megatron_generators(ps, p.world_size, {**sizes, "order": order})
+        assert _first_difference(by_args, lay) is None
 
 
 def _dense_of(p: Any) -> ProcessTopology:
     """A grid plan's best topology in Megatron's token names, for comparison with Megatron's dense layout."""
     topo = p.best.topology
     names = {"tensor": "tp", "context": "cp", "data": "dp", "pipe": "pp"}
-    from proctopo.planner import kind_of
-
     order = "-".join(names[kind_of(a) or ""] for a in reversed(topo.axes))
     sizes = {names[kind_of(a) or ""]: d for a, d in zip(topo.axes, topo.dims)}
     return ProcessTopology.from_order(order + ("-cp" if "cp" not in sizes else ""), **sizes)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgumentError
-from ..topology import MEGATRON_TO_DEEPSPEED
+from ..topology import MEGATRON_TO_DEEPSPEED, ProcessTopology
 from .inputs import kind_of
 from .results import Layout, Plan
 
@@ -118,7 +118,7 @@ def megatron(plan: Plan) -> str:
     same = {
         o
         for o in (MEGATRON_DEFAULT_ORDER, MEGATRON_TP_PP_DP_ORDER)
-        if _same_layouts(plan.world_size, sizes, o, lay.dense, lay.expert)
+        if _same_layouts(plan.world_size, sizes, o, lay)
     }
     lines = [f"# Megatron-LM arguments for the best layout, order {order} (dp {lay.dp}, expert dp {lay.edp})"]
     if MEGATRON_DEFAULT_ORDER in same:
@@ -147,12 +147,22 @@ def megatron(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _same_layouts(world: int, sizes: Mapping[str, int], order: str, dense: object, expert: object) -> bool:
+def _placing(topo: ProcessTopology) -> tuple[tuple[str, int], ...]:
+    """The axes of size > 1 with their sizes, slowest first: what places the ranks.
+
+    A size-1 axis holds every rank alone wherever it sits in the order, so two layouts
+    have the same groups over every axis exactly when these agree.
+    """
+    return tuple((axis, dim) for axis, dim in zip(topo.axes, topo.dims) if dim > 1)
+
+
+def _same_layouts(world: int, sizes: Mapping[str, int], order: str, lay: MegatronLayout) -> bool:
+    """Whether megatron-core's layouts for ``order`` give the groups of ``lay``'s, over every axis."""
     try:
         other = _megatron_layout(world, sizes, order)
     except InvalidArgumentError:
         return False
-    return bool(other.dense == dense and other.expert == expert)
+    return _placing(other.dense) == _placing(lay.dense) and _placing(other.expert) == _placing(lay.expert)
 
 
 def _rank_of(plan: Plan, order: tuple[str, ...]) -> str:
