@@ -91,7 +91,7 @@ def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None
     assert largest_difference(records) <= TOLERANCE
     # pipe=1 x data=2 x model=2: the grid's pipe (this rank alone), data and model groups; DeepSpeed's
     # grid calls new_group for each of the 4 + 2 + 2 groups of the three axes and the 2 model-parallel
-    # "slice" groups, the rank's slice group a second communicator with its model group's ranks.
+    # groups (pipe x model), the rank's a second communicator with its model group's ranks.
     # deepspeed.initialize adds none at any stage.
     for own in made(records, {"communicators": 3, "new_group": 3}, "DeepSpeed"):
         assert own == {"communicators": 4, "new_group": 10, "split_group": 0}, own
@@ -112,7 +112,8 @@ def test_deepspeed_pipeline_engine_against_deepspeeds_own_grid(tmp_path: Path) -
     assert largest_difference(records) <= TOLERANCE
     # pipe=2 x data=2: the all-ranks group PipelineModule makes first (either way), then the grid's pipe
     # and data groups and this rank alone (no model axis); DeepSpeed 0.19.8's grid calls new_group for
-    # every group of every axis, its pipe groups twice, and for one single-rank group per rank
+    # every group of every axis, one single-rank group per rank, and the model-parallel groups (pipe x
+    # model), the rank's a second communicator with its pipe group's ranks
     for own in made(records, {"communicators": 4, "new_group": 4}, "DeepSpeed"):
         assert own == {"communicators": 5, "new_group": 11, "split_group": 0}, own
     for rec in records:
