@@ -290,6 +290,40 @@ def test_help_has_examples_and_no_markup(command: str | None, capsys: pytest.Cap
     assert "`" not in text and ":func:" not in text and ":class:" not in text and "::" not in text, text
 
 
+def test_each_placement_option_has_one_help_text() -> None:
+    import argparse
+
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps: dict[str, dict[str, str | None]] = {"--world-size": {}, "--ranks-per-node": {}}
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            for option in set(action.option_strings) & set(helps):
+                helps[option][name] = action.help
+    assert sorted(helps["--world-size"]) == ["check", "plan"]
+    assert sorted(helps["--ranks-per-node"]) == ["check", "draw", "plan", "show"]
+    assert set(helps["--world-size"].values()) == {"ranks in the job (default: $WORLD_SIZE)"}
+    assert set(helps["--ranks-per-node"].values()) == {"ranks on each node (default: $LOCAL_WORLD_SIZE)"}
+
+
+def test_draw_reads_the_launchers_ranks_per_node_as_every_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    assert cli.main(["draw", "pipe=2", "data=4", "--ranks-per-node", "4", "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cli.main(["draw", "pipe=2", "data=4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == expected and [r["label"] for r in doc["rows"]] == ["node 0", "node 1"]
+    assert cli.main(["draw", "pipe=2", "data=4", "--ranks-per-node", "8", "--json"]) == 0  # the option wins
+    assert [r["label"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["node 0"]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "0")
+    assert cli.main(["draw", "pipe=2", "data=4"]) == 2
+    assert capsys.readouterr().err == (
+        "proctopo draw: error: environment variable LOCAL_WORLD_SIZE: must be at least 1, got 0\n"
+    )
+
+
 def test_run_checks_nproc_against_the_axes(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "pipe=2", "data=3", "--nproc", "4"]) == 2
     assert capsys.readouterr().err == "proctopo run: error: pipe * data = 2 * 3 = 6, but --nproc is 4\n"
@@ -860,7 +894,15 @@ WARNING = (
         (["show", "model=8", "data=4", "--limit", "1"], True),  # DeepSpeed's names alike
         (["show", "dp_shard=4", "tp=8", "--limit", "1"], False),  # torchtitan's order
         (["show", "tp=8", "vocab=4", "--limit", "1"], False),  # a name the planner does not know
-        (["show", "tp=8", "ep=4", "--limit", "1"], False),  # neither data nor pipeline innermost
+        (["show", "tp=8", "ep=4", "--limit", "1"], False),  # expert groups are another layout's
+        # Data-like (torchtitan's FSDP and replicas) and context axes innermost count too.
+        (["check", "tp=8", "dp_shard=16", "--ranks-per-node", "8"], True),
+        (["check", "tp=8", "cp=16", "--ranks-per-node", "8"], True),
+        (["check", "tp=8", "dp_replicate=2", "dp_shard=4", "--ranks-per-node", "8"], True),
+        (["show", "model=2", "sequence=4", "--limit", "1"], True),  # DeepSpeed's context axis
+        (["check", "tp=8", "cp=16", "--ranks-per-node", "128"], False),  # one node: tp stays on it
+        (["check", "dp_shard=16", "tp=8", "--ranks-per-node", "8"], False),  # tp innermost, as written
+        (["check", "cp=2", "dp_shard=8", "tp=1", "--ranks-per-node", "8"], False),  # no tensor axis
     ],
 )
 def test_words_that_look_innermost_first_get_a_one_line_warning(
@@ -881,6 +923,24 @@ def test_words_that_look_innermost_first_get_a_one_line_warning(
     proposed = err[0].rsplit(" or write ", 1)[1].split()
     assert cli.main([words[0], *proposed, *words[1 + len(proposed) :]]) in (0, 1)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_tensor_axis_outside_fsdp_or_context_across_nodes_is_warned_about() -> None:
+    # The command a user types: tp=8 outermost puts each tensor group across 8 (16) nodes of 8 ranks.
+    for words, inner in ((["tp=8", "dp_shard=16"], "dp_shard"), (["tp=8", "cp=16"], "cp")):
+        out = subprocess.run(
+            [sys.executable, "-m", "proctopo", "check", *words, "--ranks-per-node", "8"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")},
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stderr == (
+            f"proctopo check: warning: {' '.join(words)} puts tp outermost and {inner} innermost "
+            f"(name=size words are slowest first); for tp innermost, as the Megatron order tp-{inner} "
+            f"means, add --order tp-{inner} or write {' '.join(reversed(words))}\n"
+        )
 
 
 @pytest.mark.parametrize("command", ["check", "plan"])

@@ -832,6 +832,33 @@ def test_render_names_the_best_layout_and_its_units() -> None:
             "17 axes of size > 1 are too many",
         ),
         ({"sizes": {"xx": 2}, "order": "tp-dp"}, InvalidArgumentError, "axis 'xx' is not one of Megatron's"),
+        # Megatron's sizes, in the core's words: each size, and the dense grid against the world size.
+        (
+            {"sizes": {"tp": 0}, "order": "tp-dp", "world_size": 8},
+            InvalidTopologyError,
+            "^axis 'tp' has size 0;",
+        ),
+        ({"sizes": {"tp": 2, "dp": -2}, "order": "tp-dp"}, InvalidTopologyError, "^axis 'dp' has size -2;"),
+        (
+            {"sizes": {"tp": 2, "dp": 4}, "order": "tp-dp", "world_size": 16},
+            GridSizeError,
+            r"^pp \* dp \* cp \* tp = 1 \* 4 \* 1 \* 2 = 8, but the world size is 16$",
+        ),
+        (
+            {"sizes": {"tp": 3}, "order": "tp-dp", "world_size": 8},
+            InvalidArgumentError,
+            r"^cannot derive dp from world size 8 and tp \* cp \* pp = 3 \* 1 \* 1 = 3: ",
+        ),
+        (
+            {"sizes": {"tp": 2, "ep": 0}, "order": "tp-ep-dp", "world_size": 8},
+            InvalidTopologyError,
+            "^axis 'ep' has size 0;",
+        ),
+        (
+            {"sizes": {"tp": 2, "etp": -1}, "order": "tp-dp", "world_size": 8},
+            InvalidTopologyError,
+            "^axis 'etp' has size -1;",
+        ),
         ({"sizes": {"tp": 2}, "convention": "jax"}, InvalidArgumentError, "unknown convention 'jax'"),
         ({}, InvalidArgumentError, "needs the axis sizes"),
     ],
@@ -840,6 +867,18 @@ def test_bad_input_gives_a_clear_error(kwargs: dict[str, Any], error: type[Excep
     kwargs.setdefault("ranks_per_node", 2)
     with pytest.raises(error, match=text):
         plan(**kwargs)
+
+
+def test_megatron_candidates_are_read_by_the_cores_order_parser() -> None:
+    # Written in capitals, as megatron-core reads them too (it lowers an order's case).
+    kw: dict[str, Any] = {"order": "tp-dp-pp", "world_size": 16, "ranks_per_node": 4}
+    sizes = {"tp": 2, "pp": 2}
+    lower = plan(sizes, **kw, candidates=["tp-dp-pp", "dp-tp-pp"])
+    upper = plan(sizes, **kw, candidates=["TP-DP-PP", "Dp-Tp-pP"])
+    assert [lay.megatron_order for lay in upper.layouts] == [lay.megatron_order for lay in lower.layouts]
+    assert upper.to_dict()["layouts"] == lower.to_dict()["layouts"]
+    with pytest.raises(InvalidArgumentError, match="refuses the candidate order 'tp-tp-pp'"):
+        plan(sizes, **kw, candidates=["tp-tp-pp"])
 
 
 def test_ranks_per_node_or_a_machine_is_needed() -> None:

@@ -11,9 +11,9 @@ Every subcommand takes its axes the same way: ``name=size`` words, slowest axis 
 ``pipe=2 data=2 model=2`` when none are given, or ``--order tp-cp-dp-pp`` (a Megatron
 order string, fastest axis first) with the sizes as words. Any axis names go:
 DeepSpeed's, Megatron's and torchtitan's alike; words that look written innermost
-first (a tensor axis outermost, a data or pipeline axis innermost) get a one-line
-warning. ``show``, ``check``, ``draw`` and ``plan`` print JSON with ``--json`` (the
-schemas are in docs/cli.md and docs/plan.md).
+first (a tensor axis outermost; a context, data, FSDP or pipeline axis innermost) get
+a one-line warning. ``show``, ``check``, ``draw`` and ``plan`` print JSON with
+``--json`` (the schemas are in docs/cli.md and docs/plan.md).
 Under a launcher, ``RANK``, ``WORLD_SIZE`` and ``LOCAL_WORLD_SIZE`` stand in for
 ``--rank``, ``--world-size`` and ``--ranks-per-node`` (the options win). This module
 never imports torch (``run`` loads it in the processes it starts).
@@ -40,6 +40,7 @@ from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownA
 from .groups import CPU_STRATEGIES
 from .hosts import Hosts, from_slurm, read_hostfile
 from .machine import BlockPlacement, Placement
+from .planner.inputs import innermost_first
 from .topology import ProcessTopology, check_axis_names, parse_order
 
 #: The axes of every subcommand when none are given.
@@ -140,11 +141,12 @@ def convention_warning(
 
     The words list the slowest axis first. Megatron order strings list the fastest
     first, and a user used to them may type ``tp=8 dp=16`` meaning tensor parallelism
-    innermost. Words whose first axis of size other than 1 is a tensor axis and whose
-    last is a data or pipeline axis (by the planner's vocabulary: ``tp``/``model``/...,
-    ``dp``/``data``/``dp_shard``/..., ``pp``/``pipe``) look like that, unless the whole
-    job is known to fit on one node (then the order costs nothing). The warning says
-    which convention was used and how to write the other one.
+    innermost. Words whose first and last axes of size other than 1 read so in the
+    planner's vocabulary (:func:`proctopo.planner.inputs.innermost_first`: a tensor
+    axis first and a context, data, FSDP or pipeline axis last) look like that, unless
+    the tensor axis's groups are known to stay on one node (an outermost axis's groups
+    span nodes exactly when the job does; then the order costs nothing). The warning
+    says which convention was used and how to write the other one.
 
     >>> print(convention_warning(["tp=2", "cp=2", "pp=2"]))  # doctest: +NORMALIZE_WHITESPACE
     tp=2 cp=2 pp=2 puts tp outermost and pp innermost (name=size words are slowest first); for tp
@@ -159,10 +161,11 @@ def convention_warning(
     if len(sized) < 2:
         return None
     first, last = sized[0], sized[-1]
-    if planner.kind_of(first) != "tensor" or planner.kind_of(last) not in ("data", "pipe"):
+    if not innermost_first(first, last):
         return None
-    if world_size is not None and ranks_per_node is not None and world_size <= ranks_per_node:
-        return None
+    if world_size is not None and ranks_per_node is not None:
+        if BlockPlacement(world_size, ranks_per_node).nodes == 1:
+            return None
     order = "-".join(name for name, _ in pairs)
     return (
         f"{' '.join(words)} puts {first} outermost and {last} innermost (name=size words are slowest "
@@ -843,7 +846,10 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"proctopo {__version__}")
     sub = top.add_subparsers(dest="command", metavar="{show,check,draw,plan,run}")
 
-    def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
+    def command(
+        name: str, text: str, description: str | None = None, sizes: str = ""
+    ) -> argparse.ArgumentParser:
+        """A subcommand taking the axes (``sizes`` says more of the sizes) and ``--order``."""
         p = sub.add_parser(
             name,
             help=text,
@@ -855,7 +861,8 @@ def parser() -> argparse.ArgumentParser:
             "axes",
             nargs="*",
             metavar="name=size",
-            help=f"axes, slowest first, or the sizes of --order's axes (default {' '.join(DEFAULT_AXES)})",
+            help=f"axes, slowest first, or the sizes of --order's axes{sizes} "
+            f"(default {' '.join(DEFAULT_AXES)})",
         )
         order_option(p)
         return p
@@ -866,6 +873,15 @@ def parser() -> argparse.ArgumentParser:
             metavar="ORDER",
             help="a Megatron order string, fastest axis first (e.g. tp-cp-dp-pp): the axes in that order, "
             "their sizes from the name=size words (1 without one)",
+        )
+
+    def placement_options(p: argparse.ArgumentParser, world_size: bool = True) -> None:
+        """``--world-size`` (unless ``world_size`` is false) and ``--ranks-per-node``, as every command
+        reads them: the launcher's variables stand in for them (the options win)."""
+        if world_size:
+            p.add_argument("--world-size", type=_positive, help="ranks in the job (default: $WORLD_SIZE)")
+        p.add_argument(
+            "--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)"
         )
 
     def json_option(p: argparse.ArgumentParser) -> None:
@@ -880,15 +896,10 @@ def parser() -> argparse.ArgumentParser:
         type=_index,
         help="show this rank: coordinates, every group it is in, pipeline neighbours (default: $RANK if set)",
     )
-    p.add_argument(
-        "--ranks-per-node", type=_positive, help="ranks on each node, for --rank (default: $LOCAL_WORLD_SIZE)"
-    )
+    placement_options(p, world_size=False)
     json_option(p)
     p = command("check", "check a layout against a world size and locality rules")
-    p.add_argument(
-        "--world-size", type=_positive, help="the number of ranks the layout must fill (default: $WORLD_SIZE)"
-    )
-    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node (default: $LOCAL_WORLD_SIZE)")
+    placement_options(p)
     p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each domain (a rack, a switch, ...)")
     p.add_argument(
         "--intra-node",
@@ -911,7 +922,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--group", type=_axis_list, default=[], metavar="AXES", help="colour by the groups along these axes"
     )
-    p.add_argument("--ranks-per-node", type=_positive, help="ranks on each node: one row per node")
+    placement_options(p, world_size=False)
     p.add_argument("--nodes-per-domain", type=_positive, help="nodes in each domain: nodes framed by domain")
     p.add_argument(
         "--slice",
@@ -941,33 +952,21 @@ def parser() -> argparse.ArgumentParser:
         help="colour the text picture (needs rich; auto: on a terminal)",
     )
     json_option(p)
-    p = sub.add_parser(
+    p = command(
         "plan",
-        help="rank the orders of the axes on a machine by the communication a step waits for",
-        description="Rank the orders of the axes on a machine (node, NVLink domain, network levels) by the "
+        "rank the orders of the axes on a machine by the communication a step waits for",
+        "Rank the orders of the axes on a machine (node, NVLink domain, network levels) by the "
         "communication time each training step waits for (alpha-beta per level, less what overlaps "
         "compute), with each order's communicator budget; or print the best layout for a launcher (--emit).",
-        epilog=_EXAMPLES["plan"],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        sizes="; size 0 is filled from the world size",
     )
-    p.add_argument(
-        "axes",
-        nargs="*",
-        metavar="name=size",
-        help=f"axes, slowest first; size 0 is filled from the world size (default {' '.join(DEFAULT_AXES)})",
-    )
-    order_option(p)
-    p.add_argument("--world-size", type=_positive, help="ranks in the job (default: $WORLD_SIZE)")
+    placement_options(p)
     p.add_argument(
         "--machine",
         metavar="NAME|FILE",
         help=f"the machine: a preset ({', '.join(planner.PRESETS)}) or a JSON/TOML machine file "
-        "(docs/machine.md); default: nodes on NVLink, domains of --nodes-per-domain nodes, one network",
-    )
-    p.add_argument(
-        "--ranks-per-node",
-        type=_positive,
-        help="ranks on each node (default: the machine's; without --machine, $LOCAL_WORLD_SIZE)",
+        "(docs/machine.md), whose ranks per node stand in for $LOCAL_WORLD_SIZE; default: nodes on "
+        "NVLink, domains of --nodes-per-domain nodes, one network",
     )
     p.add_argument(
         "--nodes-per-domain", type=_positive, help="nodes per NVLink domain (default: the machine's, else 1)"
@@ -1141,13 +1140,14 @@ def _draw(args: argparse.Namespace) -> int:
         if hosts is not None:
             pic = hosting.picture(topo, hosts, args.group, coords, args.node, limit=args.limit)
         else:
+            ranks_per_node = _environ(args.ranks_per_node, "LOCAL_WORLD_SIZE", _positive)
             ranks = (
-                drawing.select(topo, coords, args.node, args.ranks_per_node)
+                drawing.select(topo, coords, args.node, ranks_per_node)
                 if coords or args.node is not None
                 else None
             )
             pic = drawing.layout(
-                topo, args.group, args.ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
+                topo, args.group, ranks_per_node, args.nodes_per_domain, ranks, limit=args.limit
             )
     if fmt == "png" and not args.json:
         try:
@@ -1376,7 +1376,7 @@ def _settle_axes(args: argparse.Namespace) -> list[str]:
     world = math.prod(sizes) if all(sizes) else getattr(args, "world_size", None)
     ranks_per_node = getattr(args, "ranks_per_node", None)
     hosts = getattr(args, "hostfile", None) is not None or getattr(args, "slurm", False)
-    if ranks_per_node is None and args.command != "draw" and not hosts:  # as the command reads them
+    if ranks_per_node is None and not hosts:  # as the command reads them
         try:
             ranks_per_node = _environ(None, "LOCAL_WORLD_SIZE", _positive)
         except InvalidArgumentError:

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from .comm import check_timeout
 from .errors import GridStateError, InvalidArgumentError, UnsupportedPeerError
-from .topology import ProcessTopology, dims_create, parse_order
+from .topology import ProcessTopology, check_sizes, dims_create, parse_order
 
 if TYPE_CHECKING:
     from .comm import Comm
@@ -292,8 +292,8 @@ def layout(
         )
     # The sizes go through the core first (sizes below 1, non-integers: its errors), then
     # dims_create derives each data-parallel size (a size that does not divide: its error).
-    ProcessTopology.from_order("-".join(_TOKENS), rename=None, **sizes, dp=1, gtp_remat=gtp)
-    ProcessTopology(["etp", "egtp"], [etp, egtp])
+    check_sizes({"gtp_remat": gtp, **{t: sizes[t] for t in ("pp", "ep", "cp", "tp")}})
+    check_sizes({"etp": etp, "egtp": egtp})
     # The sizes each data-parallel size is derived from (a GTP size shown only when in use).
     dense_fixed = {"tp": sizes["tp"], "gtp_remat": gtp, "cp": sizes["cp"], "pp": sizes["pp"]}
     expert_fixed = {"etp": etp, "ep": sizes["ep"], "egtp_remat": egtp, "pp": sizes["pp"]}

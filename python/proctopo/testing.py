@@ -45,7 +45,7 @@ from typing import Any
 from .comm import NameLedger
 from .errors import GroupCreationError, InvalidArgumentError
 from .groups import LOCATION_WORDS, encode_location
-from .topology import ProcessTopology
+from .topology import check_rank
 
 __all__ = ["RecordedGroup", "RecordingComm"]
 
@@ -166,7 +166,7 @@ class RecordingComm:
         hosts: Sequence[str] | None = None,
         domains: Sequence[str | None] | None = None,
     ) -> None:
-        ProcessTopology(["world"], [world_size]).get_coord(rank)  # the core's size and rank rules
+        check_rank(rank, world_size)  # the core's size and rank rules
         for what, given in (("hosts", hosts), ("domains", domains)):
             if given is not None and len(given) != world_size:
                 raise InvalidArgumentError(

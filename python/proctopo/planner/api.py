@@ -8,7 +8,7 @@ from typing import Any, Union
 
 from ..errors import InvalidArgumentError
 from ..machine import Machine, positive_int
-from ..topology import ProcessTopology, parse_order
+from ..topology import parse_order
 from .inputs import (
     COMMUNICATOR_BYTES,
     CONVENTIONS,
@@ -113,7 +113,7 @@ def _ranked(
 def _candidate(planner: GridLayouts, cand: str | Sequence[str]) -> tuple[str, ...]:
     """A candidate (an order string, fastest first, or names slowest first) as all axes, slowest first."""
     seq = parse_order(cand)[::-1] if isinstance(cand, str) else list(cand)
-    ProcessTopology(planner.names, planner.dims).axis_indices(seq)  # unknown or repeated names fail here
+    planner.topology.axis_indices(seq)  # unknown or repeated names fail here
     moving = [a for a in seq if planner.size[a] > 1]
     missing = [a for a in planner.moving if a not in moving]
     if missing:
@@ -220,7 +220,7 @@ def plan(
     names_given = list(sizes or {}) + ([] if order is None else parse_order(order))
     conv = _convention(convention, names_given, order)
     megatron = conv == "megatron"
-    names, dims, world = resolve_sizes(sizes, order, world_size, megatron)
+    names, dims, world, grid = resolve_sizes(sizes, order, world_size, megatron)
     spec = None if model is None else ModelSpec.from_value(model)
     fractions = resolve_exposed(exposed, names)
     notes: list[str] = []
@@ -239,7 +239,8 @@ def plan(
             return MegatronLayouts(token_sizes, given_tokens, demands, m, world, comm_bytes)
 
     else:
-        topo = ProcessTopology(names, dims)
+        assert grid is not None  # every convention but Megatron's reads the axes as one grid
+        topo = grid
         demands = demands_of(names, dims, weights, spec, topo, fractions)
         check_costs_finite(demands, the_machine)
         extra: list[tuple[str, ...]] = []
@@ -259,7 +260,7 @@ def plan(
             )
 
         def make(m: Machine) -> Planner:
-            return GridLayouts(names, dims, demands, m, world, comm_bytes, extra, kinds)
+            return GridLayouts(topo, demands, m, world, comm_bytes, extra, kinds)
 
     planner = make(the_machine)
     ranked, search, count = _ranked(planner, candidates, top)

@@ -20,7 +20,7 @@ from typing import Any, Union
 from ..errors import InvalidArgumentError
 from ..machine import Level, Machine, positive_int
 from ..machine import machine as load_machine
-from ..topology import ProcessTopology, dims_create, parse_order
+from ..topology import ProcessTopology, check_sizes, dims_create, parse_order
 
 __all__ = [
     "COMMUNICATOR_BYTES",
@@ -136,6 +136,27 @@ def kind_of(name: str) -> str | None:
         if name.endswith(suffix):
             return ALIASES.get(name[: -len(suffix)])
     return None
+
+
+#: The kinds every stack lays out outside tensor parallelism, slower than it: context, FSDP,
+#: data and pipeline. Expert parallelism is not among them: its groups belong to another
+#: layout than the tensor groups (Megatron's expert layout, with its own etp; torchtitan's
+#: expert layout, whose ep takes its ranks from dp_shard, cp and tp), so a tensor axis
+#: outside it is no reversal.
+OUTSIDE_TENSOR: tuple[str, ...] = ("context", "fsdp", "data", "pipe")
+
+
+def innermost_first(outermost: str, innermost: str) -> bool:
+    """Whether axes so named, ``outermost`` laid out slowest and ``innermost`` fastest, look
+    listed the other way round: a tensor axis outside a context, FSDP, data or pipeline one
+    (:data:`OUTSIDE_TENSOR`), the order of a list written innermost first.
+
+    >>> innermost_first("tp", "dp_shard"), innermost_first("model", "cp"), innermost_first("dp", "tp")
+    (True, True, False)
+    >>> innermost_first("tp", "ep"), innermost_first("tp", "vocab")
+    (False, False)
+    """
+    return kind_of(outermost) == "tensor" and kind_of(innermost) in OUTSIDE_TENSOR
 
 
 # --------------------------------------------------------------------------- numbers people type
@@ -462,12 +483,14 @@ def check_costs_finite(demands: Mapping[str, Sequence[Demand]], machine: Machine
 # --------------------------------------------------------------------------- sizes and machine
 def resolve_sizes(
     sizes: SizesArg, order: str | None, world_size: int | None, megatron: bool
-) -> tuple[list[str], list[int], int]:
-    """Axis names (slowest first), filled sizes and the world size; the topology checks every rule.
+) -> tuple[list[str], list[int], int, ProcessTopology | None]:
+    """Axis names (slowest first), filled sizes, the world size and the grid they make (its
+    topology checks every rule).
 
     With ``megatron``, ``dp`` is Megatron's derived size (``world / (tp * cp * pp)``) and
     ``ep`` (with ``etp``) is not a factor of the world: the result lists the tokens
-    slowest first, ``dp`` filled, ``ep`` and ``etp`` as given.
+    slowest first, ``dp`` filled, ``ep`` and ``etp`` as given, and no grid (megatron-core
+    derives two layouts from an order).
     """
     if sizes is None and order is None:
         raise InvalidArgumentError("plan needs the axis sizes, e.g. plan({'tp': 8, 'dp': 0}, world_size=64)")
@@ -476,11 +499,9 @@ def resolve_sizes(
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"the size of axis {name!r} must be an integer, got {size!r}")
     if megatron:
-        return _megatron_sizes(given, order, world_size)
+        return (*_megatron_sizes(given, order, world_size), None)
     if order is not None:
-        # The topology owns the order string and its names: a size for a name not in it fails here.
-        ones: dict[str, Any] = dict.fromkeys(given, 1)
-        names = ProcessTopology.from_order(order, **ones).axes
+        names = parse_order(order)[::-1]  # slowest first, as the axes of a topology
         raw = [given.get(n, 1) for n in names]
     else:
         names = list(given)
@@ -499,9 +520,11 @@ def resolve_sizes(
     else:
         dims = raw
     topo = ProcessTopology(names, dims)  # sizes below 1 and invalid names fail here
+    if order is not None:
+        topo.axis_indices(list(given))  # a size for a name the order does not name fails here
     if world_size is not None:
         topo.check_world_size(world_size)
-    return names, dims, topo.world_size()
+    return names, dims, topo.world_size(), topo
 
 
 def _megatron_sizes(
@@ -521,27 +544,28 @@ def _megatron_sizes(
             f"order {order!r} names {strange[0]!r}; Megatron's tokens are {', '.join(tokens)}"
         )
     dense = {t: given.get(t, 1) for t in ("tp", "cp", "pp")}
-    ProcessTopology(list(dense), list(dense.values()))  # sizes below 1 fail here, in the core's words
+    check_sizes(dense)  # sizes below 1 fail here, in the core's words
     dp = given.get("dp", 0)
-    if world_size is None and dp == 0:
-        raise InvalidArgumentError("Megatron's dp is derived from the world size: give world_size (or dp)")
-    fixed = math.prod(dense.values())
-    if world_size is None:
-        world_size = fixed * dp
-    world_size = positive_int("world_size", world_size)
     if dp == 0:
+        if world_size is None:
+            raise InvalidArgumentError(
+                "Megatron's dp is derived from the world size: give world_size (or dp)"
+            )
         try:
             dp = dims_create(world_size, [*dense.values(), 0])[-1]
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(
                 f"cannot derive dp from world size {world_size} and tp * cp * pp = "
-                f"{' * '.join(map(str, dense.values()))} = {fixed}: {exc}"
+                f"{' * '.join(map(str, dense.values()))} = {math.prod(dense.values())}: {exc}"
             ) from None
-    ProcessTopology(["pp", "dp", "cp", "tp"], [dense["pp"], dp, dense["cp"], dense["tp"]]).check_world_size(
-        world_size
-    )
+    # Megatron's dense grid: its sizes (dp's too) and their product, the world size.
+    grid = ProcessTopology(["pp", "dp", "cp", "tp"], [dense["pp"], dp, dense["cp"], dense["tp"]])
+    if world_size is None:
+        world_size = grid.world_size()
+    else:
+        grid.check_world_size(world_size)
     ep, etp = given.get("ep", 1), given.get("etp", dense["tp"])
-    ProcessTopology(["ep", "etp"], [ep, etp])  # sizes below 1 fail here
+    check_sizes({"ep": ep, "etp": etp})
     # The order as written (megatron-core completes it), else Megatron's default order.
     order_tokens = written if order is not None else ["tp", "cp", "ep", "dp", "pp"]
     names = order_tokens[::-1]

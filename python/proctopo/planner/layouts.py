@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from ..machine import Machine
-from ..topology import ProcessTopology
+from ..topology import ProcessTopology, parse_order
 from .inputs import CONVENTIONAL_KINDS, Demand
 from .model import Costing, Priced
 from .results import AxisReport, Layout, megatron_order_of
@@ -112,8 +112,7 @@ class GridLayouts:
 
     def __init__(
         self,
-        names: Sequence[str],
-        dims: Sequence[int],
+        topology: ProcessTopology,
         demands: Mapping[str, list[Demand]],
         machine: Machine,
         world: int,
@@ -121,13 +120,14 @@ class GridLayouts:
         groups: Sequence[tuple[str, ...]],
         kinds: Mapping[str, str | None],
     ) -> None:
-        self.names, self.dims = list(names), list(dims)
-        self.size = dict(zip(names, dims))
+        self.topology = topology  # the axes as given, slowest first
+        self.names, self.dims = topology.axes, topology.dims
+        self.size = dict(zip(self.names, self.dims))
         self.machine, self.world, self.comm_bytes, self.groups = machine, world, comm_bytes, list(groups)
-        self.moving = [n for n, d in zip(names, dims) if d > 1]
+        self.moving = [n for n, d in zip(self.names, self.dims) if d > 1]
         self.demand = {n: demands[n][0] for n in self.moving}
         self.costing = Costing(machine, world, list(self.demand.values()))
-        self.conv = conventional_ranks(self.moving, names, kinds)
+        self.conv = conventional_ranks(self.moving, self.names, kinds)
         self.moving_sizes = [self.size[n] for n in self.moving]
 
     def evaluate(self, i: int, stride: int) -> tuple[int, int]:
@@ -178,13 +178,7 @@ class GridLayouts:
         """Communicators per rank and ProcessGrid's calls per strategy for a layout."""
         kinds: list[frozenset[str]] = [frozenset([a]) if self.size[a] > 1 else frozenset() for a in order]
         kinds += [frozenset(a for a in g if self.size[a] > 1) for g in self.groups]
-        sizes = []
-        for key in dict.fromkeys(kinds):
-            ranks = 1
-            for a in key:
-                ranks *= self.size[a]
-            sizes.append(ranks)
-        return _budget(sizes, self.world)
+        return _budget((self.topology.group_size(list(key)) for key in dict.fromkeys(kinds)), self.world)
 
 
 class _NotOneRun(Exception):
@@ -235,7 +229,8 @@ class MegatronLayouts:
         return "-".join(next(it) if tok in self.moving else tok for tok in self.given)
 
     def indices(self, order: str) -> tuple[int, ...]:
-        return tuple(self.moving.index(tok) for tok in order.split("-") if tok in self.moving)
+        tokens = [t.lower() for t in parse_order(order)]  # as megatron-core (and layout) read it
+        return tuple(self.moving.index(tok) for tok in tokens if tok in self.moving)
 
     def candidates(self) -> list[tuple[int, ...]]:
         """Every order of the moving tokens that megatron-core accepts, as indices fastest first; orders

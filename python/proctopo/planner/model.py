@@ -33,6 +33,14 @@ _CACHE_LIMIT = 1 << 16
 
 
 # --------------------------------------------------------------------------- traffic of one kind
+def _ring_all_reduce(nbytes: float, n: int) -> tuple[float, float]:
+    """Bytes and messages per rank of a ring all-reduce of ``nbytes`` over a group of ``n``:
+    ``2(n-1)/n * nbytes`` bytes in ``2(n-1)`` steps (reduce-scatter, then all-gather)."""
+    if n <= 1:
+        return 0.0, 0.0
+    return 2 * (n - 1) / n * nbytes, 2.0 * (n - 1)
+
+
 def _traffic(kind: str, n: int, sizes: Mapping[str, int], model: ModelSpec, m: int) -> tuple[float, float]:
     """Bytes and messages per rank per step of ``kind`` over a group of ``n`` (docs/plan.md)."""
     if n <= 1:
@@ -57,8 +65,7 @@ def _traffic(kind: str, n: int, sizes: Mapping[str, int], model: ModelSpec, m: i
         return ops * per_all_to_all, ops * (n - 1)
     held = (model.params - model.expert_params + model.expert_params / e) / (t * p)  # parameters per rank
     if kind == "data":  # ring all-reduce of this rank's gradients (FSDP-sharded ones), once per step
-        grads = held / f * model.grad_bytes
-        return 2 * (n - 1) / n * grads, 2 * (n - 1)
+        return _ring_all_reduce(held / f * model.grad_bytes, n)
     if kind == "fsdp":  # all-gather forward and backward, reduce-scatter of the gradients, per step
         volume = (n - 1) / n * held * (2 * bv + model.grad_bytes)
         return volume, 3 * (n - 1) * stage_layers
@@ -66,9 +73,24 @@ def _traffic(kind: str, n: int, sizes: Mapping[str, int], model: ModelSpec, m: i
     return 2 * m * b * s * h * bv / (t * c), 2 * m
 
 
+def _all_reduce(
+    kind: str | None,
+    nbytes: float,
+    n: int,
+    exposed: float,
+    source: str,
+    group: tuple[str, ...],
+    layout: str = "",
+    what: str = "",
+) -> Demand:
+    """The demand of a ring all-reduce of ``nbytes`` per rank per step over ``group``'s groups of ``n``."""
+    ring_bytes, messages = _ring_all_reduce(nbytes, n)
+    return Demand(kind, ring_bytes, messages, exposed, source, group, layout, what)
+
+
 def _weight(kind: str | None, w: float, n: int, source: str, exposed: float, axis: str) -> Demand:
     """An all-reduce of ``w`` GB per rank per step over a group of ``n``: ``2(n-1)/n * w`` bytes."""
-    return Demand(kind, 2 * (n - 1) / n * w * _GB if n > 1 else 0.0, 2.0 * (n - 1), exposed, source, (axis,))
+    return _all_reduce(kind, w * _GB, n, exposed, source, (axis,))
 
 
 def _check_weights(weights: Mapping[str, float], names: Sequence[str]) -> None:
@@ -135,6 +157,7 @@ _WHAT = {
     "fsdp": "FSDP all-gathers and reduce-scatter",
     "pipe": "pipeline sends",
 }
+_WHAT_EXPERT_TENSOR = "expert tensor-parallel all-reduces"
 
 
 def megatron_demands(
@@ -174,33 +197,15 @@ def megatron_demands(
             )
             if tok == "tp" and ep > 1:
                 # with experts, the MLPs' half of the tensor-parallel traffic runs over the expert etp
-                dense = _weight(kind, w / 2, t, source, fraction[tok], tok)
-                expert = _weight(kind, w / 2, etp, source, fraction[tok], tok)
+                half = w / 2 * _GB
                 out[tok] = [
-                    Demand(
-                        kind,
-                        dense.bytes,
-                        dense.messages,
-                        fraction[tok],
-                        source,
-                        ("tp",),
-                        "dense",
-                        _WHAT[kind],
-                    ),
-                    Demand(
-                        kind,
-                        expert.bytes,
-                        expert.messages,
-                        fraction[tok],
-                        source,
-                        ("etp",),
-                        "expert",
-                        "expert tensor-parallel all-reduces",
+                    _all_reduce(kind, half, t, fraction[tok], source, ("tp",), "dense", _WHAT[kind]),
+                    _all_reduce(
+                        kind, half, etp, fraction[tok], source, ("etp",), "expert", _WHAT_EXPERT_TENSOR
                     ),
                 ]
                 continue
-            d = _weight(kind, w, n, source, fraction[tok], tok)
-            out[tok] = [Demand(kind, d.bytes, d.messages, fraction[tok], source, group, layout, _WHAT[kind])]
+            out[tok] = [_all_reduce(kind, w * _GB, n, fraction[tok], source, group, layout, _WHAT[kind])]
     if model is None:
         return out
     m = model.microbatches_for(p, dp)
@@ -242,7 +247,7 @@ def megatron_demands(
                     "model",
                     ("etp",),
                     "expert",
-                    "expert tensor-parallel all-reduces",
+                    _WHAT_EXPERT_TENSOR,
                 )
             )
         out["tp"] = items
@@ -258,12 +263,11 @@ def megatron_demands(
         ]
     if "dp" not in out:
         dense_grads = (model.params - model.expert_params) * model.grad_bytes / (t * p)
-        n = dp * c
         items = [
-            Demand(
+            _all_reduce(
                 "data",
-                2 * (n - 1) / n * dense_grads if n > 1 else 0.0,
-                2.0 * (n - 1),
+                dense_grads,
+                dp * c,
                 fraction["dp"],
                 "model",
                 ("dp", "cp"),
@@ -274,10 +278,10 @@ def megatron_demands(
         if model.expert_params > 0 and edp > 1:
             expert_grads = model.expert_params * model.grad_bytes / (etp * ep * p)
             items.append(
-                Demand(
+                _all_reduce(
                     "data",
-                    2 * (edp - 1) / edp * expert_grads,
-                    2.0 * (edp - 1),
+                    expert_grads,
+                    edp,
                     fraction["dp"],
                     "model",
                     ("edp",),
