@@ -122,8 +122,10 @@ def run_workers(tmp_path: Path, torch_dist: Any) -> RunWorkers:
     """``run_workers(fn, world_size, args=(), timeout=60)``: ``fn(rank, world_size, *args)`` on gloo
     processes (see :func:`proctopo.launch.run`); returns each rank's value, in rank order.
 
-    The test fails, naming each rank that raised (with its traceback), hung or was
-    stopped, unless every rank returned.
+    The test fails unless every rank returned and its process then exited with 0: it
+    names each rank that raised (with its traceback), hung or was stopped, and each
+    whose process exited with another code (an abort at exit shows as SIGABRT) or had
+    to be killed after returning (see :func:`proctopo.launch.summary`).
     """
 
     def run(

@@ -10,13 +10,21 @@ killed and reported as hung; once one rank fails, the others get a short grace p
 and are then stopped, so a crash on one rank does not leave the rest waiting for the
 deadline.
 
+Every process must also end with exit code 0: once all ranks have sent their values,
+each process gets a bounded wait to exit, and its exit code is recorded in its
+:class:`RankResult`. One that exits otherwise (an abort at exit shows as a signal), or
+is still running after the wait and is killed, is named by :func:`summary`. With
+``natural_exit=True`` the processes end as a script does (``destroy_process_group()``,
+then the interpreter's own teardown) instead of skipping it, so a run can prove that a
+job ends cleanly.
+
 :func:`prove_group` shows that a process group really connects the ranks it names: an
 ``all_reduce`` of (global rank + 1) over it must give the sum over its members.
 
 ``python -m proctopo run`` and the multi-process tests both use this module. Importing
 it does not import torch; :func:`run` and :func:`prove_group` load it when called.
 
->>> results = [RankResult(0, "ok", 10), RankResult(1, "timeout", error="still running after 5 s")]
+>>> results = [RankResult(0, "ok", 10, exitcode=0), RankResult(1, "timeout", error="still running after 5 s")]
 >>> [r.ok for r in results]
 [True, False]
 >>> print(summary(results))
@@ -28,12 +36,13 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
+import signal
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .comm import check_timeout
@@ -43,9 +52,6 @@ __all__ = ["DEFAULT_PRELOAD", "RankResult", "Status", "prove_group", "run", "sum
 
 #: Modules the forkserver imports once, before it forks the first rank.
 DEFAULT_PRELOAD: tuple[str, ...] = ("torch", "torch.distributed", "proctopo.grid")
-
-#: Seconds a finished run gets to leave its final barrier before its processes are killed.
-_EXIT_WAIT = 2.0
 
 Status = Literal["ok", "error", "timeout", "stopped"]
 
@@ -68,12 +74,19 @@ class RankResult:
             grace period after another rank failed).
         value: The return value of ``fn`` when ``status`` is ``"ok"``.
         error: What went wrong otherwise.
+        exitcode: The process's exit code as :func:`run` saw it: ``0`` for a clean
+            exit, ``-N`` when signal ``N`` ended it (``-6``: an abort), ``None`` when
+            not known.
+        killed: Whether :func:`run` had to kill the process (a hang, a stop after
+            another rank failed, or a process still running after ``exit_timeout``).
     """
 
     rank: int
     status: Status
     value: Any = None
     error: str = ""
+    exitcode: int | None = None
+    killed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -82,18 +95,48 @@ class RankResult:
 
 
 def summary(results: Sequence[RankResult]) -> str:
-    """One line per rank that did not return a value (with its traceback); ``""`` if all did.
+    """One line per rank that did not return a value (with its traceback), or whose process
+    did not exit with 0; ``""`` if every rank returned and exited cleanly.
+
+    A process that returned its value but was killed because another rank failed is not
+    named again: the failure is.
 
     >>> print(summary([RankResult(0, "error", error="ValueError: bad"), RankResult(1, "stopped")]))
     rank 0 of 2 failed: ValueError: bad
     rank 1 of 2 was stopped after another rank failed
+    >>> print(summary([RankResult(0, "ok", exitcode=3), RankResult(1, "ok", exitcode=-6)]))
+    rank 0 of 2 returned a value but its process exited with code 3
+    rank 1 of 2 returned a value but its process was ended by signal SIGABRT (exit code -6)
     """
+    failed = any(not r.ok for r in results)
     lines = []
     for r in results:
+        head = f"rank {r.rank} of {len(results)}"
         if not r.ok:
             detail = f": {r.error.rstrip()}" if r.error else ""
-            lines.append(f"rank {r.rank} of {len(results)} {_STATUS_TEXT.get(r.status, r.status)}{detail}")
+            lines.append(f"{head} {_STATUS_TEXT.get(r.status, r.status)}{detail}")
+        elif r.killed and not failed:
+            lines.append(f"{head} returned a value but its process did not exit in time and was killed")
+        elif not r.killed and r.exitcode not in (0, None):
+            lines.append(f"{head} returned a value but its process {_exit_text(r.exitcode)}")
     return "\n".join(lines)
+
+
+def _exit_text(code: int | None) -> str:
+    """How a process ended, from its exit code.
+
+    >>> _exit_text(3), _exit_text(-9), _exit_text(None)
+    ('exited with code 3', 'was ended by signal SIGKILL (exit code -9)', 'exit code unknown')
+    """
+    if code is None:
+        return "exit code unknown"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return f"was ended by signal {name} (exit code {code})"
 
 
 def prove_group(group: Any, *, timeout: float = 60.0) -> list[int]:
@@ -148,14 +191,24 @@ def _entry(
     nproc: int,
     payload: bytes,
     rendezvous: str,
-    writers: Sequence[Any],
+    ends: Sequence[Any],
     backend: str,
     timeout: float,
     sys_path: Sequence[str],
+    natural_exit: bool,
 ) -> None:
-    """Body of one process: join the group, run the function, send back the result."""
-    conn = writers[rank]
-    for other in writers:  # keep only this rank's end, so the parent sees each rank's EOF
+    """Body of one process: join the group, run the function, send back the result, exit.
+
+    A rank whose function raised exits with 1 at once. The others wait until the parent
+    has every rank's value and lets them go (a process that exits while a peer still
+    connects to it, as gloo builds each group's connections lazily, breaks that peer);
+    then each exits with 0 through ``os._exit``, or, with ``natural_exit``, destroys the
+    default group and returns, so that the interpreter tears down as at the end of a
+    script (and decides the exit code). The wait is on the parent, not on a collective:
+    it holds when ``fn`` left the default group mid-collective.
+    """
+    conn = ends[rank]
+    for other in ends:  # keep only this rank's end, so the parent sees each rank's EOF
         if other is not conn:
             other.close()
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -180,23 +233,34 @@ def _entry(
     try:
         data = pickle.dumps(result)
     except Exception as exc:
-        data = pickle.dumps(("error", f"its return value cannot be pickled: {type(exc).__name__}: {exc}"))
+        result = ("error", f"its return value cannot be pickled: {type(exc).__name__}: {exc}")
+        data = pickle.dumps(result)
     try:
         conn.send_bytes(data)
-        conn.close()
-    except OSError:  # the parent stopped listening: nobody to report to
+        if result[0] == "ok":
+            conn.recv_bytes()  # the parent's word that every rank is done
+    except (EOFError, OSError):  # the parent went away: nobody to report to, nobody to wait for
         os._exit(1)
-    if result[0] == "ok":
-        # Stay until every rank is done: a process that exits while a peer is still
-        # connecting to it (gloo builds each group's connections lazily) breaks that peer.
+    conn.close()
+    if result[0] != "ok":
+        _flush()
+        os._exit(1)  # its peers may be stuck in a collective: the parent stops them
+    if not natural_exit:
+        _flush()
+        # Skip interpreter teardown: a group left mid-collective must not hang the exit.
+        os._exit(0)
+    if dist.is_initialized():
         try:
-            dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
+            dist.destroy_process_group()
         except Exception:
-            pass
+            traceback.print_exc()
+            _flush()
+            sys.exit(1)  # through the teardown all the same; the parent reads the code
+
+
+def _flush() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip interpreter teardown: a group left mid-collective must not hang the exit.
-    os._exit(0)
 
 
 def run(
@@ -209,8 +273,10 @@ def run(
     workdir: str | os.PathLike[str] | None = None,
     backend: str = "gloo",
     preload: Sequence[str] = DEFAULT_PRELOAD,
-    start_method: str = "forkserver",
+    start_method: str | None = None,
     store: str = "file",
+    natural_exit: bool = False,
+    exit_timeout: float = 30.0,
 ) -> list[RankResult]:
     """Run ``fn(rank, nproc, *args)`` on ``nproc`` local processes joined by torch.distributed.
 
@@ -229,18 +295,32 @@ def run(
         backend: ``torch.distributed`` backend of the default group.
         preload: Modules the forkserver imports before its first fork. The forkserver
             serves the whole Python process, so only the first run's list counts.
-        start_method: ``"forkserver"`` (default), ``"spawn"`` or ``"fork"``.
+        start_method: ``"forkserver"`` (the default), ``"spawn"`` (the default with
+            ``natural_exit``) or ``"fork"``.
         store: How the ranks meet: ``"file"`` (default), torch's FileStore on a file
             in ``workdir``, or ``"tcp"``, a TCPStore served by rank 0 on a free
             port of 127.0.0.1, as ``torchrun`` serves one (a FileStore's ``wait``
             looks at the file again every 10 ms; a TCPStore's is woken by the key).
+        natural_exit: End each process as a script ends instead of with ``os._exit(0)``:
+            ``destroy_process_group()`` (unless ``fn`` did it), then the interpreter's
+            teardown (``atexit`` hooks, threads joined, objects and extension modules
+            finalized), whose outcome is the exit code. Needs ``start_method="spawn"``:
+            a forked process ends with ``os._exit`` whatever it does, skipping that
+            teardown.
+        exit_timeout: Seconds the processes get to exit once every rank has sent its
+            value (each waits for that, so that none leaves while a peer still needs
+            it); ``timeout`` bounds the run until then. One still running then is
+            killed, and named by :func:`summary`. Checked by
+            :func:`proctopo.comm.check_timeout`.
 
     Returns:
-        One :class:`RankResult` per rank, in rank order; :func:`summary` describes the
-        ranks that did not return a value.
+        One :class:`RankResult` per rank, in rank order, with its process's exit code;
+        :func:`summary` describes the ranks that did not return a value or whose
+        process did not exit with 0.
 
     Raises:
-        InvalidArgumentError: ``nproc``, ``timeout`` or ``grace`` out of range, or
+        InvalidArgumentError: ``nproc``, ``timeout``, ``exit_timeout`` or ``grace`` out
+            of range, ``natural_exit`` with a start method other than ``"spawn"``, or
             ``fn`` and ``args`` cannot be pickled.
 
     >>> results = run(mymodule.work, 4, ("hello",), timeout=30)  # doctest: +SKIP
@@ -250,6 +330,7 @@ def run(
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise InvalidArgumentError(f"nproc must be an integer of at least 1, got {nproc!r}")
     check_timeout(timeout)
+    check_timeout(exit_timeout, "exit_timeout")
     if not grace >= 0:
         raise InvalidArgumentError(f"grace must be a number of seconds of at least 0, got {grace!r}")
     try:
@@ -260,9 +341,27 @@ def run(
         ) from None
     if store not in ("file", "tcp"):
         raise InvalidArgumentError(f"store must be 'file' or 'tcp', got {store!r}")
+    if start_method is None:
+        start_method = "spawn" if natural_exit else "forkserver"
+    elif natural_exit and start_method != "spawn":
+        raise InvalidArgumentError(
+            f"natural_exit needs start_method 'spawn', got {start_method!r}: a forked process ends "
+            "with os._exit, which skips the interpreter's teardown"
+        )
     with tempfile.TemporaryDirectory(prefix="proctopo-run-", dir=workdir) as run_dir:
         rendezvous = "file://" + os.path.join(run_dir, "rendezvous") if store == "file" else _tcp_address()
-        return _supervise(nproc, payload, rendezvous, timeout, grace, backend, preload, start_method)
+        return _supervise(
+            nproc,
+            payload,
+            rendezvous,
+            timeout,
+            grace,
+            exit_timeout,
+            backend,
+            preload,
+            start_method,
+            natural_exit,
+        )
 
 
 def _tcp_address() -> str:
@@ -281,9 +380,11 @@ def _supervise(
     rendezvous: str,
     timeout: float,
     grace: float,
+    exit_timeout: float,
     backend: str,
     preload: Sequence[str],
     start_method: str,
+    natural_exit: bool,
 ) -> list[RankResult]:
     import multiprocessing
     import multiprocessing.connection as mpc
@@ -294,23 +395,23 @@ def _supervise(
     ctx = multiprocessing.get_context(start_method)
     if start_method == "forkserver":
         ctx.set_forkserver_preload(list(preload))  # no effect once the forkserver runs
-    pipes = [ctx.Pipe(duplex=False) for _ in range(nproc)]
+    pipes = [ctx.Pipe() for _ in range(nproc)]  # a rank's result up, the word to exit down
     readers = [r for r, _ in pipes]
-    writers = [w for _, w in pipes]
+    ends = [w for _, w in pipes]
     results: dict[int, RankResult] = {}
     procs: list[Any] = []
     try:
         started = start(
             _entry,
-            (nproc, payload, rendezvous, writers, backend, timeout, list(sys.path)),
+            (nproc, payload, rendezvous, ends, backend, timeout, list(sys.path), natural_exit),
             nprocs=nproc,
             join=False,
             daemon=True,
             start_method=start_method,
         )
         procs = list(started.processes)
-        for w in writers:
-            w.close()
+        for end in ends:
+            end.close()
         deadline = time.monotonic() + timeout
         stop_at = deadline
         waiting: dict[Any, int] = dict(zip(readers, range(nproc)))
@@ -337,18 +438,33 @@ def _supervise(
                     text = f"still running after {timeout:g} s (a hang); killed (pid {pid})"
                     results[r] = RankResult(r, "timeout", error=text)
     finally:
-        if len(results) == nproc and all(res.ok for res in results.values()):
-            end = time.monotonic() + _EXIT_WAIT  # let the final barrier finish
-            for p in procs:
-                p.join(max(0.0, end - time.monotonic()))
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        for p in procs:
-            p.join(5.0)
-        for conn in (*readers, *writers):
+        # Once every rank has returned, the processes are told to exit and get exit_timeout
+        # to do it; after a failure, what still runs is stopped at once.
+        finished = len(results) == nproc and all(res.ok for res in results.values())
+        if finished:
+            for reader in readers:
+                try:
+                    reader.send_bytes(b"exit")
+                except OSError:  # that rank is gone already; its exit code tells how
+                    pass
+        killed = _end(procs, exit_timeout if finished else 0.0)
+        for conn in (*readers, *ends):
             conn.close()
-    return [results[r] for r in range(nproc)]
+    return [replace(results[r], exitcode=procs[r].exitcode, killed=r in killed) for r in range(nproc)]
+
+
+def _end(procs: Sequence[Any], wait: float) -> set[int]:
+    """Join the processes within ``wait`` seconds in all, kill those still running, reap
+    them all; returns the indices of the killed ones."""
+    end = time.monotonic() + wait
+    for p in procs:
+        p.join(max(0.0, end - time.monotonic()))
+    killed = {i for i, p in enumerate(procs) if p.is_alive()}
+    for i in sorted(killed):
+        procs[i].kill()
+    for p in procs:
+        p.join(5.0)
+    return killed
 
 
 def _receive(rank: int, reader: Any, proc: Any) -> RankResult:

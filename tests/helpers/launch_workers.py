@@ -77,3 +77,39 @@ def proof_errors(rank: int, world_size: int) -> dict[str, str]:
         except GridTimeoutError as exc:
             out["timeout"] = str(exc)
     return out
+
+
+#: What a worker keeps until its interpreter shuts down, as a script's module globals do.
+KEPT: list[Any] = []
+
+
+def grid_ending(rank: int, world_size: int) -> dict[str, list[int]]:
+    """End as a training script does: a pipe x data ProcessGrid, one all_reduce over each of
+    its groups, then ``destroy_process_group()``, with the grid kept to the end."""
+    import torch.distributed as dist
+    from proctopo import ProcessGrid, ProcessTopology
+    from proctopo.launch import prove_group
+
+    grid = ProcessGrid(ProcessTopology(["pipe", "data"], [2, world_size // 2]), timeout=30)
+    proven = {axis: prove_group(grid.get_group(axis), timeout=30) for axis in ("pipe", "data")}
+    KEPT.append(grid)
+    dist.destroy_process_group()
+    return proven
+
+
+def bad_exits(rank: int, world_size: int) -> int:
+    """Return, then end badly at interpreter shutdown: rank 1 exits with 3 in an ``atexit``
+    hook, rank 2 aborts there, rank 3 leaves a thread that never ends (shutdown waits for it).
+    Rank 0 ends cleanly."""
+    import atexit
+    import resource
+    import threading
+
+    if rank == 1:
+        atexit.register(os._exit, 3)
+    elif rank == 2:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file from the abort
+        atexit.register(os.abort)
+    elif rank == 3:
+        threading.Thread(target=threading.Event().wait, name="never-ends").start()
+    return rank
