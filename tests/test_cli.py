@@ -1133,16 +1133,25 @@ def test_text_the_standard_output_cannot_encode_is_reported() -> None:
     assert proc.stderr.startswith("proctopo show: error: cannot write the standard output: 'ascii' codec")
 
 
-def test_a_closed_standard_output_ends_quietly(tmp_path: Path) -> None:
+def test_a_closed_standard_output_cannot_be_written(tmp_path: Path) -> None:
+    # Not 1, which says that check found a broken rule: the result was never seen.
     def closed(*words: str) -> subprocess.CompletedProcess[str]:
         script = 'exec "$0" -m proctopo "$@" >&-'
         return subprocess.run(
             ["sh", "-c", script, sys.executable, *words], capture_output=True, text=True, timeout=120
         )
 
-    for words in (["show", "pipe=2", "data=2"], ["draw", "--json"], ["check"]):
+    for words in (["show", "pipe=2", "data=2"], ["draw", "--json"], ["check"], ["check", "pipe=2", "data=2"]):
         proc = closed(*words)
-        assert (proc.returncode, proc.stderr) == (1, ""), (words, proc.stderr)
+        assert (proc.returncode, proc.stderr) == (
+            3,
+            f"proctopo {words[0]}: error: cannot write the standard output: it is closed\n",
+        ), words
+    proc = closed("show", "--help")
+    assert (proc.returncode, proc.stderr) == (
+        3,
+        "proctopo show: error: cannot write the standard output: it is closed\n",
+    )
     out = tmp_path / "x.svg"  # nothing for the standard output: the command's own status
     proc = closed("draw", "pipe=2", "data=2", "-o", str(out))
     assert (proc.returncode, proc.stderr) == (0, "") and out.read_text().startswith("<svg ")

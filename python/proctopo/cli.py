@@ -1254,7 +1254,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 #: The exit status when the output cannot be written: the file of ``-o`` cannot be created or
-#: written, or the standard output fails (a full disk, an encoding that cannot hold the text).
+#: written, or the standard output fails (closed, a full disk, an encoding that cannot hold the text).
 EXIT_CANNOT_WRITE = 3
 
 
@@ -1268,8 +1268,8 @@ class _CannotWrite(Exception):
 
 class _Stdout:
     """The standard output while a command runs: a write that fails names the standard output
-    (:class:`_CannotWrite`), and a closed standard output (``None``) is a reader that is gone
-    (:class:`BrokenPipeError`, ended quietly). Everything else is the stream's own."""
+    (:class:`_CannotWrite`), as does a write to a closed standard output (``None``); a reader
+    that is gone is :class:`BrokenPipeError` (ended quietly). Everything else is the stream's own."""
 
     def __init__(self, stream: TextIO | None) -> None:
         self.stream = stream
@@ -1277,7 +1277,7 @@ class _Stdout:
     def write(self, text: str) -> int:
         if self.stream is None:
             if text:
-                raise BrokenPipeError(errno.EPIPE, "the standard output is closed")
+                raise _CannotWrite("the standard output", OSError(errno.EBADF, "it is closed"))
             return 0
         try:
             return self.stream.write(text)
@@ -1333,8 +1333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     returns 2; ``check`` returns 1 when the layout breaks one of the rules it was asked
     to check. Output that cannot be written (``-o`` in a missing directory, a full disk)
     prints ``proctopo <command>: error: cannot write <where>: <why>`` and returns
-    :data:`EXIT_CANNOT_WRITE` (3). A reader that goes away (``proctopo show ... | head``)
-    or a closed standard output ends the command quietly with status 1.
+    :data:`EXIT_CANNOT_WRITE` (3), as does output for a closed standard output
+    (``proctopo check >&-``). A reader that goes away (``proctopo show ... | head``) ends
+    the command quietly with status 1.
     """
     words = list(sys.argv[1:] if argv is None else argv)
     out = _Stdout(sys.stdout)
