@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_capped
 from proctopo import InvalidArgumentError, cli, planner
 from test_hosts import hostlist_module
 
@@ -260,3 +261,37 @@ def test_the_options_are_checked_by_the_parser(capsys: pytest.CaptureFixture[str
             cli.main(["plan", "tp=8", "--ranks-per-node", "8", *words])
         assert info.value.code == 2
         assert text in capsys.readouterr().err
+
+
+#: Seven axes of size 2 and 2,000 of size 1: each layout lists 2,007 axes.
+_MANY_AXES = [
+    "tp=2",
+    "cp=2",
+    "pp=2",
+    "dp=2",
+    "ep=2",
+    "fsdp=2",
+    "sequence=2",
+    *(f"x{i}=1" for i in range(2000)),
+]
+
+
+@pytest.mark.address_space_cap
+@pytest.mark.parametrize("top", [1000, planner.inputs.MAX_LISTED_ENTRIES // len(_MANY_AXES)])
+def test_layouts_times_axes_is_bounded_within_450_mb(top: int) -> None:
+    # Without the bound, --top 1000 wrote 126 MB of JSON and, under this cap, ended in a
+    # MemoryError traceback from the dump.
+    words = ["plan", *_MANY_AXES, "--ranks-per-node", "8", "--json", "--top", str(top)]
+    out = run_capped(["-m", "proctopo", *words], 450 * 2**20, timeout=300)
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    if top * len(_MANY_AXES) > planner.inputs.MAX_LISTED_ENTRIES:
+        assert (out.returncode, out.stdout) == (2, ""), out.stderr[-3000:]
+        assert out.stderr.splitlines()[-1] == (
+            "proctopo plan: error: 1000 layouts (top) x 2007 axes = 2007000 axis entries, but a plan lists "
+            "at most 262144 (each layout lists every axis): keep at most 130 layouts (top=130), or name "
+            "fewer axes (an axis of size 1 changes no layout)"
+        )
+    else:  # at the bound, the whole result is written
+        assert out.returncode == 0, out.stderr[-3000:]
+        layouts = json.loads(out.stdout)["layouts"]
+        assert len(layouts) == top and all(len(lay["order"]) == len(_MANY_AXES) for lay in layouts)

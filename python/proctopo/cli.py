@@ -40,7 +40,8 @@ from .errors import GridSizeError, InvalidArgumentError, ProctopoError, UnknownA
 from .groups import CPU_STRATEGIES
 from .hosts import Hosts, from_slurm, read_hostfile
 from .machine import BlockPlacement, Placement
-from .planner.inputs import innermost_first
+from .planner.inputs import check_listed, innermost_first
+from .planner.search import DEFAULT_TOP
 from .topology import ProcessTopology, check_axis_names, parse_order
 
 #: The axes of every subcommand when none are given.
@@ -1208,6 +1209,11 @@ def _plan(args: argparse.Namespace) -> int:
                 "plan needs ranks_per_node (or LOCAL_WORLD_SIZE in the environment), or a machine: "
                 f"--machine {next(iter(planner.PRESETS))} or a machine file"
             )
+    # Layouts the result can hold: no more than asked for (top; else the candidates given, or the
+    # default) nor than there are orders of the axes whose size is not 1 (10! is beyond any top).
+    kept = args.top if args.top is not None else (len(args.candidate) or DEFAULT_TOP)
+    orders = len(args.candidate) or math.factorial(min(sum(d != 1 for _, d in pairs), 10))
+    check_listed(min(kept, orders), len(axes))
     asked = [n for n, _ in args.weight] + [a for g in args.group for a in g]
     with suggest_axes(asked, axes):
         result = planner.plan(

@@ -28,8 +28,10 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "EXPOSED",
     "KINDS",
+    "MAX_LISTED_ENTRIES",
     "Demand",
     "ModelSpec",
+    "check_listed",
     "kind_of",
     "parse_quantity",
 ]
@@ -478,6 +480,34 @@ def check_costs_finite(demands: Mapping[str, Sequence[Demand]], machine: Machine
                         f"({level.effective_bandwidth!r} bytes/s, {level.latency!r} s per message): "
                         "a figure is out of range"
                     )
+
+
+#: The most axis entries a plan's layouts list: layouts kept x axes named. Each layout
+#: lists every axis, size 1 or not, in its order, its sizes and its mesh (the topology
+#: it stands for), so this bounds the result and its JSON (about 65 bytes an entry,
+#: 17 MB at the bound).
+MAX_LISTED_ENTRIES = 1 << 18
+
+
+def check_listed(layouts: int, axes: int) -> None:
+    """Raise unless ``layouts`` layouts of ``axes`` axes each stay within :data:`MAX_LISTED_ENTRIES`.
+
+    Raises:
+        InvalidArgumentError: names both numbers, their product and the most layouts allowed.
+
+    >>> check_listed(1000, 262)
+    >>> check_listed(1000, 2007)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    proctopo.errors.InvalidArgumentError: 1000 layouts (top) x 2007 axes = 2007000 axis entries, ...
+    """
+    if layouts * axes > MAX_LISTED_ENTRIES:
+        most = MAX_LISTED_ENTRIES // axes
+        fix = f"keep at most {most} layouts (top={most}), or name" if most else "name"
+        raise InvalidArgumentError(
+            f"{layouts} layouts (top) x {axes} axes = {layouts * axes} axis entries, but a plan lists at "
+            f"most {MAX_LISTED_ENTRIES} (each layout lists every axis): {fix} fewer axes (an axis of "
+            "size 1 changes no layout)"
+        )
 
 
 # --------------------------------------------------------------------------- sizes and machine
