@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..machine import seconds_text as seconds_text  # re-exported: the planner formats times with it
+from .inputs import CONVENTIONAL_KINDS
 
 if TYPE_CHECKING:
     from .results import Layout, Plan
@@ -40,6 +41,33 @@ def _columns(plan: Plan) -> list[str]:
 
 def _ties(lay: Layout) -> str:
     return f"{lay.ties:,}" if lay.ties_exact else f"{lay.ties:,}+"
+
+
+def _tie_text(plan: Plan) -> str:
+    """Which key of the tie-break put the best layout first (:attr:`Plan.decided_by`)."""
+    best = plan.best
+    decided = plan.decided_by
+    if decided is None:
+        return (
+            "first comes the one whose average group is cheapest (fewest groups reach the slower levels), "
+            "then the one closest to the convention's order"
+        )
+    runner = plan.layouts[1]
+    assert best.tie_break is not None and runner.tie_break is not None  # decided_by compared them
+    if decided == "average group":
+        return (
+            f"the average group decided: {best.megatron_order}'s exposed time at each group's average cost "
+            f"is {seconds_text(best.tie_break)}, {runner.megatron_order}'s {seconds_text(runner.tie_break)} "
+            "(fewer of its groups reach the slower levels)"
+        )
+    return (
+        f"their average groups cost the same ({seconds_text(best.tie_break)}), so the convention's order "
+        f"decided: {best.megatron_order} is the closest to the conventional order ({_CONVENTIONAL_TEXT})"
+    )
+
+
+#: The tie-break's last word, for people.
+_CONVENTIONAL_TEXT = ", ".join("FSDP" if k == "fsdp" else k for k in CONVENTIONAL_KINDS) + ", fastest first"
 
 
 def render_plan(plan: Plan, limit: int = 10) -> str:
@@ -101,9 +129,8 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
     best = plan.best
     if best.ties > 1:
         out(
-            f"{_ties(best)} orders tie at rank 1 (the same exposed time, set by each axis's slowest group); "
-            "first comes the one whose average group is cheapest (fewest groups reach the slower levels), "
-            "then the one closest to the convention's order"
+            f"{_ties(best)} orders tie at rank 1 (the same exposed time, set by each axis's slowest "
+            f"group); {_tie_text(plan)}"
         )
     if plan.given_rank is None:
         out(f"the given order {plan.given_layout.megatron_order} is not among the {len(plan.layouts)} kept")
@@ -159,6 +186,8 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
         f"  communication per step: {seconds_text(best.exposed)} exposed (the step waits for it), "
         f"{seconds_text(best.total)} in all"
     )
+    if best.tie_break is not None:
+        out(f"  tie-break        {seconds_text(best.tie_break)} exposed at each group's average cost")
     calls = best.new_group_calls
     out(
         f"  communicators per rank  {best.communicators_per_rank} "

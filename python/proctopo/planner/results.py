@@ -138,6 +138,12 @@ class Layout:
             ``{"global": ..., "local": ..., "split": ...}``.
         warnings: Placement problems, e.g. tensor groups that leave the NVLink domain.
         expert_order, expert_dims: Megatron's expert layout (slowest first), else ``None``.
+        tie_break: The tie-break's measure, in seconds per step: the exposed time were each
+            demand's groups to cost what its *average* group costs (a group that reaches a
+            level's links pays for them; a group inside one unit does not). Among layouts of
+            equal ``exposed`` the smaller comes first, then the one closest to the stack's
+            conventional order (docs/plan.md, "Ties"). ``None`` when not known (a dictionary
+            written without it).
     """
 
     order: tuple[str, ...]
@@ -155,6 +161,7 @@ class Layout:
     warnings: list[str]
     expert_order: tuple[str, ...] | None = None
     expert_dims: tuple[int, ...] | None = None
+    tie_break: float | None = None
 
     @property
     def cost(self) -> float:
@@ -216,6 +223,7 @@ class Layout:
             "warnings": list(self.warnings),
             "expert_order": None if self.expert_order is None else list(self.expert_order),
             "expert_dims": None if self.expert_dims is None else list(self.expert_dims),
+            "tie_break": self.tie_break,
         }
 
     @classmethod
@@ -236,6 +244,7 @@ class Layout:
             warnings=list(d["warnings"]),
             expert_order=None if d["expert_order"] is None else tuple(d["expert_order"]),
             expert_dims=None if d["expert_dims"] is None else tuple(d["expert_dims"]),
+            tie_break=d.get("tie_break"),
         )
 
 
@@ -409,6 +418,23 @@ class Plan:
     def best(self) -> Layout:
         """The layout ranked first (its tie-break's pick among equal ones)."""
         return self.layouts[0]
+
+    @property
+    def decided_by(self) -> str | None:
+        """What put :attr:`best` first among the orders that tie with it at rank 1.
+
+        ``"exposed"`` when no order ties with it; ``"average group"`` when its
+        :attr:`Layout.tie_break` is smaller than the next tied layout's; ``"convention"``
+        when that is equal too (the stack's conventional order decided); ``None`` when the
+        layouts kept cannot tell (the next tied order was not kept, or a tie-break is unknown).
+        """
+        best = self.best
+        if best.ties <= 1:
+            return "exposed"
+        runner = self.layouts[1] if len(self.layouts) > 1 and self.layouts[1].rank == 1 else None
+        if runner is None or best.tie_break is None or runner.tie_break is None:
+            return None
+        return "average group" if best.tie_break < runner.tie_break else "convention"
 
     @property
     def ranks_per_node(self) -> int:
