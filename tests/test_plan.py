@@ -816,6 +816,25 @@ def test_render_names_the_best_layout_and_its_units() -> None:
     assert "\x1b" not in text
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "per_rank"),
+    [
+        ({"model": MODEL}, True),
+        ({"model": MODEL, "weights": {"dp": 3}}, True),  # mixed
+        ({}, False),  # default weights: the axes line says GB per rank per step
+        ({"weights": {"pp": 1, "dp": 2, "tp": 4}}, False),
+    ],
+)
+def test_the_traffic_column_says_per_rank_per_step_for_a_model(
+    kwargs: dict[str, Any], per_rank: bool
+) -> None:
+    p = plan({"pp": 2, "dp": 2, "tp": 4}, ranks_per_node=4, **kwargs)
+    assert (p.traffic in ("model", "mixed")) == per_rank, p.traffic
+    line = next(line for line in p.render().splitlines() if line.lstrip().startswith("axis "))
+    assert ("  traffic per rank per step  " in line) == per_rank, line
+    assert per_rank or "  traffic  " in line, line
+
+
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     ("kwargs", "error", "text"),

@@ -173,7 +173,8 @@ def render_plan(plan: Plan, limit: int = 10) -> str:
                 "stride",
                 *(f"{n}s" for _, n in bounded),
                 "tier",
-                "traffic",
+                # a model's figures are each rank's, per step (the weights' are said so above)
+                "traffic per rank per step" if plan.traffic in ("model", "mixed") else "traffic",
                 "time",
                 "exposed",
                 "share",
