@@ -835,6 +835,15 @@ def test_the_traffic_column_says_per_rank_per_step_for_a_model(
     assert per_rank or "  traffic  " in line, line
 
 
+@pytest.mark.parametrize(("layers", "pp"), [(8, 8), (30, 16), (126, 16), (1, 1)])
+def test_any_count_of_layers_from_one_per_stage_is_planned(layers: int, pp: int) -> None:
+    # megatron-core's uneven split takes any count of one layer or more per stage
+    model = {**MODEL, "layers": layers}
+    for convention in ("generic", "megatron"):
+        p = plan({"tp": 2, "pp": pp, "dp": 2}, convention=convention, ranks_per_node=4, model=model)
+        assert p.traffic == "model" and p.best.exposed > 0
+
+
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     ("kwargs", "error", "text"),
@@ -900,6 +909,21 @@ def test_the_traffic_column_says_per_rank_per_step_for_a_model(
             {"sizes": {"tp": 2, "dp": 2}, "model": {**MODEL, "layers": 0}},
             InvalidArgumentError,
             "layers must be positive, got 0",
+        ),
+        (
+            {"sizes": {"pp": 8, "tp": 2}, "model": {**MODEL, "layers": 7}},
+            InvalidArgumentError,
+            "model layers 7 is fewer than the 8 pipeline stages: each stage holds one layer at least",
+        ),
+        (
+            {"sizes": {"tp": 2, "pp": 8, "dp": 1}, "convention": "megatron", "model": {**MODEL, "layers": 4}},
+            InvalidArgumentError,
+            "model layers 4 is fewer than the 8 pipeline stages",
+        ),
+        (
+            {"sizes": {"pipe": 4, "pp": 4}, "convention": "generic", "model": {**MODEL, "layers": 12}},
+            InvalidArgumentError,
+            "model layers 12 is fewer than the 16 pipeline stages",  # every pipe-kind axis counts
         ),
         (
             {"sizes": {"tp": 2, "dp": 2}, "model": {**MODEL, "expert_params": 8e9}},

@@ -111,6 +111,16 @@ def test_without_a_machine_the_launchers_environment_gives_the_ranks_per_node(
              '{"params": 7e9, "hidden": 8, "seq_len": 8, "micro_batch": 1, "layers": ' + "9" * 400 + "}"],
             "model layers must be a finite number",
         ),
+        (
+            ["pp=8", "tp=2", "--model", "params=7B,hidden=8,seq_len=8,micro_batch=1,layers=4"],
+            "model layers 4 is fewer than the 8 pipeline stages: each stage holds one layer at least (the "
+            "layers need not divide evenly)",
+        ),
+        (
+            ["tp=2", "pp=8", "dp=1", "--megatron", "--model",
+             "params=7B,hidden=8,seq_len=8,micro_batch=1,num_layers=7"],
+            "model layers 7 is fewer than the 8 pipeline stages",
+        ),
         (["tp=8", "dp=4", "--exposed", "data=2"], "the exposed fraction of 'data' must be in [0, 1]"),
         (["tp=8", "dp=4", "--machine", "dgx-a100"], "unknown machine 'dgx-a100': not a preset"),
         (["tp=8", "dp=4", "--tier", "rack=1e9"], "machine 'default' has no level 'rack'"),

@@ -360,16 +360,42 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    def microbatches_for(self, pipe: int, data: int) -> int:
-        """Micro-batches per step per pipeline, given the pipeline and data-parallel sizes.
+    def check_stages(self, pipe: int) -> None:
+        """Raise unless every one of ``pipe`` pipeline stages can hold a layer (``layers >= pipe``).
+
+        The layers need not divide evenly: the planner prices ``layers / pipe`` per stage,
+        and megatron-core's uneven split (``num_layers_in_first_pipeline_stage``, ``..._last_...``)
+        takes any count of at least one layer per stage. Only its custom layouts and
+        ``account_for_embedding_in_pipeline_split`` / ``..._loss_...`` give a stage no
+        transformer layer, which the planner does not model.
 
         Raises:
-            InvalidArgumentError: ``global_batch`` is not a multiple of ``micro_batch``
-                x the data-parallel size, or disagrees with ``microbatches``.
+            InvalidArgumentError: fewer layers than stages, both named.
+
+        >>> ModelSpec(7e9, 4096, 4096, 1, 30).check_stages(16)  # not a multiple: 30 layers over 16 stages
+        >>> ModelSpec(7e9, 4096, 4096, 1, 12).check_stages(16)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        proctopo.errors.InvalidArgumentError: model layers 12 is fewer than the 16 pipeline stages: ...
+        """
+        if self.layers < pipe:
+            raise InvalidArgumentError(
+                f"model layers {self.layers} is fewer than the {pipe} pipeline stages: each stage holds one "
+                "layer at least (the layers need not divide evenly)"
+            )
+
+    def microbatches_for(self, pipe: int, data: int) -> int:
+        """Micro-batches per step per pipeline, given the pipeline and data-parallel sizes (the
+        model read for that pipeline: its stages checked by :meth:`check_stages` first).
+
+        Raises:
+            InvalidArgumentError: fewer layers than pipeline stages; ``global_batch`` is not
+                a multiple of ``micro_batch`` x the data-parallel size, or disagrees with
+                ``microbatches``.
 
         >>> ModelSpec(405e9, 16384, 8192, 1, 126, global_batch=2048).microbatches_for(16, 128)
         16
         """
+        self.check_stages(pipe)
         if self.global_batch is None:
             return self.microbatches if self.microbatches is not None else 4 * pipe
         per_step = self.micro_batch * data
