@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import functools
 import io
 import json
 import os
@@ -108,49 +107,6 @@ def shape(world: int) -> tuple[int, int, int]:
 
 
 # ------------------------------------------------------------------------------ worker side
-@contextlib.contextmanager
-def counting() -> Any:
-    """Count calls of torch.distributed's new_group and split_group, whatever module calls them.
-
-    Every module attribute that holds one of the two functions is replaced by a counting
-    wrapper while the block runs (DeviceMesh and others import them by name).
-    """
-    import torch.distributed.distributed_c10d as c10d
-
-    originals = {"new_group": c10d.new_group, "split_group": c10d.split_group}
-    counts: dict[str, Any] = {"new_group": 0, "split_group": 0, "in_calls": 0.0}
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            counts[name] += 1
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                counts["in_calls"] += time.perf_counter() - t0
-
-        return counted
-
-    wrappers = {name: wrap(name, fn) for name, fn in originals.items()}
-    by_id = {id(fn): name for name, fn in originals.items()}
-    patched: list[tuple[Any, str, Any]] = []
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for attr, value in list(namespace.items()):
-            name = by_id.get(id(value))
-            if name is not None and value is originals[name]:
-                patched.append((module, attr, value))
-                setattr(module, attr, wrappers[name])
-    try:
-        yield counts
-    finally:
-        for module, attr, value in patched:
-            setattr(module, attr, value)
-
-
 def _rss() -> dict[str, int]:
     """This process's resident and proportional set size, in bytes."""
     out = {"rss": 0, "pss": 0}
@@ -291,6 +247,7 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     for name in ("DeepSpeed", "deepspeed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import proctopo.grid as pgrid
+    from proctopo.testing import counting_groups
 
     check_times: list[tuple[float, float]] = []
     real_verify = pgrid.verify_and_locate
@@ -311,16 +268,14 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     warm = dist.new_group(list(range(world)))
     dist.barrier(group=warm)
     dist.destroy_process_group(warm)
-    before = dict(c10d._world.pg_names)
-    with counting() as counts:
+    with counting_groups() as counts:
         dist.barrier()
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0, c0 = time.perf_counter(), time.thread_time()
             obj = build()
             wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
-    growth = len(c10d._world.pg_names) - len(before)
-    new = [pg for pg in c10d._world.pg_names if pg not in before]
+    growth, new = counts.communicators, counts.made
     distinct = {
         (tuple(sorted(c10d._world.pg_group_ranks.get(pg, {}))), str(dist.get_backend(pg))) for pg in new
     }
@@ -332,9 +287,9 @@ def worker(rank: int, world: int, contestant: str) -> dict[str, Any]:
     record = {
         "wall": wall,
         "cpu": cpu,
-        "in_calls": counts["in_calls"],
-        "new_group": counts["new_group"],
-        "split_group": counts["split_group"],
+        "in_calls": counts.in_calls,
+        "new_group": counts.new_group,
+        "split_group": counts.split_group,
         "live": growth,
         "distinct": len(distinct),
         "check": check_times[0][0] if check_times else None,

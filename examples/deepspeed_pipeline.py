@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
+from proctopo.testing import counting_groups
 from torch import nn
 
 DEPTH = 4  # linears: 7 layers with the Tanh between them, split over the pipeline stages
@@ -98,7 +99,7 @@ def main() -> None:
     deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
     world = dist.get_world_size()
     made: dict[str, dict[str, int]] = {}
-    with training.counting_groups() as made["proctopo"]:
+    with counting_groups() as made["proctopo"]:
         grid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, world // 2]))
         module = pipeline_module(specs(), grid, loss_fn=nn.MSELoss(), partition_method="uniform")
         engine = engine_on(module)
@@ -111,7 +112,7 @@ def main() -> None:
     }
     if args.compare_deepspeed_grid:
         topology = PipeDataParallelTopology(num_pp=2, num_dp=world // 2)
-        with training.counting_groups() as made["DeepSpeed"]:
+        with counting_groups() as made["DeepSpeed"]:
             ds_module = PipelineModule(
                 specs(), topology=topology, loss_fn=nn.MSELoss(), partition_method="uniform"
             )

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
+from proctopo.testing import counting_groups
 from torch import nn
 
 
@@ -92,7 +93,7 @@ def main() -> None:
     deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
     world = dist.get_world_size()
     made: dict[str, dict[str, int]] = {}
-    with training.counting_groups() as made["proctopo"]:
+    with counting_groups() as made["proctopo"]:
         grid, engine = setup(
             lambda: PipelineParallelGrid(ProcessTopology(["pipe", "data", "model"], [1, world // 2, 2])),
             args.stage,
@@ -107,7 +108,7 @@ def main() -> None:
     }
     if args.compare_deepspeed_grid:
         topology = ds_topology.PipeModelDataParallelTopology(num_pp=1, num_mp=2, num_dp=world // 2)
-        with training.counting_groups() as made["DeepSpeed"]:
+        with counting_groups() as made["DeepSpeed"]:
             ds_grid, ds_engine = setup(
                 lambda: ds_topology.PipelineParallelGrid(topology=topology), args.stage
             )

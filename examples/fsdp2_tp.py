@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
+from proctopo.testing import counting_groups
 
 
 def train(mesh: Any, steps: int) -> tuple[list[float], list[torch.Tensor]]:
@@ -57,13 +58,13 @@ def main() -> None:
 
     world = dist.get_world_size()
     made: dict[str, dict[str, int]] = {}
-    with training.counting_groups() as made["proctopo"]:
+    with counting_groups() as made["proctopo"]:
         grid = ProcessGrid(ProcessTopology(["data", "model"], [world // args.model, args.model]))
         mesh = grid.device_mesh(["data", "model"])
     losses, weights = train(mesh, args.steps)
     extra: dict[str, Any] = {"mesh": str(mesh)}
     if args.compare_init_device_mesh:
-        with training.counting_groups() as made["init_device_mesh"]:
+        with counting_groups() as made["init_device_mesh"]:
             torch_mesh = init_device_mesh("cpu", tuple(mesh.shape), mesh_dim_names=("data", "model"))
         torch_losses, torch_weights = train(torch_mesh, args.steps)
         extra["init_device_mesh_losses"] = torch_losses

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
+from proctopo.testing import counting_groups
 from torch import nn
 
 
@@ -109,12 +110,12 @@ def main() -> None:
 
     made: dict[str, dict[str, int]] = {}
     compared: dict[str, Any] = {}
-    with training.counting_groups() as made["proctopo"]:
+    with counting_groups() as made["proctopo"]:
         megatron.initialize_model_parallel(tensor_model_parallel_size=args.tensor)
     losses, groups = train(args.tensor, args.steps)
     megatron.destroy_model_parallel()  # proctopo's groups, and parallel_state reset
     if args.compare_megatron_core:
-        with training.counting_groups() as made["megatron-core"]:
+        with counting_groups() as made["megatron-core"]:
             parallel_state.initialize_model_parallel(tensor_model_parallel_size=args.tensor)
         own_losses, own_groups = train(args.tensor, args.steps)
         parallel_state.destroy_model_parallel()

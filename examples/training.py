@@ -9,22 +9,21 @@ for example::
 
 Rank 0 prints the losses of each step next to the reference's, the largest
 difference on any rank, and the communicators each set-up made per rank (see
-:func:`counting_groups`); ``--out DIR`` also writes each rank's losses, the
+:func:`proctopo.testing.counting_groups`); ``--out DIR`` also writes each rank's losses, the
 reference's and those counts to ``DIR/rank<N>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from proctopo.testing import GroupCount
 from torch import nn
 
 #: Sizes of the problem: a batch of BATCH rows of IN_FEATURES, targets of OUT_FEATURES.
@@ -116,60 +115,12 @@ def train(
     return losses
 
 
-@contextlib.contextmanager
-def counting_groups() -> Iterator[dict[str, int]]:
-    """Count what the block makes on this rank: communicators and ``new_group`` / ``split_group`` calls.
-
-    ``communicators`` is the growth of ``len(torch.distributed.distributed_c10d._world.pg_names)``,
-    torch's registry of this rank's process groups, over the block. The calls are
-    counted by replacing, while the block runs, every module attribute that holds
-    torch's ``new_group`` or ``split_group`` with a counting wrapper: DeviceMesh,
-    DeepSpeed and megatron-core reach the functions under different names (as
-    ``bench/scaling.py`` counts them). Import the stack before the block, so that
-    its modules hold the functions when the block starts.
-    """
-    import torch.distributed.distributed_c10d as c10d
-
-    counts = {"communicators": 0, "new_group": 0, "split_group": 0}
-    originals: dict[str, Callable[..., Any]] = {"new_group": c10d.new_group, "split_group": c10d.split_group}
-    counting = [True]  # a module that kept a wrapper past the block counts no more
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            if counting[0]:
-                counts[name] += 1
-            return fn(*args, **kwargs)
-
-        return counted
-
-    wrappers = {name: wrap(name, fn) for name, fn in originals.items()}
-    patched: list[tuple[Any, str, Any]] = []
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for attr, value in list(namespace.items()):
-            for name, fn in originals.items():
-                if value is fn:
-                    patched.append((module, attr, value))
-                    setattr(module, attr, wrappers[name])
-    before = len(c10d._world.pg_names)
-    try:
-        yield counts
-    finally:
-        counting[0] = False
-        for module, attr, value in patched:
-            setattr(module, attr, value)
-        counts["communicators"] = len(c10d._world.pg_names) - before
-
-
-def _over_ranks(made: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, tuple[int, int]]]:
-    """Each count of :func:`counting_groups` per set-up, as (least, most) over the ranks."""
+def _over_ranks(made: Mapping[str, GroupCount]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Each count of :func:`proctopo.testing.counting_groups` per set-up, as (least, most) over the ranks."""
     import torch.distributed as dist
 
     keys = ("communicators", "new_group", "split_group")
-    local = torch.tensor([made[setup][key] for setup in made for key in keys], dtype=torch.int64)
+    local = torch.tensor([getattr(made[setup], key) for setup in made for key in keys], dtype=torch.int64)
     least, most = local.clone(), local.clone()
     dist.all_reduce(least, op=dist.ReduceOp.MIN)
     dist.all_reduce(most, op=dist.ReduceOp.MAX)
@@ -187,14 +138,14 @@ def report(
     losses: Sequence[float],
     reference: Sequence[float],
     out: Path | None,
-    made: Mapping[str, Mapping[str, int]],
+    made: Mapping[str, GroupCount],
     **extra: Any,
 ) -> float:
     """Print rank 0's comparison, the largest difference on any rank and the communicators made; write
     this rank's JSON under ``out``.
 
     ``made`` maps each set-up the run timed (proctopo's, and the stack's own when the
-    run compares them) to what :func:`counting_groups` counted on this rank; rank 0
+    run compares them) to what :func:`proctopo.testing.counting_groups` counted on this rank; rank 0
     prints each count over the ranks ("2", or "2 to 3" when the ranks differ), then
     ``extra``, one ``key: value`` line each. Every rank must call it.
 
@@ -227,7 +178,10 @@ def report(
             "rank": rank,
             "losses": list(losses),
             "reference": list(reference),
-            "made": {setup: dict(counts) for setup, counts in made.items()},
+            "made": {
+                setup: {key: getattr(counts, key) for key in ("communicators", "new_group", "split_group")}
+                for setup, counts in made.items()
+            },
             **extra,
         }
         (out / f"rank{rank}.json").write_text(json.dumps(record))

@@ -39,15 +39,19 @@ play disagreeing peers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .comm import NameLedger
+from .comm import NameLedger, torch_private
 from .errors import GroupCreationError, InvalidArgumentError
 from .groups import LOCATION_WORDS, encode_location
 from .topology import check_rank
 
-__all__ = ["RecordedGroup", "RecordingComm"]
+__all__ = ["GroupCount", "RecordedGroup", "RecordingComm", "counting_groups"]
 
 
 class RecordedGroup:
@@ -413,3 +417,104 @@ class RecordingComm:
         """Count a collective and return ``data`` once per parent rank."""
         self.calls["collective"] += 1
         return [data] * self._parent.size()
+
+
+class GroupCount:
+    """What :func:`counting_groups` counted on this rank over its block.
+
+    Attributes:
+        new_group: Calls of torch's ``new_group``, from any module.
+        split_group: Calls of torch's ``split_group``.
+        in_calls: Wall seconds spent inside those calls.
+        before: Process groups registered on this rank when the block began.
+        after: Process groups registered when it ended (``before`` until then).
+        made: Names of the groups registered during the block that were still
+            registered at its end.
+    """
+
+    __slots__ = ("after", "before", "in_calls", "made", "new_group", "split_group")
+
+    def __init__(self, before: int) -> None:
+        self.new_group = 0
+        self.split_group = 0
+        self.in_calls = 0.0
+        self.before = before
+        self.after = before
+        self.made: list[Any] = []
+
+    @property
+    def communicators(self) -> int:
+        """Growth of the registry over the block: the communicators the block made and kept."""
+        return self.after - self.before
+
+    @property
+    def calls(self) -> int:
+        """Group-creation calls of either kind."""
+        return self.new_group + self.split_group
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupCount(new_group={self.new_group}, split_group={self.split_group}, "
+            f"communicators={self.communicators})"
+        )
+
+
+@contextlib.contextmanager
+def counting_groups() -> Iterator[GroupCount]:
+    """Count the process groups the block makes on this rank, and the calls that make them.
+
+    While the block runs, every module attribute that holds torch's ``new_group`` or
+    ``split_group`` is replaced by a counting wrapper: DeviceMesh, DeepSpeed and
+    megatron-core reach the functions under their own names. Import the stack
+    before the block, so that its modules hold the functions when the block
+    starts. The registry is torch's ``_world.pg_names`` (a name of
+    :data:`proctopo.comm.TORCH_PRIVATE`).
+
+    >>> with counting_groups() as count:  # doctest: +SKIP
+    ...     grid = ProcessGrid(topology)
+    >>> count.new_group, count.communicators  # doctest: +SKIP
+    (4, 4)
+    """
+    import torch.distributed.distributed_c10d as c10d
+
+    world = torch_private("torch.distributed.distributed_c10d", "_world")
+    originals: dict[str, Callable[..., Any]] = {"new_group": c10d.new_group, "split_group": c10d.split_group}
+    # Identities, not the groups: holding a group would keep it alive past its destruction.
+    ids_before = {id(pg) for pg in world.pg_names}
+    count = GroupCount(len(world.pg_names))
+    active = [True]  # a wrapper some module kept past the block counts no more
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if not active[0]:
+                return fn(*args, **kwargs)
+            setattr(count, name, getattr(count, name) + 1)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                count.in_calls += time.perf_counter() - start
+
+        return counted
+
+    wrappers = {name: wrap(name, fn) for name, fn in originals.items()}
+    by_id = {id(fn): name for name, fn in originals.items()}
+    patched: list[tuple[Any, str, Any]] = []
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            name = by_id.get(id(value))
+            if name is not None and value is originals[name]:
+                patched.append((module, attr, value))
+                setattr(module, attr, wrappers[name])
+    try:
+        yield count
+    finally:
+        active[0] = False
+        for module, attr, value in patched:
+            setattr(module, attr, value)
+        count.after = len(world.pg_names)
+        count.made = [pg for pg in world.pg_names if id(pg) not in ids_before]

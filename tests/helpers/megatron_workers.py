@@ -234,26 +234,13 @@ def record(ps: Any) -> dict[str, Any]:
 @contextlib.contextmanager
 def counting() -> Iterator[dict[str, int]]:
     """Count ``new_group``/``split_group`` calls, and the process groups registered (before, after)."""
-    import torch.distributed as dist
-    from torch.distributed import distributed_c10d as c10d
+    from proctopo.testing import counting_groups
 
-    counts = {"new_group": 0, "split_group": 0, "live_before": len(c10d._world.pg_names), "live_after": 0}
-    real_new, real_split = dist.new_group, dist.split_group
-
-    def new_group(*args: Any, **kwargs: Any) -> Any:
-        counts["new_group"] += 1
-        return real_new(*args, **kwargs)
-
-    def split_group(*args: Any, **kwargs: Any) -> Any:
-        counts["split_group"] += 1
-        return real_split(*args, **kwargs)
-
-    dist.new_group, dist.split_group = new_group, split_group
-    try:
+    counts: dict[str, int] = {}
+    with counting_groups() as count:
+        counts["live_before"] = count.before
         yield counts
-    finally:
-        dist.new_group, dist.split_group = real_new, real_split
-        counts["live_after"] = len(c10d._world.pg_names)
+    counts.update(new_group=count.new_group, split_group=count.split_group, live_after=count.after)
 
 
 def _quiet_import() -> Any:

@@ -29,35 +29,16 @@ def counting(out: dict[str, Any]) -> Iterator[None]:
     ``out["new"]`` holds the groups registered (to destroy them afterwards).
     """
     import torch.distributed as dist
-    import torch.distributed.device_mesh as device_mesh
-    from torch.distributed import distributed_c10d as c10d
+    from proctopo.testing import counting_groups
 
-    calls = {"new_group": 0, "split_group": 0}
-    patched: list[tuple[Any, str, Any]] = []
-    for name in calls:
-        original = getattr(c10d, name)
-
-        def wrapper(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
-            calls[_name] += 1
-            return _original(*args, **kwargs)
-
-        for module in (dist, c10d, device_mesh):
-            if getattr(module, name, None) is original:
-                patched.append((module, name, original))
-                setattr(module, name, wrapper)
-    before = set(c10d._world.pg_names)
-    try:
+    with counting_groups() as count:
         yield
-    finally:
-        for module, name, original in patched:
-            setattr(module, name, original)
-    new = [pg for pg in c10d._world.pg_names if pg not in before]
-    backends = [str(dist.get_backend(pg)) for pg in new]
+    backends = [str(dist.get_backend(pg)) for pg in count.made]
     out.update(
-        calls=calls["new_group"] + calls["split_group"],
+        calls=count.calls,
         real=sum(1 for b in backends if b != "fake"),
         fake=sum(1 for b in backends if b == "fake"),
-        new=new,
+        new=count.made,
     )
 
 
