@@ -14,6 +14,8 @@ import dataclasses
 import itertools
 import json
 import math
+import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +28,10 @@ from proctopo import (
     InvalidTopologyError,
     ProcessTopology,
     UnknownAxisError,
+    cli,
 )
 from proctopo.grid import ProcessGrid
-from proctopo.machine import PRESETS, Level, Machine
+from proctopo.machine import PRESETS, Level, Machine, seconds_text
 from proctopo.planner import (
     COMMUNICATOR_BYTES,
     DEFAULT_WEIGHTS,
@@ -339,6 +342,72 @@ def test_the_readme_example_and_llama_3_end_in_an_explained_order() -> None:
         model=dict(params="405B", hidden=16384, seq_len=8192, micro_batch=1, layers=126, global_batch=2048),
     )
     assert llama.best.ties == 1 and llama.layouts[1].rank == 2
+
+
+# ----------------------------------------------------------------------------- published layouts
+_PLAN_DOC = Path(__file__).resolve().parents[1] / "docs" / "plan.md"
+
+
+def _published_commands() -> list[list[str]]:
+    """The commands of docs/plan.md's published-layouts table, in its rows' order (words after ``plan``)."""
+    text = _PLAN_DOC.read_text(encoding="utf-8")
+    block = text.split("The commands of the rows, in order", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line)[2:] for line in lines if line.startswith("proctopo plan ")]
+
+
+def _dgx_a100(tmp_path: Path) -> Path:
+    """docs/plan.md's DGX A100 machine file, written where the commands find it."""
+    text = _PLAN_DOC.read_text(encoding="utf-8")
+    start = text.index('{"name": "dgx-a100"')
+    path = tmp_path / "dgx-a100.json"
+    path.write_text(text[start : text.index("```", start)], encoding="utf-8")
+    return path
+
+
+# Each row of the table: the planner's first (and the order it ties with), its exposed time,
+# the published order's rank and exposed time, and (A100 rows) the cheapest order with tp off
+# the node, as the text rounds it.
+PUBLISHED = [
+    pytest.param("tp-cp-dp-pp", None, "751 ms", 2, "924 ms", None, id="llama3-8k-meta"),
+    pytest.param("tp-cp-pp-dp", None, "660 ms", 1, "660 ms", None, id="llama3-8k-meta-data-0.05"),
+    pytest.param("tp-cp-dp-pp", "tp-cp-pp-dp", "623 ms", 1, "623 ms", None, id="llama3-8k-hgx"),
+    pytest.param("tp-cp-dp-pp", "tp-dp-cp-pp", "1.28 s", 3, "1.54 s", None, id="llama3-128k-meta"),
+    pytest.param("tp-dp-pp", "tp-pp-dp", "1.7 s", 1, "1.7 s", "17 s", id="gpt3-175b-a100"),
+    pytest.param("tp-dp-pp", "tp-pp-dp", "3.3 s", 1, "3.3 s", "31 s", id="1t-a100"),
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "tied", "exposed", "given_rank", "given_exposed", "tp_off_node"), PUBLISHED
+)
+def test_each_published_layout_row_reproduces_from_its_command(
+    first: str,
+    tied: str | None,
+    exposed: str,
+    given_rank: int,
+    given_exposed: str,
+    tp_off_node: str | None,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    commands = _published_commands()
+    assert len(commands) == len(PUBLISHED)
+    words = commands[[p.id for p in PUBLISHED].index(request.node.callspec.id)]
+    words = [str(_dgx_a100(tmp_path)) if w == "dgx-a100.json" else w for w in words]
+    assert cli.main(["plan", *words, "--json"]) == 0
+    p = Plan.from_dict(json.loads(capsys.readouterr().out))
+    best = p.best
+    assert (best.megatron_order, seconds_text(best.exposed)) == (first, exposed)
+    if tied is None:
+        assert best.ties == 1
+    else:
+        assert best.ties == 2 and p.layouts[1].megatron_order == tied and p.layouts[1].rank == 1
+    assert (p.given_rank, seconds_text(p.given_layout.exposed)) == (given_rank, given_exposed)
+    if tp_off_node is not None:  # "tp off the node costs 10 times as much"
+        off = min(lay.exposed for lay in p.layouts if lay.axis("tp").tier != "node")
+        assert f"{off:.2g} s" == tp_off_node and off > 9 * best.exposed
 
 
 # ----------------------------------------------------------------------------- model traffic
