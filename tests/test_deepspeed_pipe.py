@@ -96,12 +96,19 @@ def test_a_non_grid_is_refused() -> None:
 @pytest.mark.mp
 def test_the_pipeline_engine_trains_on_the_grid(tmp_path: Path) -> None:
     require("deepspeed.pipe")
-    records = workers.run_example("deepspeed_pipeline.py", 4, [], tmp_path)
+    records = workers.run_example("deepspeed_pipeline.py", 4, ["--compare-deepspeed-grid"], tmp_path)
     assert workers.largest_difference(records) <= workers.TOLERANCE
     for rank, rec in enumerate(records):
         assert rec["stage"] == rank // 2, rec  # pipe=2 x data=2
         assert rec["layers"] == ([0, 4] if rank < 2 else [4, 7]), rec
         assert rec["engine_uses_grid"] is True and rec["engine_uses_grid_group"] is True, rec
+        assert rec["bitwise_equal_losses"] is True, rec  # the same run on DeepSpeed's own grid
+    # pipe=2 x data=2: the all-ranks group PipelineModule makes first (either way), then the grid's pipe
+    # and data groups and this rank alone (no model axis); DeepSpeed 0.19.8's grid calls new_group for
+    # every group of every axis, one single-rank group per rank, and the model-parallel groups (pipe x
+    # model), the rank's a second communicator with its pipe group's ranks
+    for own in workers.made(records, {"communicators": 4, "new_group": 4}, "DeepSpeed"):
+        assert own == {"communicators": 5, "new_group": 11, "split_group": 0}, own
 
 
 def test_a_pipeline_module_subclass_built_in_the_block_takes_the_grid(run_workers: RunWorkers) -> None:

@@ -102,6 +102,19 @@ def largest_difference(records: list[dict[str, Any]]) -> float:
     return max(diffs)
 
 
+def made(records: list[dict[str, Any]], ours: dict[str, int], own: str) -> list[dict[str, int]]:
+    """Check each rank's counts: proctopo's set-up made exactly ``ours``, and no more communicators
+    or ``new_group`` calls than the stack's own set-up ``own``; each rank's counts of ``own``."""
+    theirs = []
+    for rec in records:
+        assert rec["made"]["proctopo"] == dict(ours, split_group=0), rec["made"]
+        other = rec["made"][own]
+        assert other["communicators"] >= ours["communicators"], rec["made"]
+        assert other["new_group"] + other["split_group"] >= ours["new_group"], rec["made"]
+        theirs.append(other)
+    return theirs
+
+
 # ---------------------------------------------------------------- workers of test_deepspeed_pipe.py
 def _init_deepspeed(rank: int) -> Any:
     os.environ.setdefault("LOCAL_RANK", str(rank))  # PipelineModule reads it
