@@ -410,6 +410,24 @@ def test_each_published_layout_row_reproduces_from_its_command(
         assert f"{off:.2g} s" == tp_off_node and off > 9 * best.exposed
 
 
+def test_hgx_h100_prices_a_rail_as_any_group_and_its_network_levels_alike() -> None:
+    # docs/machine.md: rails are not modelled (a rail is a stride pattern, not a block), so off
+    # the node the leaf, spine and core levels cost the same.
+    hgx = PRESETS["hgx-h100"]
+    assert (
+        len({(lv.time(1e9, 10)) for lv in hgx.levels[2:]}) == 1 < len({lv.time(1e9, 10) for lv in hgx.levels})
+    )
+    rail = hgx.reach(stride=8, size=32, world_size=16384)  # GPU i of 32 nodes: one rail of a leaf
+    block = hgx.reach(stride=1, size=256, world_size=16384)  # all 256 GPUs of the leaf
+    assert rail.tier == block.tier == 2
+    weights = {"tp": 1, "dp": 1, "pp": 1}
+    p = plan({"pp": 4, "dp": 32, "tp": 8}, machine="hgx-h100", weights=weights, convention="generic")
+    tiers = {lay.megatron_order: (lay.axis("dp").tier, lay.axis("pp").tier) for lay in p.layouts}
+    assert tiers["tp-dp-pp"] == ("leaf", "spine") and tiers["tp-pp-dp"] == ("spine", "leaf")
+    exposed = {lay.megatron_order: lay.exposed for lay in p.layouts}
+    assert exposed["tp-dp-pp"] == exposed["tp-pp-dp"]  # other levels, the same time
+
+
 # ----------------------------------------------------------------------------- model traffic
 def test_model_costs_follow_the_published_formulas() -> None:
     t, c, e, d, pp = 2, 2, 2, 4, 2
