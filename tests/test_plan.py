@@ -428,6 +428,19 @@ def test_hgx_h100_prices_a_rail_as_any_group_and_its_network_levels_alike() -> N
     assert exposed["tp-dp-pp"] == exposed["tp-pp-dp"]  # other levels, the same time
 
 
+def test_the_planner_takes_seconds_text_from_its_one_home() -> None:
+    # proctopo.machine writes every time; no planner module passes it on to another.
+    import ast
+
+    from proctopo import planner
+
+    for path in Path(planner.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and any(a.name == "seconds_text" for a in node.names):
+                assert (node.level, node.module) == (2, "machine"), (path.name, node.module)
+                assert all(a.asname is None for a in node.names), path.name  # not re-exported
+
+
 # ----------------------------------------------------------------------------- model traffic
 def test_model_costs_follow_the_published_formulas() -> None:
     t, c, e, d, pp = 2, 2, 2, 4, 2

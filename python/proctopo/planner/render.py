@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..machine import seconds_text as seconds_text  # re-exported: the planner formats times with it
+from ..machine import seconds_text
 from .inputs import CONVENTIONAL_KINDS
 
 if TYPE_CHECKING:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ..machine import Machine
+from ..machine import Machine, seconds_text
 from .layouts import GridLayouts
-from .render import seconds_text
 from .results import Layout, Refit, Split
 
 #: The most numbers of nodes per domain a refit evaluates.
