@@ -1138,3 +1138,17 @@ def test_proctopo_plan_is_the_planners_function() -> None:
 def test_default_weights_and_kinds() -> None:
     assert kind_of("dp_shard") == "fsdp" and kind_of("fsdp") == "fsdp" and kind_of("dp_replicate") == "data"
     assert set(DEFAULT_WEIGHTS) == set(EXPOSED)
+
+
+def test_the_library_refuses_more_listed_axis_entries_than_the_bound() -> None:
+    """plan() keeps to the command line's bound: layouts kept x axes named (each layout lists every axis)."""
+    import proctopo
+    from proctopo.errors import InvalidArgumentError
+    from proctopo.planner.inputs import MAX_LISTED_ENTRIES
+
+    sizes = {f"x{i}": 1 for i in range(2000)}
+    sizes.update(tp=2, cp=2, ep=2, pp=2, dp=2, sequence=2)
+    with pytest.raises(InvalidArgumentError, match=r"720 layouts \(top\) x 2006 axes = 1444320 axis entries"):
+        proctopo.plan(sizes, ranks_per_node=4, top=1000)
+    assert 720 * 2006 > MAX_LISTED_ENTRIES
+    assert len(proctopo.plan(sizes, ranks_per_node=4, top=100).layouts) == 100

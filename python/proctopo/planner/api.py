@@ -17,6 +17,7 @@ from .inputs import (
     ModelSpec,
     SizesArg,
     check_costs_finite,
+    check_listed,
     kind_of,
     resolve_exposed,
     resolve_machine,
@@ -268,6 +269,7 @@ def plan(
         raise InvalidArgumentError(
             f"megatron-core accepts none of the orders of {', '.join(names)} for these sizes"
         )
+    check_listed(len(ranked), len(names))  # each layout lists every axis
     layouts = [_layout(planner, r) for r in ranked]
     given_layout, given_rank = _given(planner, layouts, names)
     if isinstance(planner, MegatronLayouts) and planner.skipped:
