@@ -8,17 +8,25 @@ NumPy and proctopo included, so the whole cost of a planning process) and the pe
 the allocations traced during one call (``tracemalloc``, NumPy's arrays included).
 
 - Axes: k axes of size 2 with distinct weights on the ``hgx-h100`` preset, so no two
-  axes are interchangeable: the worst case of the search over subsets (2**k sets).
+  axes are interchangeable. This series shows how the search over subsets (2**k sets)
+  grows; it is an easy case for the costs: axes of one size share their strides, so
+  only k * k distinct (axis, stride) costs are computed.
 - World size: Megatron's tp 8, cp 2, ep 8, pp 8 and a derived dp on ``gb200-nvl72`` with a
   model, and an 8-axis grid on ``hgx-h100``, from 2**12 to 2**40 ranks.
-- One adversarial case: 15 axes whose sizes are distinct primes (every subset has its
-  own stride, so every cost is computed) on levels as large as the world.
+- Adversarial: axes of distinct sizes (2, 3, 4, 5, 7, 9, 11, ..., 43), so every subset of
+  the other axes gives an axis its own stride and all k * 2**(k-1) costs are computed
+  (524,288 at 16 axes): 15 and 16 of them on levels as large as the world (whole blocks,
+  the costs' closed form), and 16 on ``hgx-h100`` with a partial last node and domain
+  (1,000,003 ranks per node, 65,537 nodes per domain), where every cost needs the floor
+  sums: the worst case measured.
 
     python bench/plan_scaling.py            # the markdown section
     python bench/plan_scaling.py --json     # the data
     python bench/plan_scaling.py --write    # replace the section in bench/RESULTS.md
+    python bench/plan_scaling.py --axes 16  # only the cases of 16 axes (no --write)
 
-Goal: under 1 s and 200 MB at 16 axes.
+Goal: under 1 s and 200 MB at 16 axes, judged on the slowest and the largest of the
+16-axis cases measured, not on the easy series.
 """
 
 # ruff: noqa: E501  (a report generator: its markdown rows are long)
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -38,6 +47,8 @@ from _common import HERE, cpu_model, fmt_bytes, fmt_time, git_commit, load_avera
 COMMAND = "python bench/plan_scaling.py --write"
 BEGIN, END = "<!-- plan_scaling:begin -->", "<!-- plan_scaling:end -->"
 GOAL_SECONDS, GOAL_BYTES = 1.0, 200 * 2**20
+#: Sizes of 16 axes whose subsets all have distinct products (every cost has its own stride).
+DISTINCT_16 = [2, 3, 4, 5, 7, 9, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43]
 
 _CHILD = r"""
 import json, resource, statistics, sys, time, tracemalloc
@@ -116,9 +127,7 @@ def _cases() -> list[dict[str, Any]]:
             }
         )
     primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47]
-    world = 1
-    for q in primes:
-        world *= q
+    world = math.prod(primes)
     cases.append(
         {
             "group": "adversarial",
@@ -129,6 +138,36 @@ def _cases() -> list[dict[str, Any]]:
                 "ranks_per_node": world // 2,
                 "nodes_per_domain": 2,
                 "weights": {f"p{q}": float(q) for q in primes},
+            },
+        }
+    )
+    world = math.prod(DISTINCT_16)
+    sizes = {f"p{q}": q for q in DISTINCT_16}
+    weights = {f"p{q}": float(q) for q in DISTINCT_16}
+    cases.append(
+        {
+            "group": "adversarial",
+            "label": "16 axes of distinct sizes (2-43), levels as large as the world",
+            "axes": 16,
+            "kwargs": {
+                "sizes": sizes,
+                "ranks_per_node": world // 2,
+                "nodes_per_domain": 2,
+                "weights": weights,
+            },
+        }
+    )
+    cases.append(
+        {
+            "group": "adversarial",
+            "label": "16 axes of distinct sizes (2-43); hgx-h100, a partial last node and domain",
+            "axes": 16,
+            "kwargs": {
+                "sizes": sizes,
+                "machine": "hgx-h100",
+                "ranks_per_node": 1000003,
+                "nodes_per_domain": 65537,
+                "weights": weights,
             },
         }
     )
@@ -145,9 +184,9 @@ def _run(case: dict[str, Any], repeat: int) -> dict[str, Any]:
     return {**case, **json.loads(out.stdout)}
 
 
-def simulate(repeat: int = 3) -> dict[str, Any]:
+def simulate(repeat: int = 3, axes: int | None = None) -> dict[str, Any]:
     start = {"load": load_average(" / "), "time": _dt.datetime.now(_dt.timezone.utc)}
-    rows = [_run(case, repeat) for case in _cases()]
+    rows = [_run(case, repeat) for case in _cases() if axes is None or case["axes"] == axes]
     return {
         "command": COMMAND,
         "date": start["time"].strftime("%Y-%m-%d %H:%M UTC"),
@@ -176,14 +215,23 @@ def render(data: dict[str, Any]) -> str:
         "| case | axes | world size | orders (search) | time (wall) | CPU time | peak RSS of the process | "
         "traced peak of one plan | best order |\n|---|---|---|---|---|---|---|---|---|"
     )
-    sixteen = next((r for r in rows if r["group"] == "axes" and r["axes"] == 16 and "error" not in r), None)
+    sixteen = [r for r in rows if r["axes"] == 16]
     goal = "not measured"
-    if sixteen is not None:
-        met = sixteen["wall"] < GOAL_SECONDS and sixteen["rss"] < GOAL_BYTES
-        goal = (
-            f"{'met' if met else '**not met**'}: {fmt_time(sixteen['wall'])} and {fmt_bytes(sixteen['rss'])} "
-            f"peak RSS at 16 axes (goal under {fmt_time(GOAL_SECONDS)} and {fmt_bytes(GOAL_BYTES)})"
-        )
+    if sixteen:
+        failed = [r for r in sixteen if "error" in r]
+        measured = [r for r in sixteen if "error" not in r]
+        slowest = max(measured, key=lambda r: r["wall"], default=None)
+        largest = max(measured, key=lambda r: r["rss"], default=None)
+        if slowest is not None and largest is not None:
+            met = not failed and slowest["wall"] < GOAL_SECONDS and largest["rss"] < GOAL_BYTES
+            goal = (
+                f"{'met' if met else '**not met**'} at 16 axes, judged on the worst case measured: "
+                f"slowest {fmt_time(slowest['wall'])} wall, {fmt_time(slowest['cpu'])} CPU ({slowest['label']}); "
+                f"largest {fmt_bytes(largest['rss'])} peak RSS ({largest['label']}); "
+                f"goal under {fmt_time(GOAL_SECONDS)} and {fmt_bytes(GOAL_BYTES)}"
+            )
+        if failed:
+            goal += f"; {len(failed)} case(s) of 16 axes failed"
     parts = [
         "## Planning time and memory (bench/plan_scaling.py)\n",
         f"- Command: `{data['command']}` · {data['date']} · {data['cpu']} · Python {data['python']} · "
@@ -225,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="plans timed per case (default 3)")
     ap.add_argument("--json", action="store_true", help="print the data as JSON instead of markdown")
     ap.add_argument("--write", action="store_true", help="replace the section in bench/RESULTS.md")
+    ap.add_argument("--axes", type=int, default=None, help="run only the cases of this many axes")
     args = ap.parse_args(argv)
-    data = simulate(args.repeat)
+    if args.write and args.axes is not None:
+        ap.error("--write records every case: leave out --axes")
+    data = simulate(args.repeat, args.axes)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

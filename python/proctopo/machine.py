@@ -286,6 +286,155 @@ def level_reach(stride: int, size: int, world_size: int, block: int) -> tuple[in
     return (2 if crossing else 1), crossing, groups
 
 
+# --------------------------------------------------------------------------- many strides at once
+#: The largest world size the array twins answer: their floor divisions take ``a*n + b`` with
+#: ``a*n`` at most the world size and ``b`` at most one period, so both stay below 2**63.
+#: Beyond it, :meth:`Machine.reach_and_crossing_many` answers stride by stride with the scalar code.
+ARRAY_WORLD_LIMIT = 1 << 62
+
+
+#: The inverse of 3 modulo 2**64: a multiple of 3 times it, modulo 2**64, is a third of it modulo 2**64.
+_INVERSE_OF_3 = 0xAAAAAAAAAAAAAAAB
+
+
+def _triangles(x: np.ndarray) -> np.ndarray:
+    """``x*(x+1)/2`` modulo 2**64 for uint64 ``x``: the even factor is halved (a shift), then multiplied."""
+    import numpy as np
+
+    odd = x & np.uint64(1)
+    product: np.ndarray = (x >> (odd ^ np.uint64(1))) * ((x + np.uint64(1)) >> odd)
+    return product
+
+
+def _floor_sums_many(
+    n: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_floor_sums` at each position of four arrays, as ``(sum(q), sum(i*q), sum(q*(q+1)/2))``
+    modulo 2**64 (uint64).
+
+    For ``n >= 0``, ``c >= 1``, ``a, b >= 0`` with ``a*n + b < 2**63``. The same Euclid-like
+    steps as the scalar function, taken by every position at once: a descent that takes the
+    whole parts out of ``a`` and ``b`` and then exchanges ``a`` and ``c``, recording each step,
+    and an ascent that combines the sums. The third sum is ``sum(q*(q+1)/2)`` rather than
+    ``sum(q*q)`` so that every step is additions, subtractions and products of integers
+    computed exactly (``x*(x+1)/2`` and ``n*(n+1)*(2n+1)/6`` divide their factors, not their
+    products): arithmetic modulo 2**64 then gives every sum modulo 2**64, and a caller whose
+    answer lies in ``[0, 2**63)`` reads it exactly however large the sums on the way are. The
+    floor divisions see only the true ``a``, ``b``, ``c`` and ``n``, and ``a*n + b`` never grows
+    from one step to the next.
+    """
+    import numpy as np
+
+    u64 = np.uint64
+    n, a, b, c = (np.asarray(x, dtype=np.int64).astype(u64) for x in (n, a, b, c))
+    size = n.shape[0]
+    at = np.arange(size)
+    steps = []
+    while at.size:
+        ka, a = np.divmod(a, c)
+        kb, b = np.divmod(b, c)
+        m = (a * n + b) // c  # 0 where a == 0 (then b < c): nothing left below
+        steps.append((at, n, ka, kb, m))
+        go = m != 0
+        at, n, a, b, c = at[go], m[go] - u64(1), c[go], c[go] - b[go] - u64(1), a[go]
+    f = np.zeros(size, dtype=u64)
+    g = np.zeros(size, dtype=u64)
+    t = np.zeros(size, dtype=u64)
+    one, third = u64(1), u64(_INVERSE_OF_3)
+    for at, n, ka, kb, m in reversed(steps):
+        f0, g0, t0 = f[at], g[at], t[at]  # the exchanged sums (0 where the descent stopped)
+        n1 = n + one
+        s1 = _triangles(n)
+        # the exchange: sums over j < m counted by columns instead of rows
+        f1 = n * m - f0
+        g1 = m * s1 - t0
+        t1 = n * _triangles(m) - g0 - f0
+        # the whole parts, q = ka*i + kb + q': sums of i*i and of i*(i+1)/2 (a third of a multiple of 3)
+        s2 = s1 * (n + n1) * third
+        tetra = s1 * (n1 + one) * third
+        f[at] = f1 + ka * s1 + kb * n1
+        g[at] = g1 + ka * s2 + kb * s1
+        t[at] = t1 + _triangles(ka - one) * s2 + ka * tetra + n1 * _triangles(kb)
+        t[at] += ka * kb * s1 + ka * g1 + kb * f1
+    return f, g, t
+
+
+def level_reach_many(
+    strides: np.ndarray, size: int, world_size: int, block: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`level_reach` for many strides of one axis size at once: ``(most, crossing, groups)``,
+    the first two int64 arrays, ``groups`` (``world_size // size``, the same at every stride) an int.
+
+    Exact, as the scalar function, for world sizes up to :data:`ARRAY_WORLD_LIMIT` (every
+    ``stride * size`` must divide the world size, which the caller checks): the floor sums are
+    taken modulo 2**64 and the answers, at most the world size, are read from them exactly.
+    """
+    import numpy as np
+
+    s = np.asarray(strides, dtype=np.int64)
+    most = np.ones(s.shape, dtype=np.int64)
+    crossing = np.zeros(s.shape, dtype=np.int64)
+    groups = world_size // size if size > 1 else world_size
+    if size <= 1 or block >= world_size:
+        return most, crossing, groups
+    period = s * size
+    extent = s * (size - 1)
+    live = block % period != 0
+    wide = live & (s >= block)  # every member in its own block
+    most[wide] = size
+    crossing[wide] = groups
+    long = live & ~wide & (extent >= block)  # every group touches two blocks or more
+    short = live & ~wide & ~long  # one or two
+    crossing[long] = groups
+    # the long ones: blocks_spanned's count of the bases that reach one block further
+    ls, lp, le = s[long], period[long], extent[long]
+    whole, rest = le // block, le % block
+    threshold = block - rest - ls + 1
+    most_long = whole + np.where(rest == 0, 1, np.where(threshold <= 0, 2, 1))
+    ask = (rest != 0) & (threshold > 0)
+    ss, sp, se = s[short], period[short], extent[short]
+    if world_size % block == 0:
+        # Whole blocks: block and period both divide the world size, so the residues h*period mod
+        # block of the rows h < world_size // period run over every multiple of g = gcd(period,
+        # block) below block, each world_size // lcm(period, block) times. Then the most a row's
+        # residue reaches is block - g, and the bases (h*period + l, l < stride) whose group crosses
+        # a boundary, a residue r and an l with (r + l) mod block in [block - extent, block), count
+        # by the class of l mod g: for each class, the l < stride in it times the values in the
+        # window in it, summed in closed form over the g classes.
+        gl = np.gcd(lp[ask], block)
+        most_long[ask] += block - gl >= threshold[ask]
+        g = np.gcd(sp, block)
+        qs, rs = np.divmod(ss, g)
+        qe, re = np.divmod(se, g)
+        cycle = g * qs * qe + qs * re + qe * rs + np.maximum(rs + re - g, 0)
+        cross = (world_size // sp) // (block // g) * cycle
+    else:
+        # A partial last block: the floor sums (blocks_spanned's, and level_reach's four sums of
+        # F(h*period + c), of which the one at c = period is the one at c = 0 plus F(world_size))
+        q_long = world_size // lp[ask]
+        q_short = world_size // sp
+        ns = np.concatenate([q_long - 1, q_long - 1, *([q_short - 1] * 3)])
+        As = np.concatenate([lp[ask], lp[ask], *([sp] * 3)])
+        Bs = np.concatenate([block - threshold[ask], np.zeros_like(q_long), se, ss, np.zeros_like(sp)])
+        f, g2, t = _floor_sums_many(ns, As, Bs, np.full(ns.shape, block, dtype=np.int64))
+        hl = q_long.size
+        most_long[ask] += (f[:hl] - f[hl : 2 * hl]).astype(np.int64) > 0
+        ku = sp.size
+        summed = []
+        for j, cs in enumerate((se, ss, np.zeros_like(sp))):
+            part = slice(2 * hl + j * ku, 2 * hl + (j + 1) * ku)
+            summed.append(
+                sp.astype(np.uint64) * g2[part] + cs.astype(np.uint64) * f[part] - np.uint64(block) * t[part]
+            )
+        q = world_size // block
+        whole_world = np.uint64((q * world_size - block * q * (q + 1) // 2) % (1 << 64))  # F(world_size)
+        cross = (np.uint64(2) * summed[2] + whole_world - summed[0] - summed[1]).astype(np.int64)
+    most[long] = most_long
+    crossing[short] = cross
+    most[short] = np.where(cross != 0, 2, 1)
+    return most, crossing, groups
+
+
 def _distinct(ids: np.ndarray) -> np.ndarray:
     """The number of distinct values along axis 1 of an integer array, at each of its other positions."""
     import numpy as np
@@ -1382,6 +1531,48 @@ class Machine:
         spans = tuple(most for most, _, _ in levels)
         tier = next((i for i, n in enumerate(spans) if n == 1), len(spans))
         return Reach(spans, tier), tuple(crossing / groups for _, crossing, groups in levels)
+
+    def reach_and_crossing_many(
+        self, strides: np.ndarray, size: int, world_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`reach_and_crossing` at many strides of one axis size: ``(spans, tier, crossing)``, arrays
+        of one row per level but the top (spans, crossing) or one entry (tier) per stride.
+
+        The same answers as the scalar method, value for value (tests/test_planner_bounds.py):
+        :func:`level_reach_many`'s exact integers, and each crossing fraction divided as Python
+        divides two integers (correctly rounded), which NumPy's float division is only while
+        both fit a double's 53 bits; beyond, the fraction is divided in Python.
+
+        Raises:
+            InvalidArgumentError: a ``stride * size`` that does not divide the world size.
+        """
+        import numpy as np
+
+        s = np.asarray(strides, dtype=np.int64).reshape(-1)
+        levels = len(self.blocks)
+        spans = np.ones((levels, s.size), dtype=np.int64)
+        crossing = np.zeros((levels, s.size), dtype=np.float64)
+        if world_size > ARRAY_WORLD_LIMIT:  # the array twins' floor divisions could overflow: scalar path
+            for j, stride in enumerate(s.tolist()):
+                reach, fractions = self.reach_and_crossing(stride, size, world_size)
+                spans[:, j], crossing[:, j] = reach.spans, fractions
+        else:
+            wide = s > world_size // max(size, 1)  # no product below overflows
+            bad = (s < 1) | wide | (world_size % np.where(wide, 1, np.maximum(s, 1) * max(size, 1)) != 0)
+            if size < 1 or bad.any():
+                _check_run(world_size, int(s[bad][0]) if bad.any() else 1, size)
+            for i, block in enumerate(self.blocks):
+                most, crossed, groups = level_reach_many(s, size, world_size, block)
+                spans[i] = most
+                if groups < 1 << 53:
+                    crossing[i] = crossed.astype(np.float64) / float(groups)
+                else:  # 0 and 1 exactly; the rest divided as Python divides
+                    crossing[i] = crossed == groups
+                    part = (crossed != 0) & (crossed != groups)
+                    crossing[i, part] = [c / groups for c in crossed[part].tolist()]
+        ones = spans == 1
+        tier = np.where(ones.any(axis=0), ones.argmax(axis=0), levels)
+        return spans, tier, crossing
 
     def crossing_of(self, topo: ProcessTopology, axes: AxesArg) -> tuple[Fraction, ...]:
         """:meth:`crossing` for the groups of ``topo`` over a set of axes (closed form for one run,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
 from ..machine import Machine
@@ -25,6 +25,9 @@ from ..topology import ProcessTopology, parse_order
 from .inputs import CONVENTIONAL_KINDS, Demand
 from .model import Costing, Priced
 from .results import AxisReport, Layout, megatron_order_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _MEGATRON_KIND = {"tp": "tensor", "cp": "context", "ep": "expert", "dp": "data", "pp": "pipe"}
 
@@ -107,6 +110,24 @@ def _layout(
     )
 
 
+class AxisCosts:
+    """The ranking's integers of each moving axis of a grid at a stride
+    (:data:`~proctopo.planner.search.Evaluate`), and at many strides at once (``many``, which
+    the search over subsets asks for)."""
+
+    def __init__(self, costing: Costing, demands: Sequence[Demand], sizes: Sequence[int]) -> None:
+        self.costing, self.demands, self.sizes = costing, list(demands), list(sizes)
+
+    def __call__(self, i: int, stride: int) -> tuple[int, int]:
+        """Moving axis ``i`` at ``stride``."""
+        p = self.costing.axis(self.demands[i], stride, self.sizes[i])
+        return p.key, p.tight
+
+    def many(self, i: int, strides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Moving axis ``i`` at each of ``strides``: the keys and the tie-break measures, as int64 arrays."""
+        return self.costing.axis_many(self.demands[i], strides, self.sizes[i])
+
+
 class GridLayouts:
     """Orders of one grid's axes: each axis's traffic over its own groups."""
 
@@ -129,12 +150,7 @@ class GridLayouts:
         self.costing = Costing(machine, world, list(self.demand.values()))
         self.conv = conventional_ranks(self.moving, self.names, kinds)
         self.moving_sizes = [self.size[n] for n in self.moving]
-
-    def evaluate(self, i: int, stride: int) -> tuple[int, int]:
-        """The ranking's integers of moving axis ``i`` at ``stride``."""
-        name = self.moving[i]
-        p = self.costing.axis(self.demand[name], stride, self.size[name])
-        return p.key, p.tight
+        self.evaluate = AxisCosts(self.costing, [self.demand[n] for n in self.moving], self.moving_sizes)
 
     def full_order(self, fastest_first: Sequence[int]) -> tuple[str, ...]:
         """All axes, slowest first: the moving ones as given, each size-1 axis in its own slot."""

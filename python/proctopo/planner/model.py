@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import InvalidArgumentError
 from ..machine import Machine
 from ..topology import ProcessTopology
 from .inputs import ALIASES, DEFAULT_WEIGHTS, KINDS, Demand, ModelSpec, kind_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _GB = 1e9
 #: The keys of the ranking are integers of 2**-44 of the most any layout could cost, so
@@ -330,7 +333,8 @@ class Costing:
         levels = machine.levels
         slowest = [max(lv.time(d.bytes, d.messages) * d.exposed for lv in levels) for d in demands]
         self.bound = sum(slowest)
-        self.unit = self.bound / 2.0**_KEY_BITS if self.bound > 0 else 1.0
+        unit = self.bound / 2.0**_KEY_BITS
+        self.unit = unit if unit > 0 else 1.0  # no demand, or so little that the unit underflows
         self._geometry: dict[tuple[int, int], tuple[tuple[int, ...], int, tuple[float, ...]]] = {}
         self._times: dict[int, tuple[Demand, list[float]]] = {}  # by id, the demand held so the id stays its
 
@@ -349,6 +353,14 @@ class Costing:
         spans, tier, _ = self.geometry(stride, size)
         return spans, tier
 
+    def _times_of(self, demand: Demand) -> list[float]:
+        """Each level's time for ``demand`` (cached by the demand's identity)."""
+        held = self._times.get(id(demand))
+        if held is None:
+            times = [lv.time(demand.bytes, demand.messages) for lv in self.machine.levels]
+            held = self._times[id(demand)] = (demand, times)
+        return held[1]
+
     def price(self, demand: Demand, spans: tuple[int, ...], tier: int, crossing: Sequence[float]) -> Priced:
         levels = self.machine.levels
         if not (demand.bytes or demand.messages):
@@ -363,14 +375,36 @@ class Costing:
         bandwidth = demand.bytes / level.effective_bandwidth * demand.exposed
         key = round(latency / self.unit) + round(bandwidth / self.unit)
         # the average group: the first level's time, plus each level's step up for the groups that cross
-        held = self._times.get(id(demand))
-        if held is None:
-            times = [lv.time(demand.bytes, demand.messages) for lv in levels]
-            held = self._times[id(demand)] = (demand, times)
-        times = held[1]
+        times = self._times_of(demand)
         average = times[0] + sum(c * (times[i + 1] - times[i]) for i, c in enumerate(crossing))
         tight = average * demand.exposed
         return Priced(spans, tier, time, exposed, key, round(tight / self.unit))
+
+    def axis_many(self, demand: Demand, strides: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`axis`'s ``key`` and ``tight`` at many strides at once (int64 arrays), value for value.
+
+        The geometry comes from :meth:`proctopo.machine.Machine.reach_and_crossing_many`; ``key``
+        depends only on the tier, so it is :meth:`price`'s for each level, looked up; ``tight``
+        repeats :meth:`price`'s float operations in the same order on arrays, so it rounds alike.
+        """
+        import numpy as np
+
+        strides = np.asarray(strides, dtype=np.int64).reshape(-1)
+        if not (demand.bytes or demand.messages):
+            zero = np.zeros(strides.size, dtype=np.int64)
+            return zero, zero.copy()
+        _, tier, crossing = self.machine.reach_and_crossing_many(strides, size, self.world)
+        levels = self.machine.levels
+        flat = tuple(1 for _ in range(len(levels) - 1))
+        by_tier = np.array(
+            [self.price(demand, flat, t, (0.0,) * len(flat)).key for t in range(len(levels))], dtype=np.int64
+        )
+        times = self._times_of(demand)
+        average = np.zeros(strides.size, dtype=np.float64)
+        for i in range(crossing.shape[0]):  # as price's sum: left to right, from 0
+            average = average + crossing[i] * (times[i + 1] - times[i])
+        tight = (times[0] + average) * demand.exposed
+        return by_tier[tier], np.rint(tight / self.unit).astype(np.int64)
 
     def axis(self, demand: Demand, stride: int, size: int) -> Priced:
         """A demand over the groups of one axis (or one run of axes) of ``size`` ranks ``stride`` apart."""

@@ -133,12 +133,18 @@ def rank_best(sizes: Sequence[int], evaluate: Evaluate, conv: Sequence[int], top
     big = np.iinfo(np.int64).max // 4
     ckey = np.zeros((k, n), dtype=np.int64)
     ctight = np.zeros((k, n), dtype=np.int64)
+    many = getattr(evaluate, "many", None)  # an evaluator that answers for many strides at once
     for i in range(k):
         without = masks[(masks >> i) & 1 == 0]
         strides, inverse = np.unique(prod[without], return_inverse=True)
-        values = [evaluate(i, int(s)) for s in strides]
-        ckey[i, without] = np.array([v[0] for v in values], dtype=np.int64)[inverse]
-        ctight[i, without] = np.array([v[1] for v in values], dtype=np.int64)[inverse]
+        if many is not None:
+            keys, tights = many(i, strides)
+        else:
+            values = [evaluate(i, int(s)) for s in strides]
+            keys = np.array([v[0] for v in values], dtype=np.int64)
+            tights = np.array([v[1] for v in values], dtype=np.int64)
+        ckey[i, without] = keys[inverse]
+        ctight[i, without] = tights[inverse]
     popcount = np.zeros(n, dtype=np.int64)
     for i in range(k):
         popcount += (masks >> i) & 1
