@@ -1561,7 +1561,12 @@ class Machine:
             bad = (s < 1) | wide | (world_size % np.where(wide, 1, np.maximum(s, 1) * max(size, 1)) != 0)
             if size < 1 or bad.any():
                 _check_run(world_size, int(s[bad][0]) if bad.any() else 1, size)
+            done: dict[int, int] = {}  # a level of size 1 has the blocks of the one below
             for i, block in enumerate(self.blocks):
+                if block in done:
+                    spans[i], crossing[i] = spans[done[block]], crossing[done[block]]
+                    continue
+                done[block] = i
                 most, crossed, groups = level_reach_many(s, size, world_size, block)
                 spans[i] = most
                 if groups < 1 << 53:

@@ -9,7 +9,10 @@ heuristic a best-first search pops complete orders cheapest first, never expandi
 a partial order that is not the start of one it returns: at most ``top * k`` pops
 and ``top * k * k`` pushes. A second pass of the same programme counts the orders
 that tie with the best. Time and memory are O(2**k * k) whatever the world size,
-and the number of axes is capped at :data:`MAX_AXES`.
+and the number of axes is capped at :data:`MAX_AXES`. The programme needs each axis's cost
+at every stride the other axes can give it (``k * 2**(k-1)`` of them when no two subsets
+share a product): an evaluator with a ``many(i, strides)`` method is asked once per axis,
+for arrays; a plain ``evaluate(i, stride)`` is asked once per distinct stride.
 
 Orders are compared by (exposed time, tie-break measure, conventional order): the
 first two are exact integers (:class:`~proctopo.planner.model.Costing`), the last is
