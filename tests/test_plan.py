@@ -288,9 +288,6 @@ def test_the_tie_break_measure_is_in_the_json() -> None:
     assert Plan.from_dict(d).best.tie_break is None
 
 
-@pytest.mark.xfail(
-    reason="planner/layouts.py does not yet put the ranking's tie-break measure on each Layout"
-)
 def test_each_layout_carries_the_measure_its_order_was_ranked_by() -> None:
     # pp and dp off the node whichever is outer: their average groups cost the same too.
     p = plan({"pp": 2, "dp": 2, "tp": 4}, ranks_per_node=4)

@@ -188,6 +188,7 @@ class GridLayouts:
             ties_exact=exact,
             exposed=exposed,
             total=total,
+            tie_break=sum(priced[a].tight for a in self.moving) * self.costing.unit,
         )
 
     def group_budget(self, order: Sequence[str]) -> tuple[int, dict[str, int]]:
@@ -327,7 +328,7 @@ class MegatronLayouts:
         if priced is None:
             raise InvalidArgumentError(f"megatron-core refuses the order {order!r} for these sizes")
         dense, expert = self.layouts_of(order)
-        _, _, items = priced
+        _, tight, items = priced
         exposed = sum(p.exposed for _, _, p, _, _ in items)
         total = sum(p.time for _, _, p, _, _ in items)
         reports = [
@@ -350,6 +351,7 @@ class MegatronLayouts:
             total=total,
             expert_order=tuple(expert.axes),
             expert_dims=tuple(expert.dims),
+            tie_break=tight * self.costing.unit,
         )
 
     def group_budget(self, order: str) -> tuple[int, dict[str, int]]:
