@@ -40,7 +40,7 @@ This module is proctopo's one place for node, domain and network arithmetic. It 
 >>> hgx = machine("hgx-h100")
 >>> [level.name for level in hgx.levels]
 ['node', 'domain', 'leaf', 'spine', 'core']
->>> r = hgx.reach(stride=8, size=16, world_size=16384)  # 16 nodes of one rail group
+>>> r = hgx.reach(stride=8, size=16, world_size=16384)  # 16 nodes of one scalable unit
 >>> r.spans, hgx.levels[r.tier].name
 ((16, 16, 1, 1), 'leaf')
 """
@@ -1792,8 +1792,9 @@ def _presets() -> dict[str, Machine]:
                 "leaf",
                 32,
                 *_NDR,
-                note="rail group: a DGX SuperPOD scalable unit of 32 nodes, GPU i of every node on rail "
-                "leaf switch i, non-blocking; " + _NDR_NOTE,
+                note="a DGX SuperPOD scalable unit of 32 nodes taken as one block (its rails, GPU i of "
+                "every node on leaf switch i, are not modelled: a rail is a stride pattern), non-blocking; "
+                + _NDR_NOTE,
             ),
             Level(
                 "spine", 4, *_NDR, note="4 scalable units (128 nodes) under one spine layer, full fat tree"
