@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
-from proctopo.testing import counting_groups
+from proctopo.testing import GroupCount, counting_groups
 from torch import nn
 
 DEPTH = 4  # linears: 7 layers with the Tanh between them, split over the pipeline stages
@@ -88,17 +88,13 @@ def main() -> None:
         ),
     )
     reference = training.reference_losses(args.steps, DEPTH)  # first: the job ends right after training
-    training.skip_deepspeed_shm_op()
-    training.init_gloo()
-    import deepspeed
+    world = training.init_deepspeed()
     from deepspeed.pipe import PipelineModule
     from deepspeed.runtime.pipe.topology import PipeDataParallelTopology
     from proctopo import PipelineParallelGrid, ProcessTopology
     from proctopo.deepspeed import pipeline_module
 
-    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
-    world = dist.get_world_size()
-    made: dict[str, dict[str, int]] = {}
+    made: dict[str, GroupCount] = {}
     with counting_groups() as made["proctopo"]:
         grid = PipelineParallelGrid(ProcessTopology(["pipe", "data"], [2, world // 2]))
         module = pipeline_module(specs(), grid, loss_fn=nn.MSELoss(), partition_method="uniform")

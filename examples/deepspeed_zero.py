@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
-from proctopo.testing import counting_groups
+from proctopo.testing import GroupCount, counting_groups
 from torch import nn
 
 
@@ -84,15 +84,11 @@ def main() -> None:
         ),
     )
     reference = training.reference_losses(args.steps)  # first: the job ends right after training
-    training.skip_deepspeed_shm_op()
-    training.init_gloo()
-    import deepspeed
+    world = training.init_deepspeed()
     from deepspeed.runtime.pipe import topology as ds_topology
     from proctopo import PipelineParallelGrid, ProcessTopology
 
-    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
-    world = dist.get_world_size()
-    made: dict[str, dict[str, int]] = {}
+    made: dict[str, GroupCount] = {}
     with counting_groups() as made["proctopo"]:
         grid, engine = setup(
             lambda: PipelineParallelGrid(ProcessTopology(["pipe", "data", "model"], [1, world // 2, 2])),

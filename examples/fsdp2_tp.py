@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
-from proctopo.testing import counting_groups
+from proctopo.testing import GroupCount, counting_groups
 
 
 def train(mesh: Any, steps: int) -> tuple[list[float], list[torch.Tensor]]:
@@ -57,7 +57,7 @@ def main() -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
     world = dist.get_world_size()
-    made: dict[str, dict[str, int]] = {}
+    made: dict[str, GroupCount] = {}
     with counting_groups() as made["proctopo"]:
         grid = ProcessGrid(ProcessTopology(["data", "model"], [world // args.model, args.model]))
         mesh = grid.device_mesh(["data", "model"])

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import training
-from proctopo.testing import counting_groups
+from proctopo.testing import GroupCount, counting_groups
 from torch import nn
 
 
@@ -108,7 +108,7 @@ def main() -> None:
     from megatron.core import parallel_state
     from proctopo import megatron
 
-    made: dict[str, dict[str, int]] = {}
+    made: dict[str, GroupCount] = {}
     compared: dict[str, Any] = {}
     with counting_groups() as made["proctopo"]:
         megatron.initialize_model_parallel(tensor_model_parallel_size=args.tensor)

@@ -204,6 +204,23 @@ def init_gloo() -> None:
     dist.init_process_group("gloo")
 
 
+def init_deepspeed(*, join: bool = True) -> int:
+    """Start DeepSpeed's communication on gloo without its shared-memory op; the world size.
+
+    ``join``: first join the job torchrun started (:func:`init_gloo`); DeepSpeed then
+    adopts that group.
+    """
+    import torch.distributed as dist
+
+    skip_deepspeed_shm_op()
+    if join:
+        init_gloo()
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
+    return int(dist.get_world_size())
+
+
 def skip_deepspeed_shm_op() -> None:
     """Keep DeepSpeed from JIT-compiling its shared-memory op in ``deepspeed.init_distributed``.
 

@@ -121,10 +121,7 @@ def _init_deepspeed(rank: int) -> Any:
     sys.path.insert(0, str(EXAMPLES))
     import training
 
-    training.skip_deepspeed_shm_op()
-    import deepspeed
-
-    deepspeed.init_distributed(dist_backend="gloo")  # adopts the gloo group already running
+    training.init_deepspeed(join=False)  # the launcher started the gloo group
     return training
 
 
