@@ -695,7 +695,7 @@ def test_grid_module_exports_only_the_grid() -> None:
     import proctopo.testing
 
     assert proctopo.grid.__all__ == ["PipelineParallelGrid", "ProcessGrid"]
-    assert proctopo.testing.__all__ == ["RecordedGroup", "RecordingComm"]
+    assert proctopo.testing.__all__ == ["GroupCount", "RecordedGroup", "RecordingComm", "counting_groups"]
 
 
 # ------------------------------------------------------------------ ProcessGrid
