@@ -68,8 +68,10 @@ def test_a_rank_that_dies_and_a_result_that_cannot_travel_are_errors(tmp_path: P
     results = _run(launch_workers.die_on, 2, tmp_path, 0, timeout=60)
     assert [r.status for r in results] == ["error", "ok"]
     assert results[0].error == "exited with code 3 without a result"
-    results = _run(launch_workers.unpicklable, 2, tmp_path, timeout=60)
-    assert [r.status for r in results] == ["error", "error"]
+    # One rank: with two, the rank reporting first exits with 1 at once, and the other may
+    # then fail its own set-up (a peer gone while gloo connects) before it gets to pickle.
+    results = _run(launch_workers.unpicklable, 1, tmp_path, timeout=60)
+    assert [r.status for r in results] == ["error"]
     assert results[0].error.startswith("its return value cannot be pickled: ")
 
 
@@ -88,6 +90,7 @@ def test_a_grid_job_ending_as_a_script_exits_with_0_on_every_rank(tmp_path: Path
 
 
 @pytest.mark.mp
+@pytest.mark.slow
 def test_a_process_that_does_not_exit_with_0_after_its_value_is_named(
     tmp_path: Path, torch_dist: Any
 ) -> None:

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from proctopo import _core, topology
 
 ALLOWLIST = Path(__file__).with_name("stubtest_allowlist.txt")
 
 
+@pytest.mark.slow
 def test_stub_and_module_agree() -> None:
     """mypy's stubtest: every name of the compiled module is in the stub and the reverse."""
     out = subprocess.run(

@@ -101,6 +101,7 @@ def test_a_job_ending_with_destroy_process_group_exits_0_on_every_rank(
         assert [code for code, _ in codes] == [0] * len(codes), (jobs, run, codes)
 
 
+@pytest.mark.slow
 def test_a_megatron_job_ending_with_destroy_model_parallel_exits_0_on_every_rank(
     tmp_path: Path, torch_dist: object
 ) -> None:

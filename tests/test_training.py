@@ -69,7 +69,9 @@ def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWo
 
 
 @pytest.mark.mp
-@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+@pytest.mark.parametrize(
+    "stage", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow), 3]
+)
 def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None:
     require("deepspeed")
     records = run_example(
