@@ -160,6 +160,7 @@ def _scaling_data() -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_quick_pure_python_run_and_every_section(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
     out = tmp_path / "quick"

@@ -273,6 +273,7 @@ def test_reordered_groups_keep_grid_order_where_global_ranks_fall(tmp_path: Path
         assert rank in r["data"] and {hosts[m] for m in r["model"]} == {hosts[rank]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hosts", [BLOCK, CYCLIC], ids=["block", "cyclic"])
 def test_megatron_checks_intra_node(hosts: list[str], tmp_path: Path, hosts_ok: None) -> None:
     require("megatron.core")

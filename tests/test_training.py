@@ -69,8 +69,12 @@ def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWo
 
 
 @pytest.mark.mp
+#: Stage 0 runs in the test command; the sharded stages with the slow tests (.ci/run).
+_SHARDED = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
-    "stage", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow), 3]
+    "stage", [0, pytest.param(1, marks=_SHARDED), pytest.param(2, marks=_SHARDED), pytest.param(3, marks=_SHARDED)]
 )
 def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None:
     require("deepspeed")
