@@ -68,14 +68,12 @@ def test_two_separately_exported_1d_meshes_cannot_be_combined(run_workers: RunWo
         assert refused.fullmatch(res["two 1-D exports"]) and res["slices of one 2-D export"] == "ok"
 
 
-@pytest.mark.mp
 #: Stage 0 runs in the test command; the sharded stages with the slow tests (.ci/run).
-_SHARDED = pytest.mark.slow
+_STAGES = [0, *(pytest.param(stage, marks=pytest.mark.slow) for stage in (1, 2, 3))]
 
 
-@pytest.mark.parametrize(
-    "stage", [0, pytest.param(1, marks=_SHARDED), pytest.param(2, marks=_SHARDED), pytest.param(3, marks=_SHARDED)]
-)
+@pytest.mark.mp
+@pytest.mark.parametrize("stage", _STAGES)
 def test_deepspeed_zero_with_the_grid_as_mpu(stage: int, tmp_path: Path) -> None:
     require("deepspeed")
     records = run_example(
